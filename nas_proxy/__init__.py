@@ -1,1 +1,26 @@
-"""nas-proxy."""
+"""nas-proxy: rank ConvNet architectures cheaply by training them on a condensed data set.
+
+Example:
+    >>> from nas_proxy import ArchSpec, CondenseConfig, ProxyConfig, condense, load_dataset, train_proxy
+    >>> data = load_dataset("digits")
+    >>> syn = condense(data, CondenseConfig(ipc=2, iterations=2, embed_arch="d2-w32-relu-instancenorm-avgpool"),
+    ...                progress=False)
+    >>> score = train_proxy(ArchSpec.parse("d2-w32-relu-none-avgpool"), syn.split(), data, ProxyConfig(epochs=2))
+"""
+
+__version__ = "0.1.0"
+
+from nas_proxy.augment import DSA, DSAParams
+from nas_proxy.condense import CondenseConfig, CondensedSet, condense, matching_loss
+from nas_proxy.data import DATASETS, Dataset, DataError, Split, default_data_root, load_dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters
+from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxy
+from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
+
+__all__ = [
+    "DATASETS", "DEFAULT_ARCH", "DSA", "ArchSpec", "CondenseConfig", "CondensedSet", "ConvNet", "DSAParams",
+    "DataError", "Dataset", "NasProxyError", "ProxyConfig", "ProxyResult", "SearchSpace", "Split", "accuracy",
+    "build_convnet", "condense", "count_flops", "count_params", "default_data_root", "init_parameters",
+    "load_dataset", "load_search_space", "matching_loss", "train_proxy", "__version__",
+]

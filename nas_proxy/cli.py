@@ -1,0 +1,180 @@
+"""``nas-proxy``: a thin command line over the Python API.
+
+Each sub-command parses its options, builds the stage's config object, calls the API and
+prints. Bad input (a :class:`NasProxyError`) becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from nas_proxy import __version__
+from nas_proxy.condense import CondenseConfig, CondensedSet, condense
+from nas_proxy.data import DATASETS, Dataset, Split, default_data_root, load_dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.space import DEFAULT_ARCH, ArchSpec
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NasProxyError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NasProxyError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+    return device
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default="digits",
+                       help=f"data set name: {', '.join(DATASETS)}, or any torchvision dataset when torchvision is "
+                            "installed (default: digits, bundled with scikit-learn)")
+    group.add_argument("--data-root", type=Path, default=None,
+                       help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, then ./data)")
+    group.add_argument("--download", action="store_true",
+                       help="download a missing standard data set with torchvision (needs internet and torchvision)")
+    group.add_argument("--val-fraction", type=float, default=0.1,
+                       help="fraction of each class of the training data held out for validation (default: 0.1)")
+    group.add_argument("--split-seed", type=int, default=0, help="seed of the validation carve-out (default: 0)")
+    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _load_data(args: argparse.Namespace) -> Dataset:
+    return load_dataset(args.dataset, args.data_root if args.data_root is not None else default_data_root(),
+                        val_fraction=args.val_fraction, seed=args.split_seed, device=_device(args.device),
+                        download=args.download)
+
+
+def _cmd_condense(args: argparse.Namespace) -> int:
+    config = CondenseConfig(
+        ipc=args.ipc, iterations=args.iterations, lr_img=args.lr_img, momentum=args.momentum,
+        batch_real=args.batch_real, init=args.init, embed_arch=args.embed_arch, dsa_strategy=args.dsa_strategy,
+        seed=args.seed, precision=args.precision, compile=args.compile, real_chunk=args.real_chunk,
+        checkpoint_every=args.checkpoint_every)
+    if args.out.exists() and not args.force:
+        raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
+    data = _load_data(args)
+    checkpoint = args.out.with_name(args.out.name + ".ckpt")
+    syn = condense(data, config, checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress)
+    syn.save(args.out)
+    print(f"wrote {args.out} ({len(syn.images)} images, {config.iterations} iterations, "
+          f"final loss {syn.meta['final_loss']}, {syn.meta['seconds']:.1f} s) and {args.out.with_suffix('.png')}")
+    return 0
+
+
+def _training_set(spec: str, data: Dataset, seed: int) -> tuple[Split, str]:
+    """``full``, ``random:IPC`` (a class-balanced random real subset) or the path of a condensed set."""
+    if spec == "full":
+        return data.train, "full"
+    if spec.startswith("random:"):
+        try:
+            ipc = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise NasProxyError(f"--train {spec!r}: expected random:<images per class>, e.g. random:10") from None
+        return data.sample_per_class(ipc, seed=seed), spec
+    syn = CondensedSet.load(spec, data)
+    return syn.split(data.train.x.device), spec
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    config = ProxyConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                         dsa_strategy=args.dsa_strategy, fast=not args.no_fast, threads=args.threads)
+    arch = ArchSpec.parse(args.arch)
+    data = _load_data(args)
+    train, train_name = _training_set(args.train, data, args.seed)
+    result = train_proxy(arch, train, data, config, test=not args.no_test, progress=not args.no_progress)
+    record = {"dataset": data.name, "train": train_name, **result.to_dict(), "device": str(data.train.x.device)}
+    if args.json:
+        print(json.dumps(record))
+    else:
+        test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
+        print(f"{arch.id} on {train_name} ({result.train_size} images, {result.epochs} epochs, seed {result.seed}): "
+              f"val {result.val_acc:.4f}{test}, {result.params} params, {result.seconds:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas-proxy", description="Neural architecture search on a condensed proxy set (Distribution Matching).")
+    parser.add_argument("--version", action="version", version=f"nas-proxy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = CondenseConfig()
+    p = commands.add_parser("condense", help="learn a condensed training set with Distribution Matching",
+                            description="Learn a few synthetic images per class with Distribution Matching and "
+                                        "save them (with provenance) to --out, plus a PNG grid beside it.")
+    _add_data_options(p)
+    p.add_argument("--out", type=Path, required=True, help="output file (.pt); a PNG grid is written beside it")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt if there is one")
+    p.add_argument("--ipc", type=int, default=d.ipc, help=f"synthetic images per class (default: {d.ipc})")
+    p.add_argument("--iterations", type=int, default=d.iterations, help=f"DM iterations (default: {d.iterations})")
+    p.add_argument("--lr-img", type=float, default=d.lr_img, help=f"SGD learning rate on the pixels (default: {d.lr_img})")
+    p.add_argument("--momentum", type=float, default=d.momentum, help=f"SGD momentum on the pixels (default: {d.momentum})")
+    p.add_argument("--batch-real", type=int, default=d.batch_real,
+                   help=f"real images per class per iteration (default: {d.batch_real})")
+    p.add_argument("--init", choices=["real", "noise"], default=d.init, help="initial images (default: real)")
+    p.add_argument("--embed-arch", default=d.embed_arch, help=f"embedding ConvNet (default: {d.embed_arch})")
+    p.add_argument("--dsa-strategy", default=d.dsa_strategy,
+                   help="DSA op families joined by '_', 'auto' for the data set's, or 'none' (default: auto)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the whole run (default: {d.seed})")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=d.precision,
+                   help="precision of the embedding passes (default: fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the embedding network (faster after warm-up)")
+    p.add_argument("--real-chunk", type=int, default=d.real_chunk,
+                   help=f"real images per forward pass, bounds memory (default: {d.real_chunk})")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help=f"write a resumable checkpoint every N iterations (default: {d.checkpoint_every})")
+    p.set_defaults(run=_cmd_condense)
+
+    e = ProxyConfig()
+    p = commands.add_parser("evaluate", help="train one architecture on a training set and report its accuracy",
+                            description="Train one ConvNet with the paper's protocol and report validation (and "
+                                        "test) accuracy, parameters, FLOPs and seconds.")
+    _add_data_options(p)
+    p.add_argument("--arch", default=DEFAULT_ARCH.id,
+                   help=f"architecture id d<depth>-w<width>-<act>-<norm>-<pool> (default: {DEFAULT_ARCH.id})")
+    p.add_argument("--train", default="full",
+                   help="what to train on: a condensed set file, random:IPC (class-balanced random real subset), "
+                        "or full (default: full)")
+    p.add_argument("--epochs", type=int, default=e.epochs, help=f"training epochs (default: {e.epochs})")
+    p.add_argument("--lr", type=float, default=e.lr, help=f"SGD learning rate, x0.1 at half (default: {e.lr})")
+    p.add_argument("--batch-size", type=int, default=e.batch_size, help=f"batch size (default: {e.batch_size})")
+    p.add_argument("--dsa-strategy", default=e.dsa_strategy,
+                   help="per-image DSA during training: op families joined by '_', 'auto' or 'none' (default: auto)")
+    p.add_argument("--seed", type=int, default=e.seed, help="seed of the weights, batches, augmentation and of "
+                                                            "random:IPC's subset (default: 0)")
+    p.add_argument("--no-fast", action="store_true", help="on CUDA, train in fp32 without channels_last")
+    p.add_argument("--threads", type=int, default=e.threads, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
+    p.set_defaults(run=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except NasProxyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command with --resume to continue where a checkpoint exists",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
