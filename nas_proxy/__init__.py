@@ -11,7 +11,7 @@ Example:
 __version__ = "0.1.0"
 
 from nas_proxy.augment import DSA, DSAParams
-from nas_proxy.condense import CondenseConfig, CondensedSet, condense, matching_loss
+from nas_proxy.condensation import CondenseConfig, CondensedSet, condense, matching_loss
 from nas_proxy.data import DATASETS, Dataset, DataError, Split, default_data_root, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters

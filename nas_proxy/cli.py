@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from nas_proxy import __version__
-from nas_proxy.condense import CondenseConfig, CondensedSet, condense
+from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import DATASETS, Dataset, Split, default_data_root, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy

@@ -169,7 +169,7 @@ def matching_loss(embed: Callable[[torch.Tensor], torch.Tensor], real_x: torch.T
 def _versions() -> dict[str, str]:
     from nas_proxy import __version__
 
-    return {"nas_proxy": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"nas_proxy": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
             "python": platform.python_version()}
 
 

@@ -1,0 +1,44 @@
+"""Shared by the benchmark scripts: machine description and appending to RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def append_results(title: str, command: str, table: str, notes: str = "") -> None:
+    """Append one dated section (title, command, machine, table) to benchmarks/RESULTS.md."""
+    section = (f"\n## {title} ({date.today().isoformat()}, commit {git_rev()})\n\n"
+               f"Command: `{command}`\n\nMachine: {machine()}\n\n{table}\n")
+    if notes:
+        section += f"\n{notes}\n"
+    with RESULTS.open("a") as handle:
+        handle.write(section)

@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+import nas_proxy.condensation
+from nas_proxy import (ArchSpec, CondenseConfig, CondensedSet, NasProxyError, build_convnet, condense, load_dataset,
+                       matching_loss)
+
+SMALL = dict(ipc=2, batch_real=32, embed_arch="d2-w16-relu-instancenorm-avgpool")
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after(monkeypatch, iterations):
+    """Make condense() die at the start of iteration ``iterations`` (0-based), as a killed process would."""
+    calls = {"n": 0}
+    real_init = nas_proxy.condensation.init_parameters
+
+    def init(net, generator):
+        calls["n"] += 1
+        if calls["n"] > iterations:
+            raise Crash
+        return real_init(net, generator)
+
+    monkeypatch.setattr(nas_proxy.condensation, "init_parameters", init)
+
+
+def test_condensation_lowers_the_matching_loss(digits):
+    syn = condense(digits, CondenseConfig(iterations=40, **SMALL), progress=False)
+    losses = syn.meta["losses"]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert syn.images.shape == (20, 1, 16, 16) and syn.labels.tolist() == [c for c in range(10) for _ in range(2)]
+
+
+def test_same_seed_same_set_and_different_seed_differs(digits):
+    a = condense(digits, CondenseConfig(iterations=5, seed=1, **SMALL), progress=False)
+    b = condense(digits, CondenseConfig(iterations=5, seed=1, **SMALL), progress=False)
+    c = condense(digits, CondenseConfig(iterations=5, seed=2, **SMALL), progress=False)
+    assert torch.equal(a.images, b.images) and a.meta["losses"] == b.meta["losses"]
+    assert not torch.equal(a.images, c.images)
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(digits, tmp_path, monkeypatch):
+    config = CondenseConfig(iterations=12, checkpoint_every=5, **SMALL)
+    whole = condense(digits, config, progress=False)
+    checkpoint = tmp_path / "run.ckpt"
+    # Crash in iteration 8: the checkpoint of iteration 5 survives, iterations 6-7 are lost.
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after(patch, 7)
+        condense(digits, config, checkpoint=checkpoint, progress=False)
+    assert checkpoint.is_file()
+    resumed = condense(digits, config, checkpoint=checkpoint, resume=True, progress=False)
+    assert torch.equal(whole.images, resumed.images)
+    assert whole.meta["losses"] == resumed.meta["losses"]
+    assert not checkpoint.exists()
+
+
+def test_resume_refuses_other_settings(digits, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "run.ckpt"
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after(patch, 3)
+        condense(digits, CondenseConfig(iterations=6, checkpoint_every=2, **SMALL), checkpoint=checkpoint,
+                 progress=False)
+    with pytest.raises(NasProxyError, match="lr_img"):
+        condense(digits, CondenseConfig(iterations=6, lr_img=0.5, checkpoint_every=2, **SMALL), checkpoint=checkpoint,
+                 resume=True, progress=False)
+
+
+def test_batched_loss_equals_a_per_class_loop(digits):
+    """All classes in one pass gives the per-class loss of the paper to float tolerance."""
+    generator = torch.Generator().manual_seed(0)
+    net = build_convnet(ArchSpec.parse("d3-w32-relu-instancenorm-avgpool"), 1, 10, 16, generator=generator)
+    real = digits.train.subset(torch.arange(300))
+    syn = digits.sample_per_class(3, seed=1)
+    batched = matching_loss(net.embed, real.x, real.y, syn.x, syn.y, 10, chunk=64)
+    looped = sum(((net.embed(real.x[real.y == c]).mean(0) - net.embed(syn.x[syn.y == c]).mean(0)) ** 2).sum()
+                 for c in range(10))
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_reaches_every_synthetic_image(digits):
+    generator = torch.Generator().manual_seed(0)
+    net = build_convnet(ArchSpec.parse("d2-w16-relu-instancenorm-avgpool"), 1, 10, 16, generator=generator)
+    syn = digits.sample_per_class(2, seed=0)
+    images = syn.x.clone().requires_grad_(True)
+    matching_loss(net.embed, digits.train.x[:200], digits.train.y[:200], images, syn.y, 10, chunk=50).backward()
+    assert (images.grad.flatten(1).abs().sum(1) > 0).all()
+
+
+def test_save_load_round_trip_with_provenance_and_png(digits, tmp_path):
+    syn = condense(digits, CondenseConfig(iterations=2, **SMALL), progress=False)
+    path = syn.save(tmp_path / "syn.pt")
+    png = (tmp_path / "syn.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    loaded = CondensedSet.load(path, digits)
+    assert torch.equal(loaded.images, syn.images) and torch.equal(loaded.labels, syn.labels)
+    meta = loaded.meta
+    assert meta["dataset"] == "digits" and meta["ipc"] == 2 and meta["iterations"] == 2
+    assert meta["fingerprint"] == digits.fingerprint and meta["config"]["lr_img"] == 1.0
+    assert {"torch", "numpy", "nas_proxy", "python"} <= set(meta["versions"]) and meta["seconds"] > 0
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_loading_a_corrupt_or_foreign_set_names_the_problem(digits, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file")
+    with pytest.raises(NasProxyError, match="not a readable"):
+        CondensedSet.load(corrupt, digits)
+    assert corrupt.read_bytes() == b"not a torch file"
+    syn = condense(digits, CondenseConfig(iterations=1, **SMALL), progress=False)
+    syn.meta["dataset"] = "mnist"
+    syn.save(tmp_path / "mnist.pt", png=False)
+    with pytest.raises(NasProxyError, match="condensed from 'mnist'"):
+        CondensedSet.load(tmp_path / "mnist.pt", digits)
+    syn.meta["dataset"] = "digits"
+    CondensedSet(syn.images[:, :, :8, :8], syn.labels, syn.meta).save(tmp_path / "small.pt", png=False)
+    with pytest.raises(NasProxyError, match="re-condense"):
+        CondensedSet.load(tmp_path / "small.pt", digits)
+    with pytest.raises(NasProxyError, match="not found"):
+        CondensedSet.load(tmp_path / "missing.pt", digits)
+
+
+def test_ipc_larger_than_a_class_is_an_error(digits):
+    with pytest.raises(NasProxyError, match="class 0 of digits has"):
+        condense(digits, CondenseConfig(ipc=10_000, iterations=1, embed_arch=SMALL["embed_arch"]), progress=False)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(NasProxyError, match="ipc"):
+        CondenseConfig(ipc=0)
+    with pytest.raises(NasProxyError, match="unknown DSA op"):
+        CondenseConfig(dsa_strategy="color_blur")
+    with pytest.raises(NasProxyError, match="unknown key 'ipcs'"):
+        CondenseConfig.from_dict({"ipcs": 3})
+    with pytest.raises(NasProxyError, match=r"\[condense\].ipc must be int"):
+        CondenseConfig.from_dict({"ipc": "3"})
+    assert CondenseConfig.from_dict({"ipc": 3, "lr_img": 2}).lr_img == 2.0
+
+
+def test_batchnorm_embedding_keeps_the_real_batch_whole(digits):
+    syn = condense(digits, CondenseConfig(iterations=3, ipc=2, batch_real=32,
+                                          embed_arch="d2-w16-relu-batchnorm-avgpool"), progress=False)
+    assert torch.isfinite(syn.images).all()
