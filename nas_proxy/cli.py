@@ -22,16 +22,11 @@ from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str) -> str:
+    """Resolve ``auto``; load_dataset() validates every other name."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NasProxyError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NasProxyError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    return device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +59,11 @@ def _cmd_condense(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every)
     if args.out.exists() and not args.force:
         raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
-    data = _load_data(args)
     checkpoint = args.out.with_name(args.out.name + ".ckpt")
+    if checkpoint.exists() and not args.resume:
+        raise NasProxyError(f"{checkpoint} holds an interrupted run; pass --resume to continue it, or delete it to "
+                            f"start over")
+    data = _load_data(args)
     syn = condense(data, config, checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress)
     syn.save(args.out)
     print(f"wrote {args.out} ({len(syn.images)} images, {config.iterations} iterations, "

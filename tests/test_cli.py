@@ -67,3 +67,11 @@ def test_every_command_documents_every_option():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help"
     assert run_cli("--help").returncode == 0 and run_cli("evaluate", "--help").returncode == 0
+
+
+def test_an_interrupted_run_is_not_overwritten_without_resume(tmp_path, capsys):
+    out = tmp_path / "syn.pt"
+    checkpoint = tmp_path / "syn.pt.ckpt"
+    checkpoint.write_bytes(b"state")
+    assert main(["condense", "--iterations", "1", "--out", str(out), *SMALL]) == 2
+    assert "--resume" in capsys.readouterr().err and checkpoint.read_bytes() == b"state"
