@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -101,6 +103,9 @@ def test_save_load_round_trip_with_provenance_and_png(digits, tmp_path):
     assert meta["fingerprint"] == digits.fingerprint and meta["config"]["lr_img"] == 1.0
     assert {"torch", "numpy", "nas_proxy", "python"} <= set(meta["versions"]) and meta["seconds"] > 0
     assert not list(tmp_path.glob("*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_loading_a_corrupt_or_foreign_set_names_the_problem(digits, tmp_path):
