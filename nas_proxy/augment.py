@@ -20,7 +20,7 @@ Example:
     >>> from nas_proxy.augment import DSA, STRATEGY_WITH_FLIP
     >>> dsa = DSA(STRATEGY_WITH_FLIP)
     >>> gen = torch.Generator().manual_seed(0)
-    >>> x = torch.rand(6, 3, 32, 32, requires_grad=True)
+    >>> x = torch.rand(6, 3, 32, 32, generator=gen).requires_grad_()
     >>> groups = torch.tensor([0, 0, 0, 1, 1, 1])
     >>> y = dsa.siamese(x, groups, num_groups=2, generator=gen)
     >>> y.shape
@@ -208,7 +208,7 @@ class DSA:
         >>> import torch
         >>> dsa = DSA("crop_flip")
         >>> gen = torch.Generator().manual_seed(1)
-        >>> x = torch.rand(4, 1, 28, 28)
+        >>> x = torch.rand(4, 1, 28, 28, generator=gen)
         >>> dsa.per_image(x, gen).shape
         torch.Size([4, 1, 28, 28])
         >>> torch.equal(DSA("none").per_image(x, gen), x)
