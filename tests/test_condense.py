@@ -148,3 +148,12 @@ def test_batchnorm_embedding_keeps_the_real_batch_whole(digits):
     syn = condense(digits, CondenseConfig(iterations=3, ipc=2, batch_real=32,
                                           embed_arch="d2-w16-relu-batchnorm-avgpool"), progress=False)
     assert torch.isfinite(syn.images).all()
+
+
+@pytest.mark.parametrize("settings", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
+def test_speed_options_follow_the_fp32_run(digits, settings):
+    """bf16 autocast and torch.compile change speed, not the method: losses track the fp32 run's."""
+    reference = condense(digits, CondenseConfig(iterations=4, **SMALL), progress=False)
+    fast = condense(digits, CondenseConfig(iterations=4, **SMALL, **settings), progress=False)
+    torch.testing.assert_close(torch.tensor(fast.meta["losses"]), torch.tensor(reference.meta["losses"]),
+                               rtol=2e-2, atol=1e-3)
