@@ -20,6 +20,7 @@ from nas_proxy.data import DATASETS, Dataset, Split, default_data_root, load_dat
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
+from nas_proxy.study import load_preset, open_study, run_search
 
 
 def _device(name: str) -> str:
@@ -102,6 +103,44 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_worker(args: argparse.Namespace, threads: int, progress: bool) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
+    torch.set_num_threads(threads)
+    preset = load_preset(args.preset)
+    root = args.data_root if args.data_root is not None else default_data_root()
+    data = load_dataset(preset.study.dataset, root, val_fraction=preset.study.val_fraction,
+                        seed=preset.study.split_seed, device=_device(args.device))
+    run_search(preset, data, n_trials=args.n_trials, progress=progress)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    preset = load_preset(args.preset)
+    if args.workers < 1:
+        raise NasProxyError(f"--workers must be at least 1, got {args.workers}")
+    threads = max(1, torch.get_num_threads() // args.workers)
+    if args.workers > 1:
+        import multiprocessing
+
+        # Workers share the study through its storage; the first to arrive condenses, the rest wait.
+        context = multiprocessing.get_context("spawn")
+        helpers = [context.Process(target=_search_worker, args=(args, threads, False)) for _ in range(args.workers - 1)]
+        for helper in helpers:
+            helper.start()
+    _search_worker(args, threads, not args.no_progress)
+    if args.workers > 1:
+        for helper in helpers:
+            helper.join()
+        if any(helper.exitcode for helper in helpers):
+            raise NasProxyError("a search worker failed; run the same command again to continue the study")
+    study = open_study(preset)
+    best = study.best_trial
+    print(f"study {study.study_name}: {len(study.trials)} trials on {preset.study.storage_url}; best "
+          f"{best.user_attrs['arch']} val {best.value:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas-proxy", description="Neural architecture search on a condensed proxy set (Distribution Matching).")
@@ -158,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
     p.set_defaults(run=_cmd_evaluate)
+
+    p = commands.add_parser("search", help="run (or resume) an Optuna study from a preset in studies/",
+                            description="Condense once (cached by settings and data), then let Optuna propose "
+                                        "architectures, scored by training them on the condensed set.")
+    p.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, then ./data)")
+    p.add_argument("--n-trials", type=int, default=None,
+                   help="finished trials the study should hold when done (default: the preset's n_trials)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes sharing the study; CPU threads are split between them (default: 1)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(run=_cmd_search)
     return parser
 
 

@@ -1,0 +1,205 @@
+"""Study presets and the Optuna search over a search space, scored by the DM proxy.
+
+A preset (``studies/*.toml``) has one table per stage: ``[study]`` (data set, search space,
+sampler, trials, storage, output folder), ``[condense]`` (a :class:`CondenseConfig`) and
+``[proxy]`` (a :class:`ProxyConfig`). The condensed set is built once per (settings, data)
+and reused by every run and worker; trials record the architecture and its cost, and an
+architecture suggested again reuses its earlier score.
+
+Example:
+    >>> from nas_proxy.study import load_preset
+    >>> preset = load_preset("studies/quickstart.toml")
+    >>> preset.study.dataset, preset.condense.ipc
+    ('digits', 10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import optuna
+
+from nas_proxy._config import config_from_dict, positive
+from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The ``[study]`` table: what to search, how, and where results go."""
+
+    name: str
+    dataset: str = "digits"
+    search_space: str = "small"
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 0
+    n_trials: int = 20
+    storage: str = ""  # "" -> an Optuna journal file in out_dir (safe for several local workers)
+    out_dir: str = ""  # "" -> runs/<name>
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive("[study]", n_trials=self.n_trials)
+        if not self.name:
+            raise NasProxyError("[study].name must not be empty")
+
+    @property
+    def output(self) -> Path:
+        return Path(self.out_dir or f"runs/{self.name}")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"journal:{self.output / 'study.journal'}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A whole study preset: one config object per stage."""
+
+    study: StudyConfig
+    condense: CondenseConfig
+    proxy: ProxyConfig
+    path: Path
+
+    def space(self) -> SearchSpace:
+        return load_search_space(self.study.search_space)
+
+
+_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig}
+
+
+def load_preset(path: str | Path) -> Preset:
+    """Read and validate a study preset; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasProxyError(f"study preset not found: {path}; pass a file from studies/ or your own .toml")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise NasProxyError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
+                            f"{', '.join(f'[{s}]' for s in _SECTIONS)}")
+    if "study" not in raw:
+        raise NasProxyError(f"{path}: missing [study] table (it needs at least name = \"...\")")
+    configs = {key: config_from_dict(cls, raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
+    preset = Preset(path=path, **configs)
+    preset.space()  # the search space must exist and be valid
+    return preset
+
+
+def condensed_set_path(preset: Preset, data: Dataset) -> Path:
+    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data."""
+    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items() if k != "checkpoint_every"}
+    key = hashlib.sha256(json.dumps([settings, data.fingerprint], sort_keys=True).encode()).hexdigest()[:12]
+    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
+
+
+def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> CondensedSet:
+    """Load the preset's condensed set, or build it once (other workers wait on a file lock)."""
+    path = condensed_set_path(preset, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
+        if not path.is_file():
+            syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
+                           progress=progress)
+            syn.save(path)
+    return CondensedSet.load(path, data)
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage | str:
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        file = Path(url.removeprefix("journal:"))
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+    return url
+
+
+def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.sampler_seed)
+    return optuna.samplers.TPESampler(seed=config.sampler_seed)
+
+
+def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
+    return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
+
+
+def open_study(preset: Preset) -> optuna.Study:
+    """Create or resume the preset's study on its storage; the search space is recorded on it."""
+    space = preset.space()
+    study = optuna.create_study(study_name=preset.study.name, storage=_storage(preset.study.storage_url),
+                                sampler=_sampler(preset.study), direction="maximize", load_if_exists=True)
+    recorded = study.user_attrs.get("search_space")
+    choices = {axis: list(values) for axis, values in space.choices().items()}
+    if recorded is None:
+        study.set_user_attr("search_space", choices)
+    elif recorded != choices:
+        raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was created with another "
+                            f"search space; use a new [study].name or the original space")
+    return study
+
+
+def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if trial.user_attrs.get("arch") == arch_id and not trial.user_attrs.get("cached", False):
+            return trial
+    return None
+
+
+def make_objective(preset: Preset, data: Dataset, syn: CondensedSet):
+    """The objective: train the suggested architecture on the condensed set, return val accuracy."""
+    space = preset.space()
+    train = syn.split(data.train.x.device)
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_arch(trial, space)
+        trial.set_user_attr("arch", arch.id)
+        earlier = _previous_score(trial.study, arch.id)
+        if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
+            for key in ("params", "flops", "seconds"):
+                trial.set_user_attr(key, earlier.user_attrs[key])
+            trial.set_user_attr("cached", True)
+            return earlier.value
+        result = train_proxy(arch, train, data, preset.proxy)
+        for key in ("params", "flops", "seconds"):
+            trial.set_user_attr(key, getattr(result, key))
+        return result.val_acc
+
+    return objective
+
+
+def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, progress: bool = True) -> optuna.Study:
+    """Condense once, then run trials until the study holds ``n_trials`` finished ones.
+
+    Several processes may call this on one storage at once: each stops when the study as a
+    whole reaches the target (Optuna's ``MaxTrialsCallback``), so no work is done twice.
+    """
+    syn = get_condensed_set(preset, data, progress)
+    study = open_study(preset)
+    target = n_trials if n_trials is not None else preset.study.n_trials
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = target - len(study.get_trials(deepcopy=False, states=done))
+    if remaining > 0:
+        study.optimize(make_objective(preset, data, syn), n_trials=remaining, show_progress_bar=progress,
+                       callbacks=[optuna.study.MaxTrialsCallback(target, states=done)])
+    return study
+
+
+__all__ = ["Preset", "StudyConfig", "condensed_set_path", "get_condensed_set", "load_preset", "open_study",
+           "run_search", "suggest_arch"]
