@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nas_proxy.errors import NasProxyError
@@ -38,6 +40,16 @@ def _check(value: Any, annotation: Any, where: str) -> Any:
             raise NasProxyError(f"{where} must be {annotation.__name__}, got {value!r}")
         return value
     return value
+
+
+def read_toml(path: Path, missing: str) -> dict[str, Any]:
+    """Parse ``path``; a missing file raises ``missing`` (which names the fix), bad TOML names the file."""
+    if not path.is_file():
+        raise NasProxyError(missing)
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise NasProxyError(f"{path}: not valid TOML ({exc}); fix the file") from None
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:

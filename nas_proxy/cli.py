@@ -16,7 +16,7 @@ import torch
 
 from nas_proxy import __version__
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
-from nas_proxy.data import DATASETS, Dataset, Split, default_data_root, load_dataset
+from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
@@ -47,9 +47,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_data(args: argparse.Namespace) -> Dataset:
-    return load_dataset(args.dataset, args.data_root if args.data_root is not None else default_data_root(),
-                        val_fraction=args.val_fraction, seed=args.split_seed, device=_device(args.device),
-                        download=args.download)
+    return load_dataset(args.dataset, args.data_root, val_fraction=args.val_fraction, seed=args.split_seed,
+                        device=_device(args.device), download=args.download)
 
 
 def _cmd_condense(args: argparse.Namespace) -> int:
@@ -109,8 +108,7 @@ def _search_worker(args: argparse.Namespace, threads: int, progress: bool) -> No
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     torch.set_num_threads(threads)
     preset = load_preset(args.preset)
-    root = args.data_root if args.data_root is not None else default_data_root()
-    data = load_dataset(preset.study.dataset, root, val_fraction=preset.study.val_fraction,
+    data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
                         seed=preset.study.split_seed, device=_device(args.device))
     run_search(preset, data, n_trials=args.n_trials, progress=progress)
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from nas_proxy._config import read_toml
 from nas_proxy.errors import NasProxyError
 
 ACTIVATIONS = ("sigmoid", "relu", "leakyrelu")
@@ -129,12 +129,7 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
     if path.suffix != ".toml":
         candidates = [d / f"{name_or_path}.toml" for d in _search_space_dirs()]
         path = next((p for p in candidates if p.is_file()), candidates[0])
-    if not path.is_file():
-        raise NasProxyError(f"search space file not found: {path}; pass a .toml path or a name from search_spaces/")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise NasProxyError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    raw = read_toml(path, f"search space file not found: {path}; pass a .toml path or a name from search_spaces/")
     return _parse_space(raw, path)
 
 

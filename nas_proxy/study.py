@@ -19,14 +19,13 @@ import dataclasses
 import fcntl
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import optuna
 
-from nas_proxy._config import config_from_dict, positive
+from nas_proxy._config import config_from_dict, positive, read_toml
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -82,12 +81,7 @@ _SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyCon
 def load_preset(path: str | Path) -> Preset:
     """Read and validate a study preset; errors name the file and the key."""
     path = Path(path)
-    if not path.is_file():
-        raise NasProxyError(f"study preset not found: {path}; pass a file from studies/ or your own .toml")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise NasProxyError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    raw = read_toml(path, f"study preset not found: {path}; pass a file from studies/ or your own .toml")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
