@@ -17,10 +17,16 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters
 from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
+from nas_proxy.ranking import proxy_scores, rank_agreement
+from nas_proxy.reference import ReferenceConfig, read_reference, reference_table_path, run_reference, select_archs
+from nas_proxy.study import Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy.report import Report, make_report
 
 __all__ = [
     "DATASETS", "DEFAULT_ARCH", "DSA", "ArchSpec", "CondenseConfig", "CondensedSet", "ConvNet", "DSAParams",
-    "DataError", "Dataset", "NasProxyError", "ProxyConfig", "ProxyResult", "SearchSpace", "Split", "accuracy",
-    "build_convnet", "condense", "count_flops", "count_params", "default_data_root", "init_parameters",
-    "load_dataset", "load_search_space", "matching_loss", "train_proxy", "__version__",
+    "DataError", "Dataset", "NasProxyError", "Preset", "ProxyConfig", "ProxyResult", "ReferenceConfig", "Report",
+    "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet", "condense", "count_flops", "count_params",
+    "default_data_root", "enqueue_archs", "init_parameters", "load_dataset", "load_preset", "load_search_space",
+    "load_study", "make_report", "matching_loss", "open_study", "proxy_scores", "rank_agreement", "read_reference",
+    "reference_table_path", "run_reference", "run_search", "select_archs", "train_proxy", "__version__",
 ]

@@ -7,7 +7,10 @@ prints. Bad input (a :class:`NasProxyError`) becomes one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +23,9 @@ from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
-from nas_proxy.study import load_preset, open_study, run_search
+from nas_proxy.reference import reference_accuracy, reference_table_path, run_reference, select_archs
+from nas_proxy.report import make_report
+from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, run_search
 
 
 def _device(name: str) -> str:
@@ -102,40 +107,115 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_worker(args: argparse.Namespace, threads: int, progress: bool) -> None:
+def _add_preset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, then ./data)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL overriding the preset's, e.g. postgresql://user@host/db "
+                             "(default: the preset's, else a journal file in its output folder)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _load_preset(args: argparse.Namespace) -> Preset:
+    preset = load_preset(args.preset)
+    if args.storage:
+        preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=args.storage))
+    return preset
+
+
+def _preset_data(preset: Preset, data_root: Path | None, device: str) -> Dataset:
+    return load_dataset(preset.study.dataset, data_root, val_fraction=preset.study.val_fraction,
+                        seed=preset.study.split_seed, device=_device(device))
+
+
+def _search_worker(preset: Preset, args: argparse.Namespace, threads: int, progress: bool) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     torch.set_num_threads(threads)
-    preset = load_preset(args.preset)
-    data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
-                        seed=preset.study.split_seed, device=_device(args.device))
-    run_search(preset, data, n_trials=args.n_trials, progress=progress)
+    run_search(preset, _preset_data(preset, args.data_root, args.device), n_trials=args.n_trials, progress=progress)
+
+
+def _helper(preset: Preset, args: argparse.Namespace, threads: int) -> None:
+    """A spawned worker: the parent reports errors and interruptions, so exit quietly with a status."""
+    try:
+        _search_worker(preset, args, threads, False)
+    except NasProxyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    preset = load_preset(args.preset)
+    preset = _load_preset(args)
     if args.workers < 1:
         raise NasProxyError(f"--workers must be at least 1, got {args.workers}")
+    study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
+    if args.archs:
+        data = _preset_data(preset, args.data_root, args.device)
+        queued = enqueue_archs(study, select_archs(preset, data, args.archs, study))
+        print(f"queued {queued} architectures ({args.archs}) to run first")
     threads = max(1, torch.get_num_threads() // args.workers)
+    helpers = []
     if args.workers > 1:
         import multiprocessing
 
         # Workers share the study through its storage; the first to arrive condenses, the rest wait.
         context = multiprocessing.get_context("spawn")
-        helpers = [context.Process(target=_search_worker, args=(args, threads, False)) for _ in range(args.workers - 1)]
+        helpers = [context.Process(target=_helper, args=(preset, args, threads)) for _ in range(args.workers - 1)]
         for helper in helpers:
             helper.start()
-    _search_worker(args, threads, not args.no_progress)
-    if args.workers > 1:
+    try:
+        _search_worker(preset, args, threads, not args.no_progress)
+    except KeyboardInterrupt:
+        for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
+            if helper.is_alive():
+                os.kill(helper.pid, signal.SIGINT)
         for helper in helpers:
             helper.join()
-        if any(helper.exitcode for helper in helpers):
-            raise NasProxyError("a search worker failed; run the same command again to continue the study")
-    study = open_study(preset)
+        raise
+    for helper in helpers:
+        helper.join()
+    if any(helper.exitcode for helper in helpers):
+        raise NasProxyError("a search worker failed; run the same command again to continue the study")
+    study = load_study(preset)
     best = study.best_trial
+    correlation = ""
+    if "reference_spearman" in study.user_attrs:
+        correlation = (f"; Spearman {study.user_attrs['reference_spearman']:+.3f}, Kendall "
+                       f"{study.user_attrs['reference_kendall']:+.3f} over {study.user_attrs['reference_n']} "
+                       f"reference architectures")
     print(f"study {study.study_name}: {len(study.trials)} trials on {preset.study.storage_url}; best "
-          f"{best.user_attrs['arch']} val {best.value:.4f}")
+          f"{best.user_attrs['arch']} val {best.value:.4f}{correlation}")
+    return 0
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    preset = _load_preset(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = _preset_data(preset, args.data_root, args.device)
+    study = load_study(preset) if args.archs.startswith("top-") else None
+    archs = select_archs(preset, data, args.archs, study)
+    table = run_reference(preset, data, archs, progress=not args.no_progress)
+    chosen = table[table["arch"].isin({a.id for a in archs})]
+    metric = preset.reference.metric
+    best = reference_accuracy(chosen, metric).sort_values(ascending=False)
+    print(f"reference table {reference_table_path(preset)}: {len(table)} rows; {chosen['arch'].nunique()} of the "
+          f"{len(archs)} requested architectures done, best {best.index[0]} {metric} {best.iloc[0]:.4f}, "
+          f"{chosen['seconds'].sum() / 60:.1f} min of training")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    report = make_report(_load_preset(args), args.out, n_boot=args.bootstrap, plot=not args.no_plot)
+    print(report.markdown(rows=args.rows), end="")
+    print("wrote " + ", ".join(str(path) for path in report.files))
+    if not args.no_plot and not any(path.suffix == ".png" for path in report.files) and len(report.ranking):
+        print("no scatter plot: install matplotlib (pip install nas-proxy[plot])")
     return 0
 
 
@@ -171,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"real images per forward pass, bounds memory (default: {d.real_chunk})")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
                    help=f"write a resumable checkpoint every N iterations (default: {d.checkpoint_every})")
-    p.set_defaults(run=_cmd_condense)
+    p.set_defaults(run=_cmd_condense,
+                   interrupted="condensation interrupted; run the same command with --resume to continue from the "
+                               "last checkpoint")
 
     e = ProxyConfig()
     p = commands.add_parser("evaluate", help="train one architecture on a training set and report its accuracy",
@@ -198,17 +280,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("search", help="run (or resume) an Optuna study from a preset in studies/",
                             description="Condense once (cached by settings and data), then let Optuna propose "
-                                        "architectures, scored by training them on the condensed set.")
-    p.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
-    p.add_argument("--data-root", type=Path, default=None,
-                   help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, then ./data)")
+                                        "architectures, scored by training them on the condensed set. Ctrl-C stops "
+                                        "cleanly; the same command continues the study.")
+    _add_preset_options(p)
     p.add_argument("--n-trials", type=int, default=None,
                    help="finished trials the study should hold when done (default: the preset's n_trials)")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes sharing the study; CPU threads are split between them (default: 1)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(run=_cmd_search)
+    p.add_argument("--archs", default=None,
+                   help="score these architectures first, then let the sampler go on: N (the sample `reference "
+                        "--archs N` draws), all, or comma-separated ids")
+    p.set_defaults(run=_cmd_search, interrupted="search interrupted; run the same command to continue the study")
+
+    p = commands.add_parser("reference", help="train architectures on the full training data (the ground truth)",
+                            description="Train architectures on the full training data with the preset's "
+                                        "[reference] protocol and append one row per (architecture, seed) to the "
+                                        "reference table in the study's output folder. Finished rows are kept; the "
+                                        "same command continues an interrupted run.")
+    _add_preset_options(p)
+    p.add_argument("--archs", required=True,
+                   help="N (a sample drawn with [reference].sample_seed, under [reference].max_mflops if set), all, "
+                        "top-K (the study's best K) or comma-separated architecture ids")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.set_defaults(run=_cmd_reference,
+                   interrupted="reference interrupted; finished rows are saved, run the same command to continue")
+
+    p = commands.add_parser("report", help="rank the study's architectures against the reference",
+                            description="Write the ranking (CSV and markdown), Spearman and Kendall with bootstrap "
+                                        "95% intervals, top-k Spearman, the proxy's top-1 regret and a scatter plot. "
+                                        "Works while the study is running.")
+    _add_preset_options(p)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/report)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    p.add_argument("--rows", type=int, default=20, help="ranking rows to print (default: 20; files hold all)")
+    p.add_argument("--no-plot", action="store_true", help="skip the scatter plot")
+    p.set_defaults(run=_cmd_report)
     return parser
 
 
@@ -220,8 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; run the same command with --resume to continue where a checkpoint exists",
-              file=sys.stderr)
+        print(getattr(args, "interrupted", "interrupted"), file=sys.stderr)
         return 130
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +107,16 @@ class SearchSpace:
     def __contains__(self, arch: object) -> bool:
         return isinstance(arch, ArchSpec) and all(getattr(arch, a) in getattr(self, a) for a in AXES)
 
-    def sample(self, n: int, seed: int) -> list[ArchSpec]:
-        """``n`` distinct architectures drawn uniformly without replacement with ``seed``."""
-        archs = self.archs()
+    def sample(self, n: int, seed: int, where: Callable[[ArchSpec], bool] | None = None) -> list[ArchSpec]:
+        """``n`` distinct architectures drawn uniformly without replacement with ``seed``.
+
+        ``where`` keeps only the architectures it accepts (for example a cost cap) before drawing.
+        """
+        archs = [arch for arch in self.archs() if where is None or where(arch)]
         if not 0 < n <= len(archs):
-            raise NasProxyError(f"cannot sample {n} architectures from space {self.name!r} of size {len(archs)}")
+            kept = "" if where is None else " after the filter"
+            raise NasProxyError(f"cannot sample {n} architectures from space {self.name!r}: it holds {len(archs)}"
+                                f"{kept}; ask for fewer")
         order = torch.randperm(len(archs), generator=torch.Generator().manual_seed(seed))
         return [archs[i] for i in order[:n].tolist()]
 

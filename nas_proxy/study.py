@@ -1,10 +1,12 @@
 """Study presets and the Optuna search over a search space, scored by the DM proxy.
 
 A preset (``studies/*.toml``) has one table per stage: ``[study]`` (data set, search space,
-sampler, trials, storage, output folder), ``[condense]`` (a :class:`CondenseConfig`) and
-``[proxy]`` (a :class:`ProxyConfig`). The condensed set is built once per (settings, data)
-and reused by every run and worker; trials record the architecture and its cost, and an
-architecture suggested again reuses its earlier score.
+sampler, trials, storage, output folder), ``[condense]`` (a :class:`CondenseConfig`),
+``[proxy]`` (a :class:`ProxyConfig`) and ``[reference]`` (a :class:`ReferenceConfig`). The
+condensed set is built once per (settings, data) and reused by every run and worker; trials
+record the architecture and its cost, and an architecture suggested again reuses its earlier
+score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
+Kendall correlation over all such architectures is printed and stored on the study.
 
 Example:
     >>> from nas_proxy.study import load_preset
@@ -15,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -24,12 +27,16 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
+from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict, positive, read_toml
+from nas_proxy._interrupt import safe_interrupt
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.ranking import proxy_scores, rank_agreement
+from nas_proxy.reference import ReferenceConfig, read_reference, reference_accuracy, reference_table_path
 from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
 
 
@@ -53,6 +60,10 @@ class StudyConfig:
         if not self.name:
             raise NasProxyError("[study].name must not be empty")
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
+        return config_from_dict(cls, data, where)
+
     @property
     def output(self) -> Path:
         return Path(self.out_dir or f"runs/{self.name}")
@@ -69,13 +80,14 @@ class Preset:
     study: StudyConfig
     condense: CondenseConfig
     proxy: ProxyConfig
+    reference: ReferenceConfig
     path: Path
 
     def space(self) -> SearchSpace:
         return load_search_space(self.study.search_space)
 
 
-_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig}
+_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig, "reference": ReferenceConfig}
 
 
 def load_preset(path: str | Path) -> Preset:
@@ -88,7 +100,7 @@ def load_preset(path: str | Path) -> Preset:
                             f"{', '.join(f'[{s}]' for s in _SECTIONS)}")
     if "study" not in raw:
         raise NasProxyError(f"{path}: missing [study] table (it needs at least name = \"...\")")
-    configs = {key: config_from_dict(cls, raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
+    configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
     preset = Preset(path=path, **configs)
     preset.space()  # the search space must exist and be valid
     return preset
@@ -134,19 +146,51 @@ def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
     return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
 
 
+@contextlib.contextmanager
+def _storage_errors(url: str):
+    """A missing driver or an unreachable database becomes one line that says what to do."""
+    try:
+        yield
+    except ImportError as exc:
+        raise NasProxyError(f"storage {url} needs a database driver ({exc.__cause__ or exc}); for PostgreSQL "
+                            f"run: pip install 'nas-proxy[postgres]'") from None
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends, without importing SQLAlchemy here
+        if type(exc).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise NasProxyError(f"cannot use storage {url}: {reason}; check the URL and that the server is "
+                            f"running") from None
+
+
 def open_study(preset: Preset) -> optuna.Study:
     """Create or resume the preset's study on its storage; the search space is recorded on it."""
     space = preset.space()
-    study = optuna.create_study(study_name=preset.study.name, storage=_storage(preset.study.storage_url),
-                                sampler=_sampler(preset.study), direction="maximize", load_if_exists=True)
+    url = preset.study.storage_url
+    with _storage_errors(url):
+        study = optuna.create_study(study_name=preset.study.name, storage=_storage(url),
+                                    sampler=_sampler(preset.study), direction="maximize", load_if_exists=True)
     recorded = study.user_attrs.get("search_space")
     choices = {axis: list(values) for axis, values in space.choices().items()}
     if recorded is None:
         study.set_user_attr("search_space", choices)
     elif recorded != choices:
-        raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was created with another "
+        raise NasProxyError(f"study {preset.study.name!r} on {url} was created with another "
                             f"search space; use a new [study].name or the original space")
     return study
+
+
+def load_study(preset: Preset) -> optuna.Study:
+    """The preset's existing study (for reading: reports, top-k); a clear error if there is none yet."""
+    url = preset.study.storage_url
+    if url.startswith("journal:") and not Path(url.removeprefix("journal:")).is_file():
+        raise NasProxyError(f"no study yet at {url.removeprefix('journal:')}; run `nas-proxy search "
+                            f"{preset.path}` first")
+    try:
+        with _storage_errors(url):
+            return optuna.load_study(study_name=preset.study.name, storage=_storage(url))
+    except KeyError:
+        raise NasProxyError(f"no study named {preset.study.name!r} on {url}; run `nas-proxy search "
+                            f"{preset.path}` first") from None
 
 
 def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
@@ -160,10 +204,14 @@ def make_objective(preset: Preset, data: Dataset, syn: CondensedSet):
     """The objective: train the suggested architecture on the condensed set, return val accuracy."""
     space = preset.space()
     train = syn.split(data.train.x.device)
+    reference_path = reference_table_path(preset)
 
     def objective(trial: optuna.Trial) -> float:
         arch = suggest_arch(trial, space)
         trial.set_user_attr("arch", arch.id)
+        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
+        if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
+            trial.set_user_attr("reference_acc", float(reference[arch.id]))
         earlier = _previous_score(trial.study, arch.id)
         if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
             for key in ("params", "flops", "seconds"):
@@ -178,22 +226,64 @@ def make_objective(preset: Preset, data: Dataset, syn: CondensedSet):
     return objective
 
 
+class ReferenceCorrelation:
+    """Optuna callback: after a trial that scores a reference architecture, update the correlation.
+
+    Spearman and Kendall between proxy score and reference accuracy, over every architecture the
+    study has scored that is in the reference table, go to the study's user attributes
+    (``reference_spearman``, ``reference_kendall``, ``reference_n``) and, if ``verbose``, to the terminal.
+    """
+
+    def __init__(self, preset: Preset, verbose: bool = True) -> None:
+        self.path = reference_table_path(preset)
+        self.metric = preset.reference.metric
+        self.verbose = verbose
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state != optuna.trial.TrialState.COMPLETE or "reference_acc" not in trial.user_attrs:
+            return
+        reference = reference_accuracy(read_reference(self.path), self.metric)
+        scores = proxy_scores(study).set_index("arch")["score"]
+        agreement = rank_agreement(scores, reference, top_k=(), n_boot=0)
+        if agreement["n"] < 3:
+            return
+        study.set_user_attr("reference_n", agreement["n"])
+        study.set_user_attr("reference_spearman", agreement["spearman"])
+        study.set_user_attr("reference_kendall", agreement["kendall"])
+        if self.verbose:
+            tqdm.write(f"trial {trial.number}: Spearman {agreement['spearman']:+.3f}, Kendall "
+                       f"{agreement['kendall']:+.3f} against the reference over {agreement['n']} architectures")
+
+
+def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
+    """Queue ``archs`` as the study's next trials (skipping any it already has); return how many were queued."""
+    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    for arch in archs:
+        study.enqueue_trial({axis: getattr(arch, axis) for axis in AXES}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
+
+
 def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, progress: bool = True) -> optuna.Study:
     """Condense once, then run trials until the study holds ``n_trials`` finished ones.
 
     Several processes may call this on one storage at once: each stops when the study as a
     whole reaches the target (Optuna's ``MaxTrialsCallback``), so no work is done twice.
+    Queued trials (:func:`enqueue_archs`) run first.
     """
     syn = get_condensed_set(preset, data, progress)
     study = open_study(preset)
+    study.set_user_attr("condense_seconds", syn.meta["seconds"])  # the amortised side of the proxy's cost
     target = n_trials if n_trials is not None else preset.study.n_trials
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = target - len(study.get_trials(deepcopy=False, states=done))
     if remaining > 0:
-        study.optimize(make_objective(preset, data, syn), n_trials=remaining, show_progress_bar=progress,
-                       callbacks=[optuna.study.MaxTrialsCallback(target, states=done)])
+        with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
+            study.optimize(interrupt.objective(make_objective(preset, data, syn)), n_trials=remaining,
+                           show_progress_bar=progress,
+                           callbacks=[optuna.study.MaxTrialsCallback(target, states=done),
+                                      ReferenceCorrelation(preset, verbose=progress), interrupt.callback])
     return study
 
 
-__all__ = ["Preset", "StudyConfig", "condensed_set_path", "get_condensed_set", "load_preset", "open_study",
-           "run_search", "suggest_arch"]
+__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "condensed_set_path", "enqueue_archs", "get_condensed_set",
+           "load_preset", "load_study", "open_study", "run_search", "suggest_arch"]

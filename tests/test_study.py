@@ -1,34 +1,20 @@
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
 import optuna
 import pytest
 
 from nas_proxy import NasProxyError, load_dataset
 from nas_proxy.cli import main
-from nas_proxy.study import condensed_set_path, load_preset, open_study, run_search
+from nas_proxy.study import condensed_set_path, load_preset, load_study, open_study, run_search
+from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def write_preset(tmp_path, name="tiny", space="small", extra=""):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"""
-[study]
-name = "{name}"
-dataset = "digits"
-search_space = "{space}"
-sampler = "random"
-n_trials = 6
-out_dir = "{tmp_path / 'out'}"
-{extra}
-[condense]
-ipc = 2
-iterations = 3
-batch_real = 16
-embed_arch = "d1-w8-relu-instancenorm-avgpool"
-
-[proxy]
-epochs = 2
-""")
-    return path
 
 
 def test_search_records_trials_resumes_and_condenses_once(tmp_path):
@@ -92,7 +78,65 @@ def test_shipped_presets_load():
 def test_two_workers_share_one_study_and_record_every_trial_once(tmp_path, capsys):
     preset = write_preset(tmp_path)
     assert main(["search", str(preset), "--n-trials", "8", "--workers", "2", "--no-progress"]) == 0
-    study = open_study(load_preset(preset))
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) >= 8 and len({t.number for t in study.trials}) == len(study.trials)
+    _record_every_trial_once(load_study(load_preset(preset)), 8)
     assert len(list((tmp_path / "out" / "condensed").glob("*.pt"))) == 1
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _finished(preset, states=(optuna.trial.TrialState.COMPLETE,)):
+    try:
+        return len(load_study(preset).get_trials(deepcopy=False, states=states))
+    except NasProxyError:
+        return 0
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_continues(tmp_path):
+    path = write_preset(tmp_path)
+    preset = load_preset(path)
+    command = [sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--n-trials", "500", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: _finished(preset) >= 2), "no trial finished"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "search interrupted; run the same command to continue" in err and "Traceback" not in err
+    study = load_study(preset)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # the stopped trial is marked failed
+    done = _finished(preset)
+    assert main(["search", str(path), "--n-trials", str(done + 2), "--no-progress"]) == 0
+    assert _finished(preset) == done + 2
+
+
+def _record_every_trial_once(study, n_trials):
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # numbered once, no gaps
+    assert len({t._trial_id for t in trials}) == len(trials)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}  # nothing left running or failed
+    assert len(trials) >= n_trials and all("arch" in t.user_attrs and t.value is not None for t in trials)
+
+
+def test_two_worker_processes_on_postgresql_record_every_trial_once(tmp_path, capsys):
+    url = os.environ.get("NAS_PROXY_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL test: .ci/run exports NAS_PROXY_TEST_POSTGRES")
+        pytest.skip("set NAS_PROXY_TEST_POSTGRES (bash .ci/postgres.sh prints one) to run against PostgreSQL")
+    name = f"pg_{uuid.uuid4().hex[:8]}"  # the database outlives the test: a fresh study each run
+    path = write_preset(tmp_path, name=name)
+    assert main(["search", str(path), "--storage", url, "--n-trials", "10", "--workers", "2", "--no-progress"]) == 0
+    assert f"on {url}" in capsys.readouterr().out
+    preset = dataclasses.replace(load_preset(path), study=dataclasses.replace(load_preset(path).study, storage=url))
+    study = load_study(preset)
+    _record_every_trial_once(study, 10)
+    assert not (tmp_path / "out" / "study.journal").exists()  # nothing went to the default storage

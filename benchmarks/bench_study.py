@@ -1,0 +1,82 @@
+"""Study throughput: proxy trials per hour with 1 and with 2 local workers, on one machine.
+
+Both runs score the same architectures (the first N of the preset's reference sample, queued
+with ``search --archs N``), each in a fresh study that shares the preset's output folder, so
+the condensed set is built once beforehand and not timed. Appends a table to
+benchmarks/RESULTS.md.
+
+    python benchmarks/bench_study.py studies/fashion_mnist_dm.toml --data-root ../shared/data --trials 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+
+from _common import append_results
+from nas_proxy import load_dataset, load_preset, load_study
+from nas_proxy.study import get_condensed_set
+
+
+def bench_preset(preset_path: Path, name: str, out_dir: Path, folder: Path) -> Path:
+    """A copy of the preset with another study name and the original output folder (and condensed set)."""
+    text = preset_path.read_text()
+    text, count = re.subn(r'(?m)^name\s*=\s*".*"$', f'name = "{name}"\nout_dir = "{out_dir}"', text, count=1)
+    if count != 1 or text.count("out_dir") > 1:
+        sys.exit(f"{preset_path}: expected one [study] name line and no out_dir; adapt bench_preset()")
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", type=Path)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--trials", type=int, default=8, help="architectures scored per run (default: 8)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare (default: 1,2)")
+    args = parser.parse_args()
+    preset = load_preset(args.preset)
+    data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
+                        seed=preset.study.split_seed)
+    get_condensed_set(preset, data)  # built (or found) before the clock starts
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for workers in [int(w) for w in args.workers.split(",")]:
+            name = f"bench-{preset.study.name}-w{workers}-{uuid.uuid4().hex[:6]}"
+            path = bench_preset(args.preset, name, preset.study.output.resolve(), Path(folder))
+            command = ["nas-proxy", "search", str(path), "--archs", str(args.trials), "--n-trials", str(args.trials),
+                       "--workers", str(workers), "--no-progress"]
+            if args.data_root:
+                command += ["--data-root", str(args.data_root)]
+            tic = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - tic
+            trials = load_study(load_preset(path)).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+            scored = [t for t in trials if not t.user_attrs.get("cached")]
+            train = sum(t.user_attrs["seconds"] for t in scored)
+            rows.append((workers, len(scored), wall, 3600 * len(scored) / wall, train / len(scored)))
+            print(f"{workers} worker(s): {len(scored)} trials in {wall:.0f} s -> {rows[-1][3]:.1f} trials/hour",
+                  flush=True)
+    base = rows[0][3]
+    table = "\n".join(["| workers | trials | wall (s) | trials/hour | speed-up | mean train s/trial |",
+                       "|---|---|---|---|---|---|"] +
+                      [f"| {w} | {n} | {wall:.0f} | {rate:.1f} | {rate / base:.2f}x | {per:.1f} |"
+                       for w, n, wall, rate, per in rows])
+    print(table)
+    append_results(f"Study throughput: {preset.study.name}", shlex.join(["python", *sys.argv]), table,
+                   notes="Same architectures in every run (the preset's reference sample); the condensed set is "
+                         "built before timing. Wall time includes each worker's start-up (imports, data loading).")
+
+
+if __name__ == "__main__":
+    main()

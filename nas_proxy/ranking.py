@@ -1,0 +1,95 @@
+"""How faithful a proxy ranking is: rank correlations with intervals, top-k agreement, regret.
+
+Example:
+    >>> import pandas as pd
+    >>> from nas_proxy.ranking import rank_agreement
+    >>> proxy = pd.Series([0.1, 0.4, 0.3, 0.9, 0.5], index=list("abcde"))
+    >>> reference = pd.Series([0.2, 0.5, 0.4, 0.8, 0.3], index=list("abcde"))
+    >>> agreement = rank_agreement(proxy, reference, n_boot=200)
+    >>> agreement["n"], round(agreement["spearman"], 2), agreement["top1_arch"]
+    (5, 0.7, 'd')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from scipy import stats
+
+TOP_K = (5, 10, 20)
+
+
+def proxy_scores(study: optuna.Study) -> pd.DataFrame:
+    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds.
+
+    Repeated suggestions of one architecture reuse its score, so each architecture counts once.
+    """
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if "arch" in attrs and not attrs.get("cached", False):
+            rows.append({"arch": attrs["arch"], "score": trial.value, "trial": trial.number,
+                         "params": attrs.get("params"), "flops": attrs.get("flops"), "seconds": attrs.get("seconds")})
+    table = pd.DataFrame(rows, columns=["arch", "score", "trial", "params", "flops", "seconds"])
+    table = table.drop_duplicates("arch")  # two workers may score one architecture at once; keep the first
+    return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
+
+
+def _interval(x: np.ndarray, y: np.ndarray, statistic, n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval over resampled (proxy, reference) pairs.
+
+    Written out rather than ``scipy.stats.bootstrap``: a resample whose scores all tie has no
+    correlation (NaN), and scipy then returns a NaN interval; here those resamples are dropped.
+    """
+    if len(x) < 4 or n_boot < 1:
+        return math.nan, math.nan
+    rows = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    values = np.array([_corr(statistic, x[r], y[r]) for r in rows])
+    if np.isnan(values).all():
+        return math.nan, math.nan
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _corr(statistic, x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(statistic(x, y).statistic)
+
+
+def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, ...] = TOP_K, n_boot: int = 1000,
+                   seed: int = 0) -> dict[str, Any]:
+    """Compare a proxy's scores with reference accuracies over the architectures both have.
+
+    Returns ``n``; ``spearman`` and ``kendall`` (signed) with bootstrap 95% intervals
+    (``*_low``, ``*_high``; NaN below 4 pairs); ``top{k}_spearman`` among the ``k`` best
+    architectures by reference (NaN when fewer than ``k`` pairs); ``top1_arch`` (the proxy's
+    pick), its ``top1_reference`` accuracy, the ``best_arch`` and ``best_reference``, and the
+    ``regret`` in percentage points.
+    """
+    both = pd.concat([proxy.rename("proxy"), reference.rename("reference")], axis=1, join="inner").dropna()
+    x, y = both["proxy"].to_numpy(float), both["reference"].to_numpy(float)
+    out: dict[str, Any] = {"n": len(both)}
+    for name, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
+        out[name] = _corr(statistic, x, y)
+        out[f"{name}_low"], out[f"{name}_high"] = _interval(x, y, statistic, n_boot, seed)
+    best_first = both.sort_values("reference", ascending=False)
+    for k in top_k:
+        top = best_first.head(k)
+        out[f"top{k}_spearman"] = (_corr(stats.spearmanr, top["proxy"].to_numpy(float), top["reference"].to_numpy(float))
+                                   if len(top) == k else math.nan)
+    if len(both):
+        pick = both["proxy"].idxmax()
+        out.update(top1_arch=pick, top1_reference=float(both.at[pick, "reference"]),
+                   best_arch=best_first.index[0], best_reference=float(best_first["reference"].iloc[0]))
+        out["regret"] = 100 * (out["best_reference"] - out["top1_reference"])
+    else:
+        out.update(top1_arch=None, top1_reference=math.nan, best_arch=None, best_reference=math.nan, regret=math.nan)
+    return out
+
+
+__all__ = ["TOP_K", "proxy_scores", "rank_agreement"]

@@ -1,0 +1,191 @@
+"""Full-data reference accuracies: the ranking a proxy is measured against.
+
+The ``[reference]`` table of a preset holds the full-data training protocol (any
+:class:`ProxyConfig` key; ``epochs`` defaults to 50 here) and how reference architectures are
+drawn (``sample_seed``, an optional cost cap ``max_mflops``, ``seeds`` per architecture). The
+table itself is a CSV in the study's output folder, keyed by the data split and the protocol,
+with one row per (architecture, seed). It is rewritten atomically after every finished
+training, so an interrupted run loses at most the architecture in progress and a second run
+skips what is done.
+
+Example:
+    >>> from nas_proxy import load_dataset, load_preset, run_reference, select_archs
+    >>> preset = load_preset("studies/quickstart.toml")
+    >>> data = load_dataset("digits")
+    >>> archs = select_archs(preset, data, "d1-w32-relu-none-avgpool")
+    >>> table = run_reference(preset, data, archs, progress=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import optuna
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nas_proxy._config import config_from_dict
+from nas_proxy._io import atomic_write
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.model import count_flops
+from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.ranking import proxy_scores
+from nas_proxy.space import ArchSpec
+
+if TYPE_CHECKING:
+    from nas_proxy.study import Preset
+
+REFERENCE_EPOCHS = 50  # full data needs far fewer epochs than the 1000 of a 10-image-per-class set
+
+COLUMNS = ["arch", "seed", "val_acc", "test_acc", "params", "flops", "seconds", "epochs", "train_size", "device",
+           "fingerprint"]
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """The ``[reference]`` table: full-data training protocol plus how reference architectures are drawn.
+
+    ``metric`` is the reference number a proxy's ranking is compared with: test accuracy (the
+    quantity a researcher cares about; the proxy itself never sees the test set) or validation.
+    """
+
+    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(epochs=REFERENCE_EPOCHS))
+    seeds: int = 1
+    sample_seed: int = 0
+    max_mflops: float = 0.0  # 0: no cap; otherwise `--archs N` draws only networks at most this costly
+    metric: Literal["test_acc", "val_acc"] = "test_acc"
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise NasProxyError(f"[reference].seeds must be at least 1, got {self.seeds}")
+        if self.max_mflops < 0:
+            raise NasProxyError(f"[reference].max_mflops must be >= 0 (0 means no cap), got {self.max_mflops}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
+        """Flat keys: the training protocol's (a :class:`ProxyConfig`) and this table's own."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"training"}
+        protocol = {f.name for f in dataclasses.fields(ProxyConfig)}
+        unknown = sorted(set(data) - own - protocol)
+        if unknown:
+            raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are "
+                                f"{', '.join(sorted(own | protocol))}")
+        training = config_from_dict(ProxyConfig, {"epochs": REFERENCE_EPOCHS, **{k: v for k, v in data.items()
+                                                                                   if k in protocol}}, where)
+        return dataclasses.replace(config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where),
+                                   training=training)
+
+    @property
+    def seed_values(self) -> list[int]:
+        return list(range(self.training.seed, self.training.seed + self.seeds))
+
+
+def reference_table_path(preset: Preset) -> Path:
+    """The preset's reference table: keyed by the data set, its split and the training protocol."""
+    protocol = {k: v for k, v in dataclasses.asdict(preset.reference.training).items()
+                if k not in ("seed", "threads", "eval_batch_size")}  # these do not change what a row means
+    study = preset.study
+    key = hashlib.sha256(json.dumps([study.dataset, study.val_fraction, study.split_seed, protocol],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    return study.output / "reference" / f"{study.dataset}-{key}.csv"
+
+
+def read_reference(path: str | Path) -> pd.DataFrame:
+    """The reference table at ``path`` (empty, with the right columns, if there is none yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise NasProxyError(f"{path}: not a readable reference table ({exc}); move it away and run "
+                            f"`nas-proxy reference` again") from None
+    missing = [c for c in ("arch", "seed", "val_acc", "test_acc") if c not in table.columns]
+    if missing:
+        raise NasProxyError(f"{path}: reference table lacks column {missing[0]!r}; move it away and run "
+                            f"`nas-proxy reference` again")
+    return table
+
+
+def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Series:
+    """Mean ``metric`` over seeds, one value per architecture id."""
+    return table.groupby("arch")[metric].mean().rename("reference")
+
+
+def select_archs(preset: Preset, data: Dataset, spec: str, study: optuna.Study | None = None) -> list[ArchSpec]:
+    """Architectures named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best) or ids.
+
+    ``N`` draws with ``[reference].sample_seed`` from the search space, skipping networks above
+    ``[reference].max_mflops`` if set, so ``reference --archs N`` and ``search --archs N`` name the same set.
+    """
+    space = preset.space()
+    spec = spec.strip()
+    if spec == "all":
+        return space.archs()
+    if spec.isdigit():
+        cap = preset.reference.max_mflops
+
+        def affordable(arch: ArchSpec) -> bool:
+            return not cap or count_flops(arch, data.channels, data.num_classes, data.image_size) <= cap * 1e6
+
+        return space.sample(int(spec), preset.reference.sample_seed, where=affordable)
+    if spec.startswith("top-"):
+        k = spec.removeprefix("top-")
+        if not k.isdigit() or int(k) < 1:
+            raise NasProxyError(f"--archs {spec!r}: expected top-K with K a positive integer, e.g. top-10")
+        if study is None:
+            raise NasProxyError(f"--archs {spec!r} needs a study with finished trials; run `nas-proxy search` first")
+        scores = proxy_scores(study)
+        if scores.empty:
+            raise NasProxyError(f"--archs {spec!r}: study {study.study_name!r} has no finished trials yet; "
+                                f"run `nas-proxy search` first")
+        return [ArchSpec.parse(a) for a in scores["arch"].head(int(k))]
+    archs = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
+    for arch in archs:
+        if arch not in space:
+            raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
+    if not archs:
+        raise NasProxyError("--archs is empty; pass N, all, top-K or comma-separated architecture ids")
+    return archs
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Add one row: read, append, rewrite atomically, under a lock so two runs never drop a row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = pd.concat([read_reference(path), pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
+        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progress: bool = True) -> pd.DataFrame:
+    """Train each architecture on the full training data for every reference seed; return the table.
+
+    Rows already in the table are skipped, so re-running after a crash continues where it stopped.
+    """
+    config = preset.reference
+    path = reference_table_path(preset)
+    table = read_reference(path)
+    other = set(table["fingerprint"].dropna()) - {data.fingerprint} if "fingerprint" in table else set()
+    if other:
+        raise NasProxyError(f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
+                            f"{data.fingerprint}); move it away or point --data-root at the original data")
+    done = set(zip(table["arch"], table["seed"].astype(int)))
+    jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
+    bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
+    for arch, seed in bar:
+        bar.set_postfix_str(arch.id)
+        result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
+        _append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint})
+    return read_reference(path)
+
+
+__all__ = ["ReferenceConfig", "read_reference", "reference_accuracy", "reference_table_path", "run_reference",
+           "select_archs"]

@@ -1,0 +1,196 @@
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from scipy import stats
+
+import nas_proxy.reference as reference_module
+from nas_proxy import ArchSpec, NasProxyError, load_dataset, load_preset, make_report, rank_agreement, run_search
+from nas_proxy.cli import main
+from nas_proxy.reference import (ReferenceConfig, read_reference, reference_table_path, run_reference,
+                                 select_archs)
+from nas_proxy.study import enqueue_archs, open_study
+from presets import write_preset
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- [reference] config and architecture selection ------------------------------------------------
+
+def test_reference_table_splits_protocol_from_its_own_keys(tmp_path):
+    config = load_preset(write_preset(tmp_path, reference="seeds = 2\nlr = 0.05\nmax_mflops = 1.5")).reference
+    assert (config.training.epochs, config.training.lr, config.seeds, config.max_mflops) == (2, 0.05, 2, 1.5)
+    assert config.seed_values == [0, 1]
+    assert ReferenceConfig.from_dict({}).training.epochs == 50  # full data: not the 1000 epochs of a DM set
+
+
+@pytest.mark.parametrize("body, message", [
+    ("bogus = 1", r"\[reference\]: unknown key 'bogus'"),
+    ("seeds = 0", "seeds must be at least 1"),
+    ("lr = 'x'", r"\[reference\].lr must be float"),
+    ("metric = 'loss'", "metric = 'loss' is not allowed"),
+])
+def test_bad_reference_table_names_the_key(tmp_path, body, message):
+    with pytest.raises(NasProxyError, match=message):
+        load_preset(write_preset(tmp_path, reference=body))
+
+
+def test_select_archs_sample_is_seeded_capped_and_shared_with_search(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path, space="nas720", reference="max_mflops = 2"))
+    archs = select_archs(preset, digits, "12")
+    assert len(set(archs)) == 12 and archs == select_archs(preset, digits, "12")
+    from nas_proxy import count_flops
+    assert all(count_flops(a, 1, 10, digits.image_size) <= 2e6 for a in archs)
+    assert select_archs(preset, digits, "d1-w32-relu-none-avgpool, d2-w64-relu-batchnorm-maxpool") == [
+        ArchSpec.parse("d1-w32-relu-none-avgpool"), ArchSpec.parse("d2-w64-relu-batchnorm-maxpool")]
+    assert len(select_archs(preset, digits, "all")) == 720
+    with pytest.raises(NasProxyError, match="holds .* after the filter"):
+        select_archs(preset, digits, "700")
+
+
+def test_select_archs_errors_and_top_k(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path))  # the 108-network space: no width 256
+    with pytest.raises(NasProxyError, match="not in search space"):
+        select_archs(preset, digits, "d1-w256-relu-none-avgpool")
+    with pytest.raises(NasProxyError, match="needs a study"):
+        select_archs(preset, digits, "top-3")
+    with pytest.raises(NasProxyError, match="top-K"):
+        select_archs(preset, digits, "top-x", study=None)
+    study = run_search(preset, digits, n_trials=4, progress=False)
+    best = sorted((t for t in study.trials), key=lambda t: -t.value)
+    top = select_archs(preset, digits, "top-2", study)
+    assert top[0].id == best[0].user_attrs["arch"] and len(top) == 2
+
+
+# --- the reference table ---------------------------------------------------------------------------
+
+def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits, monkeypatch):
+    preset = load_preset(write_preset(tmp_path, reference="seeds = 2"))
+    archs = select_archs(preset, digits, "3")
+    real_train = reference_module.train_proxy
+    calls = []
+
+    def crash_on_third(arch, *args, **kwargs):
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        calls.append(arch.id)
+        return real_train(arch, *args, **kwargs)
+
+    monkeypatch.setattr(reference_module, "train_proxy", crash_on_third)
+    with pytest.raises(RuntimeError):
+        run_reference(preset, digits, archs, progress=False)
+    path = reference_table_path(preset)
+    table = read_reference(path)
+    assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[0].id, 1)]  # finished rows kept
+    monkeypatch.setattr(reference_module, "train_proxy", real_train)
+    table = run_reference(preset, digits, archs, progress=False)
+    assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
+    assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()
+    before = path.read_bytes()
+    run_reference(preset, digits, archs, progress=False)  # nothing left to do: nothing retrained
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_reference_refuses_a_table_built_on_other_data(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path))
+    archs = select_archs(preset, digits, "1")
+    run_reference(preset, digits, archs, progress=False)
+    other = load_dataset("digits", val_fraction=0.2)  # another split -> another fingerprint
+    path = reference_table_path(preset)
+    before = path.read_bytes()
+    with pytest.raises(NasProxyError, match="built on other data"):
+        run_reference(preset, other, select_archs(preset, other, "2"), progress=False)
+    assert path.read_bytes() == before
+
+
+def test_protocol_change_gives_another_table(tmp_path):
+    a = load_preset(write_preset(tmp_path))
+    b = load_preset(write_preset(tmp_path, name="b", reference="lr = 0.1"))
+    c = load_preset(write_preset(tmp_path, name="c", reference="seeds = 3"))
+    assert reference_table_path(a) != reference_table_path(b)
+    assert reference_table_path(a) == reference_table_path(c)  # more seeds add rows to the same table
+
+
+def test_corrupt_reference_table_is_a_clear_error(tmp_path):
+    path = tmp_path / "ref.csv"
+    path.write_text("arch,seed\nx,0\n")
+    with pytest.raises(NasProxyError, match="lacks column 'val_acc'"):
+        read_reference(path)
+
+
+# --- rank agreement ----------------------------------------------------------------------------------
+
+def test_rank_agreement_matches_scipy_and_reads_regret():
+    rng = np.random.default_rng(0)
+    reference = pd.Series(rng.uniform(0.7, 0.9, 30), index=[f"a{i}" for i in range(30)])
+    proxy = reference + rng.normal(0, 0.03, 30)
+    out = rank_agreement(proxy, reference, n_boot=300)
+    assert out["n"] == 30
+    assert out["spearman"] == pytest.approx(stats.spearmanr(proxy, reference).statistic)
+    assert out["kendall"] == pytest.approx(stats.kendalltau(proxy, reference).statistic)
+    assert out["spearman_low"] < out["spearman"] < out["spearman_high"]
+    top5 = reference.sort_values(ascending=False).index[:5]
+    assert out["top5_spearman"] == pytest.approx(stats.spearmanr(proxy[top5], reference[top5]).statistic)
+    assert math.isnan(out["top20_spearman"]) is False and out["top1_arch"] == proxy.idxmax()
+    assert out["regret"] == pytest.approx(100 * (reference.max() - reference[proxy.idxmax()]))
+
+
+def test_rank_agreement_is_signed_and_handles_few_pairs():
+    reference = pd.Series([0.1, 0.2, 0.3, 0.4, 0.5], index=list("abcde"))
+    assert rank_agreement(-reference, reference, n_boot=50)["spearman"] == pytest.approx(-1)
+    perfect = rank_agreement(reference, reference, n_boot=50)
+    assert perfect["spearman"] == pytest.approx(1) and perfect["regret"] == 0 and math.isnan(perfect["top10_spearman"])
+    few = rank_agreement(reference[:2], reference.rename(lambda i: i), n_boot=50)
+    assert few["n"] == 2 and math.isnan(few["spearman_low"])
+    none = rank_agreement(reference, pd.Series(dtype=float))
+    assert none["n"] == 0 and none["top1_arch"] is None
+
+
+# --- correlation during search, and the report ---------------------------------------------------------
+
+def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys):
+    preset = load_preset(write_preset(tmp_path))
+    archs = select_archs(preset, digits, "5")
+    run_reference(preset, digits, archs, progress=False)
+    enqueue_archs(open_study(preset), archs)
+    study = run_search(preset, digits, n_trials=7, progress=True)
+    scored = [t for t in study.trials if "reference_acc" in t.user_attrs]
+    assert len(scored) >= 5
+    report = make_report(preset, n_boot=100, plot=False)
+    assert study.user_attrs["reference_n"] == report.agreement["n"] >= 5
+    assert study.user_attrs["reference_spearman"] == pytest.approx(report.agreement["spearman"], nan_ok=True)
+    assert "Spearman" in capsys.readouterr().out  # printed as trials complete
+
+
+def test_report_writes_files_and_works_on_a_running_study(tmp_path, digits, capsys):
+    preset_path = write_preset(tmp_path)
+    preset = load_preset(preset_path)
+    assert main(["search", str(preset_path), "--archs", "6", "--n-trials", "6", "--no-progress"]) == 0
+    assert main(["reference", str(preset_path), "--archs", "6", "--no-progress"]) == 0
+    open_study(preset).ask()  # a trial still running, as when another worker is busy
+    capsys.readouterr()
+    assert main(["report", str(preset_path), "--bootstrap", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "Spearman" in out and "1 running" in out and "top-1 regret" in out
+    folder = preset.study.output / "report"
+    ranking = pd.read_csv(folder / "ranking.csv")
+    assert len(ranking) == 6 and ranking["proxy_val_acc"].is_monotonic_decreasing
+    assert ranking["reference_test_acc"].notna().all()
+    assert (folder / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| rank | arch |" in (folder / "report.md").read_text()
+
+
+def test_report_without_a_study_is_a_clear_error(tmp_path, capsys):
+    path = write_preset(tmp_path)
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no study yet") and "nas-proxy search" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # reading a report creates nothing
+
+
+def test_reference_command_bad_arch_exits_2(tmp_path, capsys):
+    assert main(["reference", str(write_preset(tmp_path)), "--archs", "d9-w1-relu-none-none"]) == 2
+    assert "not in search space" in capsys.readouterr().err
