@@ -107,15 +107,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_preset_options(parser: argparse.ArgumentParser) -> None:
+def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, then ./data)")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL overriding the preset's, e.g. postgresql://user@host/db "
                              "(default: the preset's, else a journal file in its output folder)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    if data:
+        parser.add_argument("--data-root", type=Path, default=None,
+                            help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, "
+                                 "then ./data)")
+        parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+        parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _load_preset(args: argparse.Namespace) -> Preset:
@@ -155,9 +157,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise NasProxyError(f"--workers must be at least 1, got {args.workers}")
     study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
     if args.archs:
-        data = _preset_data(preset, args.data_root, args.device)
-        queued = enqueue_archs(study, select_archs(preset, data, args.archs, study))
-        print(f"queued {queued} architectures ({args.archs}) to run first")
+        queued = enqueue_archs(study, select_archs(preset, args.archs, study))
+        print(f"queued {queued} architectures from --archs {args.archs} to run first")
     threads = max(1, torch.get_num_threads() // args.workers)
     helpers = []
     if args.workers > 1:
@@ -199,7 +200,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     data = _preset_data(preset, args.data_root, args.device)
     study = load_study(preset) if args.archs.startswith("top-") else None
-    archs = select_archs(preset, data, args.archs, study)
+    archs = select_archs(preset, args.archs, study)
     table = run_reference(preset, data, archs, progress=not args.no_progress)
     chosen = table[table["arch"].isin({a.id for a in archs})]
     metric = preset.reference.metric
@@ -299,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "same command continues an interrupted run.")
     _add_preset_options(p)
     p.add_argument("--archs", required=True,
-                   help="N (a sample drawn with [reference].sample_seed, under [reference].max_mflops if set), all, "
-                        "top-K (the study's best K) or comma-separated architecture ids")
+                   help="N (a sample drawn with [reference].sample_seed from [reference].search_space, else the "
+                        "study's space), all, top-K (the study's best K) or comma-separated architecture ids")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(run=_cmd_reference,
                    interrupted="reference interrupted; finished rows are saved, run the same command to continue")
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write the ranking (CSV and markdown), Spearman and Kendall with bootstrap "
                                         "95% intervals, top-k Spearman, the proxy's top-1 regret and a scatter plot. "
                                         "Works while the study is running.")
-    _add_preset_options(p)
+    _add_preset_options(p, data=False)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/report)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
     p.add_argument("--rows", type=int, default=20, help="ranking rows to print (default: 20; files hold all)")

@@ -2,7 +2,8 @@
 
 The ``[reference]`` table of a preset holds the full-data training protocol (any
 :class:`ProxyConfig` key; ``epochs`` defaults to 50 here) and how reference architectures are
-drawn (``sample_seed``, an optional cost cap ``max_mflops``, ``seeds`` per architecture). The
+drawn (``sample_seed``, optionally a ``search_space`` inside the study's to draw from, ``seeds``
+per architecture). The
 table itself is a CSV in the study's output folder, keyed by the data split and the protocol,
 with one row per (architecture, seed). It is rewritten atomically after every finished
 training, so an interrupted run loses at most the architecture in progress and a second run
@@ -12,7 +13,7 @@ Example:
     >>> from nas_proxy import load_dataset, load_preset, run_reference, select_archs
     >>> preset = load_preset("studies/quickstart.toml")
     >>> data = load_dataset("digits")
-    >>> archs = select_archs(preset, data, "d1-w32-relu-none-avgpool")
+    >>> archs = select_archs(preset, "d1-w32-relu-none-avgpool")
     >>> table = run_reference(preset, data, archs, progress=False)  # doctest: +SKIP
 """
 
@@ -34,10 +35,9 @@ from nas_proxy._config import config_from_dict
 from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.model import count_flops
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.ranking import proxy_scores
-from nas_proxy.space import ArchSpec
+from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 
 if TYPE_CHECKING:
     from nas_proxy.study import Preset
@@ -59,14 +59,12 @@ class ReferenceConfig:
     training: ProxyConfig = field(default_factory=lambda: ProxyConfig(epochs=REFERENCE_EPOCHS))
     seeds: int = 1
     sample_seed: int = 0
-    max_mflops: float = 0.0  # 0: no cap; otherwise `--archs N` draws only networks at most this costly
+    search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
     metric: Literal["test_acc", "val_acc"] = "test_acc"
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
             raise NasProxyError(f"[reference].seeds must be at least 1, got {self.seeds}")
-        if self.max_mflops < 0:
-            raise NasProxyError(f"[reference].max_mflops must be >= 0 (0 means no cap), got {self.max_mflops}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
@@ -119,23 +117,31 @@ def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Seri
     return table.groupby("arch")[metric].mean().rename("reference")
 
 
-def select_archs(preset: Preset, data: Dataset, spec: str, study: optuna.Study | None = None) -> list[ArchSpec]:
+def reference_space(preset: Preset) -> SearchSpace:
+    """The space ``--archs N`` draws from: ``[reference].search_space``, which must lie inside the study's."""
+    space = preset.space()
+    if not preset.reference.search_space:
+        return space
+    sub = load_search_space(preset.reference.search_space)
+    outside = next((arch for arch in sub.archs() if arch not in space), None)
+    if outside is not None:
+        raise NasProxyError(f"{preset.path}: [reference].search_space {sub.name!r} holds {outside.id}, which is not "
+                            f"in the study's space {space.name!r}; use a sub-space of it")
+    return sub
+
+
+def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -> list[ArchSpec]:
     """Architectures named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best) or ids.
 
-    ``N`` draws with ``[reference].sample_seed`` from the search space, skipping networks above
-    ``[reference].max_mflops`` if set, so ``reference --archs N`` and ``search --archs N`` name the same set.
+    ``N`` draws with ``[reference].sample_seed`` from :func:`reference_space`, so
+    ``reference --archs N`` and ``search --archs N`` name the same set.
     """
     space = preset.space()
     spec = spec.strip()
     if spec == "all":
         return space.archs()
     if spec.isdigit():
-        cap = preset.reference.max_mflops
-
-        def affordable(arch: ArchSpec) -> bool:
-            return not cap or count_flops(arch, data.channels, data.num_classes, data.image_size) <= cap * 1e6
-
-        return space.sample(int(spec), preset.reference.sample_seed, where=affordable)
+        return reference_space(preset).sample(int(spec), preset.reference.sample_seed)
     if spec.startswith("top-"):
         k = spec.removeprefix("top-")
         if not k.isdigit() or int(k) < 1:
@@ -165,6 +171,10 @@ def _append_row(path: Path, row: dict[str, Any]) -> None:
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
+def _finished(table: pd.DataFrame) -> set[tuple[str, int]]:
+    return set(zip(table["arch"], table["seed"].astype(int)))
+
+
 def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progress: bool = True) -> pd.DataFrame:
     """Train each architecture on the full training data for every reference seed; return the table.
 
@@ -177,15 +187,17 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     if other:
         raise NasProxyError(f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
                             f"{data.fingerprint}); move it away or point --data-root at the original data")
-    done = set(zip(table["arch"], table["seed"].astype(int)))
+    done = _finished(table)
     jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
     bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
     for arch, seed in bar:
+        if (arch.id, seed) in _finished(read_reference(path)):
+            continue  # another process sharing the table finished it meanwhile
         bar.set_postfix_str(arch.id)
         result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
         _append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint})
     return read_reference(path)
 
 
-__all__ = ["ReferenceConfig", "read_reference", "reference_accuracy", "reference_table_path", "run_reference",
-           "select_archs"]
+__all__ = ["ReferenceConfig", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
+           "run_reference", "select_archs"]

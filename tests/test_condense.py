@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import nas_proxy.condensation
-from nas_proxy import (ArchSpec, CondenseConfig, CondensedSet, NasProxyError, build_convnet, condense, load_dataset,
+from nas_proxy import (ArchSpec, CondenseConfig, CondensedSet, NasProxyError, build_convnet, condense,
                        matching_loss)
 
 SMALL = dict(ipc=2, batch_real=32, embed_arch="d2-w16-relu-instancenorm-avgpool")

@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 import nas_proxy.reference as reference_module
-from nas_proxy import ArchSpec, NasProxyError, load_dataset, load_preset, make_report, rank_agreement, run_search
+from nas_proxy import (ArchSpec, NasProxyError, load_dataset, load_preset, load_search_space, make_report,
+                       rank_agreement, run_search)
 from nas_proxy.cli import main
 from nas_proxy.reference import (ReferenceConfig, read_reference, reference_table_path, run_reference,
                                  select_archs)
@@ -20,8 +21,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # --- [reference] config and architecture selection ------------------------------------------------
 
 def test_reference_table_splits_protocol_from_its_own_keys(tmp_path):
-    config = load_preset(write_preset(tmp_path, reference="seeds = 2\nlr = 0.05\nmax_mflops = 1.5")).reference
-    assert (config.training.epochs, config.training.lr, config.seeds, config.max_mflops) == (2, 0.05, 2, 1.5)
+    config = load_preset(write_preset(tmp_path, reference="seeds = 2\nlr = 0.05\nsample_seed = 3")).reference
+    assert (config.training.epochs, config.training.lr, config.seeds, config.sample_seed) == (2, 0.05, 2, 3)
     assert config.seed_values == [0, 1]
     assert ReferenceConfig.from_dict({}).training.epochs == 50  # full data: not the 1000 epochs of a DM set
 
@@ -37,30 +38,39 @@ def test_bad_reference_table_names_the_key(tmp_path, body, message):
         load_preset(write_preset(tmp_path, reference=body))
 
 
-def test_select_archs_sample_is_seeded_capped_and_shared_with_search(tmp_path, digits):
-    preset = load_preset(write_preset(tmp_path, space="nas720", reference="max_mflops = 2"))
-    archs = select_archs(preset, digits, "12")
-    assert len(set(archs)) == 12 and archs == select_archs(preset, digits, "12")
-    from nas_proxy import count_flops
-    assert all(count_flops(a, 1, 10, digits.image_size) <= 2e6 for a in archs)
-    assert select_archs(preset, digits, "d1-w32-relu-none-avgpool, d2-w64-relu-batchnorm-maxpool") == [
+def test_select_archs_sample_is_seeded_drawn_from_the_reference_space(tmp_path):
+    preset = load_preset(write_preset(tmp_path, space="nas720", reference='search_space = "small"'))
+    archs = select_archs(preset, "12")
+    assert len(set(archs)) == 12 and archs == select_archs(preset, "12")
+    small = load_search_space("small")
+    assert all(arch in small for arch in archs)
+    assert select_archs(preset, "d1-w32-relu-none-avgpool, d2-w64-relu-batchnorm-maxpool") == [
         ArchSpec.parse("d1-w32-relu-none-avgpool"), ArchSpec.parse("d2-w64-relu-batchnorm-maxpool")]
-    assert len(select_archs(preset, digits, "all")) == 720
-    with pytest.raises(NasProxyError, match="holds .* after the filter"):
-        select_archs(preset, digits, "700")
+    assert len(select_archs(preset, "all")) == 720  # `all` is the study's space
+    with pytest.raises(NasProxyError, match="holds 108; ask for fewer"):
+        select_archs(preset, "200")
+    reseeded = load_preset(write_preset(tmp_path, name="b", space="nas720",
+                                        reference='search_space = "small"\nsample_seed = 1'))
+    assert select_archs(reseeded, "12") != archs
+
+
+def test_reference_space_must_lie_inside_the_study_space(tmp_path):
+    preset = load_preset(write_preset(tmp_path, reference='search_space = "nas720_cpu"'))  # study: small
+    with pytest.raises(NasProxyError, match="not in the study's space 'small'"):
+        select_archs(preset, "3")
 
 
 def test_select_archs_errors_and_top_k(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))  # the 108-network space: no width 256
     with pytest.raises(NasProxyError, match="not in search space"):
-        select_archs(preset, digits, "d1-w256-relu-none-avgpool")
+        select_archs(preset, "d1-w256-relu-none-avgpool")
     with pytest.raises(NasProxyError, match="needs a study"):
-        select_archs(preset, digits, "top-3")
+        select_archs(preset, "top-3")
     with pytest.raises(NasProxyError, match="top-K"):
-        select_archs(preset, digits, "top-x", study=None)
+        select_archs(preset, "top-x", study=None)
     study = run_search(preset, digits, n_trials=4, progress=False)
     best = sorted((t for t in study.trials), key=lambda t: -t.value)
-    top = select_archs(preset, digits, "top-2", study)
+    top = select_archs(preset, "top-2", study)
     assert top[0].id == best[0].user_attrs["arch"] and len(top) == 2
 
 
@@ -68,7 +78,7 @@ def test_select_archs_errors_and_top_k(tmp_path, digits):
 
 def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits, monkeypatch):
     preset = load_preset(write_preset(tmp_path, reference="seeds = 2"))
-    archs = select_archs(preset, digits, "3")
+    archs = select_archs(preset, "3")
     real_train = reference_module.train_proxy
     calls = []
 
@@ -96,13 +106,13 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
 
 def test_reference_refuses_a_table_built_on_other_data(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
-    archs = select_archs(preset, digits, "1")
+    archs = select_archs(preset, "1")
     run_reference(preset, digits, archs, progress=False)
     other = load_dataset("digits", val_fraction=0.2)  # another split -> another fingerprint
     path = reference_table_path(preset)
     before = path.read_bytes()
     with pytest.raises(NasProxyError, match="built on other data"):
-        run_reference(preset, other, select_archs(preset, other, "2"), progress=False)
+        run_reference(preset, other, select_archs(preset, "2"), progress=False)
     assert path.read_bytes() == before
 
 
@@ -153,7 +163,7 @@ def test_rank_agreement_is_signed_and_handles_few_pairs():
 
 def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys):
     preset = load_preset(write_preset(tmp_path))
-    archs = select_archs(preset, digits, "5")
+    archs = select_archs(preset, "5")
     run_reference(preset, digits, archs, progress=False)
     enqueue_archs(open_study(preset), archs)
     study = run_search(preset, digits, n_trials=7, progress=True)

@@ -140,3 +140,15 @@ def test_two_worker_processes_on_postgresql_record_every_trial_once(tmp_path, ca
     study = load_study(preset)
     _record_every_trial_once(study, 10)
     assert not (tmp_path / "out" / "study.journal").exists()  # nothing went to the default storage
+
+
+@pytest.mark.parametrize("url, message", [
+    ("postgresql://postgres@127.0.0.1:1/nas_proxy", "cannot use storage postgresql://"),
+    ("sqlite:////nonexistent-folder/study.db", "unable to open database file"),
+    ("mysql://user@localhost/db", "needs a database driver"),
+])
+def test_unusable_storage_is_one_line_and_writes_nothing(tmp_path, capsys, url, message):
+    assert main(["search", str(write_preset(tmp_path)), "--storage", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
