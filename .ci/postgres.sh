@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL server on loopback for the storage tests and print its URL.
-# Installs Debian's postgresql first when the machine has none (CI runs as root).
+# Start a throwaway PostgreSQL server on loopback for the storage tests and print its URL;
+# `postgres.sh stop` stops it. Installs Debian's postgresql first when the machine has none
+# (CI runs as root).
 set -euo pipefail
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   apt-get update -qq >&2
@@ -12,6 +13,7 @@ port=${NAS_PROXY_PG_PORT:-54329}
 as_owner=()
 if [ "$(id -u)" = 0 ]; then as_owner=(runuser -u postgres --); fi  # the server refuses to run as root
 if [ -f "$dir/data/postmaster.pid" ]; then "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast stop >&2 || true; fi
+if [ "${1:-}" = stop ]; then exit 0; fi
 rm -rf "$dir" && mkdir -p "$dir"
 if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null

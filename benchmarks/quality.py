@@ -21,6 +21,7 @@ import pandas as pd
 
 from _common import append_results
 from nas_proxy import ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, condense, load_dataset, train_proxy
+from nas_proxy.report import markdown_table
 
 
 def main() -> None:
@@ -63,7 +64,7 @@ def main() -> None:
         test_mean=("test_acc", "mean"), test_std=("test_acc", "std"), val_mean=("val_acc", "mean"),
         seconds=("seconds", "mean"))
     summary[["test_mean", "test_std", "val_mean"]] *= 100
-    table = summary.round(2).to_markdown() if _has_tabulate() else summary.round(2).to_string()
+    table = markdown_table(summary.round(2).reset_index())
     print(table)
     if not args.no_record:
         command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -72,14 +73,6 @@ def main() -> None:
                  f"{list(range(args.seeds))}: {np.round(frame[frame.train == 'DM'].test_acc.values * 100, 2).tolist()} (DM), "
                  f"{np.round(frame[frame.train != 'DM'].test_acc.values * 100, 2).tolist()} (random).")
         append_results(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", command, table, notes)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

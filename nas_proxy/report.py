@@ -56,7 +56,7 @@ class Report:
                   f"{a['reference_seconds_mean']:.1f} s | |",
                   f"| cost in total | condensation {a['condense_seconds']:.0f} s + proxy {a['proxy_seconds']:.0f} s; "
                   f"reference {a['reference_seconds']:.0f} s | |", ""]
-        lines.append(_markdown_table(self.ranking if rows is None else self.ranking.head(rows)))
+        lines.append(markdown_table(self.ranking if rows is None else self.ranking.head(rows)))
         return "\n".join(lines) + "\n"
 
 
@@ -73,7 +73,9 @@ def _interval(a: dict[str, Any], key: str) -> str:
     return "n/a" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub markdown table (pandas' own ``to_markdown`` needs the tabulate package)."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return "" if math.isnan(value) else f"{value:.4g}"
@@ -163,4 +165,4 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     return Report(report.name, ranking, agreement, files)
 
 
-__all__ = ["Report", "make_report"]
+__all__ = ["Report", "make_report", "markdown_table"]
