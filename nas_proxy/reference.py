@@ -101,7 +101,7 @@ def read_reference(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={"arch": str, "device": str, "fingerprint": str})  # hex may look numeric
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise NasProxyError(f"{path}: not a readable reference table ({exc}); move it away and run "
                             f"`nas-proxy reference` again") from None
@@ -163,11 +163,17 @@ def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -
 
 
 def _append_row(path: Path, row: dict[str, Any]) -> None:
-    """Add one row: read, append, rewrite atomically, under a lock so two runs never drop a row."""
+    """Add one row: read, append, rewrite atomically, under a lock so two runs never drop a row.
+
+    A row another process sharing the table added meanwhile for the same (arch, seed) wins; this one is dropped.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        table = pd.concat([read_reference(path), pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
+        table = read_reference(path)
+        if (row["arch"], row["seed"]) in _finished(table):
+            return
+        table = pd.concat([table, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 

@@ -39,7 +39,8 @@ class Report:
         lines = [f"# {self.name}: proxy ranking vs full-data reference", "",
                  f"{a['trials_complete']} finished trials ({a['trials_running']} running, {a['trials_failed']} "
                  f"failed) scored {a['scored']} architectures; the reference table holds {a['reference_archs']} "
-                 f"({a['metric']}, {a['reference_epochs']} epochs on the full training data); {a['n']} are in both.",
+                 f"({a['metric']}, {a['reference_epochs']} epoch{'s' if a['reference_epochs'] != 1 else ''} on the full "
+                 f"training data); {a['n']} are in both.",
                  "", "| measure | value | 95% interval |", "|---|---|---|"]
         for key, label in (("spearman", "Spearman"), ("kendall", "Kendall")):
             lines.append(f"| {label} | {_num(a[key])} | {_interval(a, key)} |")

@@ -204,3 +204,14 @@ def test_report_without_a_study_is_a_clear_error(tmp_path, capsys):
 def test_reference_command_bad_arch_exits_2(tmp_path, capsys):
     assert main(["reference", str(write_preset(tmp_path)), "--archs", "d9-w1-relu-none-none"]) == 2
     assert "not in search space" in capsys.readouterr().err
+
+
+def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path))
+    row = {"arch": "d1-w32-relu-none-avgpool", "seed": 0, "val_acc": 0.5, "test_acc": 0.5, "params": 1, "flops": 1,
+           "seconds": 1.0, "epochs": 2, "train_size": 1, "device": "cpu", "fingerprint": digits.fingerprint}
+    path = reference_table_path(preset)
+    reference_module._append_row(path, row)
+    reference_module._append_row(path, {**row, "val_acc": 0.9})  # a second process finished the same network
+    table = read_reference(path)
+    assert len(table) == 1 and table["val_acc"].iloc[0] == 0.5
