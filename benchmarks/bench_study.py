@@ -1,8 +1,10 @@
 """Study throughput: proxy trials per hour with 1 and with 2 local workers, on one machine.
 
-Both runs score the same architectures (the first N of the preset's reference sample, queued
-with ``search --archs N``), each in a fresh study that shares the preset's output folder, so
-the condensed set is built once beforehand and not timed. Appends a table to
+Every run scores architectures from the same queue (the preset's reference sample, queued with
+``search --archs``), each in a fresh study that shares the preset's output folder, so the
+condensed set is built once beforehand and not timed. With W workers the queue holds N + W - 1
+architectures: workers stop together once N trials have finished, and up to W - 1 trials
+already in flight then finish too (Optuna's MaxTrialsCallback), so none comes from the sampler. Appends a table to
 benchmarks/RESULTS.md.
 
     python benchmarks/bench_study.py studies/fashion_mnist_dm.toml --data-root ../shared/data --trials 8
@@ -54,7 +56,8 @@ def main() -> None:
         for workers in [int(w) for w in args.workers.split(",")]:
             name = f"bench-{preset.study.name}-w{workers}-{uuid.uuid4().hex[:6]}"
             path = bench_preset(args.preset, name, preset.study.output.resolve(), Path(folder))
-            command = ["nas-proxy", "search", str(path), "--archs", str(args.trials), "--n-trials", str(args.trials),
+            command = ["nas-proxy", "search", str(path), "--archs", str(args.trials + workers - 1),
+                       "--n-trials", str(args.trials),
                        "--workers", str(workers), "--no-progress"]
             if args.data_root:
                 command += ["--data-root", str(args.data_root)]
@@ -64,6 +67,7 @@ def main() -> None:
             trials = load_study(load_preset(path)).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
             scored = [t for t in trials if not t.user_attrs.get("cached")]
             train = sum(t.user_attrs["seconds"] for t in scored)
+            assert all(t.number < args.trials + workers - 1 for t in scored), "a trial came from the sampler"
             rows.append((workers, len(scored), wall, 3600 * len(scored) / wall, train / len(scored)))
             print(f"{workers} worker(s): {len(scored)} trials in {wall:.0f} s -> {rows[-1][3]:.1f} trials/hour",
                   flush=True)
