@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
         scatter = _scatter(ranking, agreement, metric, out / "scatter.png")
         if scatter is not None:
             files.append(scatter)
-    return Report(report.name, ranking, agreement, files)
+    return dataclasses.replace(report, files=files)
 
 
 __all__ = ["Report", "make_report", "markdown_table"]
