@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import struct
 import tempfile
@@ -10,6 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+
+def settings_key(*parts: object) -> str:
+    """12 hex chars naming an artifact by the settings (JSON-serialisable) that produced it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,7 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict
-from nas_proxy._io import atomic_write
+from nas_proxy._io import atomic_write, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
@@ -90,8 +88,7 @@ def reference_table_path(preset: Preset) -> Path:
     protocol = {k: v for k, v in dataclasses.asdict(preset.reference.training).items()
                 if k not in ("seed", "threads", "eval_batch_size")}  # these do not change what a row means
     study = preset.study
-    key = hashlib.sha256(json.dumps([study.dataset, study.val_fraction, study.split_seed, protocol],
-                                    sort_keys=True).encode()).hexdigest()[:12]
+    key = settings_key(study.dataset, study.val_fraction, study.split_seed, protocol)
     return study.output / "reference" / f"{study.dataset}-{key}.csv"
 
 

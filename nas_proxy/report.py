@@ -89,8 +89,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _ranking(scores: pd.DataFrame, table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    reference = reference_accuracy(table, metric)
+def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.DataFrame:
     ranking = scores.assign(reference=scores["arch"].map(reference))
     ranking.insert(0, "rank", range(1, len(ranking) + 1))
     ranking["reference_rank"] = ranking["reference"].rank(ascending=False, method="min")
@@ -138,9 +137,9 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     table_path = reference_table_path(preset)
     table = read_reference(table_path)
     scores = proxy_scores(study)
-    ranking = _ranking(scores, table, metric)
-    agreement = rank_agreement(scores.set_index("arch")["score"], reference_accuracy(table, metric),
-                               n_boot=n_boot, seed=seed)
+    reference = reference_accuracy(table, metric)
+    ranking = _ranking(scores, reference, metric)
+    agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     paired = set(scores["arch"]) & set(table["arch"])
     agreement.update(

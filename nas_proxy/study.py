@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +29,7 @@ from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict, positive, read_toml
 from nas_proxy._interrupt import safe_interrupt
+from nas_proxy._io import settings_key
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -109,7 +108,7 @@ def load_preset(path: str | Path) -> Preset:
 def condensed_set_path(preset: Preset, data: Dataset) -> Path:
     """Where the preset's condensed set lives: keyed by a hash of its settings and of the data."""
     settings = {k: v for k, v in dataclasses.asdict(preset.condense).items() if k != "checkpoint_every"}
-    key = hashlib.sha256(json.dumps([settings, data.fingerprint], sort_keys=True).encode()).hexdigest()[:12]
+    key = settings_key(settings, data.fingerprint)
     return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
 
 
@@ -126,11 +125,16 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> C
     return CondensedSet.load(path, data)
 
 
+def _journal_file(url: str) -> Path | None:
+    """The file of a ``journal:<path>`` storage URL; None for a database URL."""
+    return Path(url.removeprefix("journal:")) if url.startswith("journal:") else None
+
+
 def _storage(url: str) -> optuna.storages.BaseStorage | str:
-    if url.startswith("journal:"):
+    file = _journal_file(url)
+    if file is not None:
         from optuna.storages.journal import JournalFileBackend
 
-        file = Path(url.removeprefix("journal:"))
         file.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
     return url
@@ -182,8 +186,9 @@ def open_study(preset: Preset) -> optuna.Study:
 def load_study(preset: Preset) -> optuna.Study:
     """The preset's existing study (for reading: reports, top-k); a clear error if there is none yet."""
     url = preset.study.storage_url
-    if url.startswith("journal:") and not Path(url.removeprefix("journal:")).is_file():
-        raise NasProxyError(f"no study yet at {url.removeprefix('journal:')}; run `nas-proxy search "
+    file = _journal_file(url)
+    if file is not None and not file.is_file():
+        raise NasProxyError(f"no study yet at {file}; run `nas-proxy search "
                             f"{preset.path}` first")
     try:
         with _storage_errors(url):
