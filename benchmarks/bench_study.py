@@ -26,7 +26,7 @@ import optuna
 
 from _common import append_results
 from nas_proxy import load_dataset, load_preset, load_study
-from nas_proxy.study import get_condensed_set
+from nas_proxy.proxies import get_condensed_set
 
 
 def bench_preset(preset_path: Path, name: str, out_dir: Path, folder: Path) -> Path:

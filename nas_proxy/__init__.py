@@ -20,13 +20,15 @@ from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_spa
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.reference import ReferenceConfig, read_reference, reference_table_path, run_reference, select_archs
 from nas_proxy.study import Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy.proxies import PROXIES, Proxy, ScoreConfig, make_proxy
 from nas_proxy.report import Report, make_report
+from nas_proxy.compare import Comparison, compare_proxies
 
 __all__ = [
-    "DATASETS", "DEFAULT_ARCH", "DSA", "ArchSpec", "CondenseConfig", "CondensedSet", "ConvNet", "DSAParams",
-    "DataError", "Dataset", "NasProxyError", "Preset", "ProxyConfig", "ProxyResult", "ReferenceConfig", "Report",
-    "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet", "condense", "count_flops", "count_params",
-    "default_data_root", "enqueue_archs", "init_parameters", "load_dataset", "load_preset", "load_search_space",
-    "load_study", "make_report", "matching_loss", "open_study", "proxy_scores", "rank_agreement", "read_reference",
+    "DATASETS", "DEFAULT_ARCH", "DSA", "PROXIES", "ArchSpec", "Comparison", "CondenseConfig", "CondensedSet",
+    "ConvNet", "DSAParams", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy", "ProxyConfig", "ProxyResult",
+    "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet",
+    "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs",
+    "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "proxy_scores", "rank_agreement", "read_reference",
     "reference_table_path", "run_reference", "run_search", "select_archs", "train_proxy", "__version__",
 ]

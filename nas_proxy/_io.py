@@ -1,7 +1,8 @@
-"""Atomic file writes and a dependency-free PNG writer for image grids."""
+"""Atomic file writes, shared CSV tables and a dependency-free PNG writer for image grids."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 
@@ -40,6 +42,42 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype: dict | None = None) -> pd.DataFrame:
+    """The CSV table at ``path`` (empty, with ``columns``, if there is none yet).
+
+    An unreadable file or one without ``columns`` raises one line naming ``what`` it should be and the ``fix``.
+    """
+    from nas_proxy.errors import NasProxyError
+
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    try:
+        table = pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise NasProxyError(f"{path}: not a readable {what} ({exc}); {fix}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise NasProxyError(f"{path}: {what} lacks column {missing[0]!r}; {fix}")
+    return table
+
+
+def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")) -> None:
+    """Add ``row`` to the CSV table at ``path``: read, append, rewrite atomically, all under a lock.
+
+    Several processes may share the table; a row another one added meanwhile with the same
+    ``key`` values wins and this one is dropped, so no row is ever written twice.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = read(path)
+        if tuple(row[k] for k in key) in set(zip(*(table[k] for k in key))):
+            return
+        table = pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
+        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> Path:

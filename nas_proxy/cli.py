@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 
 from nas_proxy import __version__
+from nas_proxy.compare import compare_proxies
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
 from nas_proxy.errors import NasProxyError
+from nas_proxy.proxies import PROXIES
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy.reference import reference_accuracy, reference_table_path, run_reference, select_archs
@@ -107,11 +109,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True) -> None:
+def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True, storage: bool = True) -> None:
     parser.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL overriding the preset's, e.g. postgresql://user@host/db "
-                             "(default: the preset's, else a journal file in its output folder)")
+    if storage:
+        parser.add_argument("--storage", default=None,
+                            help="Optuna storage URL overriding the preset's, e.g. postgresql://user@host/db "
+                                 "(default: the preset's, else a journal file in its output folder)")
     if data:
         parser.add_argument("--data-root", type=Path, default=None,
                             help="folder holding the data in torchvision's layout (default: $NAS_PROXY_DATA, "
@@ -122,7 +125,7 @@ def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True) -> N
 
 def _load_preset(args: argparse.Namespace) -> Preset:
     preset = load_preset(args.preset)
-    if args.storage:
+    if getattr(args, "storage", None):
         preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=args.storage))
     return preset
 
@@ -217,6 +220,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(path) for path in report.files))
     if not args.no_plot and not any(path.suffix == ".png" for path in report.files) and len(report.ranking):
         print("no scatter plot: install matplotlib (pip install nas-proxy[plot])")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    preset = _load_preset(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = _preset_data(preset, args.data_root, args.device)
+    comparison = compare_proxies(preset, data, args.proxies.split(","), seeds=args.seeds, n_boot=args.bootstrap,
+                                 out_dir=args.out, plot=not args.no_plot, progress=not args.no_progress)
+    print(comparison.markdown())
+    print("wrote " + ", ".join(str(path) for path in comparison.files))
     return 0
 
 
@@ -316,6 +331,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=20, help="ranking rows to print (default: 20; files hold all)")
     p.add_argument("--no-plot", action="store_true", help="skip the scatter plot")
     p.set_defaults(run=_cmd_report)
+
+    p = commands.add_parser("compare", help="measure every proxy against the reference, side by side",
+                            description="Score the reference table's architectures with each proxy and print one "
+                                        "row per proxy: Spearman and Kendall with bootstrap 95%% intervals, top-k "
+                                        "Spearman, precision@k, the top-1's reference accuracy and regret, and the "
+                                        "cost. Scores are cached; the same command continues an interrupted run.")
+    _add_preset_options(p, storage=False)
+    p.add_argument("--proxies", default="dm,random,early,synflow,naswot,grad_norm,params,flops",
+                   help=f"comma-separated proxies from {', '.join(PROXIES)}; join with + for a rank ensemble, e.g. "
+                        "dm+naswot (default: all)")
+    p.add_argument("--seeds", type=int, default=None, help="scores averaged per architecture (default: [score].seeds)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/compare)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    p.add_argument("--no-plot", action="store_true", help="skip the plot")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.set_defaults(run=_cmd_compare, interrupted="compare interrupted; scores so far are saved, run the same command "
+                                                 "to continue")
     return parser
 
 

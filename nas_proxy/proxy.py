@@ -1,8 +1,8 @@
 """Train one architecture on a (small) training set and score it on the validation split.
 
 The protocol is the paper's evaluation protocol (METHOD.md): SGD lr 0.01, momentum 0.9,
-weight decay 5e-4, batch 256, cross-entropy, learning rate x0.1 at half the epochs (the
-optimiser keeps its momentum, unlike the authors' code), per-image DSA. The whole training
+weight decay 5e-4, batch 256, cross-entropy, learning rate x0.1 after half the optimiser steps
+(the optimiser keeps its momentum, unlike the authors' code), per-image DSA. The whole training
 set lives on the device as one tensor; batches are index gathers, no DataLoader.
 
 Example:
@@ -67,6 +67,10 @@ class ProxyConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
         return config_from_dict(cls, data, where)
 
+    def protocol(self) -> dict[str, Any]:
+        """The settings that change a result (not the seed, thread count or evaluation batch): cache keys."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size")}
+
 
 @dataclass(frozen=True)
 class ProxyResult:
@@ -128,14 +132,17 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
     dsa = DSA(strategy)
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    decay_epoch = int(config.epochs * config.lr_decay_at)
-    for epoch in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
-        if epoch == decay_epoch:
-            for group in optimizer.param_groups:  # decay in place: momentum carries over
-                group["lr"] = config.lr * 0.1
+    # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it.
+    decay_step = int(config.epochs * -(-len(x) // config.batch_size) * config.lr_decay_at)
+    step = 0
+    for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
         net.train()
         order = torch.randperm(len(x), generator=generator).to(device)
         for index in order.split(config.batch_size):
+            if step == decay_step:
+                for group in optimizer.param_groups:  # decay in place: momentum carries over
+                    group["lr"] = config.lr * 0.1
+            step += 1
             batch = dsa.per_image(x[index], generator) if dsa.families else x[index]
             with _autocast(device, fast):
                 loss = F.cross_entropy(net(batch), y[index])

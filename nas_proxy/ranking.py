@@ -20,6 +20,8 @@ import optuna
 import pandas as pd
 from scipy import stats
 
+from nas_proxy.space import AXES, ArchSpec
+
 TOP_K = (5, 10, 20)
 
 
@@ -82,6 +84,8 @@ def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, 
         top = best_first.head(k)
         out[f"top{k}_spearman"] = (_corr(stats.spearmanr, top["proxy"].to_numpy(float), top["reference"].to_numpy(float))
                                    if len(top) == k else math.nan)
+        picked = both.sort_values("proxy", ascending=False).head(k).index
+        out[f"precision{k}"] = len(set(picked) & set(top.index)) / k if len(top) == k else math.nan
     if len(both):
         pick = both["proxy"].idxmax()
         out.update(top1_arch=pick, top1_reference=float(both.at[pick, "reference"]),
@@ -92,4 +96,26 @@ def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, 
     return out
 
 
-__all__ = ["TOP_K", "proxy_scores", "rank_agreement"]
+def rank_ensemble(members: list[pd.Series]) -> pd.Series:
+    """Mean percentile rank of each architecture over ``members`` (score series; those every member scored)."""
+    ranks = pd.concat([m.rank(pct=True) for m in members], axis=1, join="inner")
+    return ranks.mean(axis=1)
+
+
+def factor_bias(proxy: pd.Series, reference: pd.Series) -> pd.DataFrame:
+    """Which architecture choices a proxy over- or under-rates: one row per (axis, value).
+
+    ``rank_error`` is the mean of (proxy rank - reference rank) over the architectures with that
+    choice (rank 1 = worst); positive means the proxy rates them higher than the reference does.
+    """
+    both = pd.concat([proxy.rename("proxy"), reference.rename("reference")], axis=1, join="inner").dropna()
+    error = both["proxy"].rank() - both["reference"].rank()
+    archs = [ArchSpec.parse(a) for a in both.index]
+    rows = []
+    for axis in AXES:
+        for value, group in error.groupby([getattr(a, axis) for a in archs]):
+            rows.append({"axis": axis, "value": value, "n": len(group), "rank_error": float(group.mean())})
+    return pd.DataFrame(rows, columns=["axis", "value", "n", "rank_error"])
+
+
+__all__ = ["TOP_K", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]

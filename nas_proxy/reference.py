@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict
-from nas_proxy._io import atomic_write, settings_key
+from nas_proxy._io import append_row, read_table, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
@@ -85,28 +84,25 @@ class ReferenceConfig:
 
 def reference_table_path(preset: Preset) -> Path:
     """The preset's reference table: keyed by the data set, its split and the training protocol."""
-    protocol = {k: v for k, v in dataclasses.asdict(preset.reference.training).items()
-                if k not in ("seed", "threads", "eval_batch_size")}  # these do not change what a row means
     study = preset.study
-    key = settings_key(study.dataset, study.val_fraction, study.split_seed, protocol)
+    protocol = preset.reference.training.protocol()
+    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
+    key = settings_key(study.dataset, study.val_fraction, study.split_seed, protocol, "step-decay")
     return study.output / "reference" / f"{study.dataset}-{key}.csv"
 
 
 def read_reference(path: str | Path) -> pd.DataFrame:
     """The reference table at ``path`` (empty, with the right columns, if there is none yet)."""
-    path = Path(path)
-    if not path.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    try:
-        table = pd.read_csv(path, dtype={"arch": str, "device": str, "fingerprint": str})  # hex may look numeric
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise NasProxyError(f"{path}: not a readable reference table ({exc}); move it away and run "
-                            f"`nas-proxy reference` again") from None
-    missing = [c for c in ("arch", "seed", "val_acc", "test_acc") if c not in table.columns]
-    if missing:
-        raise NasProxyError(f"{path}: reference table lacks column {missing[0]!r}; move it away and run "
-                            f"`nas-proxy reference` again")
-    return table
+    return read_table(path, COLUMNS, "reference table", "move it away and run `nas-proxy reference` again",
+                      dtype={"arch": str, "device": str, "fingerprint": str})  # hex may look numeric
+
+
+def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
+    """Refuse a reference table built on other data than ``data`` (another copy, another version)."""
+    other = set(table["fingerprint"].dropna()) - {data.fingerprint} if "fingerprint" in table else set()
+    if other:
+        raise NasProxyError(f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
+                            f"{data.fingerprint}); move it away or point --data-root at the original data")
 
 
 def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Series:
@@ -159,21 +155,6 @@ def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -
     return archs
 
 
-def _append_row(path: Path, row: dict[str, Any]) -> None:
-    """Add one row: read, append, rewrite atomically, under a lock so two runs never drop a row.
-
-    A row another process sharing the table added meanwhile for the same (arch, seed) wins; this one is dropped.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        table = read_reference(path)
-        if (row["arch"], row["seed"]) in _finished(table):
-            return
-        table = pd.concat([table, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True)
-        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
-
-
 def _finished(table: pd.DataFrame) -> set[tuple[str, int]]:
     return set(zip(table["arch"], table["seed"].astype(int)))
 
@@ -186,10 +167,7 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     config = preset.reference
     path = reference_table_path(preset)
     table = read_reference(path)
-    other = set(table["fingerprint"].dropna()) - {data.fingerprint} if "fingerprint" in table else set()
-    if other:
-        raise NasProxyError(f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
-                            f"{data.fingerprint}); move it away or point --data-root at the original data")
+    check_same_data(table, data, path)
     done = _finished(table)
     jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
     bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
@@ -198,9 +176,10 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
             continue  # another process sharing the table finished it meanwhile
         bar.set_postfix_str(arch.id)
         result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
-        _append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint})
+        append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint},
+                   read_reference)
     return read_reference(path)
 
 
-__all__ = ["ReferenceConfig", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
+__all__ = ["ReferenceConfig", "check_same_data", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
            "run_reference", "select_archs"]

@@ -56,7 +56,7 @@ class Report:
                          f"--archs top-1` | |")
         lines += [f"| cost per architecture | proxy {a['proxy_seconds_mean']:.1f} s, reference "
                   f"{a['reference_seconds_mean']:.1f} s | |",
-                  f"| cost in total | condensation {a['condense_seconds']:.0f} s + proxy {a['proxy_seconds']:.0f} s; "
+                  f"| cost in total | setup (condensation) {a['setup_seconds']:.0f} s + proxy {a['proxy_seconds']:.0f} s; "
                   f"reference {a['reference_seconds']:.0f} s | |", ""]
         lines.append(markdown_table(self.ranking if rows is None else self.ranking.head(rows)))
         return "\n".join(lines) + "\n"
@@ -95,7 +95,7 @@ def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.Data
     ranking["reference_rank"] = ranking["reference"].rank(ascending=False, method="min")
     ranking["mflops"] = ranking["flops"] / 1e6
     columns = ["rank", "arch", "score", "reference", "reference_rank", "params", "mflops", "seconds", "trial"]
-    return ranking[columns].rename(columns={"score": "proxy_val_acc", "reference": f"reference_{metric}",
+    return ranking[columns].rename(columns={"score": "proxy_score", "reference": f"reference_{metric}",
                                             "seconds": "proxy_seconds"})
 
 
@@ -109,13 +109,13 @@ def _scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path
         return None
     both = ranking.dropna(subset=[f"reference_{metric}"])
     figure, axes = plt.subplots(figsize=(5, 4.2), dpi=120)
-    axes.scatter(100 * both["proxy_val_acc"], 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
+    axes.scatter(both["proxy_score"], 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
     if agreement["top1_arch"] is not None:
         pick = both[both["arch"] == agreement["top1_arch"]].iloc[0]
-        axes.scatter([100 * pick["proxy_val_acc"]], [100 * pick[f"reference_{metric}"]], s=60, facecolors="none",
+        axes.scatter([pick["proxy_score"]], [100 * pick[f"reference_{metric}"]], s=60, facecolors="none",
                      edgecolors="red", label=f"proxy top-1 (regret {agreement['regret']:.2f} pts)")
         axes.legend(loc="lower right", fontsize=8)
-    axes.set_xlabel("proxy score: validation accuracy (%)")
+    axes.set_xlabel(f"proxy score ({agreement['proxy']})")
     axes.set_ylabel(f"full-data reference: {metric.replace('_acc', '')} accuracy (%)")
     axes.set_title(f"Spearman {_num(agreement['spearman'])}, Kendall {_num(agreement['kendall'])} "
                    f"(n = {agreement['n']})", fontsize=10)
@@ -143,11 +143,11 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     paired = set(scores["arch"]) & set(table["arch"])
     agreement.update(
-        metric=metric, reference_epochs=preset.reference.training.epochs, reference_table=str(table_path),
+        proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric, reference_epochs=preset.reference.training.epochs, reference_table=str(table_path),
         trials_complete=int(states.get("COMPLETE", 0)), trials_running=int(states.get("RUNNING", 0)),
         trials_failed=int(states.get("FAIL", 0)), scored=len(scores), reference_archs=int(table["arch"].nunique()),
         study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
-        condense_seconds=float(study.user_attrs.get("condense_seconds", math.nan)),
+        setup_seconds=float(study.user_attrs.get("setup_seconds", math.nan)),
         proxy_seconds=float(scores["seconds"].sum()), reference_seconds=float(table["seconds"].sum()),
         proxy_seconds_mean=float(scores[scores["arch"].isin(paired)]["seconds"].mean()),
         reference_seconds_mean=float(table[table["arch"].isin(paired)].groupby("arch")["seconds"].sum().mean()),

@@ -2,10 +2,10 @@
 
 A preset (``studies/*.toml``) has one table per stage: ``[study]`` (data set, search space,
 sampler, trials, storage, output folder), ``[condense]`` (a :class:`CondenseConfig`),
-``[proxy]`` (a :class:`ProxyConfig`) and ``[reference]`` (a :class:`ReferenceConfig`). The
-condensed set is built once per (settings, data) and reused by every run and worker; trials
-record the architecture and its cost, and an architecture suggested again reuses its earlier
-score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
+``[proxy]`` (a :class:`ProxyConfig`), ``[score]`` (a :class:`ScoreConfig`: which proxy scores
+trials, default ``dm``) and ``[reference]`` (a :class:`ReferenceConfig`). The condensed set is
+built once per (settings, data) and reused by every run and worker; trials record the
+architecture and its cost, and an architecture suggested again reuses its earlier score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
 Kendall correlation over all such architectures is printed and stored on the study.
 
 Example:
@@ -18,8 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import fcntl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,11 +28,11 @@ from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict, positive, read_toml
 from nas_proxy._interrupt import safe_interrupt
-from nas_proxy._io import settings_key
-from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
+from nas_proxy.condensation import CondenseConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy, network_size
+from nas_proxy.proxy import ProxyConfig
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.reference import ReferenceConfig, read_reference, reference_accuracy, reference_table_path
 from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
@@ -79,6 +78,7 @@ class Preset:
     study: StudyConfig
     condense: CondenseConfig
     proxy: ProxyConfig
+    score: ScoreConfig
     reference: ReferenceConfig
     path: Path
 
@@ -86,7 +86,8 @@ class Preset:
         return load_search_space(self.study.search_space)
 
 
-_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig, "reference": ReferenceConfig}
+_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig, "score": ScoreConfig,
+             "reference": ReferenceConfig}
 
 
 def load_preset(path: str | Path) -> Preset:
@@ -103,26 +104,6 @@ def load_preset(path: str | Path) -> Preset:
     preset = Preset(path=path, **configs)
     preset.space()  # the search space must exist and be valid
     return preset
-
-
-def condensed_set_path(preset: Preset, data: Dataset) -> Path:
-    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data."""
-    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items() if k != "checkpoint_every"}
-    key = settings_key(settings, data.fingerprint)
-    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
-
-
-def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> CondensedSet:
-    """Load the preset's condensed set, or build it once (other workers wait on a file lock)."""
-    path = condensed_set_path(preset, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
-        if not path.is_file():
-            syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
-                           progress=progress)
-            syn.save(path)
-    return CondensedSet.load(path, data)
 
 
 def _journal_file(url: str) -> Path | None:
@@ -166,8 +147,11 @@ def _storage_errors(url: str):
                             f"running") from None
 
 
-def open_study(preset: Preset) -> optuna.Study:
-    """Create or resume the preset's study on its storage; the search space is recorded on it."""
+def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
+    """Create or resume the preset's study on its storage; the search space is recorded on it.
+
+    With ``proxy``, its settings are recorded too, so a study is never scored by two proxies.
+    """
     space = preset.space()
     url = preset.study.storage_url
     with _storage_errors(url):
@@ -180,6 +164,14 @@ def open_study(preset: Preset) -> optuna.Study:
     elif recorded != choices:
         raise NasProxyError(f"study {preset.study.name!r} on {url} was created with another "
                             f"search space; use a new [study].name or the original space")
+    if proxy is not None:
+        recorded = study.user_attrs.get("proxy")
+        if recorded is None:
+            study.set_user_attr("proxy", proxy.settings)
+        elif recorded != proxy.settings:
+            raise NasProxyError(f"study {preset.study.name!r} on {url} was scored by another proxy or protocol "
+                                f"({recorded.get('proxy')}); use a new [study].name or the original [proxy], "
+                                f"[condense] and [score] settings")
     return study
 
 
@@ -205,10 +197,10 @@ def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTri
     return None
 
 
-def make_objective(preset: Preset, data: Dataset, syn: CondensedSet):
-    """The objective: train the suggested architecture on the condensed set, return val accuracy."""
+def make_objective(preset: Preset, data: Dataset, proxy: Proxy):
+    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds)."""
     space = preset.space()
-    train = syn.split(data.train.x.device)
+    seeds = range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds)
     reference_path = reference_table_path(preset)
 
     def objective(trial: optuna.Trial) -> float:
@@ -223,10 +215,13 @@ def make_objective(preset: Preset, data: Dataset, syn: CondensedSet):
                 trial.set_user_attr(key, earlier.user_attrs[key])
             trial.set_user_attr("cached", True)
             return earlier.value
-        result = train_proxy(arch, train, data, preset.proxy)
-        for key in ("params", "flops", "seconds"):
-            trial.set_user_attr(key, getattr(result, key))
-        return result.val_acc
+        tic = time.perf_counter()
+        score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
+        trial.set_user_attr("seconds", time.perf_counter() - tic)
+        params, flops = network_size(arch, data)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("flops", flops)
+        return score
 
     return objective
 
@@ -275,20 +270,19 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, progr
     whole reaches the target (Optuna's ``MaxTrialsCallback``), so no work is done twice.
     Queued trials (:func:`enqueue_archs`) run first.
     """
-    syn = get_condensed_set(preset, data, progress)
-    study = open_study(preset)
-    study.set_user_attr("condense_seconds", syn.meta["seconds"])  # the amortised side of the proxy's cost
+    proxy = make_proxy(preset.score.proxy, preset, data, progress=progress)
+    study = open_study(preset, proxy)
+    study.set_user_attr("setup_seconds", proxy.setup_seconds)  # the amortised side of the proxy's cost
     target = n_trials if n_trials is not None else preset.study.n_trials
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = target - len(study.get_trials(deepcopy=False, states=done))
     if remaining > 0:
         with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
-            study.optimize(interrupt.objective(make_objective(preset, data, syn)), n_trials=remaining,
+            study.optimize(interrupt.objective(make_objective(preset, data, proxy)), n_trials=remaining,
                            show_progress_bar=progress,
                            callbacks=[optuna.study.MaxTrialsCallback(target, states=done),
                                       ReferenceCorrelation(preset, verbose=progress), interrupt.callback])
     return study
 
 
-__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "condensed_set_path", "enqueue_archs", "get_condensed_set",
-           "load_preset", "load_study", "open_study", "run_search", "suggest_arch"]
+__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "run_search", "suggest_arch"]

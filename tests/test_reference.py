@@ -9,6 +9,7 @@ from scipy import stats
 import nas_proxy.reference as reference_module
 from nas_proxy import (ArchSpec, NasProxyError, load_dataset, load_preset, load_search_space, make_report,
                        rank_agreement, run_search)
+from nas_proxy._io import append_row
 from nas_proxy.cli import main
 from nas_proxy.reference import (ReferenceConfig, read_reference, reference_table_path, run_reference,
                                  select_archs)
@@ -187,7 +188,7 @@ def test_report_writes_files_and_works_on_a_running_study(tmp_path, digits, caps
     assert "Spearman" in out and "1 running" in out and "top-1 regret" in out
     folder = preset.study.output / "report"
     ranking = pd.read_csv(folder / "ranking.csv")
-    assert len(ranking) == 6 and ranking["proxy_val_acc"].is_monotonic_decreasing
+    assert len(ranking) == 6 and ranking["proxy_score"].is_monotonic_decreasing
     assert ranking["reference_test_acc"].notna().all()
     assert (folder / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| rank | arch |" in (folder / "report.md").read_text()
@@ -211,7 +212,7 @@ def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
     row = {"arch": "d1-w32-relu-none-avgpool", "seed": 0, "val_acc": 0.5, "test_acc": 0.5, "params": 1, "flops": 1,
            "seconds": 1.0, "epochs": 2, "train_size": 1, "device": "cpu", "fingerprint": digits.fingerprint}
     path = reference_table_path(preset)
-    reference_module._append_row(path, row)
-    reference_module._append_row(path, {**row, "val_acc": 0.9})  # a second process finished the same network
+    append_row(path, row, read_reference)
+    append_row(path, {**row, "val_acc": 0.9}, read_reference)  # a second process finished the same network
     table = read_reference(path)
     assert len(table) == 1 and table["val_acc"].iloc[0] == 0.5

@@ -11,7 +11,8 @@ import pytest
 
 from nas_proxy import NasProxyError, load_dataset
 from nas_proxy.cli import main
-from nas_proxy.study import condensed_set_path, load_preset, load_study, open_study, run_search
+from nas_proxy.proxies import condensed_set_path
+from nas_proxy.study import load_preset, load_study, open_study, run_search
 from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

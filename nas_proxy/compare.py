@@ -1,0 +1,254 @@
+"""Every proxy side by side against the reference table: can the ranking be trusted, and is DM worth it?
+
+Each proxy scores every architecture of the reference table for each seed. Scores are cached
+per (proxy settings, data) in ``<study output>/scores/`` one row at a time, so an interrupted
+comparison continues where it stopped and a second comparison reuses them. A name joined by
+``+`` (``dm+naswot``) is a rank ensemble: the mean of its members' ranks (it scores a set of
+architectures, not one, so a study cannot search with it).
+
+Example:
+    >>> from nas_proxy import compare_proxies, load_dataset, load_preset
+    >>> preset = load_preset("studies/fashion_mnist_dm.toml")
+    >>> comparison = compare_proxies(preset, load_dataset("fashion_mnist"), ["dm", "naswot"])  # doctest: +SKIP
+    >>> print(comparison.markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nas_proxy._io import append_row, atomic_write, read_table, settings_key
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.proxies import PROXIES, Proxy, make_proxy
+from nas_proxy.ranking import TOP_K, factor_bias, rank_agreement, rank_ensemble
+from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
+from nas_proxy.report import markdown_table
+from nas_proxy.space import ArchSpec
+from nas_proxy.study import Preset
+
+SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
+CEILING = "reference seed-to-seed"
+
+
+def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
+    """Where ``proxy``'s cached scores on ``data`` (and its validation split) live."""
+    study = preset.study
+    key = settings_key(proxy.settings, data.name, study.val_fraction, study.split_seed, data.fingerprint)
+    return study.output / "scores" / f"{proxy.name}-{key}.csv"
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A cached score table (empty, with the right columns, if there is none yet)."""
+    return read_table(path, SCORE_COLUMNS, "score table", "delete it to score again",
+                      dtype={"arch": str, "fingerprint": str})
+
+
+def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Path, fingerprint: str, *,
+                progress: bool = True) -> pd.DataFrame:
+    """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
+    done = set(zip(*(read_scores(path)[k] for k in ("arch", "seed"))))
+    jobs = [(arch, seed) for arch in archs for seed in seeds if (arch.id, seed) not in done]
+    for arch, seed in tqdm(jobs, desc=f"score {proxy.name}", unit="net", disable=not progress):
+        tic = time.perf_counter()
+        score = proxy.score(arch, seed)
+        append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": time.perf_counter() - tic,
+                          "fingerprint": fingerprint}, read_scores)
+    table = read_scores(path)
+    wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
+    return table[wanted]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``table``: one row per proxy (and the reference's own seed-to-seed agreement when it has two
+    seeds); ``scores``: each proxy's mean score per architecture; ``bias``: each proxy's mean rank
+    error per architecture choice (:func:`factor_bias`); ``files``: what was written."""
+
+    name: str
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    reference: pd.Series
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def bias(self) -> pd.DataFrame:
+        frames = [factor_bias(self.scores[name], self.reference).assign(proxy=name) for name in self.scores]
+        return pd.concat(frames, ignore_index=True)[["proxy", "axis", "value", "n", "rank_error"]]
+
+    def bias_markdown(self) -> str:
+        """Mean rank error per choice (rows) and proxy (columns): > 0 over-rated, < 0 under-rated."""
+        wide = self.bias.pivot_table(index=["axis", "value"], columns="proxy", values="rank_error", sort=False)
+        wide = wide[list(self.scores.columns)].round(1)
+        wide.index = [f"{axis}={value}" for axis, value in wide.index]
+        return markdown_table(wide.rename_axis("choice").reset_index())
+
+    def markdown(self) -> str:
+        """The table as a readable markdown table: correlations with their intervals, costs in seconds."""
+        t = self.table
+
+        def corr(row: pd.Series, key: str) -> str:
+            value, low, high = row[key], row[f"{key}_low"], row[f"{key}_high"]
+            if math.isnan(value):
+                return "n/a"
+            return f"{value:+.3f}" + ("" if math.isnan(low) else f" [{low:+.2f}, {high:+.2f}]")
+
+        def num(value: float, fmt: str = "{:+.2f}") -> str:
+            return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+        rows = []
+        for _, row in t.iterrows():
+            rows.append({
+                "proxy": row["proxy"], "seeds": row["seeds"], "n": row["n"],
+                "Spearman [95% CI]": corr(row, "spearman"), "Kendall [95% CI]": corr(row, "kendall"),
+                **{f"top-{k} ρ": num(row[f"top{k}_spearman"]) for k in TOP_K},
+                **{f"P@{k}": num(row[f"precision{k}"], "{:.2f}") for k in TOP_K},
+                "top-1 ref acc": num(100 * row["top1_reference"], "{:.2f}%"),
+                "regret (pts)": num(row["regret"], "{:.2f}"),
+                "cost (s)": num(row["seconds"], "{:.0f}"), "setup (s)": num(row["setup_seconds"], "{:.0f}"),
+                "cost / reference": num(row["cost_ratio"], "{:.3f}"),
+            })
+        return markdown_table(pd.DataFrame(rows))
+
+
+def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[str, Any] | None:
+    """How well the reference's first seed ranks its second: the best a proxy can be expected to do."""
+    seeds = sorted(table["seed"].unique())
+    if len(seeds) < 2:
+        return None
+    wide = table.pivot_table(index="arch", columns="seed", values=metric).dropna(subset=seeds[:2])
+    if len(wide) < 4:
+        return None
+    agreement = rank_agreement(wide[seeds[0]], wide[seeds[1]], n_boot=n_boot, seed=seed)
+    both = table[table["arch"].isin(wide.index) & table["seed"].isin(seeds[:2])]
+    return {"proxy": CEILING, "seeds": 1, **agreement, "seconds": float(both[both["seed"] == seeds[0]]["seconds"].sum()),
+            "setup_seconds": 0.0}
+
+
+def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = comparison.table[comparison.table["proxy"] != CEILING]
+    cols = min(4, len(rows))
+    nrows = -(-len(rows) // cols)
+    figure, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=110, squeeze=False)
+    for ax, (_, row) in zip(axes.flat, rows.iterrows()):
+        both = pd.concat([comparison.scores[row["proxy"]], comparison.reference], axis=1, join="inner").dropna()
+        ax.scatter(both.iloc[:, 0], 100 * both.iloc[:, 1], s=12, alpha=0.8)
+        if row["top1_arch"] is not None and row["top1_arch"] in both.index:
+            pick = both.loc[row["top1_arch"]]
+            ax.scatter([pick.iloc[0]], [100 * pick.iloc[1]], s=50, facecolors="none", edgecolors="red")
+        ax.set_title(f"{row['proxy']}: ρ {row['spearman']:+.2f}, regret {row['regret']:.1f}", fontsize=9)
+        ax.set_xlabel("proxy score", fontsize=8)
+        ax.set_ylabel(f"reference {metric.replace('_acc', '')} acc (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(rows):]:
+        ax.axis("off")
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+    return path
+
+
+def _parse(proxies: list[str]) -> list[list[str]]:
+    parsed = []
+    for name in proxies:
+        members = [m.strip() for m in name.split("+")]
+        bad = next((m for m in members if m not in PROXIES), None)
+        if bad is not None:
+            raise NasProxyError(f"unknown proxy {bad!r} in --proxies; choose from {', '.join(PROXIES)} "
+                                f"(join with + for a rank ensemble)")
+        parsed.append(members)
+    if not parsed:
+        raise NasProxyError("--proxies is empty; pass e.g. dm,random,early,synflow,naswot,params")
+    return parsed
+
+
+def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds: int | None = None,
+                    n_boot: int = 1000, seed: int = 0, out_dir: str | Path | None = None, plot: bool = True,
+                    progress: bool = True) -> Comparison:
+    """Score the reference table's architectures with each proxy and measure its agreement with the reference.
+
+    ``seeds`` (default ``[score].seeds``) scores per architecture are averaged. Files (in
+    ``out_dir``, default ``<study output>/compare``): ``compare.csv`` (every figure),
+    ``compare.md``, ``scores.csv`` (each proxy's score per architecture), ``bias.csv`` (its mean
+    rank error per architecture choice) and, with matplotlib,
+    ``compare.png`` (a panel per proxy: score against reference accuracy).
+    """
+    parsed = _parse(proxies)
+    metric = preset.reference.metric
+    table_path = reference_table_path(preset)
+    table = read_reference(table_path)
+    if table.empty:
+        raise NasProxyError(f"no reference table at {table_path}; run `nas-proxy reference {preset.path} --archs 40` "
+                            f"first")
+    check_same_data(table, data, table_path)
+    reference = reference_accuracy(table, metric)
+    archs = [ArchSpec.parse(a) for a in reference.index]
+    n_seeds = seeds if seeds is not None else preset.score.seeds
+    if n_seeds < 1:
+        raise NasProxyError(f"--seeds must be at least 1, got {n_seeds}")
+    seed_values = list(range(preset.proxy.seed, preset.proxy.seed + n_seeds))
+    reference_seconds = float(table["seconds"].sum())
+
+    scores: dict[str, pd.Series] = {}
+    cost: dict[str, tuple[float, float]] = {}
+    for name in dict.fromkeys(m for members in parsed for m in members):  # each base proxy once, in order
+        proxy = make_proxy(name, preset, data, progress=progress)
+        rows = score_archs(proxy, archs, seed_values, score_table_path(preset, proxy, data), data.fingerprint,
+                           progress=progress)
+        scores[name] = rows.groupby("arch")["score"].mean()
+        cost[name] = (float(rows["seconds"].sum()), proxy.setup_seconds)
+
+    records = []
+    for members in parsed:
+        name = "+".join(members)
+        if len(members) > 1:
+            scores[name] = rank_ensemble([scores[m] for m in members])
+        seconds = sum(cost[m][0] for m in members)
+        setup = sum(cost[m][1] for m in members)
+        agreement = rank_agreement(scores[name], reference, n_boot=n_boot, seed=seed)
+        records.append({"proxy": name, "seeds": n_seeds, **agreement, "seconds": seconds, "setup_seconds": setup})
+    ceiling = _ceiling(table, metric, n_boot, seed)
+    if ceiling is not None:
+        records.append(ceiling)
+    frame = pd.DataFrame(records)
+    frame["cost_ratio"] = frame["seconds"] / reference_seconds
+    frame["cost_ratio_with_setup"] = (frame["seconds"] + frame["setup_seconds"]) / reference_seconds
+    frame["reference_seconds"] = reference_seconds
+    score_frame = pd.DataFrame({"+".join(m): scores["+".join(m)] for m in parsed})
+    comparison = Comparison(preset.study.name, frame, score_frame, reference)
+
+    out = Path(out_dir) if out_dir is not None else preset.study.output / "compare"
+    header = (f"# {preset.study.name}: proxies against the full-data reference\n\n"
+              f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {reference_seconds:.0f} s "
+              f"in total, table {table_path}); scores averaged over {n_seeds} seed(s). Cost is the proxy's own "
+              f"seconds over all of them; setup (condensation) is paid once per data set and shown apart.\n\n")
+    text = (header + comparison.markdown() + "\n\nMean rank error per architecture choice (proxy rank - reference "
+            "rank over the networks with it; > 0: the proxy over-rates them)\n\n" + comparison.bias_markdown() + "\n")
+    files = [atomic_write(out / "compare.csv", lambda tmp: frame.to_csv(tmp, index=False)),
+             atomic_write(out / "compare.md", lambda tmp: tmp.write_text(text)),
+             atomic_write(out / "scores.csv", lambda tmp: score_frame.assign(reference=reference)
+                          .rename_axis("arch").to_csv(tmp)),
+             atomic_write(out / "bias.csv", lambda tmp: comparison.bias.to_csv(tmp, index=False))]
+    if plot:
+        figure = _scatter(comparison, metric, out / "compare.png")
+        if figure is not None:
+            files.append(figure)
+    return dataclasses.replace(comparison, files=files)
+
+
+__all__ = ["CEILING", "Comparison", "compare_proxies", "read_scores", "score_archs", "score_table_path"]

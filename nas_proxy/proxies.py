@@ -1,0 +1,179 @@
+"""Every way of scoring an architecture without full training, behind one interface.
+
+A :class:`Proxy` turns (architecture, seed) into a score where higher predicts a better
+network. The preset's ``[score]`` table picks the one a study searches with; ``nas-proxy
+compare`` measures them side by side against the reference table.
+
+- ``dm``: train on the condensed set with the ``[proxy]`` protocol, score = validation accuracy;
+- ``random``: the same on a class-balanced random real subset of the same size (new per seed);
+- ``early``: the ``[reference]`` protocol cut to ``[score].early_epochs`` passes over the full
+  training data (below 1: that fraction of one pass);
+- ``synflow``, ``naswot``, ``grad_norm``: zero-cost scores at initialisation
+  (:mod:`nas_proxy.zero_cost`) on ``[score].batch_size`` training images;
+- ``params``, ``flops``: the network's size (bigger scores higher).
+
+Example:
+    >>> from nas_proxy import ArchSpec, load_dataset, load_preset, make_proxy
+    >>> preset = load_preset("studies/quickstart.toml")
+    >>> proxy = make_proxy("naswot", preset, load_dataset("digits"))
+    >>> proxy.score(ArchSpec.parse("d2-w32-relu-batchnorm-avgpool"), seed=0) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nas_proxy import zero_cost
+from nas_proxy._config import config_from_dict, positive
+from nas_proxy._io import settings_key
+from nas_proxy.condensation import CondensedSet, condense
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params
+from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.space import ArchSpec
+
+if TYPE_CHECKING:
+    from nas_proxy.study import Preset
+
+PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The ``[score]`` table: which proxy scores a trial, over how many seeds, and its own knobs."""
+
+    proxy: str = "dm"
+    seeds: int = 1  # the score is the mean over seeds [proxy].seed, +1, ..., +seeds-1
+    early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
+    batch_size: int = 64  # zero-cost proxies: training images in their one batch
+
+    def __post_init__(self) -> None:
+        positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
+        if self.proxy not in PROXIES:
+            raise NasProxyError(f"[score].proxy = {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
+        if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
+            raise NasProxyError(f"[score].early_epochs = {self.early_epochs} must be whole above 1 (below 1 it is "
+                                f"a fraction of one pass)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[score]") -> ScoreConfig:
+        return config_from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A scoring rule: ``score(arch, seed)`` (higher = predicted better).
+
+    ``settings`` is everything its scores depend on besides the data (it keys cached scores);
+    ``setup_seconds`` is its one-off cost shared by all architectures (condensation for ``dm``).
+    """
+
+    name: str
+    settings: dict[str, Any]
+    setup_seconds: float
+    score: Callable[[ArchSpec, int], float]
+
+
+def condensed_set_path(preset: Preset, data: Dataset) -> Path:
+    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data."""
+    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items() if k != "checkpoint_every"}
+    key = settings_key(settings, data.fingerprint)
+    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
+
+
+def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> CondensedSet:
+    """Load the preset's condensed set, or build it once (other workers wait on a file lock)."""
+    path = condensed_set_path(preset, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
+        if not path.is_file():
+            syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
+                           progress=progress)
+            syn.save(path)
+    return CondensedSet.load(path, data)
+
+
+def _trained(data: Dataset, config: ProxyConfig, training_set: Callable[[int], Any]) -> Callable[[ArchSpec, int], float]:
+    def score(arch: ArchSpec, seed: int) -> float:
+        return train_proxy(arch, training_set(seed), data, dataclasses.replace(config, seed=seed)).val_acc
+
+    return score
+
+
+def _early_set(data: Dataset, fraction: float) -> Callable[[int], Any]:
+    def training_set(seed: int):
+        if fraction >= 1:
+            return data.train
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+        return data.train.subset(order[:max(1, round(fraction * len(data.train)))].to(data.train.x.device))
+
+    return training_set
+
+
+def network_size(arch: ArchSpec, data: Dataset) -> tuple[int, int]:
+    """(parameters, forward FLOPs per image) of ``arch`` on ``data``'s images, without building its weights."""
+    with torch.device("meta"):
+        params = count_params(ConvNet(arch, data.channels, data.num_classes, data.image_size))
+    return params, count_flops(arch, data.channels, data.num_classes, data.image_size)
+
+
+def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec, int], float]:
+    device = data.train.x.device
+
+    def score(arch: ArchSpec, seed: int) -> float:
+        if name in ("params", "flops"):
+            return float(network_size(arch, data)[name == "flops"])
+        generator = torch.Generator().manual_seed(seed)
+        net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator,
+                            device=device)
+        index = torch.randperm(len(data.train), generator=generator)[:batch_size].to(device)
+        x, y = data.train.x[index], data.train.y[index]
+        if name == "synflow":
+            return zero_cost.synflow(net, x)
+        if name == "naswot":
+            return zero_cost.naswot(net, x)
+        return zero_cost.grad_norm(net, x, y)
+
+    return score
+
+
+def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = True) -> Proxy:
+    """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
+
+    ``dm`` loads the preset's condensed set, condensing it first if no run has yet.
+    """
+    score_config = preset.score
+    if name == "dm":
+        syn = get_condensed_set(preset, data, progress)
+        train = syn.split(data.train.x.device)
+        return Proxy(name, {"proxy": name, "condensed": condensed_set_path(preset, data).name,
+                            "protocol": preset.proxy.protocol()},
+                     float(syn.meta["seconds"]), _trained(data, preset.proxy, lambda seed: train))
+    if name == "random":
+        ipc = preset.condense.ipc
+        return Proxy(name, {"proxy": name, "ipc": ipc, "protocol": preset.proxy.protocol()}, 0.0,
+                     _trained(data, preset.proxy, lambda seed: data.sample_per_class(ipc, seed=seed)))
+    if name == "early":
+        fraction = score_config.early_epochs
+        config = dataclasses.replace(preset.reference.training, epochs=max(1, int(fraction)))
+        return Proxy(name, {"proxy": name, "early_epochs": fraction, "protocol": config.protocol()}, 0.0,
+                     _trained(data, config, _early_set(data, fraction)))
+    if name in ("params", "flops"):
+        return Proxy(name, {"proxy": name}, 0.0, _zero_cost(name, data, 0))
+    if name in ("synflow", "naswot", "grad_norm"):
+        batch = score_config.batch_size
+        return Proxy(name, {"proxy": name, "batch_size": batch}, 0.0, _zero_cost(name, data, batch))
+    raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
+
+
+__all__ = ["PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy", "network_size"]
