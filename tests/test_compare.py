@@ -20,6 +20,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 ARCH = ArchSpec.parse("d2-w16-relu-batchnorm-avgpool")
 
 
+def _with_score(tmp_path, body: str):
+    """The tiny preset with a [score] table holding ``body``."""
+    path = write_preset(tmp_path)
+    path.write_text(path.read_text() + f"\n[score]\n{body}\n")
+    return path
+
+
 def _net(digits, arch=ARCH, seed=0):
     return build_convnet(arch, digits.channels, digits.num_classes, digits.image_size,
                          generator=torch.Generator().manual_seed(seed))
@@ -124,10 +131,8 @@ def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeyp
     ("bogus = 1", r"\[score\]: unknown key 'bogus'"),
 ])
 def test_bad_score_table_names_the_key(tmp_path, body, message):
-    path = write_preset(tmp_path)
-    path.write_text(path.read_text() + f"\n[score]\n{body}\n")
     with pytest.raises(NasProxyError, match=message):
-        load_preset(path)
+        load_preset(_with_score(tmp_path, body))
 
 
 def test_learning_rate_drops_halfway_through_a_single_epoch(digits, monkeypatch):
@@ -147,8 +152,7 @@ def test_learning_rate_drops_halfway_through_a_single_epoch(digits, monkeypatch)
 # --- a study searches with any proxy --------------------------------------------------------------
 
 def test_study_searches_with_a_zero_cost_proxy_and_refuses_another_later(tmp_path, digits):
-    path = write_preset(tmp_path)
-    path.write_text(path.read_text() + "\n[score]\nproxy = 'naswot'\n")
+    path = _with_score(tmp_path, "proxy = 'naswot'")
     preset = load_preset(path)
     study = run_search(preset, digits, n_trials=4, progress=False)
     proxy = make_proxy("naswot", preset, digits)
@@ -260,9 +264,7 @@ def test_factor_bias_finds_an_over_rated_choice():
 
 
 def test_study_score_is_the_mean_over_score_seeds(tmp_path, digits):
-    path = write_preset(tmp_path)
-    path.write_text(path.read_text() + "\n[score]\nproxy = 'grad_norm'\nseeds = 2\n")
-    preset = load_preset(path)
+    preset = load_preset(_with_score(tmp_path, "proxy = 'grad_norm'\nseeds = 2"))
     study = run_search(preset, digits, n_trials=2, progress=False)
     proxy = make_proxy("grad_norm", preset, digits)
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
