@@ -131,8 +131,6 @@ def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec,
     device = data.train.x.device
 
     def score(arch: ArchSpec, seed: int) -> float:
-        if name in ("params", "flops"):
-            return float(network_size(arch, data)[name == "flops"])
         generator = torch.Generator().manual_seed(seed)
         net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator,
                             device=device)
@@ -169,7 +167,8 @@ def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = Tru
         return Proxy(name, {"proxy": name, "early_epochs": fraction, "protocol": config.protocol()}, 0.0,
                      _trained(data, config, _early_set(data, fraction)))
     if name in ("params", "flops"):
-        return Proxy(name, {"proxy": name}, 0.0, _zero_cost(name, data, 0))
+        which = name == "flops"  # network_size() is (params, flops)
+        return Proxy(name, {"proxy": name}, 0.0, lambda arch, seed: float(network_size(arch, data)[which]))
     if name in ("synflow", "naswot", "grad_norm"):
         batch = score_config.batch_size
         return Proxy(name, {"proxy": name, "batch_size": batch}, 0.0, _zero_cost(name, data, batch))
