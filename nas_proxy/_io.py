@@ -64,6 +64,11 @@ def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype:
     return table
 
 
+def row_keys(table: pd.DataFrame, key: tuple[str, ...] = ("arch", "seed")) -> set[tuple]:
+    """The ``key`` values of every row of ``table``, e.g. the (arch, seed) pairs already done."""
+    return set(zip(*(table[k].tolist() for k in key)))
+
+
 def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")) -> None:
     """Add ``row`` to the CSV table at ``path``: read, append, rewrite atomically, all under a lock.
 
@@ -74,7 +79,7 @@ def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key:
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         table = read(path)
-        if tuple(row[k] for k in key) in set(zip(*(table[k] for k in key))):
+        if tuple(row[k] for k in key) in row_keys(table, key):
             return
         table = pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))

@@ -25,13 +25,13 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nas_proxy._io import append_row, atomic_write, read_table, settings_key
+from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxies import PROXIES, Proxy, make_proxy
 from nas_proxy.ranking import TOP_K, factor_bias, rank_agreement, rank_ensemble
 from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
-from nas_proxy.report import markdown_table
+from nas_proxy.report import markdown_table, pyplot, save_figure
 from nas_proxy.space import ArchSpec
 from nas_proxy.study import Preset
 
@@ -55,7 +55,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
 def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Path, fingerprint: str, *,
                 progress: bool = True) -> pd.DataFrame:
     """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
-    done = set(zip(*(read_scores(path)[k] for k in ("arch", "seed"))))
+    done = row_keys(read_scores(path))
     jobs = [(arch, seed) for arch in archs for seed in seeds if (arch.id, seed) not in done]
     for arch, seed in tqdm(jobs, desc=f"score {proxy.name}", unit="net", disable=not progress):
         tic = time.perf_counter()
@@ -134,12 +134,8 @@ def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[s
 
 
 def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     rows = comparison.table[comparison.table["proxy"] != CEILING]
     cols = min(4, len(rows))
@@ -157,10 +153,7 @@ def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
-    figure.tight_layout()
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def _parse(proxies: list[str]) -> list[list[str]]:

@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict
-from nas_proxy._io import append_row, read_table, settings_key
+from nas_proxy._io import append_row, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
@@ -155,10 +155,6 @@ def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -
     return archs
 
 
-def _finished(table: pd.DataFrame) -> set[tuple[str, int]]:
-    return set(zip(table["arch"], table["seed"].astype(int)))
-
-
 def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progress: bool = True) -> pd.DataFrame:
     """Train each architecture on the full training data for every reference seed; return the table.
 
@@ -168,11 +164,11 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     path = reference_table_path(preset)
     table = read_reference(path)
     check_same_data(table, data, path)
-    done = _finished(table)
+    done = row_keys(table)
     jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
     bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
     for arch, seed in bar:
-        if (arch.id, seed) in _finished(read_reference(path)):
+        if (arch.id, seed) in row_keys(read_reference(path)):
             continue  # another process sharing the table finished it meanwhile
         bar.set_postfix_str(arch.id)
         result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)

@@ -99,13 +99,29 @@ def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.Data
                                             "seconds": "proxy_seconds"})
 
 
-def _scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path: Path) -> Path | None:
+def pyplot() -> Any | None:
+    """matplotlib.pyplot on the file-only Agg backend, or None without matplotlib (the ``plot`` extra)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Lay out ``figure``, write it as a PNG atomically, and free it."""
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    pyplot().close(figure)
+    return path
+
+
+def _scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path: Path) -> Path | None:
+    plt = pyplot()
+    if plt is None:
         return None
     both = ranking.dropna(subset=[f"reference_{metric}"])
     figure, axes = plt.subplots(figsize=(5, 4.2), dpi=120)
@@ -119,10 +135,7 @@ def _scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path
     axes.set_ylabel(f"full-data reference: {metric.replace('_acc', '')} accuracy (%)")
     axes.set_title(f"Spearman {_num(agreement['spearman'])}, Kendall {_num(agreement['kendall'])} "
                    f"(n = {agreement['n']})", fontsize=10)
-    figure.tight_layout()
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: int = 1000, seed: int = 0,
