@@ -1,13 +1,16 @@
-"""Study throughput: proxy trials per hour with 1 and with 2 local workers, on one machine.
+"""Study wall time end to end: trials per hour with 1 and with 2 local workers, or a whole study from scratch.
 
 Every run scores architectures from the same queue (the preset's reference sample, queued with
 ``search --archs``), each in a fresh study that shares the preset's output folder, so the
 condensed set is built once beforehand and not timed. With W workers the queue holds N + W - 1
 architectures: workers stop together once N trials have finished, and up to W - 1 trials
-already in flight then finish too (Optuna's MaxTrialsCallback), so none comes from the sampler. Appends a table to
-benchmarks/RESULTS.md.
+already in flight then finish too (Optuna's MaxTrialsCallback), so none comes from the sampler.
+With ``--from-scratch`` it instead times the preset's own ``nas-proxy search`` in an empty output
+folder: condensation, then the preset's n_trials from its sampler, as a first-time user runs it.
+Appends a table to benchmarks/RESULTS.md.
 
-    python benchmarks/bench_study.py studies/fashion_mnist_dm.toml --data-root ../shared/data --trials 8
+    python benchmarks/bench_study.py studies/fashion_mnist_dm.toml --data-root ../shared/data --trials 60
+    python benchmarks/bench_study.py studies/quickstart.toml --from-scratch
 """
 
 from __future__ import annotations
@@ -40,13 +43,40 @@ def bench_preset(preset_path: Path, name: str, out_dir: Path, folder: Path) -> P
     return path
 
 
+def from_scratch(args: argparse.Namespace) -> None:
+    preset = load_preset(args.preset)
+    with tempfile.TemporaryDirectory() as folder:
+        path = bench_preset(args.preset, preset.study.name, Path(folder) / "out", Path(folder))
+        command = ["nas-proxy", "search", str(path), "--no-progress"]
+        if args.data_root:
+            command += ["--data-root", str(args.data_root)]
+        tic = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - tic
+        study = load_study(load_preset(path))
+        trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        setup = study.user_attrs.get("setup_seconds", float("nan"))
+    train = sum(t.user_attrs["seconds"] for t in trials if not t.user_attrs.get("cached"))
+    table = "\n".join(["| study | trials | wall (s) | condensation (s) | training + scoring (s) |", "|---|---|---|---|---|",
+                       f"| {preset.study.name} from scratch | {len(trials)} | {wall:.0f} | {setup:.0f} | {train:.0f} |"])
+    print(table)
+    append_results(f"Study from scratch: {preset.study.name}", shlex.join(["python", *sys.argv]), table,
+                   notes="`nas-proxy search` on an empty output folder, 1 worker: start-up, data loading, "
+                         "condensation, then the preset's trials. Repeated architectures reuse their score.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", type=Path)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--trials", type=int, default=8, help="architectures scored per run (default: 8)")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (default: 1,2)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="time the preset's whole search (condensation included) in an empty folder, 1 worker")
     args = parser.parse_args()
+    if args.from_scratch:
+        from_scratch(args)
+        return
     preset = load_preset(args.preset)
     data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
                         seed=preset.study.split_seed)

@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--arch", default="d3-w128-relu-instancenorm-avgpool")
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--precision", default="fp32", help="precision of the condensation (default: fp32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the condensation's embedding")
+    parser.add_argument("--train-precision", default="fp32", help="precision of the evaluation training (default: fp32)")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/quality"))
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -45,7 +47,7 @@ def main() -> None:
         syn = CondensedSet.load(out, data)
     else:
         config = CondenseConfig(ipc=args.ipc, iterations=args.iterations, precision=args.precision,
-                                checkpoint_every=25)
+                                compile=args.compile, checkpoint_every=25)
         syn = condense(data, config, checkpoint=out.with_name(out.name + ".ckpt"), resume=True)
         syn.save(out)
     print(f"condensed: {syn.meta['seconds']:.0f} s, loss {syn.meta['losses'][0]:.2f} -> {syn.meta['final_loss']:.2f}",
@@ -53,7 +55,7 @@ def main() -> None:
 
     rows = []
     for seed in range(args.seeds):
-        proxy = ProxyConfig(epochs=args.epochs, seed=seed)
+        proxy = ProxyConfig(epochs=args.epochs, seed=seed, precision=args.train_precision)
         for name, train in (("DM", syn.split()), ("random real", data.sample_per_class(args.ipc, seed=seed))):
             result = train_proxy(arch, train, data, proxy, test=True)
             rows.append({"train": name, "seed": seed, "val_acc": result.val_acc, "test_acc": result.test_acc,
@@ -69,7 +71,8 @@ def main() -> None:
     if not args.no_record:
         command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
         notes = (f"{args.dataset}, ipc {args.ipc}, {args.iterations} DM iterations ({syn.meta['seconds'] / 60:.1f} min, "
-                 f"{args.precision}), {arch.id} trained {args.epochs} epochs; test accuracy (%) over seeds "
+                 f"{args.precision}{' compiled' if args.compile else ''}), {arch.id} trained {args.epochs} epochs in "
+                 f"{args.train_precision}; test accuracy (%) over seeds "
                  f"{list(range(args.seeds))}: {np.round(frame[frame.train == 'DM'].test_acc.values * 100, 2).tolist()} (DM), "
                  f"{np.round(frame[frame.train != 'DM'].test_acc.values * 100, 2).tolist()} (random).")
         append_results(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", command, table, notes)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from nas_proxy import __version__
+from nas_proxy._accel import PRECISIONS
 from nas_proxy.compare import compare_proxies
 from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
 from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
@@ -94,7 +95,8 @@ def _training_set(spec: str, data: Dataset, seed: int) -> tuple[Split, str]:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = ProxyConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                         dsa_strategy=args.dsa_strategy, fast=not args.no_fast, threads=args.threads)
+                         dsa_strategy=args.dsa_strategy, precision=args.precision, compile=args.compile,
+                         threads=args.threads)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
     train, train_name = _training_set(args.train, data, args.seed)
@@ -135,18 +137,32 @@ def _preset_data(preset: Preset, data_root: Path | None, device: str) -> Dataset
                         seed=preset.study.split_seed, device=_device(device))
 
 
-def _search_worker(preset: Preset, args: argparse.Namespace, threads: int, progress: bool) -> None:
+def worker_devices(device: str, workers: int) -> list[str]:
+    """The device of each local search worker: one worker per visible GPU unless ``workers`` says otherwise.
+
+    ``workers`` 0 means one per GPU on CUDA (one on a CPU). Workers beyond the GPU count share
+    GPUs round-robin; an explicit ``cuda:N`` puts every worker on that GPU.
+    """
+    device = _device(device)
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    workers = workers or max(1, gpus)
+    if gpus > 1:
+        return [f"cuda:{i % gpus}" for i in range(workers)]
+    return [device] * workers
+
+
+def _search_worker(preset: Preset, args: argparse.Namespace, device: str, threads: int, progress: bool) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     torch.set_num_threads(threads)
-    run_search(preset, _preset_data(preset, args.data_root, args.device), n_trials=args.n_trials, progress=progress)
+    run_search(preset, _preset_data(preset, args.data_root, device), n_trials=args.n_trials, progress=progress)
 
 
-def _helper(preset: Preset, args: argparse.Namespace, threads: int) -> None:
+def _helper(preset: Preset, args: argparse.Namespace, device: str, threads: int) -> None:
     """A spawned worker: the parent reports errors and interruptions, so exit quietly with a status."""
     try:
-        _search_worker(preset, args, threads, False)
+        _search_worker(preset, args, device, threads, False)
     except NasProxyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -156,24 +172,25 @@ def _helper(preset: Preset, args: argparse.Namespace, threads: int) -> None:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     preset = _load_preset(args)
-    if args.workers < 1:
-        raise NasProxyError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers < 0:
+        raise NasProxyError(f"--workers must be at least 1 (or 0: one per GPU), got {args.workers}")
     study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
     if args.archs:
         queued = enqueue_archs(study, select_archs(preset, args.archs, study))
         print(f"queued {queued} architectures from --archs {args.archs} to run first")
-    threads = max(1, torch.get_num_threads() // args.workers)
+    devices = worker_devices(args.device, args.workers)
+    threads = max(1, torch.get_num_threads() // len(devices))
     helpers = []
-    if args.workers > 1:
+    if len(devices) > 1:
         import multiprocessing
 
         # Workers share the study through its storage; the first to arrive condenses, the rest wait.
         context = multiprocessing.get_context("spawn")
-        helpers = [context.Process(target=_helper, args=(preset, args, threads)) for _ in range(args.workers - 1)]
+        helpers = [context.Process(target=_helper, args=(preset, args, device, threads)) for device in devices[1:]]
         for helper in helpers:
             helper.start()
     try:
-        _search_worker(preset, args, threads, not args.no_progress)
+        _search_worker(preset, args, devices[0], threads, not args.no_progress)
     except KeyboardInterrupt:
         for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
             if helper.is_alive():
@@ -260,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsa-strategy", default=d.dsa_strategy,
                    help="DSA op families joined by '_', 'auto' for the data set's, or 'none' (default: auto)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the whole run (default: {d.seed})")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=d.precision,
-                   help="precision of the embedding passes (default: fp32)")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help=f"precision of the embedding passes; auto: bf16 where the device runs it natively "
+                        f"(default: {d.precision})")
     p.add_argument("--compile", action="store_true", help="torch.compile the embedding network (faster after warm-up)")
     p.add_argument("--real-chunk", type=int, default=d.real_chunk,
                    help=f"real images per forward pass, bounds memory (default: {d.real_chunk})")
@@ -288,7 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-image DSA during training: op families joined by '_', 'auto' or 'none' (default: auto)")
     p.add_argument("--seed", type=int, default=e.seed, help="seed of the weights, batches, augmentation and of "
                                                             "random:IPC's subset (default: 0)")
-    p.add_argument("--no-fast", action="store_true", help="on CUDA, train in fp32 without channels_last")
+    p.add_argument("--precision", choices=PRECISIONS, default=e.precision,
+                   help="training precision; auto: bf16 autocast where the device runs it natively, else fp32 "
+                        f"(default: {e.precision})")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network: about 10 s per architecture on a CPU, paid back over long runs")
     p.add_argument("--threads", type=int, default=e.threads, help="CPU threads (default: PyTorch's choice)")
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
@@ -301,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preset_options(p)
     p.add_argument("--n-trials", type=int, default=None,
                    help="finished trials the study should hold when done (default: the preset's n_trials)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local worker processes sharing the study; CPU threads are split between them (default: 1)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="local worker processes sharing the study: CPU threads are split between them, GPUs are "
+                        "dealt out round-robin (default: one per visible GPU, else 1)")
     p.add_argument("--archs", default=None,
                    help="score these architectures first, then let the sampler go on: N (the sample `reference "
                         "--archs N` draws), all, or comma-separated ids")

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import platform
 import sys
@@ -31,6 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from nas_proxy import _accel
+from nas_proxy._accel import PRECISIONS, Precision, autocast
 from nas_proxy._config import config_from_dict, positive
 from nas_proxy._io import atomic_torch_save, write_png_grid
 from nas_proxy.augment import DSA
@@ -49,9 +50,9 @@ _RESUMABLE = {"iterations", "checkpoint_every"}
 class CondenseConfig:
     """Settings of one DM run; the defaults are the paper's.
 
-    ``precision="bf16"`` runs the embedding passes under bfloat16 autocast and ``compile``
-    wraps the embedding in ``torch.compile``: both are speed options measured in
-    ``benchmarks/RESULTS.md``; fp32 eager is the reference.
+    ``precision="bf16"`` runs the embedding passes under bfloat16 autocast (``"auto"``: where the
+    device runs bf16 natively) and ``compile`` wraps the embedding in ``torch.compile``: both are
+    speed options measured in ``benchmarks/RESULTS.md``; fp32 eager is the reference.
     """
 
     ipc: int = 10
@@ -63,7 +64,7 @@ class CondenseConfig:
     embed_arch: str = DEFAULT_ARCH.id
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     compile: bool = False
     real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
     checkpoint_every: int = 500
@@ -75,6 +76,8 @@ class CondenseConfig:
             raise NasProxyError(f"condense.iterations must be >= 0, got {self.iterations}")
         if not 0 <= self.momentum < 1:
             raise NasProxyError(f"condense.momentum must be in [0, 1), got {self.momentum}")
+        if self.precision not in PRECISIONS:
+            raise NasProxyError(f"condense.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         ArchSpec.parse(self.embed_arch)
         DSA(self._strategy("color"))  # validates the strategy's op names
 
@@ -137,12 +140,6 @@ class CondensedSet:
         return syn
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Sum of ``features`` per class, as (num_classes, dim) float32; divide by the counts for means."""
     sums = torch.zeros(num_classes, features.shape[1], device=features.device, dtype=torch.float32)
@@ -157,10 +154,10 @@ def matching_loss(embed: Callable[[torch.Tensor], torch.Tensor], real_x: torch.T
     Real images go through ``embed`` in chunks of ``chunk`` (exact unless the network uses batch
     statistics; callers pass the whole batch as one chunk then).
     """
-    with torch.no_grad(), _autocast(real_x.device, precision):
+    with torch.no_grad(), autocast(real_x.device, precision):
         real_sum = sum(class_means(embed(c), y, num_classes) for c, y in zip(real_x.split(chunk), real_y.split(chunk)))
     real_count = torch.bincount(real_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
-    with _autocast(syn_x.device, precision):
+    with autocast(syn_x.device, precision):
         syn_sum = class_means(embed(syn_x), syn_y, num_classes)
     syn_count = torch.bincount(syn_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
     return ((real_sum / real_count - syn_sum / syn_count) ** 2).sum()
@@ -190,6 +187,9 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
     removed when the run completes.
     """
     device = data.train.x.device
+    if device.type == "cpu":
+        _accel.tune_cpu_allocator()
+    precision = _accel.resolve_precision(config.precision, device)
     arch = ArchSpec.parse(config.embed_arch)
     strategy = config._strategy(data.dsa_strategy)
     dsa = DSA(strategy)
@@ -201,6 +201,7 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net.train()
     net.requires_grad_(False)
+    net = net.to(memory_format=_accel.memory_format(device, config.compile))
     embed = torch.compile(net.embed, dynamic=False) if config.compile else net.embed
     # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does.
     chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
@@ -230,7 +231,7 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
             real_x = dsa.siamese(real_x, real_y, data.num_classes, generator)
         syn_x = dsa.siamese(images, labels, data.num_classes, replay)
         loss = matching_loss(embed, real_x, real_y, syn_x, labels, data.num_classes, chunk=chunk,
-                             precision=config.precision)
+                             precision=precision)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -249,6 +250,7 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
         "dataset": data.name, "fingerprint": data.fingerprint, "num_classes": data.num_classes,
         "channels": data.channels, "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std),
         "ipc": config.ipc, "iterations": config.iterations, "seed": config.seed, "dsa_strategy": strategy,
+        "precision": precision,
         "config": dataclasses.asdict(config), "losses": losses, "final_loss": losses[-1] if losses else None,
         "seconds": elapsed, "device": str(device), "versions": _versions(),
         "command": " ".join(sys.argv),

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,11 +25,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nas_proxy import _accel
+from nas_proxy._accel import PRECISIONS, Precision, autocast
 from nas_proxy._config import config_from_dict, positive
 from nas_proxy.augment import DSA
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
-from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params
+from nas_proxy.model import build_convnet, count_flops, count_params
 from nas_proxy.space import ArchSpec
 
 
@@ -38,8 +39,11 @@ from nas_proxy.space import ArchSpec
 class ProxyConfig:
     """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
 
-    ``fast`` turns on what a GPU wants (bfloat16 autocast, channels_last, cuDNN autotuning) and
-    does nothing on a CPU. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
+    ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
+    since Ampere, CPUs with AVX512-BF16 or AMX) and in fp32 elsewhere; ``"fp32"``/``"bf16"`` force
+    one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
+    architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
+    few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
     """
 
     epochs: int = 1000
@@ -50,7 +54,8 @@ class ProxyConfig:
     lr_decay_at: float = 0.5
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
     seed: int = 0
-    fast: bool = True
+    precision: Precision = "auto"
+    compile: bool = False
     eval_batch_size: int = 2048
     threads: int = 0
 
@@ -61,6 +66,8 @@ class ProxyConfig:
             raise NasProxyError(f"proxy.lr_decay_at must be in (0, 1], got {self.lr_decay_at}")
         if self.threads < 0:
             raise NasProxyError(f"proxy.threads must be >= 0, got {self.threads}")
+        if self.precision not in PRECISIONS:
+            raise NasProxyError(f"proxy.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         DSA(self.dsa_strategy if self.dsa_strategy != "auto" else "")
 
     @classmethod
@@ -68,8 +75,8 @@ class ProxyConfig:
         return config_from_dict(cls, data, where)
 
     def protocol(self) -> dict[str, Any]:
-        """The settings that change a result (not the seed, thread count or evaluation batch): cache keys."""
-        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size")}
+        """The settings that change a result (not the seed or how it is executed): cache keys."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile")}
 
 
 @dataclass(frozen=True)
@@ -90,20 +97,14 @@ class ProxyResult:
         return asdict(self)
 
 
-def _autocast(device: torch.device, fast: bool) -> contextlib.AbstractContextManager:
-    if fast and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
-def accuracy(net: ConvNet, split: Split, batch_size: int = 2048, fast: bool = False) -> float:
-    """Top-1 accuracy of ``net`` (in eval mode) on ``split``."""
+def accuracy(net: torch.nn.Module, split: Split, batch_size: int = 2048, precision: str = "fp32") -> float:
+    """Top-1 accuracy of ``net`` (in eval mode) on ``split``; ``precision`` is ``fp32`` or ``bf16``."""
     if len(split) == 0:
         raise NasProxyError("the validation split is empty; use a val_fraction above 0")
     net.eval()
     correct = torch.zeros((), dtype=torch.long, device=split.x.device)
-    with _autocast(split.x.device, fast):
+    with autocast(split.x.device, precision):
         for x, y in zip(split.x.split(batch_size), split.y.split(batch_size)):
             correct += (net(x).argmax(1) == y).sum()
     return correct.item() / len(split)
@@ -117,16 +118,19 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
     or ``data.train``. The seed fixes the initial weights, the batch order and the augmentation.
     """
     device = data.train.x.device
-    if config.threads and device.type == "cpu":
-        torch.set_num_threads(config.threads)
-    fast = config.fast and device.type == "cuda"
-    if fast:
-        torch.backends.cudnn.benchmark = True
+    if device.type == "cpu":
+        _accel.tune_cpu_allocator()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+    else:
+        torch.backends.cudnn.benchmark = True  # one batch shape (two at most) for the whole run
+    precision = _accel.resolve_precision(config.precision, device)
+    memory_format = _accel.memory_format(device, config.compile)
     tic = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
-    memory_format = torch.channels_last if fast else torch.contiguous_format
     net = net.to(memory_format=memory_format)
+    model = torch.compile(net, dynamic=False) if config.compile else net
     x, y = train.x.to(device, memory_format=memory_format), train.y.to(device)
     strategy = data.dsa_strategy if config.dsa_strategy == "auto" else config.dsa_strategy
     dsa = DSA(strategy)
@@ -136,7 +140,7 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
     decay_step = int(config.epochs * -(-len(x) // config.batch_size) * config.lr_decay_at)
     step = 0
     for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
-        net.train()
+        model.train()
         order = torch.randperm(len(x), generator=generator).to(device)
         for index in order.split(config.batch_size):
             if step == decay_step:
@@ -144,13 +148,15 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
                     group["lr"] = config.lr * 0.1
             step += 1
             batch = dsa.per_image(x[index], generator) if dsa.families else x[index]
-            with _autocast(device, fast):
-                loss = F.cross_entropy(net(batch), y[index])
+            with autocast(device, precision):
+                loss = F.cross_entropy(model(batch), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    val_acc = accuracy(net, data.val, config.eval_batch_size, fast)
-    test_acc = accuracy(net, data.test, config.eval_batch_size, fast) if test else None
+    # Scored eagerly: a compiled network would compile again for every evaluation batch shape.
+    net = net.to(memory_format=_accel.memory_format(device, compiled=False))
+    val_acc = accuracy(net, data.val, config.eval_batch_size, precision)
+    test_acc = accuracy(net, data.test, config.eval_batch_size, precision) if test else None
     return ProxyResult(
         arch=arch.id, val_acc=val_acc, test_acc=test_acc, params=count_params(net),
         flops=count_flops(arch, data.channels, data.num_classes, data.image_size),

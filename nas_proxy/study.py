@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 from nas_proxy._config import config_from_dict, positive, read_toml
 from nas_proxy._interrupt import safe_interrupt
+from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
 from nas_proxy.condensation import CondenseConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -52,9 +54,18 @@ class StudyConfig:
     out_dir: str = ""  # "" -> runs/<name>
     val_fraction: float = 0.1
     split_seed: int = 0
+    # A trial whose worker died is failed and queued again, at most max_retry times. On a database
+    # that takes a heartbeat silent for grace_period seconds (0: twice the interval); on a journal
+    # file, a worker on the same machine notices the dead process at its next trial.
+    heartbeat_interval: int = 60
+    grace_period: int = 0
+    max_retry: int = 3
 
     def __post_init__(self) -> None:
-        positive("[study]", n_trials=self.n_trials)
+        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval)
+        if self.grace_period < 0 or self.max_retry < 0:
+            raise NasProxyError(f"[study].grace_period and max_retry must be >= 0, got {self.grace_period} and "
+                                f"{self.max_retry}")
         if not self.name:
             raise NasProxyError("[study].name must not be empty")
 
@@ -111,14 +122,25 @@ def _journal_file(url: str) -> Path | None:
     return Path(url.removeprefix("journal:")) if url.startswith("journal:") else None
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage | str:
+def _storage(config: StudyConfig) -> optuna.storages.BaseStorage:
+    url = config.storage_url
     file = _journal_file(url)
     if file is not None:
         from optuna.storages.journal import JournalFileBackend
 
         file.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
-    return url
+    with warnings.catch_warnings():  # the heartbeat has been "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
+                                          grace_period=config.grace_period or None,
+                                          heartbeat_stale_trial_callback=_retry(config))
+
+
+def _retry(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry)
 
 
 def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
@@ -155,8 +177,12 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
     space = preset.space()
     url = preset.study.storage_url
     with _storage_errors(url):
-        study = optuna.create_study(study_name=preset.study.name, storage=_storage(url),
-                                    sampler=_sampler(preset.study), direction="maximize", load_if_exists=True)
+        storage, sampler = _storage(preset.study), _sampler(preset.study)
+        try:  # load first: create_study(load_if_exists=True) appends to a journal even when the study exists
+            study = optuna.load_study(study_name=preset.study.name, storage=storage, sampler=sampler)
+        except KeyError:
+            study = optuna.create_study(study_name=preset.study.name, storage=storage, sampler=sampler,
+                                        direction="maximize", load_if_exists=True)
     recorded = study.user_attrs.get("search_space")
     choices = {axis: list(values) for axis, values in space.choices().items()}
     if recorded is None:
@@ -184,7 +210,7 @@ def load_study(preset: Preset) -> optuna.Study:
                             f"{preset.path}` first")
     try:
         with _storage_errors(url):
-            return optuna.load_study(study_name=preset.study.name, storage=_storage(url))
+            return optuna.load_study(study_name=preset.study.name, storage=_storage(preset.study))
     except KeyError:
         raise NasProxyError(f"no study named {preset.study.name!r} on {url}; run `nas-proxy search "
                             f"{preset.path}` first") from None
@@ -204,6 +230,7 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy):
     reference_path = reference_table_path(preset)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
         arch = suggest_arch(trial, space)
         trial.set_user_attr("arch", arch.id)
         reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
@@ -276,12 +303,19 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, progr
     target = n_trials if n_trials is not None else preset.study.n_trials
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = target - len(study.get_trials(deepcopy=False, states=done))
+    callbacks = [optuna.study.MaxTrialsCallback(target, states=done), ReferenceCorrelation(preset, verbose=progress)]
+    if _journal_file(preset.study.storage_url) is not None:  # databases have Optuna's heartbeat instead
+        retry = _retry(preset.study)
+
+        def retry_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
+            retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
+
+        retry_dead_workers(study)
+        callbacks.append(retry_dead_workers)
     if remaining > 0:
         with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
             study.optimize(interrupt.objective(make_objective(preset, data, proxy)), n_trials=remaining,
-                           show_progress_bar=progress,
-                           callbacks=[optuna.study.MaxTrialsCallback(target, states=done),
-                                      ReferenceCorrelation(preset, verbose=progress), interrupt.callback])
+                           show_progress_bar=progress, callbacks=[*callbacks, interrupt.callback])
     return study
 
 

@@ -1,7 +1,9 @@
+import sys
+
 import pytest
 import torch
 
-from nas_proxy import ArchSpec, NasProxyError, ProxyConfig, train_proxy
+from nas_proxy import ArchSpec, NasProxyError, ProxyConfig, _accel, load_dataset, train_proxy
 
 ARCH = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
 
@@ -57,3 +59,55 @@ def test_config_validation():
     with pytest.raises(NasProxyError, match="unknown key 'epoch'"):
         ProxyConfig.from_dict({"epoch": 3})
     assert ProxyConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
+    with pytest.raises(NasProxyError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        ProxyConfig(precision="fp16")
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch):
+    monkeypatch.setattr(_accel, "native_bf16", lambda device_type: device_type == "cuda")
+    assert _accel.resolve_precision("auto", "cpu") == "fp32"
+    assert _accel.resolve_precision("auto", "cuda:1") == "bf16"
+    assert _accel.resolve_precision("fp32", "cuda") == "fp32" and _accel.resolve_precision("bf16", "cpu") == "bf16"
+    with _accel.autocast(torch.device("cpu"), "bf16"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    with _accel.autocast(torch.device("cpu"), "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_memory_format_is_channels_last_on_cuda_and_for_compiled_cpu_networks():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _accel.memory_format(cpu, compiled=False) == torch.contiguous_format
+    assert _accel.memory_format(cpu, compiled=True) == _accel.memory_format(cuda, compiled=False) == torch.channels_last
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc allocator settings")
+def test_cpu_allocator_tuning_applies_on_glibc():
+    assert _accel.tune_cpu_allocator()
+
+
+def test_bf16_training_is_deterministic_and_as_accurate_as_fp32(digits):
+    train = digits.sample_per_class(20, seed=0)
+    fp32 = train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="fp32"))
+    bf16 = [train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="bf16")) for _ in range(2)]
+    assert bf16[0].val_acc == bf16[1].val_acc
+    assert abs(bf16[0].val_acc - fp32.val_acc) < 0.05
+
+
+def test_compiled_training_matches_eager(digits):
+    """torch.compile (channels_last on a CPU) changes speed, not the result beyond rounding."""
+    train = digits.sample_per_class(10, seed=0)
+    eager = train_proxy(ARCH, train, digits, ProxyConfig(epochs=8, precision="fp32"), test=True)
+    compiled = train_proxy(ARCH, train, digits, ProxyConfig(epochs=8, precision="fp32", compile=True), test=True)
+    assert abs(compiled.val_acc - eager.val_acc) <= 2 / len(digits.val)
+    assert abs(compiled.test_acc - eager.test_acc) <= 2 / len(digits.test)
+    assert "compile" not in ProxyConfig(compile=True).protocol()  # cached results are shared with eager runs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_in_auto_precision_tracks_fp32_on_cpu(digits):
+    cuda = load_dataset("digits", device="cuda")
+    train = digits.sample_per_class(20, seed=0)
+    on_cpu = train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="fp32"))
+    for compile in (False, True):
+        on_gpu = train_proxy(ARCH, train, cuda, ProxyConfig(epochs=40, compile=compile))
+        assert abs(on_gpu.val_acc - on_cpu.val_acc) < 0.05

@@ -1,0 +1,345 @@
+"""Bad input, killed processes and many workers: one clear line, and nothing written is lost."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from presets import write_preset
+from test_data import _write_mnist
+
+from nas_proxy import CondenseConfig, CondensedSet, ProxyConfig, condense, load_preset, load_study, train_proxy
+from nas_proxy._io import atomic_write
+from nas_proxy.cli import main
+from nas_proxy.reference import read_reference, reference_table_path
+from nas_proxy.space import ArchSpec
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nas_proxy"
+COMPLETE, FAIL, RUNNING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                           optuna.trial.TrialState.RUNNING)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _space(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(f'name = "bad"\n{body}\n')
+    return path
+
+
+CHOICES = {"depth": "[1]", "width": "[8]", "activation": '["relu"]', "norm": '["none"]', "pooling": '["avgpool"]'}
+
+
+def _choices(**override: str) -> str:
+    return "[choices]\n" + "\n".join(f"{k} = {v}" for k, v in {**CHOICES, **override}.items())
+
+
+def _bad_set(tmp_path: Path, dataset: str, size: int) -> Path:
+    meta = {"dataset": dataset, "num_classes": 10, "mean": [0.0], "std": [1.0]}
+    return CondensedSet(torch.zeros(10, 1, size, size), torch.arange(10), meta).save(tmp_path / "set.pt", png=False)
+
+
+def _case_data_root(tmp_path):
+    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "none")], str(tmp_path / "none")
+
+
+def _case_data_file(tmp_path):
+    paths = _write_mnist(tmp_path / "root")
+    paths["t10k-labels-idx1-ubyte"].unlink()
+    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], "t10k-labels-idx1-ubyte"
+
+
+def _case_idx_truncated(tmp_path):
+    path = _write_mnist(tmp_path / "root")["train-images-idx3-ubyte"]
+    path.write_bytes(path.read_bytes()[:-100])
+    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], f"{path}.*corrupt"
+
+
+def _case_cifar_corrupt(tmp_path):
+    folder = tmp_path / "root" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(b"not a pickle")
+    return ["evaluate", "--dataset", "cifar10", "--data-root", str(tmp_path / "root")], "data_batch_1.*corrupt"
+
+
+def _case_set_corrupt(tmp_path):
+    (tmp_path / "set.pt").write_bytes(b"\x00garbage")
+    return ["evaluate", "--train", str(tmp_path / "set.pt")], "not a readable nas-proxy condensed set"
+
+
+def _case_set_other_dataset(tmp_path):
+    return ["evaluate", "--train", str(_bad_set(tmp_path, "mnist", 16))], "condensed from 'mnist', not 'digits'"
+
+
+def _case_set_other_size(tmp_path):
+    return ["evaluate", "--train", str(_bad_set(tmp_path, "digits", 8))], r"holds \(1, 8, 8\) images"
+
+
+def _preset_with_space(tmp_path, body):
+    return ["search", str(write_preset(tmp_path, space=_space(tmp_path, body)))]
+
+
+def _case_space_unknown_key(tmp_path):
+    return _preset_with_space(tmp_path, "colour = 1\n" + _choices()), "unknown key 'colour'"
+
+
+def _case_space_wrong_type(tmp_path):
+    return _preset_with_space(tmp_path, _choices(width='["eight"]')), "choices.width holds 'eight'; expected int"
+
+
+def _case_space_empty(tmp_path):
+    return _preset_with_space(tmp_path, _choices(norm="[]")), "choices.norm must be a non-empty list"
+
+
+def _case_space_unknown_value(tmp_path):
+    return _preset_with_space(tmp_path, _choices(activation='["gelu"]')), "unknown value 'gelu'"
+
+
+def _case_study_unknown_key(tmp_path):
+    return ["search", str(write_preset(tmp_path, extra="trials = 5"))], r"\[study\]: unknown key 'trials'"
+
+
+def _case_study_wrong_type(tmp_path):
+    return ["search", str(write_preset(tmp_path, extra='split_seed = "zero"'))], "split_seed must be int, got 'zero'"
+
+
+def _case_study_missing(tmp_path):
+    return ["search", str(tmp_path / "nope.toml")], "study preset not found"
+
+
+def _case_study_wrong_value(tmp_path):
+    path = write_preset(tmp_path)
+    path.write_text(path.read_text().replace('sampler = "random"', 'sampler = "grid"'))
+    return ["search", str(path)], "sampler = 'grid' is not allowed"
+
+
+def _case_unknown_arch(tmp_path):
+    return ["evaluate", "--arch", "d3-w128-relu-instancenorm-bigpool"], "bigpool"
+
+
+def _case_ipc_too_large(tmp_path):
+    return ["condense", "--ipc", "1000", "--out", str(tmp_path / "set.pt")], "images per class"
+
+
+def _case_storage_unreachable(tmp_path):
+    return (["search", str(write_preset(tmp_path)), "--storage", "postgresql://postgres@127.0.0.1:1/nas_proxy"],
+            "cannot use storage postgresql://")
+
+
+def _case_study_other_space(tmp_path):
+    assert main(["search", str(write_preset(tmp_path)), "--n-trials", "1", "--no-progress"]) == 0
+    return ["search", str(write_preset(tmp_path, space="nas720"))], "created with another search space"
+
+
+CASES = {name.removeprefix("_case_"): case for name, case in dict(globals()).items() if name.startswith("_case_")}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_exit_2_and_leaves_files_untouched(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, message = CASES[name](tmp_path)
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert _snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- processes killed with SIGKILL
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nas_proxy.cli", *args, "--no-progress"]
+
+
+def _wait_for(predicate, timeout: float = 120.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process ended (exit {process.returncode}) before the moment to kill it")
+        time.sleep(0.05)
+    pytest.fail("timed out waiting")
+
+
+def test_condensation_killed_resumes_bit_identical(tmp_path):
+    settings = ["--ipc", "5", "--iterations", "240", "--checkpoint-every", "20", "--batch-real", "64",
+                "--embed-arch", "d3-w32-relu-instancenorm-avgpool"]
+    killed, whole = tmp_path / "killed.pt", tmp_path / "whole.pt"
+    checkpoint = killed.with_name(killed.name + ".ckpt")
+    process = subprocess.Popen(_cli("condense", *settings, "--out", str(killed)))
+    try:
+        _wait_for(checkpoint.is_file, process=process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert not killed.exists()  # no half-written set
+    assert torch.load(checkpoint, weights_only=True)["iteration"] % 20 == 0  # the checkpoint is whole
+    assert main(["condense", *settings, "--out", str(killed), "--resume", "--no-progress"]) == 0
+    assert main(["condense", *settings, "--out", str(whole), "--no-progress"]) == 0
+    resumed, uninterrupted = CondensedSet.load(killed), CondensedSet.load(whole)
+    assert torch.equal(resumed.images, uninterrupted.images)
+    assert resumed.meta["losses"] == uninterrupted.meta["losses"] and not checkpoint.exists()
+
+
+def _slow_preset(tmp_path, name="killed", extra=""):
+    """Trials of about a second (a 60-epoch proxy), so a kill lands inside one."""
+    path = write_preset(tmp_path, name=name, extra=extra)
+    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 60"))
+    return path
+
+
+def _running_trial_of(preset, pid: int):
+    try:
+        study = load_study(preset)
+    except Exception:
+        return None
+    done = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    running = [t for t in study.get_trials(deepcopy=False, states=(RUNNING,))
+               if t.user_attrs.get("worker", "").endswith(f":{pid}")]
+    return running[0] if done and running else None
+
+
+def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[str]) -> int:
+    """Start two workers, SIGKILL one inside a trial, let the other finish; the killed trial's number."""
+    command = _cli("search", str(path), "--n-trials", str(n_trials), *storage)
+    victim = subprocess.Popen(command, stderr=subprocess.PIPE)
+    survivor = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _running_trial_of(preset, victim.pid) is not None, process=victim)
+        killed = _running_trial_of(preset, victim.pid).number
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        _, err = survivor.communicate(timeout=300)
+    finally:
+        victim.kill()
+        survivor.kill()
+    assert survivor.returncode == 0, err
+    return killed
+
+
+def _assert_retried_once(study: optuna.Study, killed: int, n_trials: int) -> None:
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert [t.number for t in trials if t.state == FAIL] == [killed]  # the dead worker's trial, failed once
+    assert not [t for t in trials if t.state not in (COMPLETE, FAIL)]
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == COMPLETE
+    assert retries[0].params == trials[killed].params  # the same architecture, scored by the survivor
+    assert len([t for t in trials if t.state == COMPLETE]) >= n_trials
+
+
+def test_a_killed_worker_trial_is_failed_and_retried_once_on_a_journal(tmp_path):
+    path = _slow_preset(tmp_path)
+    preset = load_preset(path)
+    assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0  # condensed before the race
+    killed = _kill_one_of_two_workers(path, preset, 10, [])
+    _assert_retried_once(load_study(preset), killed, 10)
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("NAS_PROXY_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: .ci/run exports NAS_PROXY_TEST_POSTGRES")
+        pytest.skip("set NAS_PROXY_TEST_POSTGRES (bash .ci/postgres.sh prints one) to run against PostgreSQL")
+    return url
+
+
+def _on_storage(path: Path, url: str):
+    preset = load_preset(path)
+    return dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=url))
+
+
+def test_a_killed_worker_trial_is_failed_by_the_heartbeat_and_retried_on_postgresql(tmp_path):
+    url = _postgres_url()
+    path = _slow_preset(tmp_path, name=f"killed_{uuid.uuid4().hex[:8]}", extra="heartbeat_interval = 1\ngrace_period = 2")
+    preset = _on_storage(path, url)
+    assert main(["search", str(path), "--storage", url, "--n-trials", "1", "--no-progress"]) == 0
+    killed = _kill_one_of_two_workers(path, preset, 14, ["--storage", url])
+    _assert_retried_once(load_study(preset), killed, 14)
+
+
+def test_reference_killed_keeps_every_finished_row_and_continues(tmp_path):
+    path = write_preset(tmp_path)
+    path.write_text(path.read_text().replace("[reference]\nepochs = 2", "[reference]\nepochs = 5"))
+    table = reference_table_path(load_preset(path))
+    process = subprocess.Popen(_cli("reference", str(path), "--archs", "12"))
+    try:
+        _wait_for(lambda: table.is_file() and len(read_reference(table)) >= 2, process=process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    rows = read_reference(table)  # whole rows only: a crash never leaves half a line
+    assert len(rows) >= 2 and rows.notna().all().all()
+    assert main(["reference", str(path), "--archs", "12", "--no-progress"]) == 0
+    after = read_reference(table)
+    assert len(after) == 12 and not after.duplicated(["arch", "seed"]).any()
+    assert after.set_index("arch").loc[rows.arch, "val_acc"].tolist() == rows.val_acc.tolist()  # kept as they were
+
+
+def test_atomic_write_leaves_the_previous_file_when_the_writer_dies(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("old\n")
+
+    def crash(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, crash)
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_every_file_the_package_writes_goes_through_atomic_write():
+    writes = re.compile(r"\.(to_csv|write_text|write_bytes|savefig)\(|torch\.save\(")
+    for source in PACKAGE.glob("*.py"):
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            if writes.search(line) and "tmp" not in line:
+                pytest.fail(f"{source.name}:{number} writes a file in place: {line.strip()}")
+
+
+# ---------------------------------------------------------------- many workers, determinism
+
+
+def test_four_workers_on_postgresql_run_every_trial_exactly_once(tmp_path, capsys):
+    url = _postgres_url()
+    path = write_preset(tmp_path, name=f"load_{uuid.uuid4().hex[:8]}", space="nas720")
+    path.write_text(path.read_text() + '\n[score]\nproxy = "params"\n')
+    # main() exits non-zero if any worker died; every one of them must have taken trials.
+    assert main(["search", str(path), "--storage", url, "--n-trials", "200", "--workers", "4", "--no-progress"]) == 0
+    study = load_study(_on_storage(path, url))
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert {t.state for t in trials} == {COMPLETE} and 200 <= len(trials) <= 203  # up to 3 in flight at the end
+    assert study.best_value == max(t.value for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+
+
+def test_same_seed_same_condensed_set_and_same_proxy_scores(digits):
+    config = CondenseConfig(ipc=2, iterations=5, batch_real=16, embed_arch="d2-w16-relu-instancenorm-avgpool")
+    first, second = (condense(digits, config, progress=False) for _ in range(2))
+    assert torch.equal(first.images, second.images) and first.meta["losses"] == second.meta["losses"]
+    arch = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
+    scores = [train_proxy(arch, first.split(), digits, ProxyConfig(epochs=10), test=True) for _ in range(2)]
+    assert (scores[0].val_acc, scores[0].test_acc) == (scores[1].val_acc, scores[1].test_acc)
