@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -34,8 +36,9 @@ def git_rev() -> str:
         return "unknown"
 
 
-def append_results(title: str, command: str, table: str, notes: str = "") -> None:
-    """Append one dated section (title, command, machine, table) to benchmarks/RESULTS.md."""
+def append_results(title: str, table: str, notes: str = "") -> None:
+    """Append one dated section (title, the command that ran, machine, table) to benchmarks/RESULTS.md."""
+    command = shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     section = (f"\n## {title} ({date.today().isoformat()}, commit {git_rev()})\n\n"
                f"Command: `{command}`\n\nMachine: {machine()}\n\n{table}\n")
     if notes:

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -132,8 +130,7 @@ def main() -> None:
     print(table)
     print(notes)
     if not args.no_record:
-        command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
-        append_results(f"Condensation speed: {args.dataset} ipc {args.ipc}", command, table, notes)
+        append_results(f"Condensation speed: {args.dataset} ipc {args.ipc}", table, notes)
 
 
 if __name__ == "__main__":

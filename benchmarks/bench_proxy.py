@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -164,8 +163,7 @@ def main() -> None:
     print(text)
     print(notes)
     if not args.no_record:
-        command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
-        append_results(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}", command, text, notes)
+        append_results(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}", text, notes)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,7 @@ def from_scratch(args: argparse.Namespace) -> None:
     table = "\n".join(["| study | trials | wall (s) | condensation (s) | training + scoring (s) |", "|---|---|---|---|---|",
                        f"| {preset.study.name} from scratch | {len(trials)} | {wall:.0f} | {setup:.0f} | {train:.0f} |"])
     print(table)
-    append_results(f"Study from scratch: {preset.study.name}", shlex.join(["python", *sys.argv]), table,
+    append_results(f"Study from scratch: {preset.study.name}", table,
                    notes="`nas-proxy search` on an empty output folder, 1 worker: start-up, data loading, "
                          "condensation, then the preset's trials. Repeated architectures reuse their score.")
 
@@ -107,7 +106,7 @@ def main() -> None:
                       [f"| {w} | {n} | {wall:.0f} | {rate:.1f} | {rate / base:.2f}x | {per:.1f} |"
                        for w, n, wall, rate, per in rows])
     print(table)
-    append_results(f"Study throughput: {preset.study.name}", shlex.join(["python", *sys.argv]), table,
+    append_results(f"Study throughput: {preset.study.name}", table,
                    notes="Same architectures in every run (the preset's reference sample); the condensed set is "
                          "built before timing. Wall time includes each worker's start-up (imports, data loading).")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -127,9 +126,7 @@ def main() -> None:
     if args.no_record:
         return
     notes = "\n".join(f"- {name}: {VARIANTS[name][0]}" for name in args.variants.split(",") if name in VARIANTS)
-    append_results(f"DM proxy fidelity variants: {preset.study.name}",
-                   "python benchmarks/proxy_fidelity.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), table,
-                   notes)
+    append_results(f"DM proxy fidelity variants: {preset.study.name}", table, notes)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +67,12 @@ def main() -> None:
     table = markdown_table(summary.round(2).reset_index())
     print(table)
     if not args.no_record:
-        command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
         notes = (f"{args.dataset}, ipc {args.ipc}, {args.iterations} DM iterations ({syn.meta['seconds'] / 60:.1f} min, "
                  f"{args.precision}{' compiled' if args.compile else ''}), {arch.id} trained {args.epochs} epochs in "
                  f"{args.train_precision}; test accuracy (%) over seeds "
                  f"{list(range(args.seeds))}: {np.round(frame[frame.train == 'DM'].test_acc.values * 100, 2).tolist()} (DM), "
                  f"{np.round(frame[frame.train != 'DM'].test_acc.values * 100, 2).tolist()} (random).")
-        append_results(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", command, table, notes)
+        append_results(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", table, notes)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,11 @@ _RESUMABLE = {"iterations", "checkpoint_every"}
 class CondenseConfig:
     """Settings of one DM run; the defaults are the paper's.
 
-    ``precision="bf16"`` runs the embedding passes under bfloat16 autocast (``"auto"``: where the
-    device runs bf16 natively) and ``compile`` wraps the embedding in ``torch.compile``: both are
-    speed options measured in ``benchmarks/RESULTS.md``; fp32 eager is the reference.
+    ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
+    bf16 natively (on a CPU only together with ``compile``: eager bf16 is slower there), fp32
+    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one
+    compilation, then every iteration faster). ``benchmarks/RESULTS.md`` has the speed of each and
+    the accuracy of the sets they make.
     """
 
     ipc: int = 10
@@ -64,7 +66,7 @@ class CondenseConfig:
     embed_arch: str = DEFAULT_ARCH.id
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
     seed: int = 0
-    precision: Precision = "fp32"
+    precision: Precision = "auto"
     compile: bool = False
     real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
     checkpoint_every: int = 500
@@ -190,6 +192,8 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
     if device.type == "cpu":
         _accel.tune_cpu_allocator()
     precision = _accel.resolve_precision(config.precision, device)
+    if config.precision == "auto" and device.type == "cpu" and not config.compile:
+        precision = "fp32"  # eager bf16 condensation is slower than fp32 on a CPU (benchmarks/RESULTS.md)
     arch = ArchSpec.parse(config.embed_arch)
     strategy = config._strategy(data.dsa_strategy)
     dsa = DSA(strategy)

@@ -39,7 +39,8 @@ from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 if TYPE_CHECKING:
     from nas_proxy.study import Preset
 
-REFERENCE_EPOCHS = 50  # full data needs far fewer epochs than the 1000 of a 10-image-per-class set
+# Full data needs far fewer epochs than the 1000 of a 10-image-per-class set.
+REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}
 
 COLUMNS = ["arch", "seed", "val_acc", "test_acc", "params", "flops", "seconds", "epochs", "train_size", "device",
            "fingerprint"]
@@ -51,9 +52,10 @@ class ReferenceConfig:
 
     ``metric`` is the reference number a proxy's ranking is compared with: test accuracy (the
     quantity a researcher cares about; the proxy itself never sees the test set) or validation.
+    The reference trains in fp32 unless ``precision`` says otherwise: it is the yardstick.
     """
 
-    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(epochs=REFERENCE_EPOCHS))
+    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(**REFERENCE_DEFAULTS))
     seeds: int = 1
     sample_seed: int = 0
     search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
@@ -72,8 +74,8 @@ class ReferenceConfig:
         if unknown:
             raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are "
                                 f"{', '.join(sorted(own | protocol))}")
-        training = config_from_dict(ProxyConfig, {"epochs": REFERENCE_EPOCHS, **{k: v for k, v in data.items()
-                                                                                   if k in protocol}}, where)
+        training = config_from_dict(ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items()
+                                                                           if k in protocol}}, where)
         return dataclasses.replace(config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where),
                                    training=training)
 

@@ -150,10 +150,20 @@ def test_batchnorm_embedding_keeps_the_real_batch_whole(digits):
     assert torch.isfinite(syn.images).all()
 
 
-@pytest.mark.parametrize("settings", [dict(precision="bf16"), dict(compile=True)], ids=["bf16", "compile"])
+@pytest.mark.parametrize("settings", [dict(precision="bf16"), dict(precision="fp32", compile=True),
+                                      dict(precision="bf16", compile=True)], ids=["bf16", "compile", "bf16+compile"])
 def test_speed_options_follow_the_fp32_run(digits, settings):
     """bf16 autocast and torch.compile change speed, not the method: losses track the fp32 run's."""
-    reference = condense(digits, CondenseConfig(iterations=4, **SMALL), progress=False)
+    reference = condense(digits, CondenseConfig(iterations=4, precision="fp32", **SMALL), progress=False)
     fast = condense(digits, CondenseConfig(iterations=4, **SMALL, **settings), progress=False)
+    assert fast.meta["precision"] == settings["precision"]
     torch.testing.assert_close(torch.tensor(fast.meta["losses"]), torch.tensor(reference.meta["losses"]),
                                rtol=2e-2, atol=1e-3)
+
+
+def test_auto_precision_on_a_cpu_is_bf16_only_when_compiled(digits, monkeypatch):
+    monkeypatch.setattr("nas_proxy._accel.native_bf16", lambda device_type: True)
+    eager = condense(digits, CondenseConfig(iterations=1, **SMALL), progress=False)
+    assert eager.meta["precision"] == "fp32"
+    compiled = condense(digits, CondenseConfig(iterations=1, compile=True, **SMALL), progress=False)
+    assert compiled.meta["precision"] == "bf16"
