@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: machine description and appending to RESULTS.md."""
+"""Shared by the benchmark scripts: machine description and publishing tables to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -36,8 +36,14 @@ def git_rev() -> str:
         return "unknown"
 
 
-def append_results(title: str, table: str, notes: str = "") -> None:
-    """Append one dated section (title, the command that ran, machine, table) to benchmarks/RESULTS.md."""
+def publish(title: str, table: str, notes: str = "", record: bool = True) -> None:
+    """Print the table and notes; with ``record``, append them as one dated section (title, the command
+    that ran, machine) to benchmarks/RESULTS.md."""
+    print(table)
+    if notes:
+        print(notes)
+    if not record:
+        return
     command = shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     section = (f"\n## {title} ({date.today().isoformat()}, commit {git_rev()})\n\n"
                f"Command: `{command}`\n\nMachine: {machine()}\n\n{table}\n")

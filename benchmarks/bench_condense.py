@@ -22,7 +22,7 @@ import time
 import torch
 
 import nas_proxy.condensation
-from _common import append_results
+from _common import publish
 from nas_proxy import DSA, ArchSpec, CondenseConfig, build_convnet, condense, load_dataset, matching_loss
 
 VARIANTS = {
@@ -127,10 +127,7 @@ def main() -> None:
              f"Loss on identical inputs (no augmentation): per-class loop {agreement['loss']:.4f}; batched fp32 "
              f"differs by {agreement['rel_diff_fp32']:.1e} (relative), batched bf16 by {agreement['rel_diff_bf16']:.1e}. "
              f"Peak RSS includes the loaded data set.")
-    print(table)
-    print(notes)
-    if not args.no_record:
-        append_results(f"Condensation speed: {args.dataset} ipc {args.ipc}", table, notes)
+    publish(f"Condensation speed: {args.dataset} ipc {args.ipc}", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 
-from _common import append_results
+from _common import publish
 from nas_proxy import load_preset, load_study
 from nas_proxy.proxies import PROXIES
 
@@ -69,10 +69,7 @@ def main() -> None:
     notes = "Checks: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()) + (
         f". Proxy `{args.proxy}` on digits, TPE on the 720-architecture space; wall time includes the workers' "
         f"start-up (imports, data loading). States: {dict(states)}.")
-    print(table)
-    print(notes)
-    if not args.no_record:
-        append_results(f"Load: {args.workers} workers on one PostgreSQL study", table, notes)
+    publish(f"Load: {args.workers} workers on one PostgreSQL study", table, notes, record=not args.no_record)
     sys.exit(0 if all(checks.values()) else 1)
 
 

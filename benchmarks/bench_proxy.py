@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from _common import append_results
+from _common import publish
 from nas_proxy import DSA, ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, condense, load_dataset
 from nas_proxy import train_proxy
 from nas_proxy.report import markdown_table
@@ -160,10 +160,7 @@ def main() -> None:
              f"(network build, training and scoring). Per-seed accuracies: "
              + "; ".join(f"{name}: {np.round(group.val_acc.values * 100, 2).tolist()}"
                          for name, group in frame.groupby("variant", sort=False)))
-    print(text)
-    print(notes)
-    if not args.no_record:
-        append_results(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}", text, notes)
+    publish(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}", text, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import optuna
 
-from _common import append_results
+from _common import publish
 from nas_proxy import load_dataset, load_preset, load_study
 from nas_proxy.proxies import get_condensed_set
 
@@ -58,8 +58,7 @@ def from_scratch(args: argparse.Namespace) -> None:
     train = sum(t.user_attrs["seconds"] for t in trials if not t.user_attrs.get("cached"))
     table = "\n".join(["| study | trials | wall (s) | condensation (s) | training + scoring (s) |", "|---|---|---|---|---|",
                        f"| {preset.study.name} from scratch | {len(trials)} | {wall:.0f} | {setup:.0f} | {train:.0f} |"])
-    print(table)
-    append_results(f"Study from scratch: {preset.study.name}", table,
+    publish(f"Study from scratch: {preset.study.name}", table,
                    notes="`nas-proxy search` on an empty output folder, 1 worker: start-up, data loading, "
                          "condensation, then the preset's trials. Repeated architectures reuse their score.")
 
@@ -105,8 +104,7 @@ def main() -> None:
                        "|---|---|---|---|---|---|"] +
                       [f"| {w} | {n} | {wall:.0f} | {rate:.1f} | {rate / base:.2f}x | {per:.1f} |"
                        for w, n, wall, rate, per in rows])
-    print(table)
-    append_results(f"Study throughput: {preset.study.name}", table,
+    publish(f"Study throughput: {preset.study.name}", table,
                    notes="Same architectures in every run (the preset's reference sample); the condensed set is "
                          "built before timing. Wall time includes each worker's start-up (imports, data loading).")
 

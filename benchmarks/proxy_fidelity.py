@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from _common import append_results
+from _common import publish
 from nas_proxy import Preset, compare_proxies, load_dataset, load_preset
 from nas_proxy.ranking import factor_bias, rank_agreement, rank_ensemble
 from nas_proxy.report import markdown_table
@@ -122,11 +122,8 @@ def main() -> None:
     bias = [c for c in frame.columns if c.startswith(("pooling=", "norm=", "depth="))]
     table = markdown_table(frame[shown].round(3)) + "\n\nMean rank error per factor (proxy rank - reference " \
         "rank; > 0: over-rated)\n\n" + markdown_table(frame[["variant", "proxy", *bias]].round(1))
-    print(table)
-    if args.no_record:
-        return
     notes = "\n".join(f"- {name}: {VARIANTS[name][0]}" for name in args.variants.split(",") if name in VARIANTS)
-    append_results(f"DM proxy fidelity variants: {preset.study.name}", table, notes)
+    publish(f"DM proxy fidelity variants: {preset.study.name}", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

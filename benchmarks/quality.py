@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import append_results
+from _common import publish
 from nas_proxy import ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, condense, load_dataset, train_proxy
 from nas_proxy.report import markdown_table
 
@@ -65,14 +65,12 @@ def main() -> None:
         seconds=("seconds", "mean"))
     summary[["test_mean", "test_std", "val_mean"]] *= 100
     table = markdown_table(summary.round(2).reset_index())
-    print(table)
-    if not args.no_record:
-        notes = (f"{args.dataset}, ipc {args.ipc}, {args.iterations} DM iterations ({syn.meta['seconds'] / 60:.1f} min, "
-                 f"{args.precision}{' compiled' if args.compile else ''}), {arch.id} trained {args.epochs} epochs in "
-                 f"{args.train_precision}; test accuracy (%) over seeds "
-                 f"{list(range(args.seeds))}: {np.round(frame[frame.train == 'DM'].test_acc.values * 100, 2).tolist()} (DM), "
-                 f"{np.round(frame[frame.train != 'DM'].test_acc.values * 100, 2).tolist()} (random).")
-        append_results(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", table, notes)
+    notes = (f"{args.dataset}, ipc {args.ipc}, {args.iterations} DM iterations ({syn.meta['seconds'] / 60:.1f} min, "
+             f"{args.precision}{' compiled' if args.compile else ''}), {arch.id} trained {args.epochs} epochs in "
+             f"{args.train_precision}; test accuracy (%) over seeds "
+             f"{list(range(args.seeds))}: {np.round(frame[frame.train == 'DM'].test_acc.values * 100, 2).tolist()} (DM), "
+             f"{np.round(frame[frame.train != 'DM'].test_acc.values * 100, 2).tolist()} (random).")
+    publish(f"Condensed vs random real subset: {args.dataset} ipc {args.ipc}", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":
