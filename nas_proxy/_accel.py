@@ -13,12 +13,19 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
+from nas_proxy.errors import NasProxyError
+
 Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def check_precision(where: str, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise NasProxyError(f"{where}.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 @functools.cache
@@ -63,9 +70,9 @@ def tune_cpu_allocator() -> bool:
         return False
     try:
         libc = ctypes.CDLL(name)
-        gnu_get_libc_version = libc.gnu_get_libc_version
-    except (OSError, AttributeError):
+    except OSError:
+        return False
+    if not hasattr(libc, "gnu_get_libc_version"):
         return False  # not glibc (musl, macOS): its allocator has other knobs
-    del gnu_get_libc_version
     m_trim_threshold, m_mmap_max = -1, -4
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))

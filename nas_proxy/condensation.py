@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nas_proxy import _accel
-from nas_proxy._accel import PRECISIONS, Precision, autocast
+from nas_proxy._accel import Precision, autocast
 from nas_proxy._config import config_from_dict, positive
 from nas_proxy._io import atomic_torch_save, write_png_grid
 from nas_proxy.augment import DSA
@@ -78,8 +78,7 @@ class CondenseConfig:
             raise NasProxyError(f"condense.iterations must be >= 0, got {self.iterations}")
         if not 0 <= self.momentum < 1:
             raise NasProxyError(f"condense.momentum must be in [0, 1), got {self.momentum}")
-        if self.precision not in PRECISIONS:
-            raise NasProxyError(f"condense.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _accel.check_precision("condense", self.precision)
         ArchSpec.parse(self.embed_arch)
         DSA(self._strategy("color"))  # validates the strategy's op names
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nas_proxy import _accel
-from nas_proxy._accel import PRECISIONS, Precision, autocast
+from nas_proxy._accel import Precision, autocast
 from nas_proxy._config import config_from_dict, positive
 from nas_proxy.augment import DSA
 from nas_proxy.data import Dataset, Split
@@ -68,8 +68,7 @@ class ProxyConfig:
             raise NasProxyError(f"proxy.lr_decay_at must be in (0, 1], got {self.lr_decay_at}")
         if self.threads < 0:
             raise NasProxyError(f"proxy.threads must be >= 0, got {self.threads}")
-        if self.precision not in PRECISIONS:
-            raise NasProxyError(f"proxy.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _accel.check_precision("proxy", self.precision)
         DSA(self.dsa_strategy if self.dsa_strategy != "auto" else "")
 
     @classmethod

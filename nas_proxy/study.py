@@ -122,6 +122,14 @@ def _journal_file(url: str) -> Path | None:
     return Path(url.removeprefix("journal:")) if url.startswith("journal:") else None
 
 
+@contextlib.contextmanager
+def _stable_experimental():
+    """Silence ExperimentalWarning: the heartbeat has been "experimental" since Optuna 2.9."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
 def _storage(config: StudyConfig) -> optuna.storages.BaseStorage:
     url = config.storage_url
     file = _journal_file(url)
@@ -130,16 +138,14 @@ def _storage(config: StudyConfig) -> optuna.storages.BaseStorage:
 
         file.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
-    with warnings.catch_warnings():  # the heartbeat has been "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _stable_experimental():
         return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
                                           grace_period=config.grace_period or None,
                                           heartbeat_stale_trial_callback=_retry(config))
 
 
 def _retry(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with _stable_experimental():
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry)
 
 
