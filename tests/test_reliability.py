@@ -169,11 +169,13 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "nas_proxy.cli", *args, "--no-progress"]
 
 
-def _wait_for(predicate, timeout: float = 120.0, process: subprocess.Popen | None = None) -> None:
+def _wait_for(predicate, timeout: float = 120.0, process: subprocess.Popen | None = None):
+    """The predicate's first truthy value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         if process is not None and process.poll() is not None:
             pytest.fail(f"the process ended (exit {process.returncode}) before the moment to kill it")
         time.sleep(0.05)
@@ -220,13 +222,12 @@ def _running_trial_of(preset, pid: int):
 
 
 def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[str]) -> int:
-    """Start two workers, SIGKILL one inside a trial, let the other finish; the killed trial's number."""
+    """Start two workers, SIGKILL one inside a trial, let the other finish; the killed worker's pid."""
     command = _cli("search", str(path), "--n-trials", str(n_trials), *storage)
     victim = subprocess.Popen(command, stderr=subprocess.PIPE)
     survivor = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _running_trial_of(preset, victim.pid) is not None, process=victim)
-        killed = _running_trial_of(preset, victim.pid).number
+        _wait_for(lambda: _running_trial_of(preset, victim.pid), process=victim)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         _, err = survivor.communicate(timeout=300)
@@ -234,13 +235,15 @@ def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[st
         victim.kill()
         survivor.kill()
     assert survivor.returncode == 0, err
-    return killed
+    return victim.pid
 
 
-def _assert_retried_once(study: optuna.Study, killed: int, n_trials: int) -> None:
+def _assert_retried_once(study: optuna.Study, victim: int, n_trials: int) -> None:
     trials = study.get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    assert [t.number for t in trials if t.state == FAIL] == [killed]  # the dead worker's trial, failed once
+    failed = [t for t in trials if t.state == FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["worker"].endswith(f":{victim}")  # the dead worker's trial
+    killed = failed[0].number
     assert not [t for t in trials if t.state not in (COMPLETE, FAIL)]
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state == COMPLETE
@@ -252,8 +255,8 @@ def test_a_killed_worker_trial_is_failed_and_retried_once_on_a_journal(tmp_path)
     path = _slow_preset(tmp_path)
     preset = load_preset(path)
     assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0  # condensed before the race
-    killed = _kill_one_of_two_workers(path, preset, 10, [])
-    _assert_retried_once(load_study(preset), killed, 10)
+    victim = _kill_one_of_two_workers(path, preset, 10, [])
+    _assert_retried_once(load_study(preset), victim, 10)
 
 
 def _postgres_url() -> str:
@@ -275,8 +278,8 @@ def test_a_killed_worker_trial_is_failed_by_the_heartbeat_and_retried_on_postgre
     path = _slow_preset(tmp_path, name=f"killed_{uuid.uuid4().hex[:8]}", extra="heartbeat_interval = 1\ngrace_period = 2")
     preset = _on_storage(path, url)
     assert main(["search", str(path), "--storage", url, "--n-trials", "1", "--no-progress"]) == 0
-    killed = _kill_one_of_two_workers(path, preset, 14, ["--storage", url])
-    _assert_retried_once(load_study(preset), killed, 14)
+    victim = _kill_one_of_two_workers(path, preset, 14, ["--storage", url])
+    _assert_retried_once(load_study(preset), victim, 14)
 
 
 def test_reference_killed_keeps_every_finished_row_and_continues(tmp_path):
