@@ -204,9 +204,9 @@ def test_condensation_killed_resumes_bit_identical(tmp_path):
 
 
 def _slow_preset(tmp_path, name="killed", extra=""):
-    """Trials of about a second (a 60-epoch proxy), so a kill lands inside one."""
+    """Trials of a few seconds (a 150-epoch proxy), so a kill lands inside one."""
     path = write_preset(tmp_path, name=name, extra=extra)
-    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 60"))
+    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 150"))
     return path
 
 
@@ -216,8 +216,8 @@ def _running_trial_of(preset, pid: int):
     except Exception:
         return None
     done = study.get_trials(deepcopy=False, states=(COMPLETE,))
-    running = [t for t in study.get_trials(deepcopy=False, states=(RUNNING,))
-               if t.user_attrs.get("worker", "").endswith(f":{pid}")]
+    running = [t for t in study.get_trials(deepcopy=False, states=(RUNNING,))  # past suggesting: training
+               if t.user_attrs.get("worker", "").endswith(f":{pid}") and "arch" in t.user_attrs]
     return running[0] if done and running else None
 
 
