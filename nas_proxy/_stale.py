@@ -37,10 +37,9 @@ def _process_exists(pid: int) -> bool:
 
 
 def retry_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
-                            retry: RetryHeartbeatStaleTrialCallback) -> list[int]:
-    """Fail the running trials of dead processes on this host and queue their retries; their numbers."""
+                            retry: RetryHeartbeatStaleTrialCallback) -> None:
+    """Fail the running trials of dead processes on this host and queue their retries."""
     host = socket.gethostname()
-    failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(WORKER_ATTR, "")
         owner_host, _, pid = owner.rpartition(":")
@@ -51,5 +50,3 @@ def retry_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseSt
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it first and queued the retry
         retry(study, storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
-    return failed
