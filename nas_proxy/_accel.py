@@ -13,19 +13,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
+import os
+from collections.abc import Iterator
 from typing import Literal, get_args
 
 import torch
 
-from nas_proxy.errors import NasProxyError
 
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-
-
-def check_precision(where: str, precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise NasProxyError(f"{where}.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 @functools.cache
@@ -51,6 +48,59 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@functools.cache
+def can_compile(device_type: str) -> bool:
+    """Whether ``torch.compile``'s default backend can build kernels here: a C++ compiler for a CPU,
+    Triton for CUDA. Settings that compile by themselves (``compile = "auto"``) ask this first."""
+    if device_type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+
+            get_cpp_compiler()  # raises when no working C++ compiler is found
+        except Exception:
+            return False
+        return True
+    if device_type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return False
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device | str, enabled: bool = True) -> Iterator[None]:
+    """Deterministic CUDA kernels inside the block (``deterministic = true``); a no-op on a CPU.
+
+    A CPU run is already bit-identical for the same seed (everything draws from explicit
+    generators, and the CPU kernels used do not race). On CUDA several kernels accumulate with
+    atomics in whatever order threads arrive, so the same seed can give different scores. Inside
+    the block: ``cudnn.deterministic = True``, ``cudnn.benchmark = False`` (autotuning may pick
+    another algorithm per run) and ``torch.use_deterministic_algorithms(True, warn_only=True)``;
+    all three are process-wide and restored on exit. ``warn_only``: an op with no deterministic
+    CUDA kernel warns, naming itself, instead of stopping the run. In this package that is the
+    backward of ``grid_sample`` (DSA's scale and rotate), which condensation differentiates, so a
+    condensed set is not bit-repeatable on CUDA with those augmentations; proxy training only runs
+    DSA forwards and is expected to be. ``index_add`` and indexed writes take deterministic kernels.
+
+    cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (or ``:16:8``), read once, at the process's
+    first cuBLAS call. It is set here when unset, which is in time when nothing in the process has
+    run a matrix product on the GPU yet (the command line's case); otherwise, or to be sure, set
+    it in the environment before starting Python. It stays set after the block.
+    """
+    if not enabled or torch.device(device).type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn.deterministic, cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 def memory_format(device: torch.device, compiled: bool) -> torch.memory_format:

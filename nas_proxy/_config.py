@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tomllib
 import types
@@ -14,32 +15,59 @@ from nas_proxy.errors import NasProxyError
 T = TypeVar("T")
 
 
-def _check(value: Any, annotation: Any, where: str) -> Any:
+class ConfigError(NasProxyError):
+    """A bad value in one config field: ``section`` (e.g. ``[study]``), ``key`` and the ``problem``.
+
+    Loading from TOML re-raises it naming the file; the CLI re-raises it naming the flag.
+    """
+
+    def __init__(self, section: str, key: str, problem: str) -> None:
+        self.section, self.key, self.problem = section, key, problem
+        super().__init__(f"{section}.{key} {problem}")
+
+
+def _check(value: Any, annotation: Any, section: str, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
-        if value not in allowed:
-            raise NasProxyError(f"{where} = {value!r} is not allowed; choose from {', '.join(map(repr, allowed))}")
+        if not any(value == option and type(value) is type(option) for option in allowed):  # 1 is not True
+            raise ConfigError(section, key, f"= {value!r} is not allowed; choose from {', '.join(map(repr, allowed))}")
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):
             return None
-        last: NasProxyError | None = None
-        for option in typing.get_args(annotation):
-            if option is type(None):
-                continue
-            try:
-                return _check(value, option, where)
-            except NasProxyError as exc:
-                last = exc
-        raise last  # type: ignore[misc]
+        options = [option for option in typing.get_args(annotation) if option is not type(None)]
+        for option in options:
+            with contextlib.suppress(ConfigError):
+                return _check(value, option, section, key)
+        raise ConfigError(section, key, f"must be {' or '.join(map(_describe, options))}, got {value!r}")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, float, str, bool):
         if isinstance(value, bool) != (annotation is bool) or not isinstance(value, annotation):
-            raise NasProxyError(f"{where} must be {annotation.__name__}, got {value!r}")
+            raise ConfigError(section, key, f"must be {annotation.__name__}, got {value!r}")
         return value
     return value
+
+
+def _describe(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return " or ".join(map(repr, typing.get_args(annotation)))
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def check_fields(config: Any, section: str) -> None:
+    """Check every field of a config dataclass against its annotation: types and ``Literal`` choices.
+
+    Called from each config's ``__post_init__``, so a config built in Python is checked like one
+    read from TOML. An int given for a float field becomes a float.
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        checked = _check(value, hints[f.name], section, f.name)
+        if checked is not value:
+            object.__setattr__(config, f.name, checked)  # frozen dataclass: the coerced value replaces the raw one
 
 
 def read_toml(path: Path, missing: str) -> dict[str, Any]:
@@ -53,23 +81,29 @@ def read_toml(path: Path, missing: str) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
-    """``cls(**data)`` after checking every key exists on ``cls`` and every value's type.
+    """``cls(**data)`` after checking that every key exists on ``cls``; errors name ``where`` and the key.
 
     ``where`` prefixes error messages (e.g. ``"studies/x.toml: [condense]"``), so the user sees
-    which file and key to fix.
+    which file and key to fix. Values are checked by the config itself (:func:`check_fields` and
+    its own rules).
     """
     if not isinstance(data, dict):
         raise NasProxyError(f"{where} must be a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(fields)}")
-    values = {key: _check(value, hints[key], f"{where}.{key}") for key, value in data.items()}
-    return cls(**values)
+    required = [name for name, f in fields.items() if f.init and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and name not in data]
+    if required:
+        raise NasProxyError(f"{where}: missing key {required[0]!r}")
+    try:
+        return cls(**data)
+    except ConfigError as exc:
+        raise NasProxyError(f"{where}.{exc.key} {exc.problem}") from None
 
 
-def positive(where: str, **values: int | float) -> None:
+def positive(section: str, **values: int | float) -> None:
     for key, value in values.items():
         if value <= 0:
-            raise NasProxyError(f"{where}.{key} must be positive, got {value!r}")
+            raise ConfigError(section, key, f"must be positive, got {value!r}")

@@ -1,9 +1,21 @@
 """Ctrl-C during a search: stop at once while a network trains, never in the middle of a storage write.
 
 A ``KeyboardInterrupt`` raised at an arbitrary point can land inside Optuna's storage code
-(half-released journal lock, a trial left RUNNING). While the objective trains, SIGINT raises
-at once (Optuna then marks that trial failed); anywhere else it is remembered and the study
-stops at the next safe point.
+(a half-released journal lock, a trial left RUNNING), and a search writes to its storage
+almost everywhere: creating the study, suggesting parameters, recording attributes, and
+nothing else at all in a trial that reuses an earlier score. So inside :func:`safe_interrupt`
+SIGINT only raises within an :func:`interruptible` region, which wraps the computation alone
+(condensing, training a network, loading data); anywhere else it is remembered, and the
+search stops at the next safe point: the next interruptible region, the end of the trial, or
+the end of the ``safe_interrupt`` block.
+
+Example:
+    >>> from nas_proxy._interrupt import interruptible, safe_interrupt
+    >>> with safe_interrupt():
+    ...     with interruptible():
+    ...         total = sum(range(10))  # Ctrl-C here raises at once; elsewhere in the block it waits
+    >>> total
+    45
 """
 
 from __future__ import annotations
@@ -12,60 +24,82 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
 
 
 class SafeInterrupt:
+    """SIGINT state while a search runs: whether one arrived, and whether raising now is safe."""
+
     def __init__(self) -> None:
         self.requested = False
-        self._training = False
+        self._interruptible = False
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.requested = True
-        if self._training:
+        if self._interruptible:
             raise KeyboardInterrupt
 
-    def objective(self, objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
-        def guarded(trial: optuna.Trial) -> float:
-            if self.requested:  # asked to stop while the sampler chose this trial: do no work
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        self._interruptible = True  # set before the check: a signal between the two raises either way
+        try:
+            if self.requested:  # Ctrl-C came while it was not safe to raise: stop before the work starts
                 raise KeyboardInterrupt
-            self._training = True
-            try:
-                return objective(trial)
-            finally:
-                self._training = False
+            yield
+        finally:
+            self._interruptible = False
 
-        return guarded
+    def quiet_after_interrupt(self, record: logging.LogRecord) -> bool:
+        """Log filter: once Ctrl-C came, Optuna's two lines (and traceback) about the stopped trial are noise
+        beside the one line the caller prints."""
+        return not self.requested
 
     def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna callback: after a trial is stored, stop the study if Ctrl-C came during it."""
         if self.requested:
             study.stop()
 
 
-def _drop_interrupt_traceback(record: logging.LogRecord) -> bool:
-    """Optuna logs a failed trial with its traceback; for Ctrl-C the one-line message is enough."""
-    if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
-        record.exc_info, record.exc_text = None, None
-    return True
+_active: SafeInterrupt | None = None  # the process's handler state; signals are per process anyway
 
 
 @contextlib.contextmanager
 def safe_interrupt() -> Iterator[SafeInterrupt]:
-    """Install the handler for the duration (main thread only; elsewhere Python's default stays)."""
+    """Defer SIGINT to safe points for the duration; raise ``KeyboardInterrupt`` at the end if one came.
+
+    Nested calls share the outer state. Outside the main thread signals cannot be handled, so
+    Python's default stays.
+    """
+    global _active
+    if _active is not None:
+        yield _active
+        return
     state = SafeInterrupt()
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
     previous = signal.signal(signal.SIGINT, state._handler)
     optimize_logger = logging.getLogger("optuna.study._optimize")
-    optimize_logger.addFilter(_drop_interrupt_traceback)
+    optimize_logger.addFilter(state.quiet_after_interrupt)
+    _active = state
     try:
         yield state
     finally:
+        _active = None
         signal.signal(signal.SIGINT, previous)
-        optimize_logger.removeFilter(_drop_interrupt_traceback)
+        optimize_logger.removeFilter(state.quiet_after_interrupt)
     if state.requested:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Mark pure computation (no storage writes) that Ctrl-C may stop at once; a no-op outside a search."""
+    if _active is None:
+        yield
+        return
+    with _active.interruptible():
+        yield

@@ -40,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nas_proxy._config import ConfigError
 from nas_proxy.errors import NasProxyError
 
-__all__ = ["DSA", "DSAParams", "FAMILIES", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP"]
+__all__ = ["DSA", "DSAParams", "FAMILIES", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP", "check_dsa_strategy"]
 
 STRATEGY_WITH_FLIP = "color_crop_cutout_flip_scale_rotate"  # FashionMNIST, CIFAR
 STRATEGY_NO_FLIP = "color_crop_cutout_scale_rotate"  # MNIST, digits, SVHN
@@ -300,3 +301,13 @@ class DSA:
         draw, apply = _OPS[self._families[k]]
         prm = draw(n, h, w, self.params, generator)
         return apply(x, _to_device(prm, x.device), self.params)
+
+
+def check_dsa_strategy(section: str, strategy: str) -> None:
+    """Validate a config's ``dsa_strategy``: ``auto`` (the data set's), ``none``, or op families joined by ``_``."""
+    if strategy == "auto":
+        return
+    try:
+        DSA(strategy)
+    except NasProxyError as exc:
+        raise ConfigError(section, "dsa_strategy", f"= {strategy!r}: {exc}") from None

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 import torch
@@ -20,15 +21,20 @@ import torch
 from nas_proxy import __version__
 from nas_proxy._accel import PRECISIONS
 from nas_proxy.compare import compare_proxies
-from nas_proxy.condensation import CondenseConfig, CondensedSet, condense
+from nas_proxy.condensation import (COMPILE_AUTO_MIN_ITERATIONS, CondenseConfig, CondensedSet, condense,
+                                    resolve_compile)
 from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxies import PROXIES
 from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
-from nas_proxy.reference import reference_accuracy, reference_table_path, run_reference, select_archs
-from nas_proxy.report import make_report
-from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy._config import ConfigError
+from nas_proxy._interrupt import interruptible, safe_interrupt
+from nas_proxy.reference import (REFERENCE_DEFAULTS, reference_accuracy, reference_table_path, run_reference,
+                                 select_archs)
+from nas_proxy.ranking import MIN_PAIRS
+from nas_proxy.report import Report, interval, make_report
+from nas_proxy.study import Preset, correlation_line, enqueue_archs, load_preset, load_study, open_study, run_search
 
 
 def _device(name: str) -> str:
@@ -63,8 +69,8 @@ def _cmd_condense(args: argparse.Namespace) -> int:
     config = CondenseConfig(
         ipc=args.ipc, iterations=args.iterations, lr_img=args.lr_img, momentum=args.momentum,
         batch_real=args.batch_real, init=args.init, embed_arch=args.embed_arch, dsa_strategy=args.dsa_strategy,
-        seed=args.seed, precision=args.precision, compile=args.compile, real_chunk=args.real_chunk,
-        checkpoint_every=args.checkpoint_every)
+        seed=args.seed, precision=args.precision, compile={"on": True, "off": False}.get(args.compile, args.compile),
+        real_chunk=args.real_chunk, checkpoint_every=args.checkpoint_every, deterministic=args.deterministic)
     if args.out.exists() and not args.force:
         raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
     checkpoint = args.out.with_name(args.out.name + ".ckpt")
@@ -72,9 +78,13 @@ def _cmd_condense(args: argparse.Namespace) -> int:
         raise NasProxyError(f"{checkpoint} holds an interrupted run; pass --resume to continue it, or delete it to "
                             f"start over")
     data = _load_data(args)
+    if config.compile == "auto" and resolve_compile(config, data.train.x.device) and not args.no_progress:
+        print(f"compiling the embedding network (--compile auto, {config.iterations:,} iterations): the first "
+              f"iteration includes the compilation (20-30 s on a 2-core CPU), the rest run faster", file=sys.stderr)
     syn = condense(data, config, checkpoint=checkpoint, resume=args.resume, progress=not args.no_progress)
     syn.save(args.out)
-    print(f"wrote {args.out} ({len(syn.images)} images, {config.iterations} iterations, "
+    how = f"{'compiled' if syn.meta['compile'] else 'eager'} {syn.meta['precision']}"
+    print(f"wrote {args.out} ({len(syn.images)} images, {config.iterations} iterations, {how}, "
           f"final loss {syn.meta['final_loss']}, {syn.meta['seconds']:.1f} s) and {args.out.with_suffix('.png')}")
     return 0
 
@@ -94,9 +104,11 @@ def _training_set(spec: str, data: Dataset, seed: int) -> tuple[Split, str]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    config = ProxyConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+    # Full data needs the reference protocol's epochs, not the 1000 of a 10-image-per-class set.
+    epochs = args.epochs or (REFERENCE_DEFAULTS["epochs"] if args.train == "full" else ProxyConfig().epochs)
+    config = ProxyConfig(epochs=epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          dsa_strategy=args.dsa_strategy, precision=args.precision, compile=args.compile,
-                         threads=args.threads)
+                         threads=args.threads, deterministic=args.deterministic)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
     train, train_name = _training_set(args.train, data, args.seed)
@@ -151,18 +163,20 @@ def worker_devices(device: str, workers: int) -> list[str]:
     return [device] * workers
 
 
-def _search_worker(preset: Preset, args: argparse.Namespace, device: str, threads: int, progress: bool) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
+def _search_worker(preset: Preset, args: argparse.Namespace, device: str, threads: int, progress: bool,
+                   verbose: bool) -> None:
     torch.set_num_threads(threads)
-    run_search(preset, _preset_data(preset, args.data_root, device), n_trials=args.n_trials, progress=progress)
+    with safe_interrupt():
+        with interruptible():  # reading data writes nothing
+            data = _preset_data(preset, args.data_root, device)
+        run_search(preset, data, progress=progress, verbose=verbose)
 
 
 def _helper(preset: Preset, args: argparse.Namespace, device: str, threads: int) -> None:
     """A spawned worker: the parent reports errors and interruptions, so exit quietly with a status."""
+    _quiet_optuna()
     try:
-        _search_worker(preset, args, device, threads, False)
+        _search_worker(preset, args, device, threads, False, False)
     except NasProxyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -172,45 +186,54 @@ def _helper(preset: Preset, args: argparse.Namespace, device: str, threads: int)
 
 def _cmd_search(args: argparse.Namespace) -> int:
     preset = _load_preset(args)
+    if args.n_trials is not None:  # validated by the config itself; an error names --n-trials
+        preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, n_trials=args.n_trials))
     if args.workers < 0:
         raise NasProxyError(f"--workers must be at least 1 (or 0: one per GPU), got {args.workers}")
-    study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
-    if args.archs:
-        queued = enqueue_archs(study, select_archs(preset, args.archs, study))
-        print(f"queued {queued} architectures from --archs {args.archs} to run first")
-    devices = worker_devices(args.device, args.workers)
-    threads = max(1, torch.get_num_threads() // len(devices))
-    helpers = []
-    if len(devices) > 1:
-        import multiprocessing
+    with safe_interrupt():  # every storage write below finishes before Ctrl-C takes effect
+        study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
+        if args.archs:
+            queued = enqueue_archs(study, select_archs(preset, args.archs, study))
+            print(f"queued {queued} architectures from --archs {args.archs} to run first")
+        devices = worker_devices(args.device, args.workers)
+        threads = max(1, torch.get_num_threads() // len(devices))
+        helpers = []
+        if len(devices) > 1:
+            import multiprocessing
 
-        # Workers share the study through its storage; the first to arrive condenses, the rest wait.
-        context = multiprocessing.get_context("spawn")
-        helpers = [context.Process(target=_helper, args=(preset, args, device, threads)) for device in devices[1:]]
-        for helper in helpers:
-            helper.start()
-    try:
-        _search_worker(preset, args, devices[0], threads, not args.no_progress)
-    except KeyboardInterrupt:
-        for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
-            if helper.is_alive():
-                os.kill(helper.pid, signal.SIGINT)
+            # Workers share the study through its storage; the first to arrive condenses, the rest wait.
+            context = multiprocessing.get_context("spawn")
+            helpers = [context.Process(target=_helper, args=(preset, args, device, threads)) for device in devices[1:]]
+            for helper in helpers:
+                helper.start()
+        try:
+            _search_worker(preset, args, devices[0], threads, not args.no_progress, True)
+        except KeyboardInterrupt:
+            for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
+                if helper.is_alive():
+                    os.kill(helper.pid, signal.SIGINT)
+            for helper in helpers:
+                helper.join()
+            raise
         for helper in helpers:
             helper.join()
-        raise
-    for helper in helpers:
-        helper.join()
-    if any(helper.exitcode for helper in helpers):
-        raise NasProxyError("a search worker failed; run the same command again to continue the study")
-    study = load_study(preset)
-    best = study.best_trial
-    correlation = ""
-    if "reference_spearman" in study.user_attrs:
-        correlation = (f"; Spearman {study.user_attrs['reference_spearman']:+.3f}, Kendall "
-                       f"{study.user_attrs['reference_kendall']:+.3f} over {study.user_attrs['reference_n']} "
-                       f"reference architectures")
-    print(f"study {study.study_name}: {len(study.trials)} trials on {preset.study.storage_url}; best "
-          f"{best.user_attrs['arch']} val {best.value:.4f}{correlation}")
+        if any(helper.exitcode for helper in helpers):
+            raise NasProxyError("a search worker failed; run the same command again to continue the study")
+        report = make_report(preset, plot=True)
+    a = report.agreement
+    best = f"; best by the proxy {a['study_best_arch']}" if a["study_best_arch"] else ""
+    print(f"study {preset.study.name}: {a['trials_complete']} finished trials, {a['scored']} architectures scored"
+          f"{best}")
+    if a["n"] >= MIN_PAIRS:
+        print(f"ranking vs full-data reference (n = {a['n']}): Spearman {a['spearman']:+.3f} "
+              f"{interval(a, 'spearman')}, Kendall {a['kendall']:+.3f} {interval(a, 'kendall')}; among them the proxy's pick "
+              f"is {a['regret']:.2f} points below the best")
+    else:
+        print(f"{correlation_line(a)}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
+              f"data, then run this command again")
+    _print_files(report, plot=True)
+    print(f"storage: {preset.study.storage_url} (open it with `optuna-dashboard {preset.study.storage_url}`, "
+          f"or nas_proxy.load_study({preset.ref!r}) in Python)")
     return 0
 
 
@@ -234,10 +257,14 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     report = make_report(_load_preset(args), args.out, n_boot=args.bootstrap, plot=not args.no_plot)
     print(report.markdown(rows=args.rows), end="")
-    print("wrote " + ", ".join(str(path) for path in report.files))
-    if not args.no_plot and not any(path.suffix == ".png" for path in report.files) and len(report.ranking):
-        print("no scatter plot: install matplotlib (pip install nas-proxy[plot])")
+    _print_files(report, plot=not args.no_plot)
     return 0
+
+
+def _print_files(report: Report, plot: bool) -> None:
+    print("report: " + ", ".join(str(path) for path in report.files))
+    if plot and not any(path.suffix == ".png" for path in report.files) and len(report.ranking):
+        print("no scatter plot: install matplotlib (pip install 'nas-proxy[plot]')")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -252,8 +279,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad input as one line, like every other error of the tool."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nas-proxy", description="Neural architecture search on a condensed proxy set (Distribution Matching).")
     parser.add_argument("--version", action="version", version=f"nas-proxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,7 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help=f"precision of the embedding passes; auto: bf16 where the device runs it natively "
                         f"(default: {d.precision})")
-    p.add_argument("--compile", action="store_true", help="torch.compile the embedding network (faster after warm-up)")
+    p.add_argument("--compile", choices=["auto", "on", "off"], nargs="?", const="on", default="auto",
+                   help=f"torch.compile the embedding network: a one-off compilation, then faster iterations (on a "
+                        f"CPU also bf16 under --precision auto); auto: on for runs of at least "
+                        f"{COMPILE_AUTO_MIN_ITERATIONS['cpu']:,} iterations on a CPU and "
+                        f"{COMPILE_AUTO_MIN_ITERATIONS['cuda']:,} on CUDA; bare --compile means on (default: auto)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic CUDA kernels, for bit-repeatable runs on a GPU (a CPU run is repeatable "
+                        "without it)")
     p.add_argument("--real-chunk", type=int, default=d.real_chunk,
                    help=f"real images per forward pass, bounds memory (default: {d.real_chunk})")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
@@ -299,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", default="full",
                    help="what to train on: a condensed set file, random:IPC (class-balanced random real subset), "
                         "or full (default: full)")
-    p.add_argument("--epochs", type=int, default=e.epochs, help=f"training epochs (default: {e.epochs})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default: {REFERENCE_DEFAULTS['epochs']} with --train full, the reference "
+                        f"protocol's; else {e.epochs}, the paper's)")
     p.add_argument("--lr", type=float, default=e.lr, help=f"SGD learning rate, x0.1 at half (default: {e.lr})")
     p.add_argument("--batch-size", type=int, default=e.batch_size, help=f"batch size (default: {e.batch_size})")
     p.add_argument("--dsa-strategy", default=e.dsa_strategy,
@@ -311,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {e.precision})")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network: about 10 s per architecture on a CPU, paid back over long runs")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic CUDA kernels and no cuDNN autotuning, for bit-repeatable scores on a GPU (a "
+                        "CPU run is repeatable without it)")
     p.add_argument("--threads", type=int, default=e.threads, help="CPU threads (default: PyTorch's choice)")
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
@@ -357,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("compare", help="measure every proxy against the reference, side by side",
                             description="Score the reference table's architectures with each proxy and print one "
-                                        "row per proxy: Spearman and Kendall with bootstrap 95%% intervals, top-k "
+                                        "row per proxy: Spearman and Kendall with bootstrap 95% intervals, top-k "
                                         "Spearman, precision@k, the top-1's reference accuracy and regret, and the "
                                         "cost. Scores are cached; the same command continues an interrupted run.")
     _add_preset_options(p, storage=False)
@@ -374,14 +420,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_optuna() -> None:
+    """Optuna's INFO lines (study created, trial finished) repeat what the progress bar and our own lines say."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_optuna()
     try:
         return args.run(args)
+    except ConfigError as exc:  # a config built from flags: name the flag the bad value came from
+        flag = f"--{exc.key.replace('_', '-')}" if exc.key in vars(args) else f"{exc.section}.{exc.key}"
+        print(f"error: {flag} {exc.problem}", file=sys.stderr)
+        return 2
     except NasProxyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Handled: a Ctrl-C still pending, or pressed again while Python shuts down, must not turn the
+        # exit into a kill by SIGINT (or a traceback) after the one line below.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(getattr(args, "interrupted", "interrupted"), file=sys.stderr)
         return 130
 

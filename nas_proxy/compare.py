@@ -7,10 +7,24 @@ comparison continues where it stopped and a second comparison reuses them. A nam
 architectures, not one, so a study cannot search with it).
 
 Example:
-    >>> from nas_proxy import compare_proxies, load_dataset, load_preset
-    >>> preset = load_preset("studies/fashion_mnist_dm.toml")
-    >>> comparison = compare_proxies(preset, load_dataset("fashion_mnist"), ["dm", "naswot"])  # doctest: +SKIP
-    >>> print(comparison.markdown())  # doctest: +SKIP
+    >>> from pathlib import Path
+    >>> from nas_proxy import compare_proxies, load_dataset, load_preset, run_reference, select_archs
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... dataset = "digits"
+    ...
+    ... [reference]
+    ... epochs = 1
+    ... ''')
+    >>> preset, data = load_preset("tiny.toml"), load_dataset("digits")
+    >>> archs = select_archs(preset, "d1-w32-relu-none-avgpool,d1-w64-relu-none-avgpool,d2-w32-relu-none-avgpool")
+    >>> table = run_reference(preset, data, archs, progress=False)  # the yardstick: full-data training
+    >>> comparison = compare_proxies(preset, data, ["naswot", "params", "naswot+params"], plot=False, progress=False)
+    >>> comparison.table[["proxy", "n"]].values.tolist()
+    [['naswot', 3], ['params', 3], ['naswot+params', 3]]
+    >>> print(comparison.markdown().splitlines()[0])  # doctest: +ELLIPSIS
+    | proxy | seeds | n | Spearman [95% CI] | ...
 """
 
 from __future__ import annotations
@@ -28,10 +42,10 @@ from tqdm.auto import tqdm
 from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxies import PROXIES, Proxy, make_proxy
+from nas_proxy.proxies import ACCURACY_PROXIES, PROXIES, Proxy, make_proxy
 from nas_proxy.ranking import TOP_K, factor_bias, rank_agreement, rank_ensemble
 from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
-from nas_proxy.report import markdown_table, pyplot, save_figure
+from nas_proxy.report import interval, markdown_table, precision, pyplot, save_figure, statistic
 from nas_proxy.space import ArchSpec
 from nas_proxy.study import Preset
 
@@ -95,24 +109,24 @@ class Comparison:
         """The table as a readable markdown table: correlations with their intervals, costs in seconds."""
         t = self.table
 
+        def num(value: float, fmt: str) -> str:
+            return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
         def corr(row: pd.Series, key: str) -> str:
-            value, low, high = row[key], row[f"{key}_low"], row[f"{key}_high"]
-            if math.isnan(value):
-                return "n/a"
-            return f"{value:+.3f}" + ("" if math.isnan(low) else f" [{low:+.2f}, {high:+.2f}]")
+            return f"{statistic(row, key)} {interval(row, key)}".strip()
 
-        def num(value: float, fmt: str = "{:+.2f}") -> str:
-            return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
-
+        shown = [k for k in TOP_K if t[f"top{k}_spearman"].notna().any()]  # columns with at least one value
+        picks = [k for k in TOP_K if t[f"precision{k}"].notna().any()]
         rows = []
         for _, row in t.iterrows():
             rows.append({
                 "proxy": row["proxy"], "seeds": row["seeds"], "n": row["n"],
                 "Spearman [95% CI]": corr(row, "spearman"), "Kendall [95% CI]": corr(row, "kendall"),
-                **{f"top-{k} ρ": num(row[f"top{k}_spearman"]) for k in TOP_K},
-                **{f"P@{k}": num(row[f"precision{k}"], "{:.2f}") for k in TOP_K},
-                "top-1 ref acc": num(100 * row["top1_reference"], "{:.2f}%"),
-                "regret (pts)": num(row["regret"], "{:.2f}"),
+                **{f"top-{k} ρ": num(row[f"top{k}_spearman"], "{:+.2f}") for k in shown},
+                **{f"P@{k}": precision(row, k) for k in picks},
+                "top-1 ref acc": num(100 * row["top1_reference"], "{:.2f}%")
+                + (f" ({row['top1_ties']}-way tie)" if row["top1_ties"] > 1 else ""),
+                "regret (pts)": num(row["regret"], "{:.2f}"), "ties": row["ties"],
                 "cost (s)": num(row["seconds"], "{:.0f}"), "setup (s)": num(row["setup_seconds"], "{:.0f}"),
                 "cost / reference": num(row["cost_ratio"], "{:.3f}"),
             })
@@ -143,12 +157,14 @@ def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
     figure, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=110, squeeze=False)
     for ax, (_, row) in zip(axes.flat, rows.iterrows()):
         both = pd.concat([comparison.scores[row["proxy"]], comparison.reference], axis=1, join="inner").dropna()
-        ax.scatter(both.iloc[:, 0], 100 * both.iloc[:, 1], s=12, alpha=0.8)
-        if row["top1_arch"] is not None and row["top1_arch"] in both.index:
-            pick = both.loc[row["top1_arch"]]
-            ax.scatter([pick.iloc[0]], [100 * pick.iloc[1]], s=50, facecolors="none", edgecolors="red")
-        ax.set_title(f"{row['proxy']}: ρ {row['spearman']:+.2f}, regret {row['regret']:.1f}", fontsize=9)
-        ax.set_xlabel("proxy score", fontsize=8)
+        accuracy = row["proxy"] in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
+        x = both.iloc[:, 0] * (100 if accuracy else 1)
+        ax.scatter(x, 100 * both.iloc[:, 1], s=12, alpha=0.8)
+        picked = both.iloc[:, 0] == both.iloc[:, 0].max()
+        ax.scatter(x[picked], 100 * both.iloc[:, 1][picked], s=50, facecolors="none", edgecolors="red")
+        ax.set_title(f"{row['proxy']}: ρ {statistic(row, 'spearman')}, regret {row['regret']:.1f} points (n = {row['n']})",
+                     fontsize=8)
+        ax.set_xlabel("validation accuracy (%)" if accuracy else "proxy score", fontsize=8)
         ax.set_ylabel(f"reference {metric.replace('_acc', '')} acc (%)", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(rows):]:
@@ -186,7 +202,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     table_path = reference_table_path(preset)
     table = read_reference(table_path)
     if table.empty:
-        raise NasProxyError(f"no reference table at {table_path}; run `nas-proxy reference {preset.path} --archs 40` "
+        raise NasProxyError(f"no reference table at {table_path}; run `nas-proxy reference {preset.ref} --archs 40` "
                             f"first")
     check_same_data(table, data, table_path)
     reference = reference_accuracy(table, metric)

@@ -9,10 +9,10 @@ is still per class.
 Example:
     >>> from nas_proxy import CondenseConfig, condense, load_dataset
     >>> data = load_dataset("digits")
-    >>> syn = condense(data, CondenseConfig(ipc=2, iterations=3, embed_arch="d2-w32-relu-instancenorm-avgpool"),
-    ...                progress=False)
-    >>> syn.images.shape
-    torch.Size([20, 1, 16, 16])
+    >>> syn = condense(data, CondenseConfig(ipc=2, iterations=3, batch_real=32,
+    ...                                     embed_arch="d2-w32-relu-instancenorm-avgpool"), progress=False)
+    >>> syn.images.shape, len(syn.meta["losses"])
+    (torch.Size([20, 1, 16, 16]), 3)
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from nas_proxy import _accel
 from nas_proxy._accel import Precision, autocast
-from nas_proxy._config import config_from_dict, positive
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
 from nas_proxy._io import atomic_torch_save, write_png_grid
-from nas_proxy.augment import DSA
+from nas_proxy.augment import DSA, check_dsa_strategy
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, init_parameters
@@ -43,7 +43,19 @@ from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 FORMAT = "nas-proxy-condensed/1"
 _CHECKPOINT_FORMAT = "nas-proxy-condense-checkpoint/1"
 # Settings that may change between a checkpoint and its resumption without changing the result.
-_RESUMABLE = {"iterations", "checkpoint_every"}
+# ``compile`` is compared by its resolved value in condense() ("auto" and true are the same run if
+# "auto" compiles); ``deterministic`` changes bitwise repeatability on CUDA, not the result.
+_RESUMABLE = {"iterations", "checkpoint_every", "compile", "deterministic"}
+
+# ``compile = "auto"`` compiles runs of at least this many iterations. CPU: measured on a 2-core
+# AVX2 CPU (benchmarks/RESULTS.md, 'Condensation: compile = "auto"'): compiling the embedding
+# (forward and backward, cold cache) costs 20-23 s once and saves, against eager fp32 (the CPU's
+# choice when not compiled), 0.22 s per iteration on digits (16 px, the smallest shipped images;
+# paid back after 92 iterations) to 1.1 s on FashionMNIST (after 21). 1000 is 10x the worst
+# payback, for 2 threads and slower machines; with native bf16 compiling saves more (bf16 + compile).
+# CUDA: not measured (no GPU lent); about a minute of compilation against a few ms per iteration
+# pays back after roughly 10,000 iterations. Other devices never compile under "auto".
+COMPILE_AUTO_MIN_ITERATIONS = {"cpu": 1000, "cuda": 10_000}
 
 
 @dataclass(frozen=True)
@@ -51,10 +63,14 @@ class CondenseConfig:
     """Settings of one DM run; the defaults are the paper's.
 
     ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
-    bf16 natively (on a CPU only together with ``compile``: eager bf16 is slower there), fp32
-    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one
-    compilation, then every iteration faster). ``benchmarks/RESULTS.md`` has the speed of each and
-    the accuracy of the sets they make.
+    bf16 natively (on a CPU only when the embedding is compiled: eager bf16 is slower there), fp32
+    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one compilation, then every
+    iteration faster): true, false, or ``"auto"``, which compiles runs of at least
+    :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations (see :func:`resolve_compile`), so the paper's
+    20,000 compile and a 100-iteration quickstart does not. ``deterministic`` asks CUDA for
+    deterministic kernels (:func:`nas_proxy._accel.deterministic`); a CPU run is repeatable
+    without it. ``benchmarks/RESULTS.md`` has the speed of each and the accuracy of the sets
+    they make.
     """
 
     ipc: int = 10
@@ -67,20 +83,24 @@ class CondenseConfig:
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
     seed: int = 0
     precision: Precision = "auto"
-    compile: bool = False
+    compile: Literal["auto", True, False] = "auto"
     real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
     checkpoint_every: int = 500
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
-        positive("condense", ipc=self.ipc, batch_real=self.batch_real, lr_img=self.lr_img,
+        check_fields(self, "[condense]")
+        positive("[condense]", ipc=self.ipc, batch_real=self.batch_real, lr_img=self.lr_img,
                  real_chunk=self.real_chunk, checkpoint_every=self.checkpoint_every)
         if self.iterations < 0:
-            raise NasProxyError(f"condense.iterations must be >= 0, got {self.iterations}")
+            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
         if not 0 <= self.momentum < 1:
-            raise NasProxyError(f"condense.momentum must be in [0, 1), got {self.momentum}")
-        _accel.check_precision("condense", self.precision)
-        ArchSpec.parse(self.embed_arch)
-        DSA(self._strategy("color"))  # validates the strategy's op names
+            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
+        try:
+            ArchSpec.parse(self.embed_arch)
+        except NasProxyError as exc:
+            raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
+        check_dsa_strategy("[condense]", self.dsa_strategy)
 
     def _strategy(self, dataset_default: str) -> str:
         return dataset_default if self.dsa_strategy == "auto" else self.dsa_strategy
@@ -120,13 +140,13 @@ class CondensedSet:
             raise NasProxyError(f"condensed set not found: {path}; create it with `nas-proxy condense ... --out {path}`")
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            assert blob["format"] == FORMAT
-            syn = cls(blob["images"], blob["labels"], blob["meta"])
-            assert syn.images.ndim == 4 and len(syn.images) == len(syn.labels)
         except Exception:
-            raise NasProxyError(
-                f"{path} is not a readable nas-proxy condensed set (corrupt or another format); "
-                f"re-create it with `nas-proxy condense`") from None
+            blob = None
+        problem = _set_problem(blob)
+        if problem:
+            raise NasProxyError(f"{path} is not a readable nas-proxy condensed set ({problem}); "
+                                f"re-create it with `nas-proxy condense`")
+        syn = cls(blob["images"], blob["labels"], blob["meta"])
         if data is not None:
             meta = syn.meta
             if meta.get("dataset") != data.name:
@@ -139,6 +159,44 @@ class CondensedSet:
             if int(syn.labels.max()) >= data.num_classes:
                 raise NasProxyError(f"{path} has labels beyond {data.name}'s {data.num_classes} classes; re-condense it")
         return syn
+
+
+def _format_problem(blob: Any, expected: str, fields: dict[str, type]) -> str:
+    """Why ``blob`` (what ``torch.load`` returned; None if it failed) is not an ``expected`` file; "" if it is.
+
+    Explicit checks, not ``assert``: they must hold under ``python -O`` too.
+    """
+    if not isinstance(blob, dict) or "format" not in blob:
+        return "corrupt or another format"
+    if blob["format"] != expected:
+        return f"format {blob['format']!r}, expected {expected!r}"
+    for key, kind in fields.items():
+        if key not in blob:
+            return f"it has no {key!r}"
+        if not isinstance(blob[key], kind):
+            return f"its {key!r} is of type {type(blob[key]).__name__}, expected {kind.__name__}"
+    return ""
+
+
+_CHECKPOINT_FIELDS = {"iteration": int, "images": torch.Tensor, "optimizer": dict, "generator": torch.Tensor,
+                      "losses": list, "elapsed": float, "config": dict, "fingerprint": str}
+
+
+def _set_problem(blob: Any) -> str:
+    """Why ``blob`` is not a condensed set :meth:`CondensedSet.save` wrote; "" if it is one."""
+    problem = _format_problem(blob, FORMAT, {"images": torch.Tensor, "labels": torch.Tensor, "meta": dict})
+    if problem:
+        return problem
+    images, labels = blob["images"], blob["labels"]
+    if images.ndim != 4 or not images.is_floating_point():
+        return f"images of shape {tuple(images.shape)} and type {images.dtype}, expected float (N, C, H, W)"
+    if labels.ndim != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        return f"labels of shape {tuple(labels.shape)} and type {labels.dtype}, expected integer (N,)"
+    if len(images) != len(labels) or not len(images):
+        return f"{len(images)} images and {len(labels)} labels"
+    if int(labels.min()) < 0:
+        return "negative labels"
+    return ""
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -178,6 +236,31 @@ def _initial_images(data: Dataset, config: CondenseConfig, generator: torch.Gene
     return real
 
 
+def resolve_compile(config: CondenseConfig, device: torch.device | str) -> bool:
+    """Whether ``config`` compiles the embedding on ``device``.
+
+    ``"auto"`` compiles runs of at least :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations, where
+    ``torch.compile`` can build kernels (a C++ compiler on a CPU, Triton on CUDA).
+
+    Example:
+        >>> resolve_compile(CondenseConfig(iterations=100), "cpu"), resolve_compile(CondenseConfig(compile=True), "cpu")
+        (False, True)
+    """
+    if config.compile != "auto":
+        return bool(config.compile)
+    device = torch.device(device)
+    threshold = COMPILE_AUTO_MIN_ITERATIONS.get(device.type)
+    return threshold is not None and config.iterations >= threshold and _accel.can_compile(device.type)
+
+
+def resolve_precision(config: CondenseConfig, device: torch.device | str, compiled: bool) -> str:
+    """The precision ``config`` runs in on ``device``; on a CPU ``"auto"`` is bf16 only when compiled."""
+    device = torch.device(device)
+    if config.precision == "auto" and device.type == "cpu" and not compiled:
+        return "fp32"  # eager bf16 condensation is slower than fp32 on a CPU (benchmarks/RESULTS.md)
+    return _accel.resolve_precision(config.precision, device)
+
+
 def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkpoint: str | Path | None = None,
              resume: bool = False, progress: bool = True) -> CondensedSet:
     """Run DM on ``data.train`` (never its val or test split) and return the condensed set.
@@ -185,14 +268,40 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
     With ``checkpoint``, the state (images, optimiser momentum, generator) is written there
     atomically every ``config.checkpoint_every`` iterations, and ``resume=True`` continues from
     it; the result is the same as an uninterrupted run with the same seed. The checkpoint is
-    removed when the run completes.
+    removed when the run completes. The set's ``meta`` records what ran: ``compile`` (the
+    resolved decision) and ``precision``.
     """
+    with _accel.deterministic(data.train.x.device, config.deterministic):
+        return _condense(data, config, checkpoint, resume, progress)
+
+
+def _compile_decision(config: CondenseConfig, device: torch.device, state: dict[str, Any] | None,
+                      checkpoint: Path | None) -> bool:
+    """resolve_compile(), except that a resumed ``"auto"`` run keeps the decision it began with."""
+    compiled = resolve_compile(config, device)
+    if state is None:
+        return compiled
+    began = state.get("compiled", state["config"].get("compile"))  # older checkpoints hold a bool
+    if not isinstance(began, bool) or began == compiled:
+        return compiled
+    if config.compile == "auto":
+        return began  # e.g. --iterations raised past the threshold: finish as it began
+    word = {True: "on", False: "off"}
+    raise NasProxyError(f"checkpoint {checkpoint} was made with compile {word[began]} but this run asks for compile "
+                        f"{word[compiled]}; use the same setting (or auto) or delete the checkpoint to start over")
+
+
+def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | None, resume: bool,
+              progress: bool) -> CondensedSet:
     device = data.train.x.device
     if device.type == "cpu":
         _accel.tune_cpu_allocator()
-    precision = _accel.resolve_precision(config.precision, device)
-    if config.precision == "auto" and device.type == "cpu" and not config.compile:
-        precision = "fp32"  # eager bf16 condensation is slower than fp32 on a CPU (benchmarks/RESULTS.md)
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    state = None
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = _load_checkpoint(checkpoint, data, config)
+    compiled = _compile_decision(config, device, state, checkpoint)
+    precision = resolve_precision(config, device, compiled)
     arch = ArchSpec.parse(config.embed_arch)
     strategy = config._strategy(data.dsa_strategy)
     dsa = DSA(strategy)
@@ -204,15 +313,13 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net.train()
     net.requires_grad_(False)
-    net = net.to(memory_format=_accel.memory_format(device, config.compile))
-    embed = torch.compile(net.embed, dynamic=False) if config.compile else net.embed
+    net = net.to(memory_format=_accel.memory_format(device, compiled))
+    embed = torch.compile(net.embed, dynamic=False) if compiled else net.embed
     # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does.
     chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
 
     start, losses, elapsed = 0, [], 0.0
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and checkpoint is not None and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, data, config)
+    if state is not None:
         with torch.no_grad():
             images.copy_(state["images"].to(device))
         optimizer.load_state_dict(state["optimizer"])
@@ -246,14 +353,15 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
             atomic_torch_save({"format": _CHECKPOINT_FORMAT, "iteration": done, "images": images.detach().cpu(),
                                "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                                "losses": losses, "elapsed": elapsed + time.perf_counter() - tic,
-                               "config": dataclasses.asdict(config), "fingerprint": data.fingerprint}, checkpoint)
+                               "config": dataclasses.asdict(config), "compiled": compiled,
+                               "fingerprint": data.fingerprint}, checkpoint)
     bar.close()
     elapsed += time.perf_counter() - tic
     meta = {
         "dataset": data.name, "fingerprint": data.fingerprint, "num_classes": data.num_classes,
         "channels": data.channels, "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std),
         "ipc": config.ipc, "iterations": config.iterations, "seed": config.seed, "dsa_strategy": strategy,
-        "precision": precision,
+        "precision": precision, "compile": compiled, "deterministic": config.deterministic,
         "config": dataclasses.asdict(config), "losses": losses, "final_loss": losses[-1] if losses else None,
         "seconds": elapsed, "device": str(device), "versions": _versions(),
         "command": " ".join(sys.argv),
@@ -266,10 +374,11 @@ def condense(data: Dataset, config: CondenseConfig = CondenseConfig(), *, checkp
 def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        assert state["format"] == _CHECKPOINT_FORMAT
     except Exception:
-        raise NasProxyError(f"checkpoint {path} is unreadable (corrupt or another format); delete it to start over"
-                            ) from None
+        state = None
+    problem = _format_problem(state, _CHECKPOINT_FORMAT, _CHECKPOINT_FIELDS)
+    if problem:
+        raise NasProxyError(f"checkpoint {path} is unreadable ({problem}); delete it to start over")
     if state["fingerprint"] != data.fingerprint:
         raise NasProxyError(f"checkpoint {path} was made from other data ({data.name} differs); delete it "
                             f"to start over")

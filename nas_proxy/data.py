@@ -638,6 +638,14 @@ def _device(device: str | torch.device) -> torch.device:
             f"device {str(device)!r} asked for but CUDA is not available to this torch build "
             f"on this machine; pass device='cpu' (--device cpu)"
         )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        visible = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise DataError(
+            f"device {str(device)!r} asked for but this machine has {count} CUDA device"
+            f"{'s' if count != 1 else ''} ({visible}, as CUDA_VISIBLE_DEVICES allows); pass "
+            f"device='cuda' or one of those (--device cuda)"
+        )
     return dev
 
 

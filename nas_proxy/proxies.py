@@ -13,8 +13,14 @@ compare`` measures them side by side against the reference table.
 - ``params``, ``flops``: the network's size (bigger scores higher).
 
 Example:
+    >>> from pathlib import Path
     >>> from nas_proxy import ArchSpec, load_dataset, load_preset, make_proxy
-    >>> preset = load_preset("studies/quickstart.toml")
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... dataset = "digits"
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
     >>> proxy = make_proxy("naswot", preset, load_dataset("digits"))
     >>> proxy.score(ArchSpec.parse("d2-w32-relu-batchnorm-avgpool"), seed=0) > 0
     True
@@ -32,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from nas_proxy import zero_cost
-from nas_proxy._config import config_from_dict, positive
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
+from nas_proxy._interrupt import interruptible
 from nas_proxy._io import settings_key
-from nas_proxy.condensation import CondensedSet, condense
+from nas_proxy.condensation import CondensedSet, condense, resolve_compile
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
     from nas_proxy.study import Preset
 
 PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,13 @@ class ScoreConfig:
     batch_size: int = 64  # zero-cost proxies: training images in their one batch
 
     def __post_init__(self) -> None:
+        check_fields(self, "[score]")
         positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
         if self.proxy not in PROXIES:
-            raise NasProxyError(f"[score].proxy = {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
+            raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
         if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
-            raise NasProxyError(f"[score].early_epochs = {self.early_epochs} must be whole above 1 (below 1 it is "
-                                f"a fraction of one pass)")
+            raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
+                                                         f"is a fraction of one pass)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[score]") -> ScoreConfig:
@@ -84,8 +93,16 @@ class Proxy:
 
 
 def condensed_set_path(preset: Preset, data: Dataset) -> Path:
-    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data."""
-    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items() if k != "checkpoint_every"}
+    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data.
+
+    ``compile`` enters as the resolved decision (on a CPU it also decides bf16 or fp32 under
+    ``precision = "auto"``), so ``compile = "auto"`` shares a set with the explicit setting it
+    resolves to; ``deterministic`` (bitwise repeatability on CUDA only) and ``checkpoint_every``
+    do not enter.
+    """
+    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items()
+                if k not in ("checkpoint_every", "deterministic")}
+    settings["compile"] = resolve_compile(preset.condense, data.train.x.device)
     key = settings_key(settings, data.fingerprint)
     return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
 
@@ -94,7 +111,8 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> C
     """Load the preset's condensed set, or build it once (other workers wait on a file lock)."""
     path = condensed_set_path(preset, data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
+    # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
+    with interruptible(), open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
         if not path.is_file():
             syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
@@ -175,4 +193,4 @@ def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = Tru
     raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
 
 
-__all__ = ["PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy", "network_size"]
+__all__ = ["ACCURACY_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy", "network_size"]

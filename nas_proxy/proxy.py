@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from nas_proxy import _accel
 from nas_proxy._accel import Precision, autocast
-from nas_proxy._config import config_from_dict, positive
-from nas_proxy.augment import DSA
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
+from nas_proxy.augment import DSA, check_dsa_strategy
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, count_flops, count_params
@@ -46,6 +46,10 @@ class ProxyConfig:
     one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
     architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
     few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
+    ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
+    and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
+    is bit-identical without it. It changes how a result is computed, not what is expected, so
+    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys).
     """
 
     epochs: int = 1000
@@ -60,16 +64,17 @@ class ProxyConfig:
     compile: bool = False
     eval_batch_size: int = 2048
     threads: int = 0
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
-        positive("proxy", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+        check_fields(self, "[proxy]")
+        positive("[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
                  eval_batch_size=self.eval_batch_size)
         if not 0 < self.lr_decay_at <= 1:
-            raise NasProxyError(f"proxy.lr_decay_at must be in (0, 1], got {self.lr_decay_at}")
+            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
         if self.threads < 0:
-            raise NasProxyError(f"proxy.threads must be >= 0, got {self.threads}")
-        _accel.check_precision("proxy", self.precision)
-        DSA(self.dsa_strategy if self.dsa_strategy != "auto" else "")
+            raise ConfigError("[proxy]", "threads", f"must be >= 0, got {self.threads}")
+        check_dsa_strategy("[proxy]", self.dsa_strategy)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
@@ -77,7 +82,8 @@ class ProxyConfig:
 
     def protocol(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
-        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile")}
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
+                                                         "deterministic")}
 
 
 @dataclass(frozen=True)
@@ -118,12 +124,18 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
     ``train`` is any labelled split: a condensed set's ``split()``, ``data.sample_per_class(ipc)``
     or ``data.train``. The seed fixes the initial weights, the batch order and the augmentation.
     """
+    with _accel.deterministic(data.train.x.device, config.deterministic):
+        return _train_proxy(arch, train, data, config, test, progress)
+
+
+def _train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, test: bool,
+                 progress: bool) -> ProxyResult:
     device = data.train.x.device
     if device.type == "cpu":
         _accel.tune_cpu_allocator()
         if config.threads:
             torch.set_num_threads(config.threads)
-    else:
+    elif not config.deterministic:
         torch.backends.cudnn.benchmark = True  # one batch shape (two at most) for the whole run
     precision = _accel.resolve_precision(config.precision, device)
     memory_format = _accel.memory_format(device, config.compile)

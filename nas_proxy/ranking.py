@@ -23,6 +23,7 @@ from scipy import stats
 from nas_proxy.space import AXES, ArchSpec
 
 TOP_K = (5, 10, 20)
+MIN_PAIRS = 5  # below this many (proxy, reference) pairs a rank correlation says nothing: reported as too few
 
 
 def proxy_scores(study: optuna.Study) -> pd.DataFrame:
@@ -67,32 +68,49 @@ def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, 
                    seed: int = 0) -> dict[str, Any]:
     """Compare a proxy's scores with reference accuracies over the architectures both have.
 
-    Returns ``n``; ``spearman`` and ``kendall`` (signed) with bootstrap 95% intervals
-    (``*_low``, ``*_high``; NaN below 4 pairs); ``top{k}_spearman`` among the ``k`` best
-    architectures by reference (NaN when fewer than ``k`` pairs); ``top1_arch`` (the proxy's
-    pick), its ``top1_reference`` accuracy, the ``best_arch`` and ``best_reference``, and the
-    ``regret`` in percentage points.
+    ``reference`` is the whole reference table (one accuracy per architecture), so regret is
+    measured against its best architecture even when the proxy has not scored it. Returns:
+
+    - ``n``: the architectures in both;
+    - ``spearman`` and ``kendall`` (signed) with bootstrap 95% intervals (``*_low``, ``*_high``),
+      NaN below :data:`MIN_PAIRS` pairs;
+    - ``top{k}_spearman`` among the ``k`` best architectures by reference, only when ``n >= 2k``
+      (among all of them it is the plain Spearman again);
+    - ``precision{k}``: the share of the proxy's top ``k`` among the reference's top ``k``, only
+      when ``n >= 4k`` (with ``k`` near ``n`` it is near 1 whatever the proxy), beside
+      ``chance{k}`` = ``k / n``, what a random ranking scores on average;
+    - ``ties``: paired architectures whose proxy score equals another's; ``top1_ties``: how many
+      share the proxy's best score. ``top1_arch`` is the first of them by id, ``top1_reference``
+      their mean reference accuracy (the expected pick when ties are broken at random), and
+      ``regret`` its distance in percentage points to ``best_reference``, the best accuracy of
+      the whole table (``best_arch``).
     """
     both = pd.concat([proxy.rename("proxy"), reference.rename("reference")], axis=1, join="inner").dropna()
     x, y = both["proxy"].to_numpy(float), both["reference"].to_numpy(float)
-    out: dict[str, Any] = {"n": len(both)}
+    n = len(both)
+    out: dict[str, Any] = {"n": n, "ties": int(both["proxy"].duplicated(keep=False).sum())}
     for name, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
-        out[name] = _corr(statistic, x, y)
-        out[f"{name}_low"], out[f"{name}_high"] = _interval(x, y, statistic, n_boot, seed)
+        enough = n >= MIN_PAIRS
+        out[name] = _corr(statistic, x, y) if enough else math.nan
+        out[f"{name}_low"], out[f"{name}_high"] = _interval(x, y, statistic, n_boot, seed) if enough else (math.nan,
+                                                                                                         math.nan)
     best_first = both.sort_values("reference", ascending=False)
     for k in top_k:
         top = best_first.head(k)
         out[f"top{k}_spearman"] = (_corr(stats.spearmanr, top["proxy"].to_numpy(float), top["reference"].to_numpy(float))
-                                   if len(top) == k else math.nan)
-        picked = both.sort_values("proxy", ascending=False).head(k).index
-        out[f"precision{k}"] = len(set(picked) & set(top.index)) / k if len(top) == k else math.nan
-    if len(both):
-        pick = both["proxy"].idxmax()
-        out.update(top1_arch=pick, top1_reference=float(both.at[pick, "reference"]),
-                   best_arch=best_first.index[0], best_reference=float(best_first["reference"].iloc[0]))
+                                   if n >= 2 * k else math.nan)
+        picked = both.sort_values("proxy", ascending=False, kind="stable").head(k).index
+        out[f"precision{k}"] = len(set(picked) & set(top.index)) / k if n >= 4 * k else math.nan
+        out[f"chance{k}"] = k / n if n >= 4 * k else math.nan
+    whole = reference.dropna()
+    if n:
+        tied = both[both["proxy"] == both["proxy"].max()].sort_index()
+        out.update(top1_arch=tied.index[0], top1_ties=len(tied), top1_reference=float(tied["reference"].mean()),
+                   best_arch=whole.idxmax(), best_reference=float(whole.max()))
         out["regret"] = 100 * (out["best_reference"] - out["top1_reference"])
     else:
-        out.update(top1_arch=None, top1_reference=math.nan, best_arch=None, best_reference=math.nan, regret=math.nan)
+        out.update(top1_arch=None, top1_ties=0, top1_reference=math.nan, best_arch=None, best_reference=math.nan,
+                   regret=math.nan)
     return out
 
 
@@ -118,4 +136,4 @@ def factor_bias(proxy: pd.Series, reference: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["axis", "value", "n", "rank_error"])
 
 
-__all__ = ["TOP_K", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]
+__all__ = ["MIN_PAIRS", "TOP_K", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]

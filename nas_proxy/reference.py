@@ -10,11 +10,24 @@ training, so an interrupted run loses at most the architecture in progress and a
 skips what is done.
 
 Example:
+    >>> from pathlib import Path
     >>> from nas_proxy import load_dataset, load_preset, run_reference, select_archs
-    >>> preset = load_preset("studies/quickstart.toml")
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... dataset = "digits"
+    ...
+    ... [reference]
+    ... epochs = 1
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
     >>> data = load_dataset("digits")
     >>> archs = select_archs(preset, "d1-w32-relu-none-avgpool")
-    >>> table = run_reference(preset, data, archs, progress=False)  # doctest: +SKIP
+    >>> table = run_reference(preset, data, archs, progress=False)
+    >>> table[["arch", "seed", "epochs", "train_size"]].values.tolist()
+    [['d1-w32-relu-none-avgpool', 0, 1, 1293]]
+    >>> len(run_reference(preset, data, archs, progress=False))  # done already: nothing is trained again
+    1
 """
 
 from __future__ import annotations
@@ -28,7 +41,8 @@ import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nas_proxy._config import config_from_dict
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
+from nas_proxy._interrupt import interruptible
 from nas_proxy._io import append_row, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -60,10 +74,16 @@ class ReferenceConfig:
     sample_seed: int = 0
     search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
     metric: Literal["test_acc", "val_acc"] = "test_acc"
+    # `search` first trains this many sampled architectures (the `--archs N` sample) on the full data and
+    # scores them first, so the study reports its faithfulness as it runs; 0: the reference is trained or
+    # imported separately with `nas-proxy reference`.
+    sample: int = 0
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise NasProxyError(f"[reference].seeds must be at least 1, got {self.seeds}")
+        check_fields(self, "[reference]")
+        positive("[reference]", seeds=self.seeds)
+        if self.sample < 0:
+            raise ConfigError("[reference]", "sample", f"must be >= 0, got {self.sample}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
@@ -173,7 +193,8 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
         if (arch.id, seed) in row_keys(read_reference(path)):
             continue  # another process sharing the table finished it meanwhile
         bar.set_postfix_str(arch.id)
-        result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
+        with interruptible():  # the training alone: Ctrl-C never lands in the table's write
+            result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
         append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint},
                    read_reference)
     return read_reference(path)

@@ -3,9 +3,25 @@
 Works on a study that is still running: it reads whatever trials and reference rows exist.
 
 Example:
-    >>> from nas_proxy import load_preset, make_report
-    >>> report = make_report(load_preset("studies/quickstart.toml"))  # doctest: +SKIP
-    >>> print(report.markdown())  # doctest: +SKIP
+    >>> from pathlib import Path
+    >>> from nas_proxy import load_dataset, load_preset, make_report, run_search
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... dataset = "digits"
+    ...
+    ... [score]
+    ... proxy = "naswot"
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
+    >>> study = run_search(preset, load_dataset("digits"), n_trials=3, progress=False, verbose=False)
+    >>> report = make_report(preset, plot=False)
+    >>> report.agreement["scored"], len(report.ranking)
+    (3, 3)
+    >>> [path.name for path in report.files]
+    ['ranking.csv', 'report.md', 'summary.json']
+    >>> print(report.markdown().splitlines()[0])
+    # tiny: proxy ranking vs full-data reference
 """
 
 from __future__ import annotations
@@ -20,7 +36,8 @@ from typing import Any
 import pandas as pd
 
 from nas_proxy._io import atomic_write
-from nas_proxy.ranking import TOP_K, proxy_scores, rank_agreement
+from nas_proxy.proxies import ACCURACY_PROXIES
+from nas_proxy.ranking import MIN_PAIRS, TOP_K, proxy_scores, rank_agreement
 from nas_proxy.reference import read_reference, reference_accuracy, reference_table_path
 from nas_proxy.study import Preset, load_study
 
@@ -37,42 +54,81 @@ class Report:
 
     def markdown(self, rows: int | None = None) -> str:
         a = self.agreement
+        n = a["n"]
         lines = [f"# {self.name}: proxy ranking vs full-data reference", "",
                  f"{a['trials_complete']} finished trials ({a['trials_running']} running, {a['trials_failed']} "
                  f"failed) scored {a['scored']} architectures; the reference table holds {a['reference_archs']} "
-                 f"({a['metric']}, {a['reference_epochs']} epoch{'s' if a['reference_epochs'] != 1 else ''} on the full "
-                 f"training data); {a['n']} are in both.",
-                 "", "| measure | value | 95% interval |", "|---|---|---|"]
+                 f"({a['metric']}, {_plural(a['reference_epochs'], 'epoch')} on the full training data, "
+                 f"{_plural(a['reference_seeds'], 'seed')}); {n} are in both.",
+                 "", "| measure | value | 95% interval | n |", "|---|---|---|---|"]
         for key, label in (("spearman", "Spearman"), ("kendall", "Kendall")):
-            lines.append(f"| {label} | {_num(a[key])} | {_interval(a, key)} |")
+            lines.append(f"| {label} | {statistic(a, key)} | {interval(a, key)} | {n} |")
         for k in TOP_K:
-            lines.append(f"| Spearman among the top {k} | {_num(a[f'top{k}_spearman'])} | |")
+            if not math.isnan(a[f"top{k}_spearman"]):
+                lines.append(f"| Spearman among the reference's top {k} | {a[f'top{k}_spearman']:+.3f} | | {k} |")
+        for k in TOP_K:
+            if not math.isnan(a[f"precision{k}"]):
+                lines.append(f"| precision@{k} | {precision(a, k)} | | {n} |")
         if a["top1_arch"] is not None:
-            lines += [f"| proxy's top-1 | {a['top1_arch']}: {_pct(a['top1_reference'])} | |",
-                      f"| best reference | {a['best_arch']}: {_pct(a['best_reference'])} | |",
-                      f"| top-1 regret | {a['regret']:.2f} points | |"]
-        if a.get("study_best_arch") and a["study_best_arch"] != a["top1_arch"]:
+            lines += [f"| proxy's top-1 | {top1(a)} | | |",
+                      f"| best of the reference table | {a['best_arch']}: {_pct(a['best_reference'])} | | "
+                      f"{a['reference_archs']} |",
+                      f"| top-1 regret | {a['regret']:.2f} points | | |"]
+        if a["ties"]:
+            lines.append(f"| ties | {a['ties']} of the {n} proxy scores equal another's | | |")
+        if a.get("study_best_arch") and a["study_best_arch"] not in self.ranking.dropna(
+                subset=[f"reference_{a['metric']}"])["arch"].values:
             lines.append(f"| study's best ({a['study_best_arch']}) | no reference yet: `nas-proxy reference "
-                         f"--archs top-1` | |")
-        lines += [f"| cost per architecture | proxy {a['proxy_seconds_mean']:.1f} s, reference "
-                  f"{a['reference_seconds_mean']:.1f} s | |",
-                  f"| cost in total | setup (condensation) {a['setup_seconds']:.0f} s + proxy {a['proxy_seconds']:.0f} s; "
-                  f"reference {a['reference_seconds']:.0f} s | |", ""]
+                         f"{a['preset']} --archs top-1` | | |")
+        lines += [f"| {label} | {value} | | |" for label, value in _costs(a)] + [""]
         lines.append(markdown_table(self.ranking if rows is None else self.ranking.head(rows)))
         return "\n".join(lines) + "\n"
 
 
-def _num(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:+.3f}"
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _pct(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.2f}%"
+    return f"{100 * value:.2f}%"
 
 
-def _interval(a: dict[str, Any], key: str) -> str:
+def statistic(a: dict[str, Any], key: str) -> str:
+    """A rank statistic of :func:`rank_agreement`, or why it is absent."""
+    if a["n"] < MIN_PAIRS:
+        return f"too few (n < {MIN_PAIRS})"
+    value = a[key]
+    return "n/a (no spread)" if math.isnan(value) else f"{value:+.3f}"
+
+
+def interval(a: dict[str, Any], key: str) -> str:
     low, high = a[f"{key}_low"], a[f"{key}_high"]
-    return "n/a" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
+    return "" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
+
+
+def precision(a: dict[str, Any], k: int) -> str:
+    """precision@k beside what a random ranking scores on average; empty where k is not small against n."""
+    value = a[f"precision{k}"]
+    return "" if math.isnan(value) else f"{value:.2f} (chance {a[f'chance{k}']:.2f})"
+
+
+def top1(a: dict[str, Any]) -> str:
+    """The proxy's pick with its reference accuracy; a tie for the best score is shown as such."""
+    if a["top1_ties"] > 1:
+        return f"{a['top1_ties']}-way tie for the best score (mean of them: {_pct(a['top1_reference'])})"
+    return f"{a['top1_arch']}: {_pct(a['top1_reference'])}"
+
+
+def _costs(a: dict[str, Any]) -> list[tuple[str, str]]:
+    """The cost rows that have a value (never a NaN)."""
+    per_arch = [f"{side} {a[f'{side}_seconds_mean']:.1f} s" for side in ("proxy", "reference")
+                if not math.isnan(a[f"{side}_seconds_mean"])]
+    total = [f"{label} {a[key]:.0f} s" for key, label in (("setup_seconds", "condensation"),
+                                                           ("proxy_seconds", "proxy"),
+                                                           ("reference_seconds", "reference"))
+             if not math.isnan(a[key]) and (a[key] > 0 or key == "proxy_seconds")]
+    rows = [("cost per architecture", ", ".join(per_arch))] if per_arch else []
+    return rows + [("cost in total", ", ".join(total))]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -124,16 +180,19 @@ def _scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path
     if plt is None:
         return None
     both = ranking.dropna(subset=[f"reference_{metric}"])
+    accuracy = agreement["proxy"] in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
+    x = both["proxy_score"] * (100 if accuracy else 1)
     figure, axes = plt.subplots(figsize=(5, 4.2), dpi=120)
-    axes.scatter(both["proxy_score"], 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
-    if agreement["top1_arch"] is not None:
-        pick = both[both["arch"] == agreement["top1_arch"]].iloc[0]
-        axes.scatter([pick["proxy_score"]], [100 * pick[f"reference_{metric}"]], s=60, facecolors="none",
-                     edgecolors="red", label=f"proxy top-1 (regret {agreement['regret']:.2f} pts)")
+    axes.scatter(x, 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
+    picked = both["proxy_score"] == both["proxy_score"].max()
+    if picked.any():
+        axes.scatter(x[picked], 100 * both.loc[picked, f"reference_{metric}"], s=60, facecolors="none",
+                     edgecolors="red", label=f"proxy top-1 (regret {agreement['regret']:.2f} points)")
         axes.legend(loc="lower right", fontsize=8)
-    axes.set_xlabel(f"proxy score ({agreement['proxy']})")
+    axes.set_xlabel(f"proxy: validation accuracy (%), {agreement['proxy']}" if accuracy
+                    else f"proxy score ({agreement['proxy']})")
     axes.set_ylabel(f"full-data reference: {metric.replace('_acc', '')} accuracy (%)")
-    axes.set_title(f"Spearman {_num(agreement['spearman'])}, Kendall {_num(agreement['kendall'])} "
+    axes.set_title(f"Spearman {statistic(agreement, 'spearman')}, Kendall {statistic(agreement, 'kendall')} "
                    f"(n = {agreement['n']})", fontsize=10)
     return save_figure(figure, path)
 
@@ -154,16 +213,17 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     ranking = _ranking(scores, reference, metric)
     agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
-    paired = set(scores["arch"]) & set(table["arch"])
     agreement.update(
-        proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric, reference_epochs=preset.reference.training.epochs, reference_table=str(table_path),
+        proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric,
+        reference_epochs=preset.reference.training.epochs, reference_table=str(table_path),
+        reference_seeds=int(table["seed"].nunique()), preset=preset.ref,
         trials_complete=int(states.get("COMPLETE", 0)), trials_running=int(states.get("RUNNING", 0)),
         trials_failed=int(states.get("FAIL", 0)), scored=len(scores), reference_archs=int(table["arch"].nunique()),
         study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
-        setup_seconds=float(study.user_attrs.get("setup_seconds", math.nan)),
+        setup_seconds=float(study.user_attrs.get("setup_seconds", 0.0)),
         proxy_seconds=float(scores["seconds"].sum()), reference_seconds=float(table["seconds"].sum()),
-        proxy_seconds_mean=float(scores[scores["arch"].isin(paired)]["seconds"].mean()),
-        reference_seconds_mean=float(table[table["arch"].isin(paired)].groupby("arch")["seconds"].sum().mean()),
+        proxy_seconds_mean=float(scores["seconds"].mean()) if len(scores) else math.nan,
+        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum().mean()) if len(table) else math.nan,
     )
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
     report = Report(preset.study.name, ranking, agreement)
@@ -179,4 +239,4 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     return dataclasses.replace(report, files=files)
 
 
-__all__ = ["Report", "make_report", "markdown_table"]
+__all__ = ["Report", "interval", "make_report", "markdown_table", "precision", "statistic", "top1"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from nas_proxy._config import read_toml
+from nas_proxy._shipped import find_toml
 from nas_proxy.errors import NasProxyError
 
 ACTIVATIONS = ("sigmoid", "relu", "leakyrelu")
@@ -121,21 +122,14 @@ class SearchSpace:
         return [archs[i] for i in order[:n].tolist()]
 
 
-def _search_space_dirs() -> list[Path]:
-    return [Path.cwd() / "search_spaces", Path(__file__).resolve().parents[1] / "search_spaces"]
-
-
 def load_search_space(name_or_path: str | Path) -> SearchSpace:
-    """Load a search space from a TOML file, or by name from ``search_spaces/<name>.toml``.
+    """Load a search space by name (a shipped one: ``nas720``, ``nas720_cpu``, ``small``) or from a TOML file.
 
     The file holds ``name``, an optional ``description`` and a ``[choices]`` table with one
     non-empty list per axis (depth, width, activation, norm, pooling).
     """
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        candidates = [d / f"{name_or_path}.toml" for d in _search_space_dirs()]
-        path = next((p for p in candidates if p.is_file()), candidates[0])
-    raw = read_toml(path, f"search space file not found: {path}; pass a .toml path or a name from search_spaces/")
+    path = find_toml(name_or_path, "search_spaces")
+    raw = read_toml(path, f"search space file not found: {path}; pass a .toml path or a shipped name")
     return _parse_space(raw, path)
 
 

@@ -8,11 +8,28 @@ built once per (settings, data) and reused by every run and worker; trials recor
 architecture and its cost, and an architecture suggested again reuses its earlier score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
 Kendall correlation over all such architectures is printed and stored on the study.
 
-Example:
-    >>> from nas_proxy.study import load_preset
-    >>> preset = load_preset("studies/quickstart.toml")
-    >>> preset.study.dataset, preset.condense.ipc
-    ('digits', 10)
+Example (a preset of one's own; keys left out take their defaults; results go to ``runs/<name>/``):
+    >>> from pathlib import Path
+    >>> from nas_proxy import ArchSpec, load_dataset, load_preset, run_search
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... dataset = "digits"
+    ... search_space = "small"
+    ...
+    ... [score]
+    ... proxy = "naswot"
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
+    >>> preset.study.sampler, preset.score.proxy, preset.reference.training.epochs
+    ('tpe', 'naswot', 50)
+    >>> study = run_search(preset, load_dataset("digits"), n_trials=3, progress=False)  # doctest: +ELLIPSIS
+    study 'tiny' on ...: 3 trials
+    >>> [trial.state.name for trial in study.trials]
+    ['COMPLETE', 'COMPLETE', 'COMPLETE']
+    >>> best = ArchSpec.parse(study.best_trial.user_attrs["arch"])  # the best-scoring architecture
+    >>> best in preset.space()
+    True
 """
 
 from __future__ import annotations
@@ -27,16 +44,18 @@ from typing import Literal
 import optuna
 from tqdm.auto import tqdm
 
-from nas_proxy._config import config_from_dict, positive, read_toml
-from nas_proxy._interrupt import safe_interrupt
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
+from nas_proxy._interrupt import interruptible, safe_interrupt
+from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
 from nas_proxy.condensation import CondenseConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy, network_size
 from nas_proxy.proxy import ProxyConfig
-from nas_proxy.ranking import proxy_scores, rank_agreement
-from nas_proxy.reference import ReferenceConfig, read_reference, reference_accuracy, reference_table_path
+from nas_proxy.ranking import MIN_PAIRS, proxy_scores, rank_agreement
+from nas_proxy.reference import (ReferenceConfig, read_reference, reference_accuracy, reference_table_path,
+                                 run_reference, select_archs)
 from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
 
 
@@ -50,7 +69,7 @@ class StudyConfig:
     sampler: Literal["tpe", "random"] = "tpe"
     sampler_seed: int = 0
     n_trials: int = 20
-    storage: str = ""  # "" -> an Optuna journal file in out_dir (safe for several local workers)
+    storage: str = ""  # a database URL (with "://"), or a journal file's path; "" -> out_dir/study.journal
     out_dir: str = ""  # "" -> runs/<name>
     val_fraction: float = 0.1
     split_seed: int = 0
@@ -62,12 +81,15 @@ class StudyConfig:
     max_retry: int = 3
 
     def __post_init__(self) -> None:
+        check_fields(self, "[study]")
         positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval)
-        if self.grace_period < 0 or self.max_retry < 0:
-            raise NasProxyError(f"[study].grace_period and max_retry must be >= 0, got {self.grace_period} and "
-                                f"{self.max_retry}")
+        for key in ("grace_period", "max_retry"):
+            if getattr(self, key) < 0:
+                raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError("[study]", "val_fraction", f"must be between 0 and 1, got {self.val_fraction}")
         if not self.name:
-            raise NasProxyError("[study].name must not be empty")
+            raise ConfigError("[study]", "name", "must not be empty")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
@@ -79,7 +101,9 @@ class StudyConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"journal:{self.output / 'study.journal'}"
+        """What Optuna's own tools open: a database URL, or the path of a journal file (as ``optuna`` and
+        ``optuna-dashboard`` take it)."""
+        return self.storage or str(self.output / "study.journal")
 
 
 @dataclass(frozen=True)
@@ -96,15 +120,23 @@ class Preset:
     def space(self) -> SearchSpace:
         return load_search_space(self.study.search_space)
 
+    @property
+    def ref(self) -> str:
+        """How to name this preset on the command line: its shipped name (``quickstart``), else its path."""
+        return shipped_name(self.path, "studies") or str(self.path)
+
 
 _SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig, "score": ScoreConfig,
              "reference": ReferenceConfig}
 
 
-def load_preset(path: str | Path) -> Preset:
-    """Read and validate a study preset; errors name the file and the key."""
-    path = Path(path)
-    raw = read_toml(path, f"study preset not found: {path}; pass a file from studies/ or your own .toml")
+def load_preset(name_or_path: str | Path) -> Preset:
+    """Read and validate a study preset: a shipped one by name (``quickstart``) or a ``.toml`` file.
+
+    Errors name the file and the key.
+    """
+    path = find_toml(name_or_path, "studies")
+    raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
@@ -118,8 +150,8 @@ def load_preset(path: str | Path) -> Preset:
 
 
 def _journal_file(url: str) -> Path | None:
-    """The file of a ``journal:<path>`` storage URL; None for a database URL."""
-    return Path(url.removeprefix("journal:")) if url.startswith("journal:") else None
+    """The journal file a storage names (anything but a ``scheme://`` URL), None for a database."""
+    return None if "://" in url else Path(url)
 
 
 @contextlib.contextmanager
@@ -207,19 +239,27 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
     return study
 
 
-def load_study(preset: Preset) -> optuna.Study:
-    """The preset's existing study (for reading: reports, top-k); a clear error if there is none yet."""
+def load_study(preset: Preset | str | Path) -> optuna.Study:
+    """The preset's existing Optuna study (a :class:`Preset`, a shipped name or a path); an error if none yet.
+
+    Example:
+        >>> import nas_proxy
+        >>> study = nas_proxy.load_study("quickstart")  # doctest: +SKIP
+        >>> study.trials_dataframe()  # doctest: +SKIP
+    """
+    if not isinstance(preset, Preset):
+        preset = load_preset(preset)
     url = preset.study.storage_url
     file = _journal_file(url)
     if file is not None and not file.is_file():
         raise NasProxyError(f"no study yet at {file}; run `nas-proxy search "
-                            f"{preset.path}` first")
+                            f"{preset.ref}` first")
     try:
         with _storage_errors(url):
             return optuna.load_study(study_name=preset.study.name, storage=_storage(preset.study))
     except KeyError:
         raise NasProxyError(f"no study named {preset.study.name!r} on {url}; run `nas-proxy search "
-                            f"{preset.path}` first") from None
+                            f"{preset.ref}` first") from None
 
 
 def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
@@ -249,7 +289,8 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy):
             trial.set_user_attr("cached", True)
             return earlier.value
         tic = time.perf_counter()
-        score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
+        with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
+            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
         trial.set_user_attr("seconds", time.perf_counter() - tic)
         params, flops = network_size(arch, data)
         trial.set_user_attr("params", params)
@@ -264,7 +305,8 @@ class ReferenceCorrelation:
 
     Spearman and Kendall between proxy score and reference accuracy, over every architecture the
     study has scored that is in the reference table, go to the study's user attributes
-    (``reference_spearman``, ``reference_kendall``, ``reference_n``) and, if ``verbose``, to the terminal.
+    (``reference_spearman``, ``reference_kendall``, ``reference_n``) once there are
+    :data:`~nas_proxy.ranking.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
     """
 
     def __init__(self, preset: Preset, verbose: bool = True) -> None:
@@ -273,19 +315,27 @@ class ReferenceCorrelation:
         self.verbose = verbose
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state != optuna.trial.TrialState.COMPLETE or "reference_acc" not in trial.user_attrs:
-            return
+        attrs = trial.user_attrs
+        if trial.state != optuna.trial.TrialState.COMPLETE or "reference_acc" not in attrs or attrs.get("cached"):
+            return  # a repeated architecture changes nothing
         reference = reference_accuracy(read_reference(self.path), self.metric)
         scores = proxy_scores(study).set_index("arch")["score"]
         agreement = rank_agreement(scores, reference, top_k=(), n_boot=0)
-        if agreement["n"] < 3:
-            return
-        study.set_user_attr("reference_n", agreement["n"])
-        study.set_user_attr("reference_spearman", agreement["spearman"])
-        study.set_user_attr("reference_kendall", agreement["kendall"])
+        if agreement["n"] >= MIN_PAIRS:
+            study.set_user_attr("reference_n", agreement["n"])
+            study.set_user_attr("reference_spearman", agreement["spearman"])
+            study.set_user_attr("reference_kendall", agreement["kendall"])
         if self.verbose:
-            tqdm.write(f"trial {trial.number}: Spearman {agreement['spearman']:+.3f}, Kendall "
-                       f"{agreement['kendall']:+.3f} against the reference over {agreement['n']} architectures")
+            tqdm.write(f"trial {trial.number}: {correlation_line(agreement)}")
+
+
+def correlation_line(agreement: dict) -> str:
+    """Spearman and Kendall against the reference with their n, or why there are none yet."""
+    n = agreement["n"]
+    if n < MIN_PAIRS:
+        return f"{n} of the reference architectures scored: too few for a correlation (n < {MIN_PAIRS})"
+    return (f"Spearman {agreement['spearman']:+.3f}, Kendall {agreement['kendall']:+.3f} against the full-data "
+            f"reference (n = {n})")
 
 
 def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
@@ -296,32 +346,60 @@ def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
 
 
-def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, progress: bool = True) -> optuna.Study:
-    """Condense once, then run trials until the study holds ``n_trials`` finished ones.
+def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, progress: bool = True,
+               verbose: bool = True) -> optuna.Study:
+    """Condense once, train the reference sample, then run trials until the study holds ``n_trials``.
 
-    Several processes may call this on one storage at once: each stops when the study as a
-    whole reaches the target (Optuna's ``MaxTrialsCallback``), so no work is done twice.
-    Queued trials (:func:`enqueue_archs`) run first.
+    The steps: the preset's condensed set (built once, then reused); the ``[reference].sample``
+    architectures trained on the full data if the preset asks for a sample, and queued to be
+    scored first; then trials until the study holds ``n_trials`` finished ones (default
+    ``[study].n_trials``, raised if needed so that every queued trial runs). Several processes
+    may call this on one storage at once: each stops when the study as a whole reaches the
+    target (Optuna's ``MaxTrialsCallback``), so no work is done twice. ``verbose`` prints what
+    the study is doing and the correlation with the reference as trials complete; ``progress``
+    shows progress bars.
+
+    Ctrl-C stops at once while a network trains (that trial is marked failed) and otherwise at
+    the next safe point; either way it raises ``KeyboardInterrupt`` and the study is left
+    consistent, ready to continue.
     """
-    proxy = make_proxy(preset.score.proxy, preset, data, progress=progress)
-    study = open_study(preset, proxy)
-    study.set_user_attr("setup_seconds", proxy.setup_seconds)  # the amortised side of the proxy's cost
     target = n_trials if n_trials is not None else preset.study.n_trials
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = target - len(study.get_trials(deepcopy=False, states=done))
-    callbacks = [optuna.study.MaxTrialsCallback(target, states=done), ReferenceCorrelation(preset, verbose=progress)]
-    if _journal_file(preset.study.storage_url) is not None:  # databases have Optuna's heartbeat instead
-        retry = _retry(preset.study)
+    positive("[study]", n_trials=target)
+    say = tqdm.write if verbose else (lambda message: None)
+    with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
+        proxy = make_proxy(preset.score.proxy, preset, data, progress=progress)
+        study = open_study(preset, proxy)
+        study.set_user_attr("setup_seconds", proxy.setup_seconds)  # the amortised side of the proxy's cost
+        if preset.reference.sample:
+            archs = select_archs(preset, str(preset.reference.sample))
+            run_reference(preset, data, archs, progress=progress)
+            enqueue_archs(study, archs)
+        done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        done = len(study.get_trials(deepcopy=False, states=done_states))
+        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        if done + waiting > target:
+            say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
+            target = done + waiting
+        if done:
+            say(f"continuing study {study.study_name!r} on {preset.study.storage_url}: {done} of {target} trials "
+                f"done")
+        else:
+            say(f"study {study.study_name!r} on {preset.study.storage_url}: {target} trials")
+        if done >= target:
+            say(f"nothing to run: the study already holds {done} finished trials; ask for more with "
+                f"--n-trials {done + preset.study.n_trials} (or n_trials=...)")
+            return study
+        callbacks = [optuna.study.MaxTrialsCallback(target, states=done_states), ReferenceCorrelation(preset, verbose)]
+        if _journal_file(preset.study.storage_url) is not None:  # databases have Optuna's heartbeat instead
+            retry = _retry(preset.study)
 
-        def retry_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
-            retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
+            def retry_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
+                retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
 
-        retry_dead_workers(study)
-        callbacks.append(retry_dead_workers)
-    if remaining > 0:
-        with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
-            study.optimize(interrupt.objective(make_objective(preset, data, proxy)), n_trials=remaining,
-                           show_progress_bar=progress, callbacks=[*callbacks, interrupt.callback])
+            retry_dead_workers(study)
+            callbacks.append(retry_dead_workers)
+        study.optimize(make_objective(preset, data, proxy), n_trials=target - done, show_progress_bar=progress,
+                       callbacks=[*callbacks, interrupt.callback])
     return study
 
 

@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid)
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def _weights(net: nn.Module) -> list[torch.Tensor]:
     """The conv and linear weight tensors (norm affines and biases are left out, as in the papers)."""
-    return [p for p in net.parameters() if p.dim() > 1]
+    return [m.weight for m in net.modules() if isinstance(m, _LAYERS)]
 
 
 def synflow(net: nn.Module, x: torch.Tensor) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import re
 
 import pytest
@@ -321,6 +320,3 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         dsa.per_image(torch.zeros(3, 8, 8), gen(0))
 
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(augment).failed == 0

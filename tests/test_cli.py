@@ -42,13 +42,12 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
     (["evaluate", "--train", "missing.pt"], "condensed set not found: missing.pt"),
     (["evaluate", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
     (["condense", "--ipc", "0", "--out", "x.pt"], "ipc must be positive"),
-    (["evaluate", "--device", "cuda:7"], "CUDA is not available"),
+    # No CUDA, or fewer than 100 GPUs: either way one line naming the device and the fix.
+    (["evaluate", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
 ])
 def test_bad_input_is_one_line_exit_2_no_traceback(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "nas_proxy.cli", *args, "--no-progress"], capture_output=True,
                             text=True, cwd=tmp_path, timeout=120)
-    if "cuda" in args and "cuda:7" in args and __import__("torch").cuda.is_available():
-        pytest.skip("a GPU is present")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

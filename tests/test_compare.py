@@ -46,7 +46,8 @@ def test_naswot_rewards_telling_images_apart_and_sees_through_inplace_relu(digit
     net = _net(digits)
     distinct = digits.train.x[:16]
     same = distinct[:1].expand(16, -1, -1, -1)
-    assert naswot(net, distinct) > naswot(net, same) or math.isinf(naswot(net, same))
+    assert math.isfinite(naswot(net, distinct)) and naswot(net, distinct) > naswot(net, same)
+    assert naswot(net, same) == -math.inf  # 16 identical codes: K is singular
     # the codes are taken before the (in-place) activation: a sigmoid net, whose activation is not in place, agrees
     sig = ArchSpec.parse("d2-w16-sigmoid-batchnorm-avgpool")
     assert math.isfinite(naswot(_net(digits, sig), distinct))
@@ -73,6 +74,18 @@ def test_grad_norm_is_positive_and_leaves_the_network_untouched(digits):
     assert grad_norm(net, digits.train.x[:32], digits.train.y[:32]) > 0
     assert all(p.grad is None for p in net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_zero_cost_scores_sum_over_conv_and_linear_weights_only(digits):
+    """Norm affines are left out, LayerNorm's (C, H, W) weight as much as batch norm's (C,) one."""
+    net = _net(digits, ArchSpec.parse("d2-w16-relu-layernorm-avgpool"))
+    assert any(isinstance(m, torch.nn.LayerNorm) and m.weight.dim() == 3 for m in net.modules())
+    x, y = digits.train.x[:32], digits.train.y[:32]
+    copy = _net(digits, ArchSpec.parse("d2-w16-relu-layernorm-avgpool")).train()
+    torch.nn.functional.cross_entropy(copy(x), y).backward()
+    layers = [m for m in copy.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 3
+    assert grad_norm(net, x, y) == pytest.approx(sum(float(m.weight.grad.norm()) for m in layers))
 
 
 # --- proxies through one interface ----------------------------------------------------------------

@@ -144,9 +144,22 @@ def test_config_rejects_bad_values():
     assert CondenseConfig.from_dict({"ipc": 3, "lr_img": 2}).lr_img == 2.0
 
 
-def test_batchnorm_embedding_keeps_the_real_batch_whole(digits):
-    syn = condense(digits, CondenseConfig(iterations=3, ipc=2, batch_real=32,
-                                          embed_arch="d2-w16-relu-batchnorm-avgpool"), progress=False)
+@pytest.mark.parametrize("norm", ["batchnorm", "instancenorm"])
+def test_batchnorm_embedding_keeps_the_real_batch_whole(digits, monkeypatch, norm):
+    """Batch norm couples a forward pass's images: all classes' real images go through in one pass,
+    whatever ``real_chunk`` says; a per-sample norm is chunked."""
+    passes = []  # (batch size, with gradients) of every embedding pass
+    real_embed = nas_proxy.model.ConvNet.embed
+
+    def embed(self, x):
+        passes.append((len(x), torch.is_grad_enabled()))
+        return real_embed(self, x)
+
+    monkeypatch.setattr(nas_proxy.model.ConvNet, "embed", embed)
+    syn = condense(digits, CondenseConfig(iterations=2, ipc=2, batch_real=32, real_chunk=16, compile=False,
+                                          embed_arch=f"d2-w16-relu-{norm}-avgpool"), progress=False)
+    real = [(10 * 32, False)] if norm == "batchnorm" else [(16, False)] * 20
+    assert passes == (real + [(10 * 2, True)]) * 2
     assert torch.isfinite(syn.images).all()
 
 
@@ -167,3 +180,117 @@ def test_auto_precision_on_a_cpu_is_bf16_only_when_compiled(digits, monkeypatch)
     assert eager.meta["precision"] == "fp32"
     compiled = condense(digits, CondenseConfig(iterations=1, compile=True, **SMALL), progress=False)
     assert compiled.meta["precision"] == "bf16"
+
+
+# --- compile = "auto" and deterministic (issue 12, items 7 and 8) --------------------------------------------------
+
+def test_compile_auto_compiles_long_runs_only(monkeypatch):
+    from nas_proxy.condensation import COMPILE_AUTO_MIN_ITERATIONS, resolve_compile
+
+    monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
+    cpu, cuda = COMPILE_AUTO_MIN_ITERATIONS["cpu"], COMPILE_AUTO_MIN_ITERATIONS["cuda"]
+    assert CondenseConfig().compile == "auto" and CondenseConfig().iterations >= max(cpu, cuda)
+    assert resolve_compile(CondenseConfig(), "cpu") and resolve_compile(CondenseConfig(), "cuda:1")
+    assert resolve_compile(CondenseConfig(iterations=cpu), "cpu")
+    assert not resolve_compile(CondenseConfig(iterations=cpu - 1), "cpu")
+    assert not resolve_compile(CondenseConfig(iterations=100), "cpu")  # the quickstart's run stays eager
+    assert resolve_compile(CondenseConfig(iterations=cuda), "cuda") and not resolve_compile(
+        CondenseConfig(iterations=cuda - 1), "cuda")
+    assert not resolve_compile(CondenseConfig(), "meta")  # a device nobody measured: never under auto
+    assert resolve_compile(CondenseConfig(iterations=1, compile=True), "cpu")  # explicit settings are kept
+    assert not resolve_compile(CondenseConfig(compile=False), "cpu")
+    monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: False)  # no C++ compiler, no Triton
+    assert not resolve_compile(CondenseConfig(), "cpu") and not resolve_compile(CondenseConfig(), "cuda")
+    assert resolve_compile(CondenseConfig(compile=True), "cpu")  # asked for explicitly: torch.compile says why not
+
+
+def test_auto_precision_follows_the_resolved_compile_decision(monkeypatch):
+    from nas_proxy.condensation import resolve_precision
+
+    monkeypatch.setattr("nas_proxy._accel.native_bf16", lambda device_type: True)
+    assert resolve_precision(CondenseConfig(), "cpu", compiled=True) == "bf16"
+    assert resolve_precision(CondenseConfig(), "cpu", compiled=False) == "fp32"
+    assert resolve_precision(CondenseConfig(), "cuda", compiled=False) == "bf16"
+    assert resolve_precision(CondenseConfig(precision="bf16"), "cpu", compiled=False) == "bf16"
+    monkeypatch.setattr("nas_proxy._accel.native_bf16", lambda device_type: False)
+    assert resolve_precision(CondenseConfig(), "cpu", compiled=True) == "fp32"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "on"])
+def test_compile_accepts_true_false_or_auto_only(value):
+    with pytest.raises(NasProxyError, match="compile"):
+        CondenseConfig(compile=value)
+    with pytest.raises(NasProxyError, match="compile"):
+        CondenseConfig.from_dict({"compile": value})
+
+
+def test_compile_from_toml_accepts_auto_and_booleans():
+    assert CondenseConfig.from_dict({"compile": "auto"}).compile == "auto"
+    assert CondenseConfig.from_dict({"compile": True}).compile is True
+    assert CondenseConfig.from_dict({"compile": False}).compile is False
+
+
+def test_a_short_auto_run_is_eager_and_unchanged(digits, monkeypatch):
+    """Under the threshold "auto" is the old default (eager, fp32 on a CPU), bit for bit."""
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("a short auto run compiled"))
+    auto = condense(digits, CondenseConfig(iterations=3, **SMALL), progress=False)
+    eager = condense(digits, CondenseConfig(iterations=3, compile=False, **SMALL), progress=False)
+    assert auto.meta["compile"] is False and auto.meta["precision"] == "fp32"
+    assert torch.equal(auto.images, eager.images) and auto.meta["losses"] == eager.meta["losses"]
+
+
+def test_a_resumed_auto_run_keeps_the_decision_it_began_with(tmp_path, monkeypatch):
+    from nas_proxy.condensation import _compile_decision
+
+    monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
+    state = {"compiled": False, "config": {"compile": "auto"}}
+    long = CondenseConfig(iterations=20_000)
+    cpu = torch.device("cpu")
+    assert _compile_decision(long, cpu, None, None) is True
+    assert _compile_decision(long, cpu, state, tmp_path / "x.ckpt") is False  # began eager: finishes eager
+    assert _compile_decision(CondenseConfig(iterations=20_000, compile=False), cpu, state, None) is False
+    with pytest.raises(NasProxyError, match="made with compile off but this run asks for compile on"):
+        _compile_decision(CondenseConfig(iterations=20_000, compile=True), cpu, state, tmp_path / "x.ckpt")
+    older = {"config": {"compile": True}}  # a checkpoint from before compile = "auto": a bool in its config
+    assert _compile_decision(CondenseConfig(iterations=10), cpu, older, None) is True
+
+
+def test_the_cache_key_holds_the_compile_decision_not_deterministic(digits, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from nas_proxy.proxies import condensed_set_path
+
+    monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
+    def path(**settings):  # condensed_set_path reads only these two parts of a preset
+        preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
+        return condensed_set_path(preset, digits)
+
+    assert path(iterations=20_000, compile="auto") == path(iterations=20_000, compile=True)
+    assert path(iterations=100, compile="auto") == path(iterations=100, compile=False)
+    assert path(iterations=100, compile=True) != path(iterations=100, compile=False)  # bf16 vs fp32 on a CPU
+    assert path(deterministic=True) == path(deterministic=False)
+
+
+def test_deterministic_condensation_on_a_cpu_is_the_same_set(digits):
+    """On a CPU ``deterministic`` changes nothing: the run is bit-identical with or without it."""
+    a = condense(digits, CondenseConfig(iterations=3, deterministic=True, **SMALL), progress=False)
+    b = condense(digits, CondenseConfig(iterations=3, deterministic=True, **SMALL), progress=False)
+    c = condense(digits, CondenseConfig(iterations=3, **SMALL), progress=False)
+    assert torch.equal(a.images, b.images) and torch.equal(a.images, c.images)
+    assert a.meta["deterministic"] is True and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_raising_iterations_past_the_threshold_on_resume_finishes_eager(digits, tmp_path, monkeypatch):
+    """A checkpoint written by an eager "auto" run is continued eagerly even when the new length would compile."""
+    monkeypatch.setattr(nas_proxy.condensation, "COMPILE_AUTO_MIN_ITERATIONS", {"cpu": 5})
+    monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("the resumed run compiled"))
+    checkpoint = tmp_path / "run.ckpt"
+    short = CondenseConfig(iterations=4, checkpoint_every=2, **SMALL)
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after(patch, 3)
+        condense(digits, short, checkpoint=checkpoint, progress=False)
+    longer = CondenseConfig(iterations=6, checkpoint_every=2, **SMALL)  # "auto" alone would compile this length
+    resumed = condense(digits, longer, checkpoint=checkpoint, resume=True, progress=False)
+    whole = condense(digits, CondenseConfig(iterations=6, compile=False, **SMALL), progress=False)
+    assert resumed.meta["compile"] is False and torch.equal(resumed.images, whole.images)

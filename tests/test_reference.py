@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import optuna
@@ -13,7 +14,8 @@ from nas_proxy._io import append_row
 from nas_proxy.cli import main
 from nas_proxy.reference import (ReferenceConfig, read_reference, reference_table_path, run_reference,
                                  select_archs)
-from nas_proxy.study import enqueue_archs, open_study
+from nas_proxy.report import precision, statistic, top1
+from nas_proxy.study import enqueue_archs, load_study, open_study
 from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -30,7 +32,7 @@ def test_reference_table_splits_protocol_from_its_own_keys(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("bogus = 1", r"\[reference\]: unknown key 'bogus'"),
-    ("seeds = 0", "seeds must be at least 1"),
+    ("seeds = 0", r"\[reference\].seeds must be positive, got 0"),
     ("lr = 'x'", r"\[reference\].lr must be float"),
     ("metric = 'loss'", "metric = 'loss' is not allowed"),
 ])
@@ -145,7 +147,8 @@ def test_rank_agreement_matches_scipy_and_reads_regret():
     assert out["spearman_low"] < out["spearman"] < out["spearman_high"]
     top5 = reference.sort_values(ascending=False).index[:5]
     assert out["top5_spearman"] == pytest.approx(stats.spearmanr(proxy[top5], reference[top5]).statistic)
-    assert math.isnan(out["top20_spearman"]) is False and out["top1_arch"] == proxy.idxmax()
+    assert not math.isnan(out["top10_spearman"]) and math.isnan(out["top20_spearman"])  # top-k needs n >= 2k
+    assert out["top1_arch"] == proxy.idxmax()
     assert out["regret"] == pytest.approx(100 * (reference.max() - reference[proxy.idxmax()]))
 
 
@@ -216,3 +219,56 @@ def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
     append_row(path, {**row, "val_acc": 0.9}, read_reference)  # a second process finished the same network
     table = read_reference(path)
     assert len(table) == 1 and table["val_acc"].iloc[0] == 0.5
+
+
+def test_regret_is_against_the_best_of_the_whole_reference_table():
+    reference = pd.Series([0.90, 0.95, 0.80, 0.99], index=list("abcd"))
+    proxy = pd.Series([0.5, 0.7, 0.6], index=list("abc"))  # d, the best network, was never scored
+    out = rank_agreement(proxy, reference, n_boot=0)
+    assert out["top1_arch"] == "b" and out["best_arch"] == "d"
+    assert out["regret"] == pytest.approx(100 * (0.99 - 0.95))
+
+
+def test_too_few_pairs_give_no_correlation_and_the_report_says_so():
+    reference = pd.Series([0.1, 0.2, 0.3, 0.4], index=list("abcd"))
+    out = rank_agreement(reference, reference, n_boot=100)
+    assert out["n"] == 4 and math.isnan(out["spearman"]) and math.isnan(out["kendall"])
+    assert statistic(out, "spearman") == "too few (n < 5)"
+    assert rank_agreement(reference.reindex(list("abcde"), fill_value=0.5),
+                          reference.reindex(list("abcde"), fill_value=0.5), n_boot=0)["spearman"] == pytest.approx(1)
+
+
+def test_a_tie_for_the_best_score_is_reported_and_regret_is_its_expected_value():
+    reference = pd.Series([0.99, 0.80, 0.90, 0.70, 0.60, 0.50], index=list("abcdef"))
+    proxy = pd.Series([0.9, 0.9, 0.9, 0.1, 0.2, 0.3], index=list("abcdef"))  # a three-way tie at the top
+    out = rank_agreement(proxy, reference, n_boot=0)
+    assert out["top1_ties"] == 3 and out["ties"] == 3
+    assert out["top1_reference"] == pytest.approx((0.99 + 0.80 + 0.90) / 3)
+    assert out["regret"] == pytest.approx(100 * (0.99 - out["top1_reference"]))
+    assert top1(out).startswith("3-way tie")
+
+
+def test_precision_at_k_only_where_k_is_small_against_n():
+    rng = np.random.default_rng(1)
+    for n, shown in ((12, ()), (20, (5,)), (40, (5, 10))):
+        reference = pd.Series(rng.uniform(0.5, 0.9, n), index=[f"a{i}" for i in range(n)])
+        out = rank_agreement(reference, reference, n_boot=0)
+        for k in (5, 10, 20):
+            assert math.isnan(out[f"precision{k}"]) == (k not in shown), (n, k)
+            if k in shown:
+                assert out[f"precision{k}"] == 1 and out[f"chance{k}"] == pytest.approx(k / n)
+                assert precision(out, k) == f"1.00 (chance {k / n:.2f})"
+        assert math.isnan(out["top10_spearman"]) == (n < 20)  # top-k Spearman needs n >= 2k
+
+
+def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, capsys):
+    preset_path = write_preset(tmp_path)
+    preset = load_preset(preset_path)
+    assert main(["search", str(preset_path), "--n-trials", "3", "--no-progress"]) == 0
+    for _ in range(2):  # no reference at all, then one reference architecture
+        report = make_report(preset, n_boot=50, plot=False)
+        text = report.markdown()
+        assert not re.search(r"\bnan\b", text.lower()) and "too few (n < 5)" in text and f"| {report.agreement['n']} |" in text
+        run_reference(preset, digits, select_archs(preset, "top-1", load_study(preset)), progress=False)
+    best = read_reference(reference_table_path(preset))["test_acc"].max()
+    assert f"{100 * best:.2f}%" in report.markdown()  # the best of the table, whatever was scored
