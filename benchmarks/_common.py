@@ -25,6 +25,8 @@ def machine() -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
+    # Two CPUs print the same model name here with and without AVX-512/bf16: name the vector unit too.
+    cpu += f" ({torch.backends.cpu.get_cpu_capability()})"
     return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 

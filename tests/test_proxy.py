@@ -60,7 +60,7 @@ def test_config_validation():
     with pytest.raises(NasProxyError, match="unknown key 'epoch'"):
         ProxyConfig.from_dict({"epoch": 3})
     assert ProxyConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
-    with pytest.raises(NasProxyError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+    with pytest.raises(NasProxyError, match=r"\[proxy\].precision = 'fp16' is not allowed; choose from 'auto', 'fp32', 'bf16'"):
         ProxyConfig(precision="fp16")
 
 
