@@ -24,7 +24,8 @@ Example (a preset of one's own; keys left out take their defaults; results go to
     >>> preset.study.sampler, preset.score.proxy, preset.reference.training.epochs
     ('tpe', 'naswot', 50)
     >>> study = run_search(preset, load_dataset("digits"), n_trials=3, progress=False)  # doctest: +ELLIPSIS
-    study 'tiny' on ...: 3 trials
+    study 'tiny' on ...
+    running 3 trials
     >>> [trial.state.name for trial in study.trials]
     ['COMPLETE', 'COMPLETE', 'COMPLETE']
     >>> best = ArchSpec.parse(study.best_trial.user_attrs["arch"])  # the best-scoring architecture
@@ -366,6 +367,7 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     target = n_trials if n_trials is not None else preset.study.n_trials
     positive("[study]", n_trials=target)
     say = tqdm.write if verbose else (lambda message: None)
+    say(f"study {preset.study.name!r} on {preset.study.storage_url}")
     with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
         proxy = make_proxy(preset.score.proxy, preset, data, progress=progress)
         study = open_study(preset, proxy)
@@ -381,10 +383,9 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
             say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
             target = done + waiting
         if done:
-            say(f"continuing study {study.study_name!r} on {preset.study.storage_url}: {done} of {target} trials "
-                f"done")
+            say(f"continuing study {study.study_name!r}: {done} of {target} trials done")
         else:
-            say(f"study {study.study_name!r} on {preset.study.storage_url}: {target} trials")
+            say(f"running {target} trials")
         if done >= target:
             say(f"nothing to run: the study already holds {done} finished trials; ask for more with "
                 f"--n-trials {done + preset.study.n_trials} (or n_trials=...)")
