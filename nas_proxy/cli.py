@@ -124,7 +124,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True, storage: bool = True) -> None:
-    parser.add_argument("preset", type=Path, help="study preset TOML, e.g. studies/quickstart.toml")
+    parser.add_argument("preset", help="a shipped study preset by name (quickstart, fashion_mnist_dm, "
+                                       "cifar10_dm_ipc50) or the path of your own .toml")
     if storage:
         parser.add_argument("--storage", default=None,
                             help="Optuna storage URL overriding the preset's, e.g. postgresql://user@host/db "
