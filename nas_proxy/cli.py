@@ -32,9 +32,9 @@ from nas_proxy._config import ConfigError
 from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy.reference import (REFERENCE_DEFAULTS, reference_accuracy, reference_table_path, run_reference,
                                  select_archs)
-from nas_proxy.ranking import MIN_PAIRS
-from nas_proxy.report import Report, interval, make_report
-from nas_proxy.study import Preset, correlation_line, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy.ranking import MIN_PAIRS, correlation_line
+from nas_proxy.report import Report, make_report
+from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, run_search
 
 
 def _device(name: str) -> str:
@@ -105,7 +105,8 @@ def _training_set(spec: str, data: Dataset, seed: int) -> tuple[Split, str]:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     # Full data needs the reference protocol's epochs, not the 1000 of a 10-image-per-class set.
-    epochs = args.epochs or (REFERENCE_DEFAULTS["epochs"] if args.train == "full" else ProxyConfig().epochs)
+    epochs = args.epochs if args.epochs is not None else (REFERENCE_DEFAULTS["epochs"] if args.train == "full"
+                                                          else ProxyConfig().epochs)
     config = ProxyConfig(epochs=epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          dsa_strategy=args.dsa_strategy, precision=args.precision, compile=args.compile,
                          threads=args.threads, deterministic=args.deterministic)
@@ -226,9 +227,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(f"study {preset.study.name}: {a['trials_complete']} finished trials, {a['scored']} architectures scored"
           f"{best}")
     if a["n"] >= MIN_PAIRS:
-        print(f"ranking vs full-data reference (n = {a['n']}): Spearman {a['spearman']:+.3f} "
-              f"{interval(a, 'spearman')}, Kendall {a['kendall']:+.3f} {interval(a, 'kendall')}; among them the proxy's pick "
-              f"is {a['regret']:.2f} points below the best")
+        print(f"{correlation_line(a)}; among them the proxy's pick is {a['regret']:.2f} points below the best")
     else:
         print(f"{correlation_line(a)}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
               f"data, then run this command again")

@@ -43,9 +43,9 @@ from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settin
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxies import ACCURACY_PROXIES, PROXIES, Proxy, make_proxy
-from nas_proxy.ranking import TOP_K, factor_bias, rank_agreement, rank_ensemble
+from nas_proxy.ranking import TOP_K, factor_bias, interval, rank_agreement, rank_ensemble
 from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
-from nas_proxy.report import interval, markdown_table, precision, pyplot, save_figure, statistic
+from nas_proxy.report import markdown_table, precision, pyplot, save_figure, statistic
 from nas_proxy.space import ArchSpec
 from nas_proxy.study import Preset
 

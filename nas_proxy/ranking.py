@@ -114,6 +114,21 @@ def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, 
     return out
 
 
+def interval(agreement: dict[str, Any], key: str) -> str:
+    """The bootstrap 95% interval of ``key`` in :func:`rank_agreement`'s output; "" when there is none."""
+    low, high = agreement[f"{key}_low"], agreement[f"{key}_high"]
+    return "" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
+
+
+def correlation_line(agreement: dict[str, Any]) -> str:
+    """Spearman and Kendall against the reference with their intervals (if computed) and n, or why there are none."""
+    n = agreement["n"]
+    if n < MIN_PAIRS:
+        return f"{n} of the reference architectures scored: too few for a correlation (n < {MIN_PAIRS})"
+    spearman, kendall = (f"{agreement[key]:+.3f} {interval(agreement, key)}".rstrip() for key in ("spearman", "kendall"))
+    return f"Spearman {spearman}, Kendall {kendall} against the full-data reference (n = {n})"
+
+
 def rank_ensemble(members: list[pd.Series]) -> pd.Series:
     """Mean percentile rank of each architecture over ``members`` (score series; those every member scored)."""
     ranks = pd.concat([m.rank(pct=True) for m in members], axis=1, join="inner")
@@ -136,4 +151,4 @@ def factor_bias(proxy: pd.Series, reference: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["axis", "value", "n", "rank_error"])
 
 
-__all__ = ["MIN_PAIRS", "TOP_K", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]
+__all__ = ["MIN_PAIRS", "TOP_K", "correlation_line", "interval", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]

@@ -37,7 +37,7 @@ import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.proxies import ACCURACY_PROXIES
-from nas_proxy.ranking import MIN_PAIRS, TOP_K, proxy_scores, rank_agreement
+from nas_proxy.ranking import MIN_PAIRS, TOP_K, interval, proxy_scores, rank_agreement
 from nas_proxy.reference import read_reference, reference_accuracy, reference_table_path
 from nas_proxy.study import Preset, load_study
 
@@ -99,11 +99,6 @@ def statistic(a: dict[str, Any], key: str) -> str:
         return f"too few (n < {MIN_PAIRS})"
     value = a[key]
     return "n/a (no spread)" if math.isnan(value) else f"{value:+.3f}"
-
-
-def interval(a: dict[str, Any], key: str) -> str:
-    low, high = a[f"{key}_low"], a[f"{key}_high"]
-    return "" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
 
 
 def precision(a: dict[str, Any], k: int) -> str:
@@ -239,4 +234,4 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     return dataclasses.replace(report, files=files)
 
 
-__all__ = ["Report", "interval", "make_report", "markdown_table", "precision", "statistic", "top1"]
+__all__ = ["Report", "make_report", "markdown_table", "precision", "statistic", "top1"]

@@ -54,7 +54,7 @@ from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy, network_size
 from nas_proxy.proxy import ProxyConfig
-from nas_proxy.ranking import MIN_PAIRS, proxy_scores, rank_agreement
+from nas_proxy.ranking import MIN_PAIRS, correlation_line, proxy_scores, rank_agreement
 from nas_proxy.reference import (ReferenceConfig, read_reference, reference_accuracy, reference_table_path,
                                  run_reference, select_archs)
 from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
@@ -328,15 +328,6 @@ class ReferenceCorrelation:
             study.set_user_attr("reference_kendall", agreement["kendall"])
         if self.verbose:
             tqdm.write(f"trial {trial.number}: {correlation_line(agreement)}")
-
-
-def correlation_line(agreement: dict) -> str:
-    """Spearman and Kendall against the reference with their n, or why there are none yet."""
-    n = agreement["n"]
-    if n < MIN_PAIRS:
-        return f"{n} of the reference architectures scored: too few for a correlation (n < {MIN_PAIRS})"
-    return (f"Spearman {agreement['spearman']:+.3f}, Kendall {agreement['kendall']:+.3f} against the full-data "
-            f"reference (n = {n})")
 
 
 def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:

@@ -41,7 +41,8 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
     (["evaluate", "--train", "random:ten"], "random:<images per class>"),
     (["evaluate", "--train", "missing.pt"], "condensed set not found: missing.pt"),
     (["evaluate", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
-    (["condense", "--ipc", "0", "--out", "x.pt"], "ipc must be positive"),
+    (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),
+    (["evaluate", "--epochs", "0"], "error: --epochs must be positive, got 0"),  # not silently the default
     # No CUDA, or fewer than 100 GPUs: either way one line naming the device and the fix.
     (["evaluate", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
 ])
