@@ -19,18 +19,20 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters
 from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
+from nas_proxy.calibration import Calibration
 from nas_proxy.ranking import proxy_scores, rank_agreement
-from nas_proxy.reference import ReferenceConfig, read_reference, reference_table_path, run_reference, select_archs
+from nas_proxy.reference import (ReferenceConfig, import_reference, read_reference, reference_table_path, run_reference,
+                                 seed_ceiling, select_archs)
 from nas_proxy.study import Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, run_search
 from nas_proxy.proxies import PROXIES, Proxy, ScoreConfig, make_proxy
 from nas_proxy.report import Report, make_report
 from nas_proxy.compare import Comparison, compare_proxies
 
 __all__ = [
-    "DATASETS", "DEFAULT_ARCH", "DSA", "PROXIES", "ArchSpec", "Comparison", "CondenseConfig", "CondensedSet",
+    "DATASETS", "DEFAULT_ARCH", "DSA", "PROXIES", "ArchSpec", "Calibration", "Comparison", "CondenseConfig", "CondensedSet",
     "ConvNet", "DSAParams", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy", "ProxyConfig", "ProxyResult",
     "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet",
-    "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs",
+    "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs", "import_reference",
     "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "proxy_scores", "rank_agreement", "read_reference",
-    "reference_table_path", "run_reference", "run_search", "select_archs", "train_proxy", "__version__",
+    "reference_table_path", "run_reference", "run_search", "seed_ceiling", "select_archs", "train_proxy", "__version__",
 ]

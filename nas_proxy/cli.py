@@ -30,9 +30,9 @@ from nas_proxy.proxy import ProxyConfig, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy._config import ConfigError
 from nas_proxy._interrupt import interruptible, safe_interrupt
-from nas_proxy.reference import (REFERENCE_DEFAULTS, reference_accuracy, reference_table_path, run_reference,
-                                 select_archs)
-from nas_proxy.ranking import MIN_PAIRS, correlation_line
+from nas_proxy.reference import (REFERENCE_DEFAULTS, import_reference, protocol_warning, reference_accuracy,
+                                 reference_table_path, run_reference, seed_ceiling, select_archs)
+from nas_proxy.ranking import MIN_PAIRS, correlation_line, interval
 from nas_proxy.report import Report, make_report
 from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, run_search
 
@@ -228,7 +228,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
           f"{best}")
     if a["n"] >= MIN_PAIRS:
         print(f"{correlation_line(a)}; among them the proxy's pick is {a['regret']:.2f} points below the best")
-    else:
+    if "calibration_n" in a:
+        print(f"ranked by a calibration fitted on {a['calibration_n']} reference architectures; on architectures "
+              f"it was not fitted on (leave-one-out): Spearman {a['calibration_spearman']:+.3f} "
+              f"{interval(a, 'calibration_spearman')}, factors alone {a['factors_spearman']:+.3f} "
+              f"{interval(a, 'factors_spearman')}")
+    elif a["n"] < MIN_PAIRS:
         print(f"{correlation_line(a)}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
               f"data, then run this command again")
     _print_files(report, plot=True)
@@ -241,16 +246,34 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     preset = _load_preset(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.protocol and not args.import_csv:
+        raise NasProxyError("--protocol describes an imported table; pass it with --import FILE.csv")
     data = _preset_data(preset, args.data_root, args.device)
-    study = load_study(preset) if args.archs.startswith("top-") else None
-    archs = select_archs(preset, args.archs, study)
-    table = run_reference(preset, data, archs, progress=not args.no_progress)
-    chosen = table[table["arch"].isin({a.id for a in archs})]
     metric = preset.reference.metric
-    best = reference_accuracy(chosen, metric).sort_values(ascending=False)
-    print(f"reference table {reference_table_path(preset)}: {len(table)} rows; {chosen['arch'].nunique()} of the "
-          f"{len(archs)} requested architectures done, best {best.index[0]} {metric} {best.iloc[0]:.4f}, "
-          f"{chosen['seconds'].sum() / 60:.1f} min of training")
+    if args.import_csv:
+        table = import_reference(preset, data, args.import_csv, args.protocol)
+        print(f"imported {len(table)} rows ({table['arch'].nunique()} architectures, {table['seed'].nunique()} "
+              f"seed(s)) from {args.import_csv} into {reference_table_path(preset)}; report, compare and search use it")
+    else:
+        warning = protocol_warning(preset)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        study = load_study(preset) if args.archs.startswith("top-") else None
+        archs = select_archs(preset, args.archs, study)
+        table = run_reference(preset, data, archs, progress=not args.no_progress)
+        chosen = table[table["arch"].isin({a.id for a in archs})]
+        best = reference_accuracy(chosen, metric).sort_values(ascending=False)
+        print(f"reference table {reference_table_path(preset)}: {len(table)} rows; {chosen['arch'].nunique()} of the "
+              f"{len(archs)} requested architectures done, best {best.index[0]} {metric} {best.iloc[0]:.4f}, "
+              f"{chosen['seconds'].sum() / 60:.1f} min of training")
+    ceiling = seed_ceiling(table, metric)
+    if ceiling is None:
+        print("seed-to-seed ceiling: needs two seeds per architecture ([reference].seeds = 2)")
+    else:
+        first, second = sorted(table["seed"].unique())[:2]
+        print(f"seed-to-seed ceiling: seed {first} ranks seed {second} at Spearman {ceiling['spearman']:+.3f} "
+              f"{interval(ceiling, 'spearman')}, Kendall {ceiling['kendall']:+.3f} {interval(ceiling, 'kendall')} "
+              f"(n = {ceiling['n']}); no proxy can be expected to rank closer than this")
     return 0
 
 
@@ -383,9 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "reference table in the study's output folder. Finished rows are kept; the "
                                         "same command continues an interrupted run.")
     _add_preset_options(p)
-    p.add_argument("--archs", required=True,
-                   help="N (a sample drawn with [reference].sample_seed from [reference].search_space, else the "
-                        "study's space), all, top-K (the study's best K) or comma-separated architecture ids")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--archs",
+                       help="N (a sample drawn with [reference].sample_seed from [reference].search_space, else the "
+                            "study's space), all, top-K (the study's best K) or comma-separated architecture ids")
+    which.add_argument("--import", dest="import_csv", type=Path, metavar="FILE.csv",
+                       help="use a table trained elsewhere as the reference (columns arch, seed, test_acc, optional "
+                            "val_acc): checked row by row, then report, compare and search use it")
+    p.add_argument("--protocol", default="",
+                   help="with --import: how the table was trained, kept beside it and shown in reports")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(run=_cmd_reference,
                    interrupted="reference interrupted; finished rows are saved, run the same command to continue")

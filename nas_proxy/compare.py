@@ -31,54 +31,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
+from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxies import ACCURACY_PROXIES, PROXIES, Proxy, make_proxy
+from nas_proxy.proxies import ACCURACY_PROXIES, PROXIES, make_proxy, score_archs, score_table_path
 from nas_proxy.ranking import TOP_K, factor_bias, interval, rank_agreement, rank_ensemble
-from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
+from nas_proxy.reference import (check_same_data, read_reference, reference_accuracy, reference_protocol,
+                                 reference_table_path, seed_ceiling)
 from nas_proxy.report import markdown_table, precision, pyplot, save_figure, statistic
 from nas_proxy.space import ArchSpec
 from nas_proxy.study import Preset
 
-SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
 CEILING = "reference seed-to-seed"
-
-
-def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
-    """Where ``proxy``'s cached scores on ``data`` (and its validation split) live."""
-    study = preset.study
-    key = settings_key(proxy.settings, data.name, study.val_fraction, study.split_seed, data.fingerprint)
-    return study.output / "scores" / f"{proxy.name}-{key}.csv"
-
-
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """A cached score table (empty, with the right columns, if there is none yet)."""
-    return read_table(path, SCORE_COLUMNS, "score table", "delete it to score again",
-                      dtype={"arch": str, "fingerprint": str})
-
-
-def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Path, fingerprint: str, *,
-                progress: bool = True) -> pd.DataFrame:
-    """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
-    done = row_keys(read_scores(path))
-    jobs = [(arch, seed) for arch in archs for seed in seeds if (arch.id, seed) not in done]
-    for arch, seed in tqdm(jobs, desc=f"score {proxy.name}", unit="net", disable=not progress):
-        tic = time.perf_counter()
-        score = proxy.score(arch, seed)
-        append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": time.perf_counter() - tic,
-                          "fingerprint": fingerprint}, read_scores)
-    table = read_scores(path)
-    wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
-    return table[wanted]
 
 
 @dataclass(frozen=True)
@@ -129,22 +99,18 @@ class Comparison:
                 "regret (pts)": num(row["regret"], "{:.2f}"), "ties": row["ties"],
                 "cost (s)": num(row["seconds"], "{:.0f}"), "setup (s)": num(row["setup_seconds"], "{:.0f}"),
                 "cost / reference": num(row["cost_ratio"], "{:.3f}"),
+                "reference runs fitted on": row["reference_runs"] or "",
             })
         return markdown_table(pd.DataFrame(rows))
 
 
 def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[str, Any] | None:
-    """How well the reference's first seed ranks its second: the best a proxy can be expected to do."""
-    seeds = sorted(table["seed"].unique())
-    if len(seeds) < 2:
+    agreement = seed_ceiling(table, metric, n_boot=n_boot, seed=seed)
+    if agreement is None:
         return None
-    wide = table.pivot_table(index="arch", columns="seed", values=metric).dropna(subset=seeds[:2])
-    if len(wide) < 4:
-        return None
-    agreement = rank_agreement(wide[seeds[0]], wide[seeds[1]], n_boot=n_boot, seed=seed)
-    both = table[table["arch"].isin(wide.index) & table["seed"].isin(seeds[:2])]
-    return {"proxy": CEILING, "seeds": 1, **agreement, "seconds": float(both[both["seed"] == seeds[0]]["seconds"].sum()),
-            "setup_seconds": 0.0}
+    first = table[table["seed"] == sorted(table["seed"].unique())[0]]
+    return {"proxy": CEILING, "seeds": 1, **agreement, "seconds": float(first["seconds"].sum(min_count=1)),
+            "setup_seconds": 0.0, "reference_runs": 0}
 
 
 def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
@@ -211,16 +177,19 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     if n_seeds < 1:
         raise NasProxyError(f"--seeds must be at least 1, got {n_seeds}")
     seed_values = list(range(preset.proxy.seed, preset.proxy.seed + n_seeds))
-    reference_seconds = float(table["seconds"].sum())
+    reference_seconds = float(table["seconds"].sum(min_count=1))  # NaN for an imported table without timings
 
     scores: dict[str, pd.Series] = {}
     cost: dict[str, tuple[float, float]] = {}
+    fitted_on: dict[str, int] = {}  # reference trainings a fitted proxy learnt from: part of its cost
     for name in dict.fromkeys(m for members in parsed for m in members):  # each base proxy once, in order
         proxy = make_proxy(name, preset, data, progress=progress)
         rows = score_archs(proxy, archs, seed_values, score_table_path(preset, proxy, data), data.fingerprint,
                            progress=progress)
         scores[name] = rows.groupby("arch")["score"].mean()
         cost[name] = (float(rows["seconds"].sum()), proxy.setup_seconds)
+        fit = proxy.calibration.archs if proxy.calibration is not None else ()
+        fitted_on[name] = int(table["arch"].isin(fit).sum())
 
     records = []
     for members in parsed:
@@ -230,7 +199,8 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
         seconds = sum(cost[m][0] for m in members)
         setup = sum(cost[m][1] for m in members)
         agreement = rank_agreement(scores[name], reference, n_boot=n_boot, seed=seed)
-        records.append({"proxy": name, "seeds": n_seeds, **agreement, "seconds": seconds, "setup_seconds": setup})
+        records.append({"proxy": name, "seeds": n_seeds, **agreement, "seconds": seconds, "setup_seconds": setup,
+                        "reference_runs": max(fitted_on[m] for m in members)})
     ceiling = _ceiling(table, metric, n_boot, seed)
     if ceiling is not None:
         records.append(ceiling)
@@ -242,10 +212,14 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     comparison = Comparison(preset.study.name, frame, score_frame, reference)
 
     out = Path(out_dir) if out_dir is not None else preset.study.output / "compare"
+    timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
     header = (f"# {preset.study.name}: proxies against the full-data reference\n\n"
-              f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {reference_seconds:.0f} s "
-              f"in total, table {table_path}); scores averaged over {n_seeds} seed(s). Cost is the proxy's own "
-              f"seconds over all of them; setup (condensation) is paid once per data set and shown apart.\n\n")
+              f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
+              f"{table_path}; {reference_protocol(preset)}); scores averaged over {n_seeds} seed(s). Cost is the "
+              f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
+              f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "
+              f"each architecture is scored by a fit that left it out (leave-one-out), and the reference trainings "
+              f"they learnt from count in their cost.\n\n")
     text = (header + comparison.markdown() + "\n\nMean rank error per architecture choice (proxy rank - reference "
             "rank over the networks with it; > 0: the proxy over-rates them)\n\n" + comparison.bias_markdown() + "\n")
     files = [atomic_write(out / "compare.csv", lambda tmp: frame.to_csv(tmp, index=False)),
@@ -260,4 +234,4 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     return dataclasses.replace(comparison, files=files)
 
 
-__all__ = ["CEILING", "Comparison", "compare_proxies", "read_scores", "score_archs", "score_table_path"]
+__all__ = ["CEILING", "Comparison", "compare_proxies"]

@@ -20,12 +20,16 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from nas_proxy.errors import NasProxyError
 from nas_proxy.space import ArchSpec
+
+if TYPE_CHECKING:
+    from nas_proxy.data import Dataset
 
 
 def _first_padding(image_size: int) -> int:
@@ -140,3 +144,10 @@ def count_flops(arch: ArchSpec, channels: int, num_classes: int, image_size: int
         in_channels, conv_size = arch.width, pooled_size
     macs += arch.width * conv_size * conv_size * num_classes
     return 2 * macs
+def network_size(arch: ArchSpec, data: Dataset) -> tuple[int, int]:
+    """(parameters, forward FLOPs per image) of ``arch`` on ``data``'s images, without building its weights."""
+    with torch.device("meta"):
+        params = count_params(ConvNet(arch, data.channels, data.num_classes, data.image_size))
+    return params, count_flops(arch, data.channels, data.num_classes, data.image_size)
+
+

@@ -30,28 +30,36 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from nas_proxy import zero_cost
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
 from nas_proxy._interrupt import interruptible
-from nas_proxy._io import settings_key
+from nas_proxy.calibration import MIN_FIT, Calibration
+from nas_proxy._io import append_row, read_table, row_keys, settings_key
 from nas_proxy.condensation import CondensedSet, condense, resolve_compile
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params
+from nas_proxy.model import build_convnet, network_size
 from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
 from nas_proxy.space import ArchSpec
 
 if TYPE_CHECKING:
     from nas_proxy.study import Preset
 
-PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+# Fitted on the reference table (nas_proxy.calibration): the factors alone, or with the [score].features scores.
+FITTED_PROXIES = ("calibrated", "factors")
+PROXIES = BASE_PROXIES + FITTED_PROXIES
 ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
 
 
@@ -63,12 +71,19 @@ class ScoreConfig:
     seeds: int = 1  # the score is the mean over seeds [proxy].seed, +1, ..., +seeds-1
     early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
     batch_size: int = 64  # zero-cost proxies: training images in their one batch
+    # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
+    features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
 
     def __post_init__(self) -> None:
         check_fields(self, "[score]")
         positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
         if self.proxy not in PROXIES:
             raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
+        bad = next((f for f in self.features if f not in BASE_PROXIES), None)
+        if bad is not None:
+            raise ConfigError("[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}")
+        if len(set(self.features)) != len(self.features):
+            raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
         if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
             raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
                                                          f"is a fraction of one pass)")
@@ -90,6 +105,7 @@ class Proxy:
     settings: dict[str, Any]
     setup_seconds: float
     score: Callable[[ArchSpec, int], float]
+    calibration: Calibration | None = None  # fitted proxies: what they were fitted on (a study records it)
 
 
 def condensed_set_path(preset: Preset, data: Dataset) -> Path:
@@ -138,13 +154,6 @@ def _early_set(data: Dataset, fraction: float) -> Callable[[int], Any]:
     return training_set
 
 
-def network_size(arch: ArchSpec, data: Dataset) -> tuple[int, int]:
-    """(parameters, forward FLOPs per image) of ``arch`` on ``data``'s images, without building its weights."""
-    with torch.device("meta"):
-        params = count_params(ConvNet(arch, data.channels, data.num_classes, data.image_size))
-    return params, count_flops(arch, data.channels, data.num_classes, data.image_size)
-
-
 def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec, int], float]:
     device = data.train.x.device
 
@@ -163,12 +172,18 @@ def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec,
     return score
 
 
-def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = True) -> Proxy:
+def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = True,
+               calibration: Calibration | None = None) -> Proxy:
     """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
 
-    ``dm`` loads the preset's condensed set, condensing it first if no run has yet.
+    ``dm`` loads the preset's condensed set, condensing it first if no run has yet. ``calibrated``
+    and ``factors`` fit a :class:`~nas_proxy.calibration.Calibration` on the preset's reference
+    table (scoring its architectures with each ``[score].features`` proxy first, cached), unless
+    given the ``calibration`` a study recorded.
     """
     score_config = preset.score
+    if name in FITTED_PROXIES:
+        return _fitted(name, preset, data, progress, calibration)
     if name == "dm":
         syn = get_condensed_set(preset, data, progress)
         train = syn.split(data.train.x.device)
@@ -193,4 +208,74 @@ def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = Tru
     raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
 
 
-__all__ = ["ACCURACY_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy", "network_size"]
+def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibration: Calibration | None) -> Proxy:
+    features = preset.score.features if name == "calibrated" else []
+    members = {f: make_proxy(f, preset, data, progress=progress) for f in features}
+    seeds = list(range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds))
+    if calibration is None:
+        path = reference_table_path(preset)
+        table = read_reference(path)
+        check_same_data(table, data, path)
+        reference = reference_accuracy(table, preset.reference.metric)
+        space = preset.space()
+        archs = [ArchSpec.parse(a) for a in reference.index if ArchSpec.parse(a) in space]
+        if len(archs) < MIN_FIT:
+            raise NasProxyError(f"[score].proxy = {name!r} is fitted on the reference table, which holds "
+                                f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
+                                f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
+                                f"table with `--import FILE.csv`")
+        rows = {f: score_archs(proxy, archs, seeds, score_table_path(preset, proxy, data), data.fingerprint,
+                               progress=progress) for f, proxy in members.items()}
+        scores = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
+        calibration = Calibration.fit(scores, reference, space)
+        scoring = sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what the fit's scores cost
+    elif tuple(calibration.features) != tuple(features):
+        raise NasProxyError(f"the recorded calibration uses features {list(calibration.features)}, [score].features "
+                            f"says {features}; use a new [study].name or the original [score] settings")
+    else:
+        scoring = 0.0  # paid by the run that fitted it
+    setup = scoring + sum(p.setup_seconds for p in members.values())
+
+    def score(arch: ArchSpec, seed: int) -> float:
+        if arch.id in calibration.archs:  # its leave-one-out prediction: no feature to compute
+            return calibration.predict(arch, {})
+        return calibration.predict(arch, {f: proxy.score(arch, seed) for f, proxy in members.items()})
+
+    settings = {"proxy": name, "features": [p.settings for p in members.values()],
+                "fit": settings_key(calibration.to_dict())}
+    return Proxy(name, settings, setup, score, calibration)
+
+
+SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
+
+
+def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
+    """Where ``proxy``'s cached scores on ``data`` (and its validation split) live."""
+    study = preset.study
+    key = settings_key(proxy.settings, data.name, study.val_fraction, study.split_seed, data.fingerprint)
+    return study.output / "scores" / f"{proxy.name}-{key}.csv"
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A cached score table (empty, with the right columns, if there is none yet)."""
+    return read_table(path, SCORE_COLUMNS, "score table", "delete it to score again",
+                      dtype={"arch": str, "fingerprint": str})
+
+
+def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Path, fingerprint: str, *,
+                progress: bool = True) -> pd.DataFrame:
+    """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
+    done = row_keys(read_scores(path))
+    jobs = [(arch, seed) for arch in archs for seed in seeds if (arch.id, seed) not in done]
+    for arch, seed in tqdm(jobs, desc=f"score {proxy.name}", unit="net", disable=not progress or not jobs):
+        tic = time.perf_counter()
+        score = proxy.score(arch, seed)
+        append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": time.perf_counter() - tic,
+                          "fingerprint": fingerprint}, read_scores)
+    table = read_scores(path)
+    wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
+    return table[wanted]
+
+
+__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy",
+           "network_size", "read_scores", "score_archs", "score_table_path"]

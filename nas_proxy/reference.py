@@ -33,6 +33,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,11 +45,12 @@ from tqdm.auto import tqdm
 
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
 from nas_proxy._interrupt import interruptible
-from nas_proxy._io import append_row, read_table, row_keys, settings_key
+from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.proxy import ProxyConfig, train_proxy
-from nas_proxy.ranking import proxy_scores
+from nas_proxy.model import network_size
+from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 
 if TYPE_CHECKING:
@@ -104,8 +107,25 @@ class ReferenceConfig:
         return list(range(self.training.seed, self.training.seed + self.seeds))
 
 
+# A ranking one pass over the data gives measures how fast a network starts to learn, not where it
+# ends: on FashionMNIST one epoch ranks the 720 space at Spearman ~0.55 against converged training
+# (issue 13); the shared 6-epoch table and the quickstart's 50 epochs have converged (RESULTS.md).
+MIN_TRUTH_EPOCHS = 5
+
+
+def imported_table_path(preset: Preset) -> Path:
+    """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
+    return preset.study.output / "reference" / f"{preset.study.dataset}-imported.csv"
+
+
 def reference_table_path(preset: Preset) -> Path:
-    """The preset's reference table: keyed by the data set, its split and the training protocol."""
+    """The preset's reference table: an imported one if there is one, else the table its protocol computes.
+
+    A computed table is keyed by the data set, its split and the training protocol.
+    """
+    imported = imported_table_path(preset)
+    if imported.is_file():
+        return imported
     study = preset.study
     protocol = preset.reference.training.protocol()
     # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
@@ -125,6 +145,100 @@ def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
     if other:
         raise NasProxyError(f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
                             f"{data.fingerprint}); move it away or point --data-root at the original data")
+
+
+def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol: str = "") -> pd.DataFrame:
+    """Make the table at ``source`` (a CSV trained elsewhere) the preset's reference; return it.
+
+    ``source`` has columns ``arch``, ``seed``, ``test_acc`` and optionally ``val_acc``,
+    ``seconds`` and ``epochs``; ``protocol`` is a note on how it was trained, kept beside it. Every
+    row is checked first (ids in the study's space, no (arch, seed) twice, accuracies in [0, 1]);
+    a bad one raises one line naming the row, and nothing is written. Report, compare and search
+    then use it in place of a computed table; ``--import`` again replaces it.
+    """
+    source = Path(source)
+    raw = read_table(source, ["arch", "seed", "test_acc"], "reference table to import",
+                     "it needs columns arch, seed, test_acc (val_acc optional)", dtype={"arch": str})
+    if not source.is_file():
+        raise NasProxyError(f"no file to import at {source}; pass the path of a CSV with columns arch, seed, test_acc")
+    if raw.empty:
+        raise NasProxyError(f"{source}: no rows to import")
+    space = preset.space()
+    metric = preset.reference.metric
+    if metric not in raw:
+        raise NasProxyError(f"{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set "
+                            f"metric = \"test_acc\"")
+    for line, row in zip(range(2, len(raw) + 2), raw.itertuples(index=False)):
+        where = f"{source}, line {line}"
+        try:
+            arch = ArchSpec.parse(str(row.arch))
+        except NasProxyError as exc:
+            raise NasProxyError(f"{where}: {exc}") from None
+        if arch not in space:
+            raise NasProxyError(f"{where}: {arch.id} is not in the study's search space {space.name!r}; import only "
+                                f"architectures of it")
+        if pd.isna(row.seed) or float(row.seed) != int(row.seed):
+            raise NasProxyError(f"{where}: seed {row.seed!r} is not a whole number")
+        for column in ("test_acc", "val_acc"):
+            value = getattr(row, column, 0.0)
+            if pd.isna(value) and column == metric or not pd.isna(value) and not 0 <= float(value) <= 1:
+                raise NasProxyError(f"{where}: {column} {value!r} is not an accuracy in [0, 1] (a fraction, not a "
+                                    f"percentage)")
+    duplicated = raw.duplicated(["arch", "seed"], keep="first")
+    if duplicated.any():
+        line = int(duplicated.to_numpy().argmax()) + 2
+        raise NasProxyError(f"{source}, line {line}: {raw['arch'].iloc[line - 2]} seed {raw['seed'].iloc[line - 2]} "
+                            f"appears twice; keep one row per (arch, seed)")
+    sizes = [network_size(ArchSpec.parse(a), data) for a in raw["arch"]]
+    table = pd.DataFrame({
+        "arch": [ArchSpec.parse(a).id for a in raw["arch"]], "seed": raw["seed"].astype(int),
+        "val_acc": raw.get("val_acc", math.nan), "test_acc": raw["test_acc"],
+        "params": [p for p, _ in sizes], "flops": [f for _, f in sizes], "seconds": raw.get("seconds", math.nan),
+        "epochs": raw.get("epochs", math.nan), "train_size": math.nan, "device": "imported", "fingerprint": math.nan,
+    }, columns=COLUMNS)
+    path = imported_table_path(preset)
+    note = {"source": str(source.resolve()), "protocol": protocol or f"imported from {source.name}", "rows": len(table)}
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(note, indent=1) + "\n"))
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    return read_reference(path)
+
+
+def reference_protocol(preset: Preset) -> str:
+    """How the preset's reference table was trained: the imported note, or the ``[reference]`` protocol."""
+    path = reference_table_path(preset)
+    if path == imported_table_path(preset):
+        note = path.with_suffix(".json")
+        return json.loads(note.read_text())["protocol"] if note.is_file() else f"imported ({path})"
+    config = preset.reference.training
+    return (f"{config.epochs} epochs on the full training data, lr {config.lr} (x0.1 at {config.lr_decay_at:g} of "
+            f"the steps), batch {config.batch_size}, augmentation {config.dsa_strategy}")
+
+
+def protocol_warning(preset: Preset) -> str | None:
+    """A warning when the preset computes its reference with a protocol too short to be a truth."""
+    if reference_table_path(preset) == imported_table_path(preset):
+        return None
+    epochs = preset.reference.training.epochs
+    if epochs >= MIN_TRUTH_EPOCHS:
+        return None
+    return (f"[reference] trains {epochs} epoch(s): too short for a ranking that has converged (it ranks how fast "
+            f"networks start to learn); use epochs >= {MIN_TRUTH_EPOCHS} (fewer images if need be), check with "
+            f"benchmarks/reference_convergence.py, or import a converged table with --import")
+
+
+def seed_ceiling(table: pd.DataFrame, metric: str = "test_acc", *, n_boot: int = 1000, seed: int = 0
+                 ) -> dict[str, Any] | None:
+    """How well the reference's first seed ranks its second (:func:`rank_agreement`): the best a proxy can do.
+
+    None when the table has fewer than two seeds of at least four architectures.
+    """
+    seeds = sorted(table["seed"].unique())
+    if len(seeds) < 2:
+        return None
+    wide = table.pivot_table(index="arch", columns="seed", values=metric).dropna(subset=seeds[:2])
+    if len(wide) < 4:
+        return None
+    return rank_agreement(wide[seeds[0]], wide[seeds[1]], n_boot=n_boot, seed=seed)
 
 
 def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Series:
@@ -186,6 +300,12 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     path = reference_table_path(preset)
     table = read_reference(path)
     check_same_data(table, data, path)
+    if path == imported_table_path(preset):  # rows trained here would mix two protocols in one truth
+        missing = [arch.id for arch in archs if arch.id not in set(table["arch"])]
+        if missing:
+            raise NasProxyError(f"the reference table is imported ({path}) and lacks {missing[0]}; import a table "
+                                f"that has it, or move {path.name} away to train with [reference]")
+        return table
     done = row_keys(table)
     jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
     bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
@@ -200,5 +320,6 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     return read_reference(path)
 
 
-__all__ = ["ReferenceConfig", "check_same_data", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
+__all__ = ["MIN_TRUTH_EPOCHS", "ReferenceConfig", "check_same_data", "import_reference", "imported_table_path",
+           "protocol_warning", "reference_protocol", "seed_ceiling", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
            "run_reference", "select_archs"]

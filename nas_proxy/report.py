@@ -38,7 +38,9 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.proxies import ACCURACY_PROXIES
 from nas_proxy.ranking import MIN_PAIRS, TOP_K, interval, proxy_scores, rank_agreement
-from nas_proxy.reference import read_reference, reference_accuracy, reference_table_path
+from nas_proxy.calibration import Calibration
+from nas_proxy.reference import (imported_table_path, read_reference, reference_accuracy, reference_protocol, reference_table_path,
+                                 seed_ceiling)
 from nas_proxy.study import Preset, load_study
 
 
@@ -51,6 +53,7 @@ class Report:
     ranking: pd.DataFrame
     agreement: dict[str, Any]
     files: list[Path] = field(default_factory=list)
+    calibration: pd.DataFrame | None = None  # a fitted proxy's leave-one-out agreement (see calibration_lines)
 
     def markdown(self, rows: int | None = None) -> str:
         a = self.agreement
@@ -58,8 +61,8 @@ class Report:
         lines = [f"# {self.name}: proxy ranking vs full-data reference", "",
                  f"{a['trials_complete']} finished trials ({a['trials_running']} running, {a['trials_failed']} "
                  f"failed) scored {a['scored']} architectures; the reference table holds {a['reference_archs']} "
-                 f"({a['metric']}, {_plural(a['reference_epochs'], 'epoch')} on the full training data, "
-                 f"{_plural(a['reference_seeds'], 'seed')}); {n} are in both.",
+                 f"({a['metric']}, {a['reference_protocol']}, {_plural(a['reference_seeds'], 'seed')}); {n} are in "
+                 f"both.",
                  "", "| measure | value | 95% interval | n |", "|---|---|---|---|"]
         for key, label in (("spearman", "Spearman"), ("kendall", "Kendall")):
             lines.append(f"| {label} | {statistic(a, key)} | {interval(a, key)} | {n} |")
@@ -76,13 +79,55 @@ class Report:
                       f"| top-1 regret | {a['regret']:.2f} points | | |"]
         if a["ties"]:
             lines.append(f"| ties | {a['ties']} of the {n} proxy scores equal another's | | |")
-        if a.get("study_best_arch") and a["study_best_arch"] not in self.ranking.dropna(
+        if a.get("study_best_arch") and not a["reference_imported"] and a["study_best_arch"] not in self.ranking.dropna(
                 subset=[f"reference_{a['metric']}"])["arch"].values:
             lines.append(f"| study's best ({a['study_best_arch']}) | no reference yet: `nas-proxy reference "
                          f"{a['preset']} --archs top-1` | | |")
         lines += [f"| {label} | {value} | | |" for label, value in _costs(a)] + [""]
+        lines += self.calibration_lines()
         lines.append(markdown_table(self.ranking if rows is None else self.ranking.head(rows)))
         return "\n".join(lines) + "\n"
+
+
+    def calibration_lines(self) -> list[str]:
+        """For a study ranked by a fitted proxy: how it ranks architectures it was not fitted on, beside the
+        factors alone and the reference's own seed-to-seed ceiling."""
+        fit = self.calibration
+        if fit is None or fit.empty:
+            return []
+        features = self.agreement["calibration_features"] or ["none"]
+        lines = [f"## Calibration: fitted on {self.agreement['calibration_n']} reference architectures "
+                 f"(features: {', '.join(features)} with the architecture's factors)", "",
+                 "Each reference architecture scored by a fit that left it out (leave-one-out): how the study's "
+                 "scale ranks architectures it has not seen.", "",
+                 "| ranking | Spearman [95% CI] | Kendall [95% CI] | top-20 Spearman | P@10 | regret (pts) | n |",
+                 "|---|---|---|---|---|---|---|"]
+        for _, row in fit.iterrows():
+            top20 = "" if math.isnan(row["top20_spearman"]) else f"{row['top20_spearman']:+.3f}"
+            lines.append(f"| {row['ranking']} | {statistic(row, 'spearman')} {interval(row, 'spearman')} | "
+                         f"{statistic(row, 'kendall')} {interval(row, 'kendall')} | {top20} | {precision(row, 10)} | "
+                         f"{row['regret']:.2f} | {row['n']} |")
+        return lines + [""]
+
+
+def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int,
+                 seed: int) -> pd.DataFrame | None:
+    """Leave-one-out agreement of the study's recorded calibration and of the factors alone, and the ceiling."""
+    recorded = study_attrs.get("calibration")
+    if not recorded:
+        return None
+    calibration = Calibration.from_dict(recorded, preset.space())
+    factors_only = Calibration(features=(), archs=calibration.archs, scores=tuple(() for _ in calibration.archs),
+                               reference=calibration.reference, space=calibration.space)
+    rows = [{"ranking": "calibrated (the study's)", **rank_agreement(calibration.cross_validated(), reference,
+                                                                      n_boot=n_boot, seed=seed)},
+            {"ranking": "factors alone", **rank_agreement(factors_only.cross_validated(), reference, n_boot=n_boot,
+                                                          seed=seed)}]
+    ceiling = seed_ceiling(table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot,
+                           seed=seed)
+    if ceiling is not None:
+        rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling})
+    return pd.DataFrame(rows)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -118,7 +163,7 @@ def _costs(a: dict[str, Any]) -> list[tuple[str, str]]:
     """The cost rows that have a value (never a NaN)."""
     per_arch = [f"{side} {a[f'{side}_seconds_mean']:.1f} s" for side in ("proxy", "reference")
                 if not math.isnan(a[f"{side}_seconds_mean"])]
-    total = [f"{label} {a[key]:.0f} s" for key, label in (("setup_seconds", "condensation"),
+    total = [f"{label} {a[key]:.0f} s" for key, label in (("setup_seconds", "setup (condensation, fitting)"),
                                                            ("proxy_seconds", "proxy"),
                                                            ("reference_seconds", "reference"))
              if not math.isnan(a[key]) and (a[key] > 0 or key == "proxy_seconds")]
@@ -210,18 +255,27 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     agreement.update(
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric,
-        reference_epochs=preset.reference.training.epochs, reference_table=str(table_path),
+        reference_protocol=reference_protocol(preset), reference_table=str(table_path),
+        reference_imported=table_path == imported_table_path(preset),
         reference_seeds=int(table["seed"].nunique()), preset=preset.ref,
         trials_complete=int(states.get("COMPLETE", 0)), trials_running=int(states.get("RUNNING", 0)),
         trials_failed=int(states.get("FAIL", 0)), scored=len(scores), reference_archs=int(table["arch"].nunique()),
         study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
         setup_seconds=float(study.user_attrs.get("setup_seconds", 0.0)),
-        proxy_seconds=float(scores["seconds"].sum()), reference_seconds=float(table["seconds"].sum()),
+        proxy_seconds=float(scores["seconds"].sum()), reference_seconds=float(table["seconds"].sum(min_count=1)),
         proxy_seconds_mean=float(scores["seconds"].mean()) if len(scores) else math.nan,
-        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum().mean()) if len(table) else math.nan,
+        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean()) if len(table) else math.nan,
     )
+    calibration = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    if calibration is not None:
+        fitted = study.user_attrs["calibration"]
+        agreement.update(calibration_n=len(fitted["archs"]), calibration_features=fitted["features"],
+                         **{f"calibration_{key}": calibration[key].iloc[0] for key in
+                            ("spearman", "spearman_low", "spearman_high", "kendall", "top20_spearman", "precision10")},
+                         **{f"factors_{key}": calibration[key].iloc[1] for key in
+                            ("spearman", "spearman_low", "spearman_high")})
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
-    report = Report(preset.study.name, ranking, agreement)
+    report = Report(preset.study.name, ranking, agreement, calibration=calibration)
     files = [atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
              atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),
              atomic_write(out / "summary.json", lambda tmp: tmp.write_text(

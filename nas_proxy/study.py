@@ -49,10 +49,12 @@ from nas_proxy._config import ConfigError, check_fields, config_from_dict, posit
 from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
+from nas_proxy.calibration import Calibration
 from nas_proxy.condensation import CondenseConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy, network_size
+from nas_proxy.model import network_size
+from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy
 from nas_proxy.proxy import ProxyConfig
 from nas_proxy.ranking import MIN_PAIRS, correlation_line, proxy_scores, rank_agreement
 from nas_proxy.reference import (ReferenceConfig, read_reference, reference_accuracy, reference_table_path,
@@ -230,14 +232,28 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
         raise NasProxyError(f"study {preset.study.name!r} on {url} was created with another "
                             f"search space; use a new [study].name or the original space")
     if proxy is not None:
-        recorded = study.user_attrs.get("proxy")
-        if recorded is None:
-            study.set_user_attr("proxy", proxy.settings)
-        elif recorded != proxy.settings:
-            raise NasProxyError(f"study {preset.study.name!r} on {url} was scored by another proxy or protocol "
-                                f"({recorded.get('proxy')}); use a new [study].name or the original [proxy], "
-                                f"[condense] and [score] settings")
+        record_proxy(study, preset, proxy)
     return study
+
+
+def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy) -> None:
+    """Record the proxy's settings (and calibration) on the study, or refuse a study scored by another one."""
+    recorded = study.user_attrs.get("proxy")
+    if recorded is None:
+        study.set_user_attr("proxy", proxy.settings)
+        if proxy.calibration is not None:
+            study.set_user_attr("calibration", proxy.calibration.to_dict())
+    elif recorded != proxy.settings:
+        raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
+                            f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
+                            f"[proxy], [condense] and [score] settings")
+
+
+def _search_proxy(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> Proxy:
+    """The preset's proxy; a fitted one reuses the calibration the study recorded, so every trial shares it."""
+    recorded = study.user_attrs.get("calibration")
+    calibration = Calibration.from_dict(recorded, preset.space()) if recorded else None
+    return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration)
 
 
 def load_study(preset: Preset | str | Path) -> optuna.Study:
@@ -360,13 +376,15 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     say = tqdm.write if verbose else (lambda message: None)
     say(f"study {preset.study.name!r} on {preset.study.storage_url}")
     with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
-        proxy = make_proxy(preset.score.proxy, preset, data, progress=progress)
-        study = open_study(preset, proxy)
-        study.set_user_attr("setup_seconds", proxy.setup_seconds)  # the amortised side of the proxy's cost
-        if preset.reference.sample:
-            archs = select_archs(preset, str(preset.reference.sample))
-            run_reference(preset, data, archs, progress=progress)
-            enqueue_archs(study, archs)
+        sample = select_archs(preset, str(preset.reference.sample)) if preset.reference.sample else []
+        if sample:  # before the proxy: a calibrated one is fitted on the reference
+            run_reference(preset, data, sample, progress=progress)
+        study = open_study(preset)
+        proxy = _search_proxy(preset, data, study, progress)
+        record_proxy(study, preset, proxy)
+        if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
+            study.set_user_attr("setup_seconds", proxy.setup_seconds)
+        enqueue_archs(study, sample)
         done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=done_states))
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
@@ -395,4 +413,4 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     return study
 
 
-__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "run_search", "suggest_arch"]
+__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "record_proxy", "run_search", "suggest_arch"]

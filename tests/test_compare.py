@@ -11,7 +11,8 @@ import nas_proxy.proxy as proxy_module
 from nas_proxy import (PROXIES, ArchSpec, NasProxyError, ProxyConfig, build_convnet, compare_proxies, count_params,
                        load_preset, make_proxy, run_reference, run_search, select_archs, train_proxy)
 from nas_proxy.cli import main
-from nas_proxy.compare import CEILING, read_scores, score_table_path
+from nas_proxy.compare import CEILING
+from nas_proxy.proxies import read_scores, score_table_path
 from nas_proxy.study import open_study
 from nas_proxy.zero_cost import grad_norm, naswot, synflow
 from presets import write_preset

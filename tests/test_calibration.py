@@ -1,0 +1,192 @@
+"""Reference tables from elsewhere (--import) and the calibrated proxy fitted on them."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from scipy import stats
+
+from nas_proxy import (ArchSpec, Calibration, NasProxyError, compare_proxies, import_reference, load_preset,
+                       load_search_space, make_proxy, make_report, run_reference, run_search, select_archs)
+from nas_proxy.calibration import MIN_FIT, factors
+from nas_proxy.cli import main
+from nas_proxy.reference import imported_table_path, protocol_warning, read_reference, reference_table_path
+from presets import write_preset
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SMALL = load_search_space("small")
+
+
+def _synthetic(n=30, seed=0):
+    """Architectures of the small space, a feature that carries a signal the factors lack, and a reference."""
+    rng = np.random.default_rng(seed)
+    archs = [a.id for a in SMALL.sample(n, seed)]
+    hidden = rng.normal(size=n)  # what only the feature sees
+    depth = factors(archs, SMALL)["depth"].to_numpy()
+    reference = pd.Series(0.8 + 0.02 * depth + 0.05 * hidden, index=archs)
+    feature = pd.DataFrame({"naswot": np.exp(3 + hidden + 0.1 * rng.normal(size=n))}, index=archs)
+    return archs, feature, reference
+
+
+# --- the calibration -------------------------------------------------------------------------------
+
+def test_factors_are_depth_log_width_and_one_hot_choices():
+    table = factors(["d3-w64-relu-batchnorm-maxpool"], SMALL)
+    row = table.iloc[0]
+    assert (row["depth"], row["log2_width"]) == (3, 6)
+    one_hot = [c for c in table.columns if "=" in c]
+    assert sum(row[one_hot]) == 3 and row["norm=batchnorm"] == 1 and row["pooling=maxpool"] == 1
+
+
+def test_a_feature_with_signal_beats_the_factors_out_of_sample():
+    archs, feature, reference = _synthetic()
+    with_feature = Calibration.fit(feature, reference, SMALL).cross_validated()
+    alone = Calibration.fit(feature[[]], reference, SMALL).cross_validated()
+    rho = {name: stats.spearmanr(p[archs], reference[archs]).statistic for name, p in
+           (("feature", with_feature), ("factors", alone))}
+    assert rho["feature"] > 0.8 and rho["feature"] > rho["factors"] + 0.3
+
+
+def test_an_architecture_of_the_fit_is_scored_without_its_own_reference():
+    archs, feature, reference = _synthetic()
+    calibration = Calibration.fit(feature, reference, SMALL)
+    held = archs[4]
+    assert calibration.predict(held, {}) == calibration.cross_validated()[held]
+    moved = reference.copy()
+    moved[held] = 0.0  # its own truth changes: its prediction must not
+    assert Calibration.fit(feature, moved, SMALL).predict(held, {}) == pytest.approx(calibration.predict(held, {}))
+    # an architecture outside the fit needs its scores and gets the full fit's prediction
+    new = next(a.id for a in SMALL.archs() if a.id not in archs)
+    with pytest.raises(NasProxyError, match="needs the 'naswot' score"):
+        calibration.predict(new, {})
+    assert math.isfinite(calibration.predict(new, {"naswot": 20.0}))
+
+
+def test_calibration_survives_json_and_clips_degenerate_scores():
+    archs, feature, reference = _synthetic()
+    feature.iloc[0, 0] = -math.inf  # naswot of a network that maps every image alike
+    calibration = Calibration.fit(feature, reference, SMALL)
+    rebuilt = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())), SMALL)
+    assert rebuilt.cross_validated().equals(calibration.cross_validated())
+    assert np.isfinite(calibration.cross_validated()).all()
+    new = next(a.id for a in SMALL.archs() if a.id not in archs)
+    assert rebuilt.predict(new, {"naswot": -math.inf}) == calibration.predict(new, {"naswot": -math.inf})
+
+
+def test_too_few_reference_architectures_is_a_clear_error():
+    archs, feature, reference = _synthetic(n=MIN_FIT - 1)
+    with pytest.raises(NasProxyError, match=f"at least {MIN_FIT} reference architectures"):
+        Calibration.fit(feature, reference, SMALL)
+
+
+# --- importing a reference -------------------------------------------------------------------------
+
+def _csv(tmp_path, rows, columns="arch,seed,test_acc"):
+    path = tmp_path / "trained_elsewhere.csv"
+    path.write_text(columns + "\n" + "".join(r + "\n" for r in rows))
+    return path
+
+
+def _rows(n=10, seeds=(0, 1)):
+    return [f"{a.id},{s},{0.5 + 0.04 * i + 0.001 * s:.4f}" for i, a in enumerate(SMALL.sample(n, 1)) for s in seeds]
+
+
+def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path))
+    table = import_reference(preset, digits, _csv(tmp_path, _rows()), "6 epochs on a GPU")
+    assert reference_table_path(preset) == imported_table_path(preset)
+    assert len(table) == 20 and table["flops"].gt(0).all() and table["val_acc"].isna().all()
+    assert json.loads(imported_table_path(preset).with_suffix(".json").read_text())["protocol"] == "6 epochs on a GPU"
+    # training rows into an imported truth would mix protocols: refused unless already there
+    inside = [ArchSpec.parse(table["arch"].iloc[0])]
+    assert len(run_reference(preset, digits, inside, progress=False)) == 20
+    outside = [a for a in SMALL.archs() if a.id not in set(table["arch"])][:1]
+    with pytest.raises(NasProxyError, match="is imported .* lacks"):
+        run_reference(preset, digits, outside, progress=False)
+
+
+@pytest.mark.parametrize("rows, columns, message", [
+    (["d1-w32-relu-none-avgpool,0,0.9", "d9-bad,0,0.8"], "arch,seed,test_acc", "line 3: .*d9-bad"),
+    (["d1-w256-relu-none-avgpool,0,0.9"], "arch,seed,test_acc", "line 2: .*not in the study's search space"),
+    (["d1-w32-relu-none-avgpool,0,0.9", "d1-w32-relu-none-avgpool,0,0.8"], "arch,seed,test_acc", "line 3: .*twice"),
+    (["d1-w32-relu-none-avgpool,0"], "arch,seed", "lacks column 'test_acc'"),
+    (["d1-w32-relu-none-avgpool,0,91.5"], "arch,seed,test_acc", "line 2: test_acc 91.5 is not an accuracy"),
+    (["d1-w32-relu-none-avgpool,0,"], "arch,seed,test_acc", "line 2: test_acc nan is not an accuracy"),
+    (["d1-w32-relu-none-avgpool,0,0.9,1.2"], "arch,seed,test_acc,val_acc", "line 2: val_acc 1.2"),
+    (["d1-w32-relu-none-avgpool,0.5,0.9"], "arch,seed,test_acc", "line 2: seed 0.5 is not a whole number"),
+])
+def test_bad_rows_are_one_line_and_nothing_is_written(tmp_path, digits, rows, columns, message):
+    preset = load_preset(write_preset(tmp_path))
+    with pytest.raises(NasProxyError, match=message):
+        import_reference(preset, digits, _csv(tmp_path, rows, columns))
+    assert not imported_table_path(preset).exists() and not imported_table_path(preset).parent.exists()
+
+
+def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
+    path = write_preset(tmp_path)
+    assert main(["reference", str(path), "--import", str(_csv(tmp_path, _rows())), "--protocol", "elsewhere"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 20 rows (10 architectures, 2 seed(s))" in out
+    assert "seed-to-seed ceiling: seed 0 ranks seed 1 at Spearman +1.000" in out
+    assert main(["reference", str(path), "--import", str(tmp_path / "absent.csv")]) == 2
+    assert "absent.csv" in capsys.readouterr().err
+
+
+def test_a_short_reference_protocol_is_warned_about(tmp_path, capsys):
+    preset = load_preset(write_preset(tmp_path))  # 2 epochs
+    assert "too short" in protocol_warning(preset)
+    longer = dataclasses.replace(preset.reference, training=dataclasses.replace(preset.reference.training, epochs=8))
+    assert protocol_warning(dataclasses.replace(preset, reference=longer)) is None
+    assert main(["reference", str(write_preset(tmp_path)), "--archs", "d1-w32-relu-none-avgpool",
+                 "--no-progress"]) == 0
+    assert "warning: [reference] trains 2 epoch(s): too short" in capsys.readouterr().err
+
+
+# --- searching with it -----------------------------------------------------------------------------
+
+def _calibrated_preset(tmp_path, digits):
+    path = write_preset(tmp_path, extra="", reference="")
+    path.write_text(path.read_text() + '\n[score]\nproxy = "calibrated"\nfeatures = ["naswot"]\n')
+    preset = load_preset(path)
+    run_reference(preset, digits, select_archs(preset, "10"), progress=False)
+    return preset
+
+
+def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
+    preset = _calibrated_preset(tmp_path, digits)
+    reference_archs = select_archs(preset, "10")
+    study = run_search(preset, digits, n_trials=4, progress=False, verbose=False)
+    calibration = Calibration.from_dict(study.user_attrs["calibration"], preset.space())
+    assert set(calibration.archs) == {a.id for a in reference_archs}
+    naswot = make_proxy("naswot", preset, digits, progress=False)
+    for trial in study.trials:
+        arch = ArchSpec.parse(trial.user_attrs["arch"])
+        expected = calibration.predict(arch, {"naswot": naswot.score(arch, 0)})
+        assert trial.value == pytest.approx(expected)
+    # more reference rows later do not change the study's scale: it keeps the calibration it recorded
+    run_reference(preset, digits, select_archs(preset, "14"), progress=False)
+    again = run_search(preset, digits, n_trials=6, progress=False, verbose=False)
+    assert again.user_attrs["calibration"] == study.user_attrs["calibration"]
+    assert make_report(preset, plot=False).ranking["proxy_score"].notna().all()
+
+
+def test_a_calibrated_search_without_a_reference_says_what_to_do(tmp_path, digits):
+    path = write_preset(tmp_path)
+    path.write_text(path.read_text() + '\n[score]\nproxy = "calibrated"\n')
+    with pytest.raises(NasProxyError, match=r"holds 0 architectures .*--import FILE.csv"):
+        run_search(load_preset(path), digits, n_trials=2, progress=False, verbose=False)
+
+
+def test_compare_scores_fitted_proxies_leave_one_out_and_counts_their_reference_runs(tmp_path, digits):
+    preset = _calibrated_preset(tmp_path, digits)
+    table = read_reference(reference_table_path(preset))
+    comparison = compare_proxies(preset, digits, ["factors", "calibrated", "naswot"], n_boot=0, plot=False,
+                                 progress=False)
+    rows = comparison.table.set_index("proxy")
+    assert rows.loc["calibrated", "reference_runs"] == len(table) and rows.loc["naswot", "reference_runs"] == 0
+    fitted = make_proxy("calibrated", preset, digits, progress=False).calibration
+    assert comparison.scores["calibrated"].sort_index().equals(fitted.cross_validated().sort_index())
