@@ -73,6 +73,10 @@ class ScoreConfig:
     batch_size: int = 64  # zero-cost proxies: training images in their one batch
     # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
     features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
+    # Multi-fidelity (`calibrated` only): these proxies join the features for the trials Optuna's successive
+    # halving promotes, the best 1/reduction_factor of those scored so far; the others keep the cheap score.
+    refine: list[str] = field(default_factory=list)
+    reduction_factor: int = 3
 
     def __post_init__(self) -> None:
         check_fields(self, "[score]")
@@ -84,6 +88,15 @@ class ScoreConfig:
             raise ConfigError("[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}")
         if len(set(self.features)) != len(self.features):
             raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
+        bad = next((f for f in self.refine if f not in BASE_PROXIES or f in self.features), None)
+        if bad is not None:
+            raise ConfigError("[score]", "refine", f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that "
+                                                   f"are not already features")
+        if self.refine and self.proxy != "calibrated":
+            raise ConfigError("[score]", "refine", f"needs proxy = \"calibrated\" (both fidelities are predictions of "
+                                                   f"the reference rank), got proxy = {self.proxy!r}")
+        if self.reduction_factor < 2:
+            raise ConfigError("[score]", "reduction_factor", f"must be at least 2, got {self.reduction_factor}")
         if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
             raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
                                                          f"is a fraction of one pass)")

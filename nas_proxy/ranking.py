@@ -27,17 +27,27 @@ MIN_PAIRS = 5  # below this many (proxy, reference) pairs a rank correlation say
 
 
 def proxy_scores(study: optuna.Study) -> pd.DataFrame:
-    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds.
+    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds, fidelity.
 
-    Repeated suggestions of one architecture reuse its score, so each architecture counts once.
+    Repeated suggestions of one architecture reuse its score, so each architecture counts once. A
+    trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
     """
     rows = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for trial in study.get_trials(deepcopy=False, states=states):
         attrs = trial.user_attrs
-        if "arch" in attrs and not attrs.get("cached", False):
-            rows.append({"arch": attrs["arch"], "score": trial.value, "trial": trial.number,
-                         "params": attrs.get("params"), "flops": attrs.get("flops"), "seconds": attrs.get("seconds")})
-    table = pd.DataFrame(rows, columns=["arch", "score", "trial", "params", "flops", "seconds"])
+        if "arch" not in attrs or attrs.get("cached", False):
+            continue
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            if not trial.intermediate_values:
+                continue
+            value = trial.intermediate_values[max(trial.intermediate_values)]
+        else:
+            value = trial.value
+        rows.append({"arch": attrs["arch"], "score": value, "trial": trial.number, "params": attrs.get("params"),
+                     "flops": attrs.get("flops"), "seconds": attrs.get("seconds"), "fidelity": attrs.get("fidelity")})
+    columns = ["arch", "score", "trial", "params", "flops", "seconds", "fidelity"]
+    table = pd.DataFrame(rows, columns=columns)
     table = table.drop_duplicates("arch")  # two workers may score one architecture at once; keep the first
     return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
 

@@ -191,6 +191,8 @@ def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.Data
     ranking["reference_rank"] = ranking["reference"].rank(ascending=False, method="min")
     ranking["mflops"] = ranking["flops"] / 1e6
     columns = ["rank", "arch", "score", "reference", "reference_rank", "params", "mflops", "seconds", "trial"]
+    if ranking["fidelity"].notna().any():  # a multi-fidelity study: which score each architecture reached
+        columns.insert(3, "fidelity")
     return ranking[columns].rename(columns={"score": "proxy_score", "reference": f"reference_{metric}",
                                             "seconds": "proxy_seconds"})
 

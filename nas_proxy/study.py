@@ -36,6 +36,7 @@ Example (a preset of one's own; keys left out take their defaults; results go to
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -184,6 +185,14 @@ def _retry(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallb
         return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry)
 
 
+def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
+    """Successive halving over the fidelities when the preset refines its score, else none."""
+    if not score.refine:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=score.reduction_factor,
+                                                  min_early_stopping_rate=0)
+
+
 def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=config.sampler_seed)
@@ -218,11 +227,11 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
     space = preset.space()
     url = preset.study.storage_url
     with _storage_errors(url):
-        storage, sampler = _storage(preset.study), _sampler(preset.study)
+        storage, sampler, pruner = _storage(preset.study), _sampler(preset.study), _pruner(preset.score)
         try:  # load first: create_study(load_if_exists=True) appends to a journal even when the study exists
-            study = optuna.load_study(study_name=preset.study.name, storage=storage, sampler=sampler)
+            study = optuna.load_study(study_name=preset.study.name, storage=storage, sampler=sampler, pruner=pruner)
         except KeyError:
-            study = optuna.create_study(study_name=preset.study.name, storage=storage, sampler=sampler,
+            study = optuna.create_study(study_name=preset.study.name, storage=storage, sampler=sampler, pruner=pruner,
                                         direction="maximize", load_if_exists=True)
     recorded = study.user_attrs.get("search_space")
     choices = {axis: list(values) for axis, values in space.choices().items()}
@@ -236,24 +245,39 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
     return study
 
 
-def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy) -> None:
-    """Record the proxy's settings (and calibration) on the study, or refuse a study scored by another one."""
+def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None) -> None:
+    """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
+
+    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``).
+    """
+    settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
     recorded = study.user_attrs.get("proxy")
     if recorded is None:
-        study.set_user_attr("proxy", proxy.settings)
+        study.set_user_attr("proxy", settings)
         if proxy.calibration is not None:
             study.set_user_attr("calibration", proxy.calibration.to_dict())
-    elif recorded != proxy.settings:
+        if refined is not None and refined.calibration is not None:
+            study.set_user_attr("calibration_refined", refined.calibration.to_dict())
+    elif recorded != settings:
         raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
                             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
                             f"[proxy], [condense] and [score] settings")
 
 
-def _search_proxy(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> Proxy:
-    """The preset's proxy; a fitted one reuses the calibration the study recorded, so every trial shares it."""
-    recorded = study.user_attrs.get("calibration")
-    calibration = Calibration.from_dict(recorded, preset.space()) if recorded else None
-    return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration)
+def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> tuple[Proxy, Proxy | None]:
+    """The preset's proxy and, with ``[score].refine``, its higher fidelity; fitted ones reuse the calibrations
+    the study recorded, so every trial and worker shares them."""
+    def recorded(key: str) -> Calibration | None:
+        fit = study.user_attrs.get(key)
+        return Calibration.from_dict(fit, preset.space()) if fit else None
+
+    proxy = make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=recorded("calibration"))
+    if not preset.score.refine:
+        return proxy, None
+    score = dataclasses.replace(preset.score, features=[*preset.score.features, *preset.score.refine], refine=[])
+    refined = make_proxy(preset.score.proxy, dataclasses.replace(preset, score=score), data, progress=progress,
+                         calibration=recorded("calibration_refined"))
+    return proxy, refined
 
 
 def load_study(preset: Preset | str | Path) -> optuna.Study:
@@ -286,8 +310,13 @@ def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTri
     return None
 
 
-def make_objective(preset: Preset, data: Dataset, proxy: Proxy):
-    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds)."""
+def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None):
+    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds).
+
+    With ``refined`` (multi-fidelity), the proxy's score is reported as the first fidelity; a trial
+    the pruner stops there keeps it (pruned, ``fidelity`` 0), the others go on to ``refined``'s
+    score (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
+    """
     space = preset.space()
     seeds = range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds)
     reference_path = reference_table_path(preset)
@@ -305,13 +334,22 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy):
                 trial.set_user_attr(key, earlier.user_attrs[key])
             trial.set_user_attr("cached", True)
             return earlier.value
-        tic = time.perf_counter()
-        with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
-            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
-        trial.set_user_attr("seconds", time.perf_counter() - tic)
         params, flops = network_size(arch, data)
         trial.set_user_attr("params", params)
         trial.set_user_attr("flops", flops)
+        tic = time.perf_counter()
+        with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
+            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
+        if refined is not None:
+            trial.report(score, 1)  # successive halving's first rung
+            trial.set_user_attr("fidelity", 0)
+            if trial.should_prune():
+                trial.set_user_attr("seconds", time.perf_counter() - tic)
+                raise optuna.TrialPruned()
+            with interruptible():
+                score = sum(refined.score(arch, seed) for seed in seeds) / len(seeds)
+            trial.set_user_attr("fidelity", 1)
+        trial.set_user_attr("seconds", time.perf_counter() - tic)
         return score
 
     return objective
@@ -380,10 +418,10 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
         if sample:  # before the proxy: a calibrated one is fitted on the reference
             run_reference(preset, data, sample, progress=progress)
         study = open_study(preset)
-        proxy = _search_proxy(preset, data, study, progress)
-        record_proxy(study, preset, proxy)
+        proxy, refined = _search_proxies(preset, data, study, progress)
+        record_proxy(study, preset, proxy, refined)
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
-            study.set_user_attr("setup_seconds", proxy.setup_seconds)
+            study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
         enqueue_archs(study, sample)
         done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = len(study.get_trials(deepcopy=False, states=done_states))
@@ -408,7 +446,7 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
 
             retry_dead_workers(study)
             callbacks.append(retry_dead_workers)
-        study.optimize(make_objective(preset, data, proxy), n_trials=target - done, show_progress_bar=progress,
+        study.optimize(make_objective(preset, data, proxy, refined), n_trials=target - done, show_progress_bar=progress,
                        callbacks=[*callbacks, interrupt.callback])
     return study
 

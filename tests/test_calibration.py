@@ -190,3 +190,29 @@ def test_compare_scores_fitted_proxies_leave_one_out_and_counts_their_reference_
     assert rows.loc["calibrated", "reference_runs"] == len(table) and rows.loc["naswot", "reference_runs"] == 0
     fitted = make_proxy("calibrated", preset, digits, progress=False).calibration
     assert comparison.scores["calibrated"].sort_index().equals(fitted.cross_validated().sort_index())
+
+
+def test_multi_fidelity_refines_only_the_promoted_trials_and_ranks_both(tmp_path, digits):
+    preset = _calibrated_preset(tmp_path, digits)
+    score = dataclasses.replace(preset.score, refine=["synflow"], reduction_factor=2)
+    preset = dataclasses.replace(preset, score=score)
+    study = run_search(preset, digits, n_trials=8, progress=False, verbose=False)
+    states = [t.state for t in study.trials]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert pruned and complete and len(states) == 8
+    assert {t.user_attrs["fidelity"] for t in pruned} == {0} and {t.user_attrs["fidelity"] for t in complete} == {1}
+    refined = Calibration.from_dict(study.user_attrs["calibration_refined"], preset.space())
+    assert refined.features == ("naswot", "synflow")
+    ranking = make_report(preset, plot=False).ranking
+    assert set(ranking["fidelity"]) == {0, 1} and len(ranking) == len({t.user_attrs["arch"] for t in study.trials})
+    first = {t.user_attrs["arch"]: t.intermediate_values[1] for t in pruned}
+    shown = ranking.set_index("arch")["proxy_score"]
+    assert all(shown[a] == pytest.approx(v) for a, v in first.items())  # pruned: ranked by their first fidelity
+
+
+def test_refine_needs_a_calibrated_proxy(tmp_path):
+    path = write_preset(tmp_path)
+    path.write_text(path.read_text() + '\n[score]\nproxy = "naswot"\nrefine = ["synflow"]\n')
+    with pytest.raises(NasProxyError, match=r"\[score\].refine needs proxy = \"calibrated\""):
+        load_preset(path)
