@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from _common import publish
-from nas_proxy import Preset, compare_proxies, load_dataset, load_preset
+from nas_proxy import Preset, compare_proxies, load_preset, preset_data
 from nas_proxy.ranking import factor_bias, rank_agreement, rank_ensemble
 from nas_proxy.report import markdown_table
 
@@ -100,8 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
-    data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
-                        seed=preset.study.split_seed)
+    data = preset_data(preset, args.data_root)
     rows = []
     for name in args.variants.split(","):
         if name == "dm-2sets":

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from _common import publish
-from nas_proxy import load_dataset, load_preset, select_archs, train_proxy
+from nas_proxy import load_preset, preset_data, select_archs, train_proxy
 
 
 def main() -> None:
@@ -37,8 +37,7 @@ def main() -> None:
         parser.error("needs at least 5 architectures: pass --archs N")
     epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else [protocol.epochs // 2, protocol.epochs,
                                                                              2 * protocol.epochs]
-    data = load_dataset(preset.study.dataset, args.data_root, val_fraction=preset.study.val_fraction,
-                        seed=preset.study.split_seed)
+    data = preset_data(preset, args.data_root)
     runs = [(e, 0) for e in epochs] + [(protocol.epochs, 1)]  # the second seed at the preset's epochs
     rows = []
     for arch in select_archs(preset, str(n)):

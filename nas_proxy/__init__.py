@@ -23,7 +23,8 @@ from nas_proxy.calibration import Calibration
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.reference import (ReferenceConfig, import_reference, read_reference, reference_table_path, run_reference,
                                  seed_ceiling, select_archs)
-from nas_proxy.study import Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy.study import (Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, preset_data,
+                             run_search)
 from nas_proxy.proxies import PROXIES, Proxy, ScoreConfig, make_proxy
 from nas_proxy.report import Report, make_report
 from nas_proxy.compare import Comparison, compare_proxies
@@ -33,6 +34,6 @@ __all__ = [
     "ConvNet", "DSAParams", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy", "ProxyConfig", "ProxyResult",
     "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet",
     "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs", "import_reference",
-    "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "proxy_scores", "rank_agreement", "read_reference",
+    "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "preset_data", "proxy_scores", "rank_agreement", "read_reference",
     "reference_table_path", "run_reference", "run_search", "seed_ceiling", "select_archs", "train_proxy", "__version__",
 ]

@@ -34,7 +34,7 @@ from nas_proxy.reference import (REFERENCE_DEFAULTS, import_reference, protocol_
                                  reference_table_path, run_reference, seed_ceiling, select_archs)
 from nas_proxy.ranking import MIN_PAIRS, correlation_line, interval
 from nas_proxy.report import Report, make_report
-from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, run_search
+from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, preset_data, run_search
 
 
 def _device(name: str) -> str:
@@ -147,8 +147,7 @@ def _load_preset(args: argparse.Namespace) -> Preset:
 
 
 def _preset_data(preset: Preset, data_root: Path | None, device: str) -> Dataset:
-    return load_dataset(preset.study.dataset, data_root, val_fraction=preset.study.val_fraction,
-                        seed=preset.study.split_seed, device=_device(device))
+    return preset_data(preset, data_root, _device(device))
 
 
 def worker_devices(device: str, workers: int) -> list[str]:

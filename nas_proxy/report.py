@@ -110,6 +110,9 @@ class Report:
         return lines + [""]
 
 
+FACTORS_ALONE = "factors alone"
+
+
 def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int,
                  seed: int) -> pd.DataFrame | None:
     """Leave-one-out agreement of the study's recorded calibration and of the factors alone, and the ceiling."""
@@ -119,10 +122,14 @@ def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFram
     calibration = Calibration.from_dict(recorded, preset.space())
     factors_only = Calibration(features=(), archs=calibration.archs, scores=tuple(() for _ in calibration.archs),
                                reference=calibration.reference, space=calibration.space)
-    rows = [{"ranking": "calibrated (the study's)", **rank_agreement(calibration.cross_validated(), reference,
-                                                                      n_boot=n_boot, seed=seed)},
-            {"ranking": "factors alone", **rank_agreement(factors_only.cross_validated(), reference, n_boot=n_boot,
-                                                          seed=seed)}]
+    rows = [{"ranking": f"calibrated: factors + {' + '.join(calibration.features) or 'no scores'}",
+             **rank_agreement(calibration.cross_validated(), reference, n_boot=n_boot, seed=seed)}]
+    if study_attrs.get("calibration_refined"):
+        refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
+        rows.append({"ranking": f"promoted trials: factors + {' + '.join(refined.features)}",
+                     **rank_agreement(refined.cross_validated(), reference, n_boot=n_boot, seed=seed)})
+    rows.append({"ranking": FACTORS_ALONE, **rank_agreement(factors_only.cross_validated(), reference,
+                                                            n_boot=n_boot, seed=seed)})
     ceiling = seed_ceiling(table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot,
                            seed=seed)
     if ceiling is not None:
@@ -271,10 +278,11 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     calibration = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
     if calibration is not None:
         fitted = study.user_attrs["calibration"]
+        rows = calibration.set_index("ranking")
         agreement.update(calibration_n=len(fitted["archs"]), calibration_features=fitted["features"],
-                         **{f"calibration_{key}": calibration[key].iloc[0] for key in
+                         **{f"calibration_{key}": rows[key].iloc[0] for key in
                             ("spearman", "spearman_low", "spearman_high", "kendall", "top20_spearman", "precision10")},
-                         **{f"factors_{key}": calibration[key].iloc[1] for key in
+                         **{f"factors_{key}": rows.loc[FACTORS_ALONE, key] for key in
                             ("spearman", "spearman_low", "spearman_high")})
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
     report = Report(preset.study.name, ranking, agreement, calibration=calibration)

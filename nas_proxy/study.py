@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
+import torch
 from tqdm.auto import tqdm
 
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
@@ -52,7 +53,7 @@ from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
 from nas_proxy.calibration import Calibration
 from nas_proxy.condensation import CondenseConfig
-from nas_proxy.data import Dataset
+from nas_proxy.data import Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import network_size
 from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy
@@ -151,6 +152,12 @@ def load_preset(name_or_path: str | Path) -> Preset:
     preset = Preset(path=path, **configs)
     preset.space()  # the search space must exist and be valid
     return preset
+
+
+def preset_data(preset: Preset, root: str | Path | None = None, device: str | torch.device = "cpu") -> Dataset:
+    """The preset's data set, split as ``[study]`` says (``root`` as :func:`~nas_proxy.load_dataset` takes it)."""
+    return load_dataset(preset.study.dataset, root, val_fraction=preset.study.val_fraction,
+                        seed=preset.study.split_seed, device=device)
 
 
 def _journal_file(url: str) -> Path | None:
@@ -418,6 +425,9 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
         if sample:  # before the proxy: a calibrated one is fitted on the reference
             run_reference(preset, data, sample, progress=progress)
         study = open_study(preset)
+        if preset.score.proxy == "calibrated" and "calibration" not in study.user_attrs:
+            scores = ", ".join([*preset.score.features, *preset.score.refine])
+            say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
         proxy, refined = _search_proxies(preset, data, study, progress)
         record_proxy(study, preset, proxy, refined)
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
@@ -451,4 +461,4 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     return study
 
 
-__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "record_proxy", "run_search", "suggest_arch"]
+__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "preset_data", "record_proxy", "run_search", "suggest_arch"]

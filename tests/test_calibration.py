@@ -134,6 +134,12 @@ def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
     assert "seed-to-seed ceiling: seed 0 ranks seed 1 at Spearman +1.000" in out
     assert main(["reference", str(path), "--import", str(tmp_path / "absent.csv")]) == 2
     assert "absent.csv" in capsys.readouterr().err
+    bad = _csv(tmp_path, ["d1-w32-relu-none-avgpool,0,93.1"])
+    assert main(["reference", str(path), "--import", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2: test_acc 93.1 is not an accuracy" in err and "Traceback" not in err
+    assert main(["reference", str(path), "--protocol", "x", "--archs", "2"]) == 2
+    assert "--protocol describes an imported table" in capsys.readouterr().err
 
 
 def test_a_short_reference_protocol_is_warned_about(tmp_path, capsys):
@@ -171,7 +177,15 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     run_reference(preset, digits, select_archs(preset, "14"), progress=False)
     again = run_search(preset, digits, n_trials=6, progress=False, verbose=False)
     assert again.user_attrs["calibration"] == study.user_attrs["calibration"]
-    assert make_report(preset, plot=False).ranking["proxy_score"].notna().all()
+    report = make_report(preset, plot=False)
+    assert report.ranking["proxy_score"].notna().all()
+    text = report.markdown()
+    assert "## Calibration: fitted on 10 reference architectures (features: naswot" in text
+    assert "| factors alone |" in text and "| calibrated: factors + naswot |" in text
+    loo = calibration.cross_validated()
+    assert report.agreement["calibration_spearman"] == pytest.approx(
+        stats.spearmanr(loo, read_reference(reference_table_path(preset)).groupby("arch")["test_acc"].mean()[loo.index])
+        .statistic)
 
 
 def test_a_calibrated_search_without_a_reference_says_what_to_do(tmp_path, digits):
