@@ -127,7 +127,13 @@ def main() -> None:
         return sum(3.0 * network_size(ArchSpec.parse(a), data)[1] for a in ids) * args.reference_images * \
             args.reference_epochs
 
+    def feature_flops(name: str, ids: list[str]) -> float:  # forward passes a feature's score takes, per arch
+        passes = {"grad_norm": 3 * preset.score.batch_size, "naswot": preset.score.batch_size,
+                  "synflow": 3}.get(name, 3 * preset.proxy.epochs * preset.condense.ipc * data.num_classes + len(data.val))
+        return sum(passes * network_size(ArchSpec.parse(a), data)[1] for a in ids)
+
     space_flops = train_flops([a.id for a in space.archs()])
+    scoring = sum(feature_flops(f, list(truth.index)) for f in features)
     used_all = train_flops(list(table["arch"]))
     used_first = train_flops(list(first_seed.index))
     extra = [f for f in features if f in ACCURACY_PROXIES]
@@ -136,7 +142,8 @@ def main() -> None:
              f"ranked by a fit without it, ridge penalty chosen inside the fit). Cost of the reference runs a fit "
              f"uses, as training arithmetic against training all {len(space)} architectures once "
              f"({args.reference_epochs} epochs on {args.reference_images} images): both seeds "
-             f"{used_all / space_flops:.3f}, seed {table['seed'].min()} only {used_first / space_flops:.3f}. "
+             f"{used_all / space_flops:.3f}, seed {table['seed'].min()} only {used_first / space_flops:.3f}; scoring "
+             f"the {len(truth)} architectures with every feature above {scoring / space_flops:.4f}. "
              f"Feature scores cost the seconds shown per architecture"
              + (f" ({', '.join(extra)} also need their own training)" if extra else "") + ".")
     publish(f"Calibrated ranking: {preset.study.name} against {len(truth)} converged reference architectures",

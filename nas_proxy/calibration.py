@@ -22,7 +22,8 @@ Example:
     >>> calibration = Calibration.fit(scores, reference, space)
     >>> calibration.features, len(calibration.cross_validated())
     (('naswot',), 12)
-    >>> 0.0 <= calibration.predict(archs[0], {"naswot": 0.0}) <= 1.5
+    >>> new = space.archs()[20].id  # not in the fit: predicted from its score
+    >>> isinstance(calibration.predict(new, {"naswot": 3.0}), float)
     True
 """
 
