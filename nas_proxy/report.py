@@ -37,7 +37,7 @@ import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.proxies import ACCURACY_PROXIES
-from nas_proxy.ranking import MIN_PAIRS, TOP_K, interval, proxy_scores, rank_agreement
+from nas_proxy.ranking import MIN_PAIRS, TOP_K, factor_bias, interval, proxy_scores, rank_agreement
 from nas_proxy.calibration import Calibration
 from nas_proxy.reference import (imported_table_path, read_reference, reference_accuracy, reference_protocol, reference_table_path,
                                  seed_ceiling)
@@ -54,6 +54,7 @@ class Report:
     agreement: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     calibration: pd.DataFrame | None = None  # a fitted proxy's leave-one-out agreement (see calibration_lines)
+    bias: pd.DataFrame | None = None  # its per-choice rank error beside the factors alone's
 
     def markdown(self, rows: int | None = None) -> str:
         a = self.agreement
@@ -107,6 +108,9 @@ class Report:
             lines.append(f"| {row['ranking']} | {statistic(row, 'spearman')} {interval(row, 'spearman')} | "
                          f"{statistic(row, 'kendall')} {interval(row, 'kendall')} | {top20} | {precision(row, 10)} | "
                          f"{row['regret']:.2f} | {row['n']} |")
+        if self.bias is not None:
+            lines += ["", "Mean rank error per architecture choice, leave-one-out (predicted rank - reference rank "
+                          "among the networks with it; > 0: over-rated)", "", markdown_table(self.bias)]
         return lines + [""]
 
 
@@ -114,27 +118,31 @@ FACTORS_ALONE = "factors alone"
 
 
 def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int,
-                 seed: int) -> pd.DataFrame | None:
-    """Leave-one-out agreement of the study's recorded calibration and of the factors alone, and the ceiling."""
+                 seed: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Leave-one-out agreement of the study's recorded calibrations and of the factors alone, with the ceiling;
+    and their per-choice rank error (:func:`factor_bias`)."""
     recorded = study_attrs.get("calibration")
     if not recorded:
-        return None
+        return None, None
     calibration = Calibration.from_dict(recorded, preset.space())
     factors_only = Calibration(features=(), archs=calibration.archs, scores=tuple(() for _ in calibration.archs),
                                reference=calibration.reference, space=calibration.space)
-    rows = [{"ranking": f"calibrated: factors + {' + '.join(calibration.features) or 'no scores'}",
-             **rank_agreement(calibration.cross_validated(), reference, n_boot=n_boot, seed=seed)}]
+    predictions = {f"calibrated: factors + {' + '.join(calibration.features) or 'no scores'}":
+                   calibration.cross_validated()}
     if study_attrs.get("calibration_refined"):
         refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
-        rows.append({"ranking": f"promoted trials: factors + {' + '.join(refined.features)}",
-                     **rank_agreement(refined.cross_validated(), reference, n_boot=n_boot, seed=seed)})
-    rows.append({"ranking": FACTORS_ALONE, **rank_agreement(factors_only.cross_validated(), reference,
-                                                            n_boot=n_boot, seed=seed)})
+        predictions[f"promoted trials: factors + {' + '.join(refined.features)}"] = refined.cross_validated()
+    predictions[FACTORS_ALONE] = factors_only.cross_validated()
+    rows = [{"ranking": name, **rank_agreement(prediction, reference, n_boot=n_boot, seed=seed)}
+            for name, prediction in predictions.items()]
     ceiling = seed_ceiling(table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot,
                            seed=seed)
     if ceiling is not None:
         rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling})
-    return pd.DataFrame(rows)
+    bias = pd.DataFrame({name: factor_bias(prediction, reference).set_index(["axis", "value"])["rank_error"]
+                         for name, prediction in predictions.items()}).round(1)
+    bias.index = [f"{axis}={value}" for axis, value in bias.index]
+    return pd.DataFrame(rows), bias.rename_axis("choice").reset_index()
 
 
 def _plural(count: int, noun: str) -> str:
@@ -275,7 +283,7 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
         proxy_seconds_mean=float(scores["seconds"].mean()) if len(scores) else math.nan,
         reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean()) if len(table) else math.nan,
     )
-    calibration = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
     if calibration is not None:
         fitted = study.user_attrs["calibration"]
         rows = calibration.set_index("ranking")
@@ -285,7 +293,7 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
                          **{f"factors_{key}": rows.loc[FACTORS_ALONE, key] for key in
                             ("spearman", "spearman_low", "spearman_high")})
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
-    report = Report(preset.study.name, ranking, agreement, calibration=calibration)
+    report = Report(preset.study.name, ranking, agreement, calibration=calibration, bias=bias)
     files = [atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
              atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),
              atomic_write(out / "summary.json", lambda tmp: tmp.write_text(

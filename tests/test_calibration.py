@@ -182,6 +182,9 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     text = report.markdown()
     assert "## Calibration: fitted on 10 reference architectures (features: naswot" in text
     assert "| factors alone |" in text and "| calibrated: factors + naswot |" in text
+    bias = report.bias.set_index("choice")
+    assert list(bias.columns) == ["calibrated: factors + naswot", "factors alone"] and "depth=1" in bias.index
+    assert "Mean rank error per architecture choice" in text
     loo = calibration.cross_validated()
     assert report.agreement["calibration_spearman"] == pytest.approx(
         stats.spearmanr(loo, read_reference(reference_table_path(preset)).groupby("arch")["test_acc"].mean()[loo.index])
