@@ -71,24 +71,15 @@ def rank_quantile(values: pd.Series) -> pd.Series:
     return pd.Series((ranks - 1) / max(1, len(values) - 1), index=values.index)
 
 
-def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    return mean, np.where(scale > 0, scale, 1.0)
+def _standardise(x: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``new`` scaled by ``x``'s column means and spreads (a constant column stays as it is)."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (x - mean) / scale, (new - mean) / scale
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(mean, scale, weights, intercept) of a ridge fit on standardised ``x``; the intercept is not penalised."""
-    mean, scale = _standardise(x)
-    z = (x - mean) / scale
-    weights = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-    return mean, scale, weights, float(y.mean())
-
-
-def _loo_error(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
-    """Mean squared leave-one-out error of a ridge fit, in closed form (no refits)."""
-    mean, scale = _standardise(x)
-    z = (x - mean) / scale
+def _loo_error(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """Mean squared leave-one-out error of a ridge fit on standardised ``z``, in closed form (no refits)."""
     inverse = np.linalg.inv(z.T @ z + alpha * np.eye(z.shape[1]))
     hat = np.einsum("ij,jk,ik->i", z, inverse, z) + 1 / len(y)  # + 1/n: the fitted intercept
     residual = y - (z @ (inverse @ (z.T @ (y - y.mean()))) + y.mean())
@@ -96,12 +87,14 @@ def _loo_error(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
 
 
 def _fit_predict(x: np.ndarray, accuracy: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Fit on (x, rank quantile of ``accuracy``) and predict ``new``; ranked here, among the fit's rows only,
-    so a held-out architecture's accuracy cannot move the others' targets."""
+    """Fit a ridge on (x, rank quantile of ``accuracy``) and predict ``new``; the penalty is chosen by
+    leave-one-out, the intercept is not penalised. Ranked here, among the fit's rows only, so a held-out
+    architecture's accuracy cannot move the others' targets."""
     y = rank_quantile(pd.Series(accuracy)).to_numpy()
-    alpha = min(ALPHAS, key=lambda a: _loo_error(x, y, a))
-    mean, scale, weights, intercept = _ridge(x, y, alpha)
-    return ((new - mean) / scale) @ weights + intercept
+    z, new = _standardise(x, new)
+    alpha = min(ALPHAS, key=lambda a: _loo_error(z, y, a))
+    weights = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    return new @ weights + y.mean()
 
 
 MIN_FIT = 8  # fewer reference architectures than this cannot fit the factors
@@ -134,31 +127,33 @@ class Calibration:
                    tuple(tuple(float(v) for v in row) for row in both[list(scores.columns)].to_numpy()),
                    tuple(float(v) for v in both["__reference__"]), space)
 
-    def _transformed(self, scores: np.ndarray) -> np.ndarray:
+    def _values(self, scores: Sequence[Sequence[float]]) -> np.ndarray:
+        """Raw scores (a row per architecture) as regression inputs, by :func:`feature_value`."""
+        return np.array([[feature_value(name, s) for name, s in zip(self.features, row)] for row in scores],
+                        dtype=float).reshape(len(scores), len(self.features))
+
+    def _transformed(self, scores: Sequence[Sequence[float]]) -> np.ndarray:
         """Feature values as inputs; -inf (naswot of a network that maps images alike) and NaN are clipped to
         the fit's range, so one degenerate score cannot dominate a linear model."""
-        values = np.array([[feature_value(name, s) for name, s in zip(self.features, row)] for row in scores],
-                          dtype=float).reshape(len(scores), len(self.features))
+        values = self._values(scores)
         low, high, middle = self._bounds
         return np.where(np.isnan(values), middle, np.clip(values, low, high))
 
     @functools.cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        fit = np.array([[feature_value(name, s) for name, s in zip(self.features, row)] for row in self.scores],
-                       dtype=float).reshape(len(self.scores), len(self.features))
+        fit = self._values(self.scores)
         finite = np.where(np.isfinite(fit), fit, np.nan)
         with np.errstate(all="ignore"):
             low, high, middle = np.nanmin(finite, 0), np.nanmax(finite, 0), np.nanmedian(finite, 0)
         return np.nan_to_num(low), np.nan_to_num(high), np.nan_to_num(middle)
 
-    def _inputs(self, archs: Sequence[str], scores: np.ndarray) -> np.ndarray:
+    def _inputs(self, archs: Sequence[str], scores: Sequence[Sequence[float]]) -> np.ndarray:
         return np.column_stack([factors(archs, self.space).to_numpy(), self._transformed(scores)])
 
     @functools.cached_property
     def _data(self) -> tuple[np.ndarray, np.ndarray]:
         """Inputs of the fit's architectures and their raw reference accuracies (ranked per fit, see _fit_predict)."""
-        x = self._inputs(self.archs, np.array(self.scores, dtype=float).reshape(len(self.archs), len(self.features)))
-        return x, np.array(self.reference, dtype=float)
+        return self._inputs(self.archs, self.scores), np.array(self.reference, dtype=float)
 
     def cross_validated(self) -> pd.Series:
         """Leave-one-out predictions for the architectures of the fit (each from a fit without it)."""
@@ -187,8 +182,11 @@ class Calibration:
         if missing:
             raise NasProxyError(f"calibration needs the {missing[0]!r} score of {arch_id}")
         x, y = self._data
-        new = self._inputs([arch_id], np.array([[scores[name] for name in self.features]], dtype=float))
-        return float(_fit_predict(x, y, new)[0])
+        return float(_fit_predict(x, y, self._inputs([arch_id], [[scores[name] for name in self.features]]))[0])
+
+    def factors_only(self) -> Calibration:
+        """The same fit without scores: the baseline a calibration must beat to be worth its data."""
+        return Calibration((), self.archs, tuple(() for _ in self.archs), self.reference, self.space)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (for a study's user attributes); :meth:`from_dict` rebuilds it."""

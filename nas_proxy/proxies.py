@@ -231,7 +231,7 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
         check_same_data(table, data, path)
         reference = reference_accuracy(table, preset.reference.metric)
         space = preset.space()
-        archs = [ArchSpec.parse(a) for a in reference.index if ArchSpec.parse(a) in space]
+        archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
         if len(archs) < MIN_FIT:
             raise NasProxyError(f"[score].proxy = {name!r} is fitted on the reference table, which holds "
                                 f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
@@ -290,5 +290,5 @@ def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Pat
     return table[wanted]
 
 
-__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path", "get_condensed_set", "make_proxy",
-           "network_size", "read_scores", "score_archs", "score_table_path"]
+__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path",
+           "get_condensed_set", "make_proxy", "read_scores", "score_archs", "score_table_path"]

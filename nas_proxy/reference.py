@@ -157,10 +157,10 @@ def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol
     then use it in place of a computed table; ``--import`` again replaces it.
     """
     source = Path(source)
-    raw = read_table(source, ["arch", "seed", "test_acc"], "reference table to import",
-                     "it needs columns arch, seed, test_acc (val_acc optional)", dtype={"arch": str})
     if not source.is_file():
         raise NasProxyError(f"no file to import at {source}; pass the path of a CSV with columns arch, seed, test_acc")
+    raw = read_table(source, ["arch", "seed", "test_acc"], "reference table to import",
+                     "it needs columns arch, seed, test_acc (val_acc optional)", dtype={"arch": str})
     if raw.empty:
         raise NasProxyError(f"{source}: no rows to import")
     space = preset.space()
@@ -168,12 +168,14 @@ def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol
     if metric not in raw:
         raise NasProxyError(f"{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set "
                             f"metric = \"test_acc\"")
+    archs = []
     for line, row in zip(range(2, len(raw) + 2), raw.itertuples(index=False)):
         where = f"{source}, line {line}"
         try:
             arch = ArchSpec.parse(str(row.arch))
         except NasProxyError as exc:
             raise NasProxyError(f"{where}: {exc}") from None
+        archs.append(arch)
         if arch not in space:
             raise NasProxyError(f"{where}: {arch.id} is not in the study's search space {space.name!r}; import only "
                                 f"architectures of it")
@@ -189,9 +191,9 @@ def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol
         line = int(duplicated.to_numpy().argmax()) + 2
         raise NasProxyError(f"{source}, line {line}: {raw['arch'].iloc[line - 2]} seed {raw['seed'].iloc[line - 2]} "
                             f"appears twice; keep one row per (arch, seed)")
-    sizes = [network_size(ArchSpec.parse(a), data) for a in raw["arch"]]
+    sizes = [network_size(arch, data) for arch in archs]
     table = pd.DataFrame({
-        "arch": [ArchSpec.parse(a).id for a in raw["arch"]], "seed": raw["seed"].astype(int),
+        "arch": [arch.id for arch in archs], "seed": raw["seed"].astype(int),
         "val_acc": raw.get("val_acc", math.nan), "test_acc": raw["test_acc"],
         "params": [p for p, _ in sizes], "flops": [f for _, f in sizes], "seconds": raw.get("seconds", math.nan),
         "epochs": raw.get("epochs", math.nan), "train_size": math.nan, "device": "imported", "fingerprint": math.nan,

@@ -125,14 +125,12 @@ def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFram
     if not recorded:
         return None, None
     calibration = Calibration.from_dict(recorded, preset.space())
-    factors_only = Calibration(features=(), archs=calibration.archs, scores=tuple(() for _ in calibration.archs),
-                               reference=calibration.reference, space=calibration.space)
     predictions = {f"calibrated: factors + {' + '.join(calibration.features) or 'no scores'}":
                    calibration.cross_validated()}
     if study_attrs.get("calibration_refined"):
         refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
         predictions[f"promoted trials: factors + {' + '.join(refined.features)}"] = refined.cross_validated()
-    predictions[FACTORS_ALONE] = factors_only.cross_validated()
+    predictions[FACTORS_ALONE] = calibration.factors_only().cross_validated()
     rows = [{"ranking": name, **rank_agreement(prediction, reference, n_boot=n_boot, seed=seed)}
             for name, prediction in predictions.items()]
     ceiling = seed_ceiling(table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot,
