@@ -17,7 +17,7 @@ from nas_proxy.condensation import CondenseConfig, CondensedSet, condense, match
 from nas_proxy.data import DATASETS, Dataset, DataError, Split, default_data_root, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters
-from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxy
+from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxies, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
 from nas_proxy.calibration import Calibration
 from nas_proxy.ranking import proxy_scores, rank_agreement
@@ -35,5 +35,5 @@ __all__ = [
     "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet",
     "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs", "import_reference",
     "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "preset_data", "proxy_scores", "rank_agreement", "read_reference",
-    "reference_table_path", "run_reference", "run_search", "seed_ceiling", "select_archs", "train_proxy", "__version__",
+    "reference_table_path", "run_reference", "run_search", "seed_ceiling", "select_archs", "train_proxies", "train_proxy", "__version__",
 ]

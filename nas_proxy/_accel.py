@@ -2,8 +2,8 @@
 
 Measured on a 2-core AVX-512-BF16 CPU (benchmarks/RESULTS.md, proxy evaluation speed):
 bf16 autocast trains the default ConvNet 1.3-1.7x faster than fp32 with the same accuracy,
-channels_last only pays together with ``torch.compile`` on a CPU (eager GroupNorm is slow in
-it), and glibc's habit of serving every block above 32 MB with a fresh ``mmap`` costs a page
+eager channels_last pays on a CPU for networks without instance or layer norm (their kernels are
+slow in it), and glibc's habit of serving every block above 32 MB with a fresh ``mmap`` costs a page
 fault per touched page of every large activation, about a quarter of an fp32 training step.
 """
 
@@ -103,9 +103,18 @@ def deterministic(device: torch.device | str, enabled: bool = True) -> Iterator[
         torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
-def memory_format(device: torch.device, compiled: bool) -> torch.memory_format:
-    """channels_last on CUDA, and on a CPU only for compiled networks (measured, see module docstring)."""
-    return torch.channels_last if device.type == "cuda" or compiled else torch.contiguous_format
+# Eager CPU kernels that run faster in channels_last (pooling 10x, batch norm 3x, conv 2x on a 2-core AVX2 CPU):
+# the norms whose kernels do too. Instance norm (GroupNorm with a group per channel) and layer norm run 1.1-2x
+# slower in it, so those networks stay channels-first (benchmarks/RESULTS.md, "Memory format per norm").
+_CHANNELS_LAST_NORMS = ("none", "batchnorm", "groupnorm")
+
+
+def memory_format(device: torch.device, compiled: bool, norm: str | None = None) -> torch.memory_format:
+    """channels_last on CUDA and for compiled networks; eager on a CPU, only for a network whose ``norm`` is
+    faster in it (measured, see ``_CHANNELS_LAST_NORMS``). ``norm=None`` (no network in view): channels-first."""
+    if device.type == "cuda" or compiled or norm in _CHANNELS_LAST_NORMS:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 @functools.cache
@@ -126,3 +135,16 @@ def tune_cpu_allocator() -> bool:
         return False  # not glibc (musl, macOS): its allocator has other knobs
     m_trim_threshold, m_mmap_max = -1, -4
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a CPU tensor to ``device`` without making the host wait for the device.
+
+    A plain copy from ordinary host memory to CUDA waits until the GPU has finished all queued work;
+    once per training step (the augmentation's random parameters, the epoch's batch order) that stall
+    serialises host and GPU. Page-locked memory and ``non_blocking`` let the copy queue behind the
+    work instead (PyTorch keeps the page-locked block alive until the copy has run).
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

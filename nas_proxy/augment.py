@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nas_proxy._accel import to_device
 from nas_proxy._config import ConfigError
 from nas_proxy.errors import NasProxyError
 
@@ -194,7 +195,7 @@ _OPS: dict[str, tuple[_Draw, _Apply]] = {
 
 
 def _to_device(prm: Params, device: torch.device) -> Params:
-    return {k: v.to(device) for k, v in prm.items()}
+    return {k: to_device(v, device) for k, v in prm.items()}
 
 
 class DSA:

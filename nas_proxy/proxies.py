@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +49,7 @@ from nas_proxy.condensation import CondensedSet, condense, resolve_compile
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, network_size
-from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.proxy import ProxyConfig, train_proxies
 from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
 from nas_proxy.space import ArchSpec
 
@@ -119,6 +119,14 @@ class Proxy:
     setup_seconds: float
     score: Callable[[ArchSpec, int], float]
     calibration: Calibration | None = None  # fitted proxies: what they were fitted on (a study records it)
+    # Scores several architectures at one seed in one go (trained proxies train them together); None: one by one
+    batch: Callable[[list[ArchSpec], int], list[float]] | None = None
+
+    def scores(self, archs: Sequence[ArchSpec], seed: int) -> list[float]:
+        """``score`` of each of ``archs`` at ``seed``, in order; trained proxies train them at once (same values)."""
+        if self.batch is not None:
+            return self.batch(list(archs), seed)
+        return [self.score(arch, seed) for arch in archs]
 
 
 def condensed_set_path(preset: Preset, data: Dataset) -> Path:
@@ -150,11 +158,15 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> C
     return CondensedSet.load(path, data)
 
 
-def _trained(data: Dataset, config: ProxyConfig, training_set: Callable[[int], Any]) -> Callable[[ArchSpec, int], float]:
-    def score(arch: ArchSpec, seed: int) -> float:
-        return train_proxy(arch, training_set(seed), data, dataclasses.replace(config, seed=seed)).val_acc
+def _trained(name: str, settings: dict[str, Any], setup_seconds: float, data: Dataset, config: ProxyConfig,
+             training_set: Callable[[int], Any]) -> Proxy:
+    def batch(archs: list[ArchSpec], seed: int) -> list[float]:
+        if not archs:
+            return []
+        results = train_proxies(archs, training_set(seed), data, dataclasses.replace(config, seed=seed))
+        return [result.val_acc for result in results]
 
-    return score
+    return Proxy(name, settings, setup_seconds, lambda arch, seed: batch([arch], seed)[0], batch=batch)
 
 
 def _early_set(data: Dataset, fraction: float) -> Callable[[int], Any]:
@@ -200,18 +212,18 @@ def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = Tru
     if name == "dm":
         syn = get_condensed_set(preset, data, progress)
         train = syn.split(data.train.x.device)
-        return Proxy(name, {"proxy": name, "condensed": condensed_set_path(preset, data).name,
-                            "protocol": preset.proxy.protocol()},
-                     float(syn.meta["seconds"]), _trained(data, preset.proxy, lambda seed: train))
+        return _trained(name, {"proxy": name, "condensed": condensed_set_path(preset, data).name,
+                               "protocol": preset.proxy.protocol()},
+                        float(syn.meta["seconds"]), data, preset.proxy, lambda seed: train)
     if name == "random":
         ipc = preset.condense.ipc
-        return Proxy(name, {"proxy": name, "ipc": ipc, "protocol": preset.proxy.protocol()}, 0.0,
-                     _trained(data, preset.proxy, lambda seed: data.sample_per_class(ipc, seed=seed)))
+        return _trained(name, {"proxy": name, "ipc": ipc, "protocol": preset.proxy.protocol()}, 0.0, data,
+                        preset.proxy, lambda seed: data.sample_per_class(ipc, seed=seed))
     if name == "early":
         fraction = score_config.early_epochs
         config = dataclasses.replace(preset.reference.training, epochs=max(1, int(fraction)))
-        return Proxy(name, {"proxy": name, "early_epochs": fraction, "protocol": config.protocol()}, 0.0,
-                     _trained(data, config, _early_set(data, fraction)))
+        return _trained(name, {"proxy": name, "early_epochs": fraction, "protocol": config.protocol()}, 0.0, data,
+                        config, _early_set(data, fraction))
     if name in ("params", "flops"):
         which = name == "flops"  # network_size() is (params, flops)
         return Proxy(name, {"proxy": name}, 0.0, lambda arch, seed: float(network_size(arch, data)[which]))
@@ -249,17 +261,19 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
         scoring = 0.0  # paid by the run that fitted it
     setup = scoring + sum(p.setup_seconds for p in members.values())
 
-    def score(arch: ArchSpec, seed: int) -> float:
-        if arch.id in calibration.archs:  # its leave-one-out prediction: no feature to compute
-            return calibration.predict(arch, {})
-        return calibration.predict(arch, {f: proxy.score(arch, seed) for f, proxy in members.items()})
+    def batch(archs: list[ArchSpec], seed: int) -> list[float]:
+        new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
+        features = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in members.items()}
+        return [calibration.predict(arch, {f: values[arch.id] for f, values in features.items()}
+                                    if arch.id not in calibration.archs else {}) for arch in archs]
 
     settings = {"proxy": name, "features": [p.settings for p in members.values()],
                 "fit": settings_key(calibration.to_dict())}
-    return Proxy(name, settings, setup, score, calibration)
+    return Proxy(name, settings, setup, lambda arch, seed: batch([arch], seed)[0], calibration, batch)
 
 
 SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
+SCORE_CHUNK = 16  # architectures scored at once: enough for concurrent training to keep every core busy
 
 
 def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
@@ -279,12 +293,19 @@ def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Pat
                 progress: bool = True) -> pd.DataFrame:
     """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
     done = row_keys(read_scores(path))
-    jobs = [(arch, seed) for arch in archs for seed in seeds if (arch.id, seed) not in done]
-    for arch, seed in tqdm(jobs, desc=f"score {proxy.name}", unit="net", disable=not progress or not jobs):
-        tic = time.perf_counter()
-        score = proxy.score(arch, seed)
-        append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": time.perf_counter() - tic,
-                          "fingerprint": fingerprint}, read_scores)
+    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
+    with tqdm(total=sum(map(len, todo.values())), desc=f"score {proxy.name}", unit="net",
+              disable=not progress or not any(todo.values())) as bar:
+        for seed, pending in todo.items():
+            for start in range(0, len(pending), SCORE_CHUNK):  # saved chunk by chunk: a crash loses one chunk
+                chunk = pending[start:start + SCORE_CHUNK]
+                tic = time.perf_counter()
+                values = proxy.scores(chunk, seed)
+                share = (time.perf_counter() - tic) / len(chunk)  # trained side by side: the wall time each cost
+                for arch, score in zip(chunk, values):
+                    append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": share,
+                                      "fingerprint": fingerprint}, read_scores)
+                bar.update(len(chunk))
     table = read_scores(path)
     wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
     return table[wanted]

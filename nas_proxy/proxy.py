@@ -19,7 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,7 +52,9 @@ class ProxyConfig:
     ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
     and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
     is bit-identical without it. It changes how a result is computed, not what is expected, so
-    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys).
+    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
+    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
+    CUDA, where concurrent streams have not been measured yet); it changes only the speed.
     """
 
     epochs: int = 1000
@@ -65,6 +70,7 @@ class ProxyConfig:
     eval_batch_size: int = 2048
     threads: int = 0
     deterministic: bool = False
+    jobs: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self, "[proxy]")
@@ -72,8 +78,9 @@ class ProxyConfig:
                  eval_batch_size=self.eval_batch_size)
         if not 0 < self.lr_decay_at <= 1:
             raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
-        if self.threads < 0:
-            raise ConfigError("[proxy]", "threads", f"must be >= 0, got {self.threads}")
+        for name in ("threads", "jobs"):
+            if getattr(self, name) < 0:
+                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
         check_dsa_strategy("[proxy]", self.dsa_strategy)
 
     @classmethod
@@ -83,7 +90,7 @@ class ProxyConfig:
     def protocol(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
         return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
-                                                         "deterministic")}
+                                                         "deterministic", "jobs")}
 
 
 @dataclass(frozen=True)
@@ -124,21 +131,98 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
     ``train`` is any labelled split: a condensed set's ``split()``, ``data.sample_per_class(ipc)``
     or ``data.train``. The seed fixes the initial weights, the batch order and the augmentation.
     """
-    with _accel.deterministic(data.train.x.device, config.deterministic):
-        return _train_proxy(arch, train, data, config, test, progress)
+    return train_proxies([arch], train, data, config, test=test, progress=progress)[0]
 
 
-def _train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, test: bool,
-                 progress: bool) -> ProxyResult:
+def concurrent_jobs(config: ProxyConfig, device: torch.device, candidates: int) -> int:
+    """How many of ``candidates`` :func:`train_proxies` trains at once: ``config.jobs``, or by default one per
+    CPU thread on a CPU (each single-threaded) and one on CUDA."""
+    jobs = config.jobs or ((config.threads or torch.get_num_threads()) if device.type == "cpu" else 1)
+    return max(1, min(jobs, candidates))
+
+
+def train_proxies(archs: Sequence[ArchSpec], train: Split, data: Dataset, config: ProxyConfig = ProxyConfig(), *,
+                  test: bool = False, progress: bool = False) -> list[ProxyResult]:
+    """Train several architectures on ``train`` with the same settings and seed; results in ``archs``' order.
+
+    Each result equals :func:`train_proxy`'s for that architecture (bit for bit on a CPU: the tests
+    check it); only the execution differs. ``config.jobs`` candidates train at once, each in its own
+    thread: on a CPU with one kernel thread each (small networks use two cores better side by side
+    than one kernel across both), on CUDA each on its own stream. The longest candidates start
+    first, so the last one does not run alone. ``seconds`` of a result is its own wall time; the
+    batch's throughput is ``len(archs)`` over its wall time.
+
+    Example:
+        >>> from nas_proxy import ArchSpec, ProxyConfig, load_dataset, train_proxies
+        >>> data = load_dataset("digits")
+        >>> archs = [ArchSpec.parse(a) for a in ("d1-w32-relu-none-avgpool", "d2-w32-relu-batchnorm-maxpool")]
+        >>> results = train_proxies(archs, data.sample_per_class(5, seed=0), data, ProxyConfig(epochs=5, jobs=2))
+        >>> [r.arch for r in results] == [a.id for a in archs]
+        True
+    """
     device = data.train.x.device
     if device.type == "cpu":
         _accel.tune_cpu_allocator()
         if config.threads:
             torch.set_num_threads(config.threads)
-    elif not config.deterministic:
+    jobs = concurrent_jobs(config, device, len(archs))
+    with _accel.deterministic(device, config.deterministic):
+        if jobs == 1:
+            bar = tqdm(archs, desc="train", unit="net", disable=not progress or len(archs) == 1, leave=False)
+            return [_train_one(arch, train, data, config, test, progress and len(archs) == 1) for arch in bar]
+        return _train_concurrently(archs, train, data, config, test, progress, jobs)
+
+
+class _Stopped(Exception):
+    """Raised inside a candidate's thread when the batch is abandoned (Ctrl-C or another candidate failed)."""
+
+
+def _train_concurrently(archs: Sequence[ArchSpec], train: Split, data: Dataset, config: ProxyConfig, test: bool,
+                        progress: bool, jobs: int) -> list[ProxyResult]:
+    device = data.train.x.device
+    size = (data.channels, data.num_classes, data.image_size)
+    order = sorted(range(len(archs)), key=lambda i: -count_flops(archs[i], *size))  # longest first
+    stop = threading.Event()
+    results: list[ProxyResult | None] = [None] * len(archs)
+    kernel_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # read by each new thread at its first kernel: the pool starts below
+    try:
+        with ThreadPoolExecutor(jobs, thread_name_prefix="nas-proxy-train") as pool:
+            futures = {pool.submit(_train_one, archs[i], train, data, config, test, False, stop): i for i in order}
+            try:
+                for future in tqdm(as_completed(futures), total=len(futures), desc="train", unit="net",
+                                   disable=not progress, leave=False):
+                    results[futures[future]] = future.result()
+            except BaseException:  # Ctrl-C or a failed candidate: the others stop at their next step
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        if device.type == "cpu":
+            torch.set_num_threads(kernel_threads)
+    return [r for r in results if r is not None]
+
+
+def _train_one(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, test: bool, progress: bool,
+               stop: threading.Event | None = None) -> ProxyResult:
+    device = data.train.x.device
+    if device.type != "cuda" or stop is None:
+        return _train(arch, train, data, config, test, progress, stop)
+    stream = torch.cuda.Stream(device)  # concurrent candidates: kernels of one fill gaps left by another
+    stream.wait_stream(torch.cuda.current_stream(device))  # the data were written on the default stream
+    with torch.cuda.stream(stream):
+        return _train(arch, train, data, config, test, progress, stop)
+
+
+def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, test: bool, progress: bool,
+           stop: threading.Event | None) -> ProxyResult:
+    device = data.train.x.device
+    if device.type == "cuda" and not config.deterministic:
         torch.backends.cudnn.benchmark = True  # one batch shape (two at most) for the whole run
     precision = _accel.resolve_precision(config.precision, device)
-    memory_format = _accel.memory_format(device, config.compile)
+    memory_format = _accel.memory_format(device, config.compile, arch.norm)
     tic = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
@@ -154,8 +238,10 @@ def _train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfi
     step = 0
     for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
         model.train()
-        order = torch.randperm(len(x), generator=generator).to(device)
+        order = _accel.to_device(torch.randperm(len(x), generator=generator), device)
         for index in order.split(config.batch_size):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             if step == decay_step:
                 for group in optimizer.param_groups:  # decay in place: momentum carries over
                     group["lr"] = config.lr * 0.1
@@ -167,7 +253,7 @@ def _train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfi
             loss.backward()
             optimizer.step()
     # Scored eagerly: a compiled network would compile again for every evaluation batch shape.
-    net = net.to(memory_format=_accel.memory_format(device, compiled=False))
+    net = net.to(memory_format=_accel.memory_format(device, False, arch.norm))
     val_acc = accuracy(net, data.val, config.eval_batch_size, precision)
     test_acc = accuracy(net, data.test, config.eval_batch_size, precision) if test else None
     return ProxyResult(

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import time
 import json
 import math
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from nas_proxy._interrupt import interruptible
 from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.proxy import ProxyConfig, concurrent_jobs, train_proxies
 from nas_proxy.model import network_size
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
@@ -309,16 +310,24 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
                                 f"that has it, or move {path.name} away to train with [reference]")
         return table
     done = row_keys(table)
-    jobs = [(arch, seed) for arch in archs for seed in config.seed_values if (arch.id, seed) not in done]
-    bar = tqdm(jobs, desc="reference", unit="net", disable=not progress)
-    for arch, seed in bar:
-        if (arch.id, seed) in row_keys(read_reference(path)):
-            continue  # another process sharing the table finished it meanwhile
-        bar.set_postfix_str(arch.id)
-        with interruptible():  # the training alone: Ctrl-C never lands in the table's write
-            result = train_proxy(arch, data.train, data, dataclasses.replace(config.training, seed=seed), test=True)
-        append_row(path, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint},
-                   read_reference)
+    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in config.seed_values}
+    # A few at a time (train_proxies' concurrency): each result is saved as soon as its group has trained.
+    group = concurrent_jobs(config.training, data.train.x.device, len(archs))
+    with tqdm(total=sum(map(len, todo.values())), desc="reference", unit="net", disable=not progress) as bar:
+        for seed, pending in todo.items():
+            training = dataclasses.replace(config.training, seed=seed)
+            for start in range(0, len(pending), group):
+                finished = row_keys(read_reference(path))  # another process sharing the table may have trained some
+                chunk = [arch for arch in pending[start:start + group] if (arch.id, seed) not in finished]
+                bar.set_postfix_str(",".join(arch.id for arch in chunk))
+                tic = time.perf_counter()
+                with interruptible():  # the training alone: Ctrl-C never lands in the table's write
+                    results = train_proxies(chunk, data.train, data, training, test=True) if chunk else []
+                share = (time.perf_counter() - tic) / max(1, len(chunk))  # side by side: the wall time each cost
+                for result in results:
+                    append_row(path, {**result.to_dict(), "seconds": share, "device": str(data.train.x.device),
+                                      "fingerprint": data.fingerprint}, read_reference)
+                bar.update(len(pending[start:start + group]))
     return read_reference(path)
 
 

@@ -1,9 +1,11 @@
+import dataclasses
 import sys
 
 import pytest
 import torch
 
-from nas_proxy import ArchSpec, NasProxyError, ProxyConfig, _accel, load_dataset, train_proxy
+from nas_proxy import ArchSpec, NasProxyError, ProxyConfig, _accel, load_dataset, train_proxies, train_proxy
+from nas_proxy.proxy import concurrent_jobs
 
 ARCH = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
 
@@ -75,10 +77,76 @@ def test_auto_precision_is_bf16_only_where_native(monkeypatch):
         assert not torch.is_autocast_enabled("cpu")
 
 
-def test_memory_format_is_channels_last_on_cuda_and_for_compiled_cpu_networks():
+def test_memory_format_is_channels_last_on_cuda_compiled_and_where_the_cpu_norm_kernels_favour_it():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert _accel.memory_format(cpu, compiled=False) == torch.contiguous_format
     assert _accel.memory_format(cpu, compiled=True) == _accel.memory_format(cuda, compiled=False) == torch.channels_last
+    for norm in ("instancenorm", "layernorm"):  # slow in channels_last on a CPU: measured, see _accel
+        assert _accel.memory_format(cpu, False, norm) == torch.contiguous_format
+        assert _accel.memory_format(cuda, False, norm) == torch.channels_last
+    for norm in ("none", "batchnorm", "groupnorm"):
+        assert _accel.memory_format(cpu, False, norm) == torch.channels_last
+
+
+# --- many candidates at once (issue 14) ---------------------------------------------------------------------------
+
+BATCH = [ArchSpec.parse(a) for a in ("d1-w16-relu-none-maxpool", "d2-w16-sigmoid-batchnorm-avgpool",
+                                     "d2-w16-leakyrelu-instancenorm-maxpool", "d1-w32-relu-layernorm-avgpool",
+                                     "d2-w16-relu-groupnorm-avgpool")]
+
+
+def _capture_weights(monkeypatch) -> dict[str, dict[str, torch.Tensor]]:
+    """Trained weights by architecture id, captured when each network is scored (thread-safe: one key each)."""
+    import nas_proxy.proxy
+
+    weights, real_accuracy = {}, nas_proxy.proxy.accuracy
+
+    def accuracy(net, *a, **k):
+        weights.setdefault(net.arch.id, {n: t.detach().cpu().clone() for n, t in net.state_dict().items()})
+        return real_accuracy(net, *a, **k)
+
+    monkeypatch.setattr(nas_proxy.proxy, "accuracy", accuracy)
+    return weights
+
+
+def test_training_together_equals_one_at_a_time(digits, monkeypatch):
+    """The stated tolerance on a CPU: bit for bit at the same kernel thread count (each candidate of a batch runs
+    on one), and within 2 validation images of a run on more threads (their reductions round differently)."""
+    train = digits.sample_per_class(5, seed=0)
+    config = ProxyConfig(epochs=6, seed=3)
+    weights = _capture_weights(monkeypatch)
+    threads = torch.get_num_threads()
+    alone_default = {arch.id: train_proxy(arch, train, digits, config, test=True) for arch in BATCH}
+    torch.set_num_threads(1)
+    weights.clear()
+    try:
+        alone = {arch.id: train_proxy(arch, train, digits, config, test=True) for arch in BATCH}
+    finally:
+        torch.set_num_threads(threads)
+    alone_weights = dict(weights)
+    weights.clear()
+    together = train_proxies(BATCH, train, digits, dataclasses.replace(config, jobs=3), test=True)
+    assert torch.get_num_threads() == threads  # the kernel threads are given back
+    assert [r.arch for r in together] == [a.id for a in BATCH]
+    for result in together:
+        assert (result.val_acc, result.test_acc) == (alone[result.arch].val_acc, alone[result.arch].test_acc)
+        assert all(torch.equal(t, alone_weights[result.arch][n]) for n, t in weights[result.arch].items())
+        assert abs(result.val_acc - alone_default[result.arch].val_acc) <= 2 / len(digits.val)
+    assert concurrent_jobs(ProxyConfig(), torch.device("cpu"), 10) == torch.get_num_threads()
+    assert concurrent_jobs(ProxyConfig(jobs=8), torch.device("cpu"), 3) == 3
+    assert concurrent_jobs(ProxyConfig(), torch.device("cuda"), 10) == 1
+    assert "jobs" not in ProxyConfig(jobs=4).protocol()  # speed only: cached results are shared
+
+
+def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits):
+    threads = torch.get_num_threads()
+    too_deep = ArchSpec.parse("d6-w16-relu-none-maxpool")  # pools 16 px below 1 px
+    with pytest.raises(NasProxyError, match="below 1 px"):
+        train_proxies([BATCH[0], too_deep, BATCH[1]], digits.sample_per_class(2, seed=0), digits,
+                      ProxyConfig(epochs=2, jobs=2))
+    assert torch.get_num_threads() == threads
+    with pytest.raises(NasProxyError, match=r"\[proxy\].jobs.*>= 0"):
+        ProxyConfig(jobs=-1)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc allocator settings")
