@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import optuna
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -43,6 +44,7 @@ from tqdm.auto import tqdm
 from nas_proxy import zero_cost
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
 from nas_proxy._interrupt import interruptible
+from nas_proxy.artifacts import open_artifact_store, shared_file
 from nas_proxy.calibration import MIN_FIT, Calibration
 from nas_proxy._io import append_row, read_table, row_keys, settings_key
 from nas_proxy.condensation import CondensedSet, condense, resolve_compile
@@ -144,17 +146,30 @@ def condensed_set_path(preset: Preset, data: Dataset) -> Path:
     return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
 
 
-def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True) -> CondensedSet:
-    """Load the preset's condensed set, or build it once (other workers wait on a file lock)."""
+def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
+                      study: optuna.Study | None = None) -> CondensedSet:
+    """Load the preset's condensed set, or build it once (workers sharing the folder wait on a file lock).
+
+    With ``study``, the study's one copy (:func:`nas_proxy.artifacts.shared_file`): the first worker
+    publishes its set to the ``[study].artifacts`` store, and every other worker, on any machine,
+    downloads that one instead of scoring against a set of its own.
+    """
     path = condensed_set_path(preset, data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
-    with interruptible(), open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
-        if not path.is_file():
-            syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
-                           progress=progress)
-            syn.save(path)
+
+    def make() -> None:
+        # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
+        with interruptible(), open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
+            if not path.is_file():
+                syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
+                               progress=progress)
+                syn.save(path)
+
+    if study is None:
+        make()
+    else:
+        shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
     return CondensedSet.load(path, data)
 
 
@@ -198,19 +213,20 @@ def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec,
 
 
 def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = True,
-               calibration: Calibration | None = None) -> Proxy:
+               calibration: Calibration | None = None, study: optuna.Study | None = None) -> Proxy:
     """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
 
-    ``dm`` loads the preset's condensed set, condensing it first if no run has yet. ``calibrated``
+    ``dm`` loads the preset's condensed set, condensing it first if no run has yet (with ``study``:
+    the study's one copy, see :func:`get_condensed_set`). ``calibrated``
     and ``factors`` fit a :class:`~nas_proxy.calibration.Calibration` on the preset's reference
     table (scoring its architectures with each ``[score].features`` proxy first, cached), unless
     given the ``calibration`` a study recorded.
     """
     score_config = preset.score
     if name in FITTED_PROXIES:
-        return _fitted(name, preset, data, progress, calibration)
+        return _fitted(name, preset, data, progress, calibration, study)
     if name == "dm":
-        syn = get_condensed_set(preset, data, progress)
+        syn = get_condensed_set(preset, data, progress, study)
         train = syn.split(data.train.x.device)
         return _trained(name, {"proxy": name, "condensed": condensed_set_path(preset, data).name,
                                "protocol": preset.proxy.protocol()},
@@ -233,9 +249,10 @@ def make_proxy(name: str, preset: Preset, data: Dataset, *, progress: bool = Tru
     raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
 
 
-def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibration: Calibration | None) -> Proxy:
+def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibration: Calibration | None,
+            study: optuna.Study | None) -> Proxy:
     features = preset.score.features if name == "calibrated" else []
-    members = {f: make_proxy(f, preset, data, progress=progress) for f in features}
+    members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
     seeds = list(range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds))
     if calibration is None:
         path = reference_table_path(preset)

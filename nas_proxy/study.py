@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
+from nas_proxy._records import record_once
 from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
@@ -76,6 +78,9 @@ class StudyConfig:
     n_trials: int = 20
     storage: str = ""  # a database URL (with "://"), or a journal file's path; "" -> out_dir/study.journal
     out_dir: str = ""  # "" -> runs/<name>
+    # Optuna artifact store for files every worker must share (the condensed set): a folder or s3://bucket;
+    # "" -> out_dir/artifacts, which only workers sharing out_dir reach (nas_proxy.artifacts)
+    artifacts: str = ""
     val_fraction: float = 0.1
     split_seed: int = 0
     # A trial whose worker died is failed and queued again, at most max_retry times. On a database
@@ -240,11 +245,8 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
         except KeyError:
             study = optuna.create_study(study_name=preset.study.name, storage=storage, sampler=sampler, pruner=pruner,
                                         direction="maximize", load_if_exists=True)
-    recorded = study.user_attrs.get("search_space")
     choices = {axis: list(values) for axis, values in space.choices().items()}
-    if recorded is None:
-        study.set_user_attr("search_space", choices)
-    elif recorded != choices:
+    if record_once(study, "search_space", choices) != choices:
         raise NasProxyError(f"study {preset.study.name!r} on {url} was created with another "
                             f"search space; use a new [study].name or the original space")
     if proxy is not None:
@@ -258,14 +260,13 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``).
     """
     settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
-    recorded = study.user_attrs.get("proxy")
-    if recorded is None:
-        study.set_user_attr("proxy", settings)
+    if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
         if proxy.calibration is not None:
-            study.set_user_attr("calibration", proxy.calibration.to_dict())
+            record_once(study, "calibration", proxy.calibration.to_dict())
         if refined is not None and refined.calibration is not None:
-            study.set_user_attr("calibration_refined", refined.calibration.to_dict())
-    elif recorded != settings:
+            record_once(study, "calibration_refined", refined.calibration.to_dict())
+    recorded = record_once(study, "proxy", settings)
+    if recorded != settings:
         raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
                             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
                             f"[proxy], [condense] and [score] settings")
@@ -274,17 +275,24 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
 def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> tuple[Proxy, Proxy | None]:
     """The preset's proxy and, with ``[score].refine``, its higher fidelity; fitted ones reuse the calibrations
     the study recorded, so every trial and worker shares them."""
-    def recorded(key: str) -> Calibration | None:
-        fit = study.user_attrs.get(key)
-        return Calibration.from_dict(fit, preset.space()) if fit else None
+    def fitted(preset: Preset, key: str) -> Proxy:
+        def make(fit: dict | None) -> Proxy:
+            calibration = Calibration.from_dict(fit, preset.space()) if fit else None
+            return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration,
+                              study=study)
 
-    proxy = make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=recorded("calibration"))
+        proxy = make(study.user_attrs.get(key))
+        if proxy.calibration is None:
+            return proxy
+        ours = json.loads(json.dumps(proxy.calibration.to_dict()))  # as the storage returns it
+        recorded = record_once(study, key, ours)
+        return proxy if recorded == ours else make(recorded)  # a worker fitting at the same time recorded first
+
+    proxy = fitted(preset, "calibration")
     if not preset.score.refine:
         return proxy, None
     score = dataclasses.replace(preset.score, features=[*preset.score.features, *preset.score.refine], refine=[])
-    refined = make_proxy(preset.score.proxy, dataclasses.replace(preset, score=score), data, progress=progress,
-                         calibration=recorded("calibration_refined"))
-    return proxy, refined
+    return proxy, fitted(dataclasses.replace(preset, score=score), "calibration_refined")
 
 
 def load_study(preset: Preset | str | Path) -> optuna.Study:
