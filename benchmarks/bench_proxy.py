@@ -9,6 +9,7 @@ in its variants. Each variant runs in a fresh process, so allocator settings and
 do not leak between them; ``bf16-x2`` runs two candidates at once, one thread each.
 
     python benchmarks/bench_proxy.py --data-root ../shared/data --ipc 10 --epochs 300 --seeds 2
+    python benchmarks/bench_proxy.py --data-root ../shared/data --ipc 50 --epochs 1000 --device cuda
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config:
             img = dsa.per_image(img.float(), generator) if dsa.families else img.float()
             output = net(img)
             loss = criterion(output, lab.long())
-            correct += int(np.sum(np.equal(np.argmax(output.detach().numpy(), axis=-1), lab.numpy())))
+            correct += int(np.sum(np.equal(np.argmax(output.detach().cpu().numpy(), axis=-1), lab.cpu().numpy())))
             loss_sum += loss.item() * len(lab)
             seen += len(lab)
             optimizer.zero_grad()
@@ -74,7 +75,7 @@ def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config:
         for img, lab in DataLoader(TensorDataset(data.val.x, data.val.y), batch_size=256, shuffle=False):
             output = net(img.float())
             F.cross_entropy(output, lab).item()
-            correct += int(np.sum(np.equal(np.argmax(output.numpy(), axis=-1), lab.numpy())))
+            correct += int(np.sum(np.equal(np.argmax(output.cpu().numpy(), axis=-1), lab.cpu().numpy())))
     return correct / len(data.val)
 
 
@@ -90,8 +91,8 @@ def training_set(args, data) -> CondensedSet:
 
 
 def run_variant(args, name: str, seed: int) -> dict:
-    data = load_dataset(args.dataset, args.data_root)
-    train = training_set(args, data).split()
+    data = load_dataset(args.dataset, args.data_root, device=args.device)
+    train = training_set(args, data).split(data.train.x.device)
     arch = ArchSpec.parse(args.arch)
     settings = dict(VARIANTS[name] or {})
     config = ProxyConfig(epochs=args.epochs, seed=seed, **settings)
@@ -100,6 +101,8 @@ def run_variant(args, name: str, seed: int) -> dict:
         val_acc = authors_loop(arch, train.x, train.y, data, config)
     else:
         val_acc = train_proxy(arch, train, data, config).val_acc
+    if data.train.x.device.type == "cuda":
+        torch.cuda.synchronize()
     return {"variant": name, "seed": seed, "val_acc": val_acc, "start": start, "end": time.monotonic()}
 
 
@@ -128,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--ipc", type=int, default=10)
     parser.add_argument("--arch", default="d3-w128-relu-instancenorm-avgpool")
     parser.add_argument("--epochs", type=int, default=1000, help="training epochs (default: the paper's 1000)")
@@ -142,7 +146,7 @@ def main() -> None:
     if args.variant:
         print(json.dumps(run_variant(args, args.variant, args.seed)))
         return
-    data = load_dataset(args.dataset, args.data_root)
+    data = load_dataset(args.dataset, args.data_root, device=args.device)
     training_set(args, data)  # condensed before any clock starts
     rows = [row for name in args.variants.split(",") for row in measure(args, name)]
     frame = pd.DataFrame(rows)
@@ -160,7 +164,7 @@ def main() -> None:
              f"(network build, training and scoring). Per-seed accuracies: "
              + "; ".join(f"{name}: {np.round(group.val_acc.values * 100, 2).tolist()}"
                          for name, group in frame.groupby("variant", sort=False)))
-    publish(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}", text, notes, record=not args.no_record)
+    publish(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}, {args.device}", text, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import dataclasses
 import sys
+import time
 
 import pytest
 import torch
@@ -138,12 +139,30 @@ def test_training_together_equals_one_at_a_time(digits, monkeypatch):
     assert "jobs" not in ProxyConfig(jobs=4).protocol()  # speed only: cached results are shared
 
 
-def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits):
+def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, monkeypatch):
+    steps, real_step = [], torch.optim.SGD.step
+
+    def step(self, *args, **kwargs):
+        steps.append(1)
+        return real_step(self, *args, **kwargs)
+
+    import nas_proxy.proxy
+
+    real_build = nas_proxy.proxy.build_convnet
+
+    def build(arch, *args, **kwargs):
+        if arch == BATCH[2]:
+            time.sleep(0.5)  # the other candidate is training by now
+            raise NasProxyError("out of memory, say")
+        return real_build(arch, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    monkeypatch.setattr(nas_proxy.proxy, "build_convnet", build)
     threads = torch.get_num_threads()
-    too_deep = ArchSpec.parse("d6-w16-relu-none-maxpool")  # pools 16 px below 1 px
-    with pytest.raises(NasProxyError, match="below 1 px"):
-        train_proxies([BATCH[0], too_deep, BATCH[1]], digits.sample_per_class(2, seed=0), digits,
-                      ProxyConfig(epochs=2, jobs=2))
+    with pytest.raises(NasProxyError, match="out of memory"):
+        train_proxies([BATCH[2], BATCH[0], BATCH[1]], digits.sample_per_class(2, seed=0), digits,
+                      ProxyConfig(epochs=2000, jobs=2))
+    assert 0 < len(steps) < 2000  # the healthy candidate stopped at its next step; the waiting one never started
     assert torch.get_num_threads() == threads
     with pytest.raises(NasProxyError, match=r"\[proxy\].jobs.*>= 0"):
         ProxyConfig(jobs=-1)
