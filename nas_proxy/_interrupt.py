@@ -52,6 +52,17 @@ class SafeInterrupt:
         finally:
             self._interruptible = False
 
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        was = self._interruptible
+        self._interruptible = False
+        try:
+            yield
+        finally:
+            self._interruptible = was
+        if was and self.requested:  # Ctrl-C came during the write: stop now that it is done
+            raise KeyboardInterrupt
+
     def quiet_after_interrupt(self, record: logging.LogRecord) -> bool:
         """Log filter: once Ctrl-C came, Optuna's two lines (and traceback) about the stopped trial are noise
         beside the one line the caller prints."""
@@ -102,4 +113,15 @@ def interruptible() -> Iterator[None]:
         yield
         return
     with _active.interruptible():
+        yield
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """A write inside an interruptible region (a result saved while other networks still train): Ctrl-C
+    waits for it to finish, then raises; a no-op outside a search."""
+    if _active is None:
+        yield
+        return
+    with _active.shielded():
         yield

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import fcntl
 import hashlib
 import json
@@ -109,3 +111,16 @@ def write_png_grid(images: torch.Tensor, rows: int, path: str | Path, pad: int =
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
     return atomic_write(path, lambda tmp: tmp.write_bytes(png))
+
+
+class Lap:
+    """Seconds since the previous call (the first: since creation). Work done side by side that finishes one
+    item at a time: each item's lap is its share of the wall time, and the laps sum to it."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def __call__(self) -> float:
+        now = time.perf_counter()
+        seconds, self._last = now - self._last, now
+        return seconds

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +42,10 @@ from tqdm.auto import tqdm
 
 from nas_proxy import zero_cost
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
-from nas_proxy._interrupt import interruptible
+from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy.artifacts import open_artifact_store, shared_file
 from nas_proxy.calibration import MIN_FIT, Calibration
-from nas_proxy._io import append_row, read_table, row_keys, settings_key
+from nas_proxy._io import Lap, append_row, read_table, row_keys, settings_key
 from nas_proxy.condensation import CondensedSet, condense, resolve_compile
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -108,6 +107,9 @@ class ScoreConfig:
         return config_from_dict(cls, data, where)
 
 
+OnScore = Callable[[int, float], None]
+
+
 @dataclass(frozen=True)
 class Proxy:
     """A scoring rule: ``score(arch, seed)`` (higher = predicted better).
@@ -121,14 +123,22 @@ class Proxy:
     setup_seconds: float
     score: Callable[[ArchSpec, int], float]
     calibration: Calibration | None = None  # fitted proxies: what they were fitted on (a study records it)
-    # Scores several architectures at one seed in one go (trained proxies train them together); None: one by one
-    batch: Callable[[list[ArchSpec], int], list[float]] | None = None
+    # Scores several architectures at one seed in one go (trained proxies train them together), calling
+    # on_score(i, score) as each is done; None: one by one
+    batch: Callable[[list[ArchSpec], int, OnScore | None], list[float]] | None = None
 
-    def scores(self, archs: Sequence[ArchSpec], seed: int) -> list[float]:
-        """``score`` of each of ``archs`` at ``seed``, in order; trained proxies train them at once (same values)."""
+    def scores(self, archs: Sequence[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
+        """``score`` of each of ``archs`` at ``seed``, in order; trained proxies train them at once (same values).
+        ``on_score(i, score)`` runs as each is done, in the caller's thread (save it there: a crash loses only
+        the scores in flight)."""
         if self.batch is not None:
-            return self.batch(list(archs), seed)
-        return [self.score(arch, seed) for arch in archs]
+            return self.batch(list(archs), seed, on_score)
+        values = []
+        for index, arch in enumerate(archs):
+            values.append(self.score(arch, seed))
+            if on_score is not None:
+                on_score(index, values[-1])
+        return values
 
 
 def condensed_set_path(preset: Preset, data: Dataset) -> Path:
@@ -175,10 +185,12 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
 
 def _trained(name: str, settings: dict[str, Any], setup_seconds: float, data: Dataset, config: ProxyConfig,
              training_set: Callable[[int], Any]) -> Proxy:
-    def batch(archs: list[ArchSpec], seed: int) -> list[float]:
+    def batch(archs: list[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
         if not archs:
             return []
-        results = train_proxies(archs, training_set(seed), data, dataclasses.replace(config, seed=seed))
+        report = None if on_score is None else (lambda index, result: on_score(index, result.val_acc))
+        results = train_proxies(archs, training_set(seed), data, dataclasses.replace(config, seed=seed),
+                                on_result=report)
         return [result.val_acc for result in results]
 
     return Proxy(name, settings, setup_seconds, lambda arch, seed: batch([arch], seed)[0], batch=batch)
@@ -278,11 +290,16 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
         scoring = 0.0  # paid by the run that fitted it
     setup = scoring + sum(p.setup_seconds for p in members.values())
 
-    def batch(archs: list[ArchSpec], seed: int) -> list[float]:
+    def batch(archs: list[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
         new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
         features = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in members.items()}
-        return [calibration.predict(arch, {f: values[arch.id] for f, values in features.items()}
-                                    if arch.id not in calibration.archs else {}) for arch in archs]
+        values = []
+        for index, arch in enumerate(archs):
+            values.append(calibration.predict(arch, {f: v[arch.id] for f, v in features.items()}
+                                              if arch.id not in calibration.archs else {}))
+            if on_score is not None:
+                on_score(index, values[-1])
+        return values
 
     settings = {"proxy": name, "features": [p.settings for p in members.values()],
                 "fit": settings_key(calibration.to_dict())}
@@ -290,7 +307,6 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
 
 
 SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
-SCORE_CHUNK = 16  # architectures scored at once: enough for concurrent training to keep every core busy
 
 
 def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
@@ -314,15 +330,16 @@ def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Pat
     with tqdm(total=sum(map(len, todo.values())), desc=f"score {proxy.name}", unit="net",
               disable=not progress or not any(todo.values())) as bar:
         for seed, pending in todo.items():
-            for start in range(0, len(pending), SCORE_CHUNK):  # saved chunk by chunk: a crash loses one chunk
-                chunk = pending[start:start + SCORE_CHUNK]
-                tic = time.perf_counter()
-                values = proxy.scores(chunk, seed)
-                share = (time.perf_counter() - tic) / len(chunk)  # trained side by side: the wall time each cost
-                for arch, score in zip(chunk, values):
-                    append_row(path, {"arch": arch.id, "seed": seed, "score": score, "seconds": share,
+            lap = Lap()  # scored side by side, each costs the wall time since the previous one finished
+
+            def save(index: int, score: float) -> None:  # as each is done: a crash loses only those in flight
+                with shielded():  # Ctrl-C never lands in the table's write
+                    append_row(path, {"arch": pending[index].id, "seed": seed, "score": score, "seconds": lap(),
                                       "fingerprint": fingerprint}, read_scores)
-                bar.update(len(chunk))
+                bar.update()
+
+            with interruptible():  # the scoring: Ctrl-C stops it at once
+                proxy.scores(pending, seed, save)
     table = read_scores(path)
     wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
     return table[wanted]

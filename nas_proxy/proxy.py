@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -142,7 +142,8 @@ def concurrent_jobs(config: ProxyConfig, device: torch.device, candidates: int) 
 
 
 def train_proxies(archs: Sequence[ArchSpec], train: Split, data: Dataset, config: ProxyConfig = ProxyConfig(), *,
-                  test: bool = False, progress: bool = False) -> list[ProxyResult]:
+                  test: bool = False, progress: bool = False,
+                  on_result: Callable[[int, ProxyResult], None] | None = None) -> list[ProxyResult]:
     """Train several architectures on ``train`` with the same settings and seed; results in ``archs``' order.
 
     Each result equals :func:`train_proxy`'s for that architecture (bit for bit on a CPU: the tests
@@ -150,7 +151,9 @@ def train_proxies(archs: Sequence[ArchSpec], train: Split, data: Dataset, config
     thread: on a CPU with one kernel thread each (small networks use two cores better side by side
     than one kernel across both), on CUDA each on its own stream. The longest candidates start
     first, so the last one does not run alone. ``seconds`` of a result is its own wall time; the
-    batch's throughput is ``len(archs)`` over its wall time.
+    batch's throughput is ``len(archs)`` over its wall time. ``on_result(i, result)`` runs in the
+    caller's thread as each candidate finishes (``archs[i]``), so a caller can save it before the
+    others end: a crash then loses only the candidates in flight.
 
     Example:
         >>> from nas_proxy import ArchSpec, ProxyConfig, load_dataset, train_proxies
@@ -166,11 +169,16 @@ def train_proxies(archs: Sequence[ArchSpec], train: Split, data: Dataset, config
         if config.threads:
             torch.set_num_threads(config.threads)
     jobs = concurrent_jobs(config, device, len(archs))
+    report = on_result or (lambda index, result: None)
     with _accel.deterministic(device, config.deterministic):
-        if jobs == 1:
-            bar = tqdm(archs, desc="train", unit="net", disable=not progress or len(archs) == 1, leave=False)
-            return [_train_one(arch, train, data, config, test, progress and len(archs) == 1) for arch in bar]
-        return _train_concurrently(archs, train, data, config, test, progress, jobs)
+        if jobs > 1:
+            return _train_concurrently(archs, train, data, config, test, progress, jobs, report)
+        results = []
+        for index, arch in enumerate(tqdm(archs, desc="train", unit="net", leave=False,
+                                          disable=not progress or len(archs) == 1)):
+            results.append(_train_one(arch, train, data, config, test, progress and len(archs) == 1))
+            report(index, results[-1])
+        return results
 
 
 class _Stopped(Exception):
@@ -178,7 +186,7 @@ class _Stopped(Exception):
 
 
 def _train_concurrently(archs: Sequence[ArchSpec], train: Split, data: Dataset, config: ProxyConfig, test: bool,
-                        progress: bool, jobs: int) -> list[ProxyResult]:
+                        progress: bool, jobs: int, report: Callable[[int, ProxyResult], None]) -> list[ProxyResult]:
     device = data.train.x.device
     size = (data.channels, data.num_classes, data.image_size)
     order = sorted(range(len(archs)), key=lambda i: -count_flops(archs[i], *size))  # longest first
@@ -193,7 +201,9 @@ def _train_concurrently(archs: Sequence[ArchSpec], train: Split, data: Dataset, 
             try:
                 for future in tqdm(as_completed(futures), total=len(futures), desc="train", unit="net",
                                    disable=not progress, leave=False):
-                    results[futures[future]] = future.result()
+                    index = futures[future]
+                    results[index] = future.result()
+                    report(index, results[index])
             except BaseException:  # Ctrl-C or a failed candidate: the others stop at their next step
                 stop.set()
                 for future in futures:

@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import time
 import json
 import math
 from dataclasses import dataclass, field
@@ -45,11 +44,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
-from nas_proxy._interrupt import interruptible
-from nas_proxy._io import append_row, atomic_write, read_table, row_keys, settings_key
+from nas_proxy._interrupt import interruptible, shielded
+from nas_proxy._io import Lap, append_row, atomic_write, read_table, row_keys, settings_key
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxy import ProxyConfig, concurrent_jobs, train_proxies
+from nas_proxy.proxy import ProxyConfig, ProxyResult, train_proxies
 from nas_proxy.model import network_size
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
@@ -311,23 +310,22 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
         return table
     done = row_keys(table)
     todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in config.seed_values}
-    # A few at a time (train_proxies' concurrency): each result is saved as soon as its group has trained.
-    group = concurrent_jobs(config.training, data.train.x.device, len(archs))
     with tqdm(total=sum(map(len, todo.values())), desc="reference", unit="net", disable=not progress) as bar:
         for seed, pending in todo.items():
-            training = dataclasses.replace(config.training, seed=seed)
-            for start in range(0, len(pending), group):
-                finished = row_keys(read_reference(path))  # another process sharing the table may have trained some
-                chunk = [arch for arch in pending[start:start + group] if (arch.id, seed) not in finished]
-                bar.set_postfix_str(",".join(arch.id for arch in chunk))
-                tic = time.perf_counter()
-                with interruptible():  # the training alone: Ctrl-C never lands in the table's write
-                    results = train_proxies(chunk, data.train, data, training, test=True) if chunk else []
-                share = (time.perf_counter() - tic) / max(1, len(chunk))  # side by side: the wall time each cost
-                for result in results:
-                    append_row(path, {**result.to_dict(), "seconds": share, "device": str(data.train.x.device),
+            finished = row_keys(read_reference(path))  # another process sharing the table may have trained some
+            pending = [arch for arch in pending if (arch.id, seed) not in finished]
+            bar.update(len(todo[seed]) - len(pending))
+            lap = Lap()  # trained side by side (train_proxies), each costs the wall time since the previous one
+
+            def save(index: int, result: ProxyResult) -> None:  # as each is done: a crash loses only those in flight
+                with shielded():  # Ctrl-C never lands in the table's write
+                    append_row(path, {**result.to_dict(), "seconds": lap(), "device": str(data.train.x.device),
                                       "fingerprint": data.fingerprint}, read_reference)
-                bar.update(len(pending[start:start + group]))
+                bar.update()
+
+            with interruptible():  # the training: Ctrl-C stops it at once
+                train_proxies(pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True,
+                              on_result=save)
     return read_reference(path)
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import shutil
 
@@ -106,15 +107,15 @@ def test_params_proxy_counts_the_built_network(tmp_path, digits):
 
 def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch):
     sizes, subsets = [], []
-    real = proxy_module.train_proxy
+    real = proxy_module.train_proxies
 
-    def spy(arch, train, data, config, **kw):
+    def spy(archs, train, data, config, **kw):
         sizes.append(len(train))
         subsets.append(train.x.sum().item())
-        return real(arch, train, data, config, **kw)
+        return real(archs, train, data, config, **kw)
 
     import nas_proxy.proxies as proxies_module
-    monkeypatch.setattr(proxies_module, "train_proxy", spy)
+    monkeypatch.setattr(proxies_module, "train_proxies", spy)
     preset = load_preset(write_preset(tmp_path))
     proxy = make_proxy("random", preset, digits)
     proxy.score(ARCH, 0), proxy.score(ARCH, 1)
@@ -123,14 +124,14 @@ def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch)
 
 def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeypatch):
     seen = []
-    real = proxy_module.train_proxy
+    real = proxy_module.train_proxies
 
-    def spy(arch, train, data, config, **kw):
+    def spy(archs, train, data, config, **kw):
         seen.append((len(train), config.epochs, config.lr))
-        return real(arch, train, data, config, **kw)
+        return real(archs, train, data, config, **kw)
 
     import nas_proxy.proxies as proxies_module
-    monkeypatch.setattr(proxies_module, "train_proxy", spy)
+    monkeypatch.setattr(proxies_module, "train_proxies", spy)
     path = write_preset(tmp_path, reference="lr = 0.05")
     path.write_text(path.read_text() + "\n[score]\nearly_epochs = 0.25\n")
     preset = load_preset(path)
@@ -218,24 +219,28 @@ def test_ceiling_is_the_reference_seed_to_seed_agreement(compared, digits):
     assert row["spearman"] == pytest.approx(stats.spearmanr(ref[0], ref[1]).statistic)
 
 
-def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits, monkeypatch):
-    import nas_proxy.proxies as proxies_module
-    real, calls = proxies_module.train_proxy, []
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits, monkeypatch, jobs):
+    """One at a time the crash loses nothing finished; side by side, at most the other network in flight."""
+    compared = dataclasses.replace(compared, proxy=dataclasses.replace(compared.proxy, jobs=jobs))
+    real, calls = proxy_module._train, []
 
-    def crash_on_third(*args, **kwargs):
-        calls.append(1)
+    def crash_on_third(arch, *args, **kwargs):
+        calls.append(arch.id)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(arch, *args, **kwargs)
 
-    monkeypatch.setattr(proxies_module, "train_proxy", crash_on_third)
+    monkeypatch.setattr(proxy_module, "_train", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         compare_proxies(compared, digits, ["random"], progress=False)
     path = score_table_path(compared, make_proxy("random", compared, digits), digits)
-    assert len(read_scores(path)) == 2  # the finished ones were kept
+    kept = len(read_scores(path))
+    assert kept == 2 if jobs == 1 else 1 <= kept <= 2  # the finished ones were kept
+    before = len(calls)  # 3, or 4 when the other thread took the next network before the crash stopped it
     first = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
-    assert len(calls) == 3 + 4  # only the missing four were scored
-    monkeypatch.setattr(proxies_module, "train_proxy", lambda *a, **k: pytest.fail("scored again"))
+    assert len(calls) - before == 6 - kept and len(read_scores(path)) == 6  # only the missing ones were scored
+    monkeypatch.setattr(proxy_module, "_train", lambda *a, **k: pytest.fail("scored again"))
     again = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
     assert again.table["spearman"].iloc[0] == first.table["spearman"].iloc[0]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import nas_proxy.reference as reference_module
+import nas_proxy.proxy as proxy_module
 from nas_proxy import (ArchSpec, NasProxyError, load_dataset, load_preset, load_search_space, make_report,
                        rank_agreement, run_search)
 from nas_proxy._io import append_row
@@ -80,9 +80,9 @@ def test_select_archs_errors_and_top_k(tmp_path, digits):
 # --- the reference table ---------------------------------------------------------------------------
 
 def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits, monkeypatch):
-    preset = load_preset(write_preset(tmp_path, reference="seeds = 2"))
+    preset = load_preset(write_preset(tmp_path, reference="seeds = 2\njobs = 1"))  # one at a time: exact counts
     archs = select_archs(preset, "3")
-    real_train = reference_module.train_proxy
+    real_train = proxy_module._train
     calls = []
 
     def crash_on_third(arch, *args, **kwargs):
@@ -91,13 +91,13 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
         calls.append(arch.id)
         return real_train(arch, *args, **kwargs)
 
-    monkeypatch.setattr(reference_module, "train_proxy", crash_on_third)
+    monkeypatch.setattr(proxy_module, "_train", crash_on_third)
     with pytest.raises(RuntimeError):
         run_reference(preset, digits, archs, progress=False)
     path = reference_table_path(preset)
     table = read_reference(path)
     assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[0].id, 1)]  # finished rows kept
-    monkeypatch.setattr(reference_module, "train_proxy", real_train)
+    monkeypatch.setattr(proxy_module, "_train", real_train)
     table = run_reference(preset, digits, archs, progress=False)
     assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
     assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()
