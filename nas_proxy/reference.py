@@ -5,9 +5,9 @@ The ``[reference]`` table of a preset holds the full-data training protocol (any
 drawn (``sample_seed``, optionally a ``search_space`` inside the study's to draw from, ``seeds``
 per architecture). The
 table itself is a CSV in the study's output folder, keyed by the data split and the protocol,
-with one row per (architecture, seed). It is rewritten atomically after every finished
-training, so an interrupted run loses at most the architecture in progress and a second run
-skips what is done.
+with one row per (architecture, seed). Architectures train side by side (:func:`train_proxies`,
+``jobs`` at once) and the table is rewritten atomically as each one finishes, so an interrupted
+run loses at most the architectures in flight and a second run skips what is done.
 
 Example:
     >>> from pathlib import Path
