@@ -136,7 +136,10 @@ def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig
 
 def concurrent_jobs(config: ProxyConfig, device: torch.device, candidates: int) -> int:
     """How many of ``candidates`` :func:`train_proxies` trains at once: ``config.jobs``, or by default one per
-    CPU thread on a CPU (each single-threaded) and one on CUDA."""
+    CPU thread on a CPU (each single-threaded) and one on CUDA. Compiled networks train one at a time:
+    ``torch.compile`` is not safe to run from several threads at once."""
+    if config.compile:
+        return 1
     jobs = config.jobs or ((config.threads or torch.get_num_threads()) if device.type == "cpu" else 1)
     return max(1, min(jobs, candidates))
 

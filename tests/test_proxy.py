@@ -136,6 +136,7 @@ def test_training_together_equals_one_at_a_time(digits, monkeypatch):
     assert concurrent_jobs(ProxyConfig(), torch.device("cpu"), 10) == torch.get_num_threads()
     assert concurrent_jobs(ProxyConfig(jobs=8), torch.device("cpu"), 3) == 3
     assert concurrent_jobs(ProxyConfig(), torch.device("cuda"), 10) == 1
+    assert concurrent_jobs(ProxyConfig(jobs=4, compile=True), torch.device("cpu"), 10) == 1  # compile: one thread
     assert "jobs" not in ProxyConfig(jobs=4).protocol()  # speed only: cached results are shared
 
 
