@@ -12,6 +12,9 @@ which only workers sharing the output folder reach) or ``s3://bucket`` (``Boto3A
 any S3-compatible server, with the endpoint and credentials boto3 reads from the environment,
 such as ``AWS_ENDPOINT_URL``).
 
+A worker whose store lacks the recorded copy stops and names the store to set: a copy of its
+own would not be the study's (a condensed set also records its own wall time).
+
 Two workers that finish building at the same instant both upload; each records its id only if
 none is recorded yet, waits :data:`SETTLE_SECONDS` for a concurrent record to land, and then uses
 whatever the study holds, so both end on the same copy.

@@ -97,6 +97,26 @@ def test_a_store_the_worker_cannot_reach_is_one_clear_line(tmp_path, digits):
         get_condensed_set(second, digits, progress=False, study=open_study(second))
 
 
+def test_workers_creating_the_database_tables_at_once_connect_again(monkeypatch):
+    """On a fresh PostgreSQL database, concurrent CREATE TABLEs fail all but one (seen in CI): retry."""
+    from sqlalchemy.exc import IntegrityError
+
+    import nas_proxy.study
+    attempts = []
+
+    def storage(url, **kwargs):
+        attempts.append(url)
+        if len(attempts) == 1:
+            raise IntegrityError("CREATE TABLE studies", {}, Exception('duplicate key value violates unique '
+                                                                       'constraint "pg_type_typname_nsp_index"'))
+        return "connected"
+
+    monkeypatch.setattr(nas_proxy.study.optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(nas_proxy.study.time, "sleep", lambda seconds: None)
+    config = nas_proxy.study.StudyConfig(name="x", storage="postgresql://db")
+    assert nas_proxy.study._storage(config) == "connected" and len(attempts) == 2
+
+
 def test_a_changed_artifact_is_refused(tmp_path, digits):
     storage, store = str(tmp_path / "study.journal"), tmp_path / "store"
     first, second = _worker(tmp_path, "a", storage, str(store)), _worker(tmp_path, "b", storage, str(store))
