@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import struct
 import tempfile
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +71,15 @@ def row_keys(table: pd.DataFrame, key: tuple[str, ...] = ("arch", "seed")) -> se
     return set(zip(*(table[k].tolist() for k in key)))
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (through ``<path>.lock`` beside it) for the block: the one way
+    processes on a machine take turns at a file (a table's rewrite, a condensation)."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")) -> None:
     """Add ``row`` to the CSV table at ``path``: read, append, rewrite atomically, all under a lock.
 
@@ -78,8 +87,7 @@ def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key:
     ``key`` values wins and this one is dropped, so no row is ever written twice.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(path):
         table = read(path)
         if tuple(row[k] for k in key) in row_keys(table, key):
             return

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from nas_proxy._config import ConfigError, check_fields, config_from_dict, posit
 from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy.artifacts import open_artifact_store, shared_file
 from nas_proxy.calibration import MIN_FIT, Calibration
-from nas_proxy._io import Lap, append_row, read_table, row_keys, settings_key
+from nas_proxy._io import Lap, append_row, file_lock, read_table, row_keys, settings_key
 from nas_proxy.condensation import CondensedSet, condense, resolve_compile
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -169,8 +168,7 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
 
     def make() -> None:
         # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
-        with interruptible(), open(path.with_name(path.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker condenses; the rest find the file afterwards
+        with interruptible(), file_lock(path):  # one worker condenses; the rest find the file afterwards
             if not path.is_file():
                 syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
                                progress=progress)
