@@ -95,13 +95,13 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     if record is None:
         make()
         record = study.user_attrs.get(key)  # another worker may have published while this one built or waited
+    digest = sha256(path) if path.is_file() else None  # the local copy's, hashed once
     if record is None:
-        digest = sha256(path)
         artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
         record_once(study, key, {"artifact_id": artifact_id, "sha256": digest, "store": _describe(store)})
         time.sleep(SETTLE_SECONDS if settle is None else settle)
         record = study.user_attrs[key]
-    if path.is_file() and sha256(path) == record["sha256"]:
+    if digest == record["sha256"]:
         return path
     part = path.with_name(f"{path.name}.{os.getpid()}.download")
     try:

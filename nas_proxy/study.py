@@ -186,20 +186,23 @@ def _storage(config: StudyConfig) -> optuna.storages.BaseStorage:
 
         file.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
-    for attempt in range(3):
+    def connect() -> optuna.storages.RDBStorage:
+        with _stable_experimental():
+            return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
+                                              grace_period=config.grace_period or None,
+                                              heartbeat_stale_trial_callback=_retry(config))
+
+    for attempt in range(2):
         try:
-            with _stable_experimental():
-                return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
-                                                  grace_period=config.grace_period or None,
-                                                  heartbeat_stale_trial_callback=_retry(config))
+            return connect()
         except Exception as exc:
             # Workers starting together on a fresh database all create Optuna's tables; PostgreSQL refuses all
             # but one ("duplicate key value violates unique constraint pg_type_typname_nsp_index"). Once the
             # first has finished, the tables exist: connect again.
-            if attempt == 2 or type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
+            if type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
                 raise
             time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return connect()  # the third try: its error, if any, is the caller's
 
 
 def _retry(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:

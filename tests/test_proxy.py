@@ -206,17 +206,9 @@ def test_cuda_training_in_auto_precision_tracks_fp32_on_cpu(digits):
 
 def _train_capturing_weights(monkeypatch, *args, **kwargs):
     """train_proxy(...) and the trained weights (captured when it scores the network)."""
-    import nas_proxy.proxy
-
-    weights, real_accuracy = [], nas_proxy.proxy.accuracy
-
-    def accuracy(net, *a, **k):
-        if not weights:
-            weights.append({name: t.detach().cpu().clone() for name, t in net.state_dict().items()})
-        return real_accuracy(net, *a, **k)
-
-    monkeypatch.setattr(nas_proxy.proxy, "accuracy", accuracy)
-    return train_proxy(*args, **kwargs), weights[0]
+    weights = _capture_weights(monkeypatch)
+    result = train_proxy(*args, **kwargs)
+    return result, weights[result.arch]
 
 
 def test_deterministic_runs_and_is_bit_identical_on_a_cpu(digits, monkeypatch):
