@@ -26,7 +26,7 @@ import torch
 
 from _common import publish
 from nas_proxy import ProxyConfig, load_dataset, load_search_space, train_proxies, train_proxy
-from nas_proxy.proxy import concurrent_jobs
+from nas_proxy.training import concurrent_jobs
 from nas_proxy.report import markdown_table
 
 

@@ -26,7 +26,9 @@ from scipy import stats
 from _common import publish
 from nas_proxy import ArchSpec, Calibration, import_reference, load_preset, preset_data
 from nas_proxy.model import network_size
-from nas_proxy.proxies import ACCURACY_PROXIES, make_proxy, score_archs, score_table_path
+from nas_proxy.artifacts import score_table_path
+from nas_proxy.config import ACCURACY_PROXIES
+from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import rank_agreement
 from nas_proxy.reference import read_reference, reference_accuracy, reference_table_path
 from nas_proxy.report import markdown_table
@@ -72,7 +74,7 @@ def main() -> None:
     scores, seconds = {}, {}
     for name in features:
         proxy = make_proxy(name, preset, data)
-        rows = score_archs(proxy, archs, [preset.proxy.seed], score_table_path(preset, proxy, data),
+        rows = score_archs(proxy, archs, [preset.proxy.seed], score_table_path(preset, proxy.name, proxy.settings, data),
                            data.fingerprint)
         scores[name] = rows.groupby("arch")["score"].mean()
         seconds[name] = float(rows["seconds"].mean())

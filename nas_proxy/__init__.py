@@ -12,26 +12,27 @@ Example:
 
 __version__ = "0.1.0"
 
+from nas_proxy.config import (PROXIES, CondenseConfig, DataConfig, Preset, ProxyConfig, ReferenceConfig, ScoreConfig,
+                              StudyConfig, load_preset)
 from nas_proxy.augment import DSA, DSAParams
-from nas_proxy.condensation import CondenseConfig, CondensedSet, condense, matching_loss
+from nas_proxy.condensation import CondensedSet, condense, matching_loss
 from nas_proxy.data import DATASETS, Dataset, DataError, Split, default_data_root, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import ConvNet, build_convnet, count_flops, count_params, init_parameters
-from nas_proxy.proxy import ProxyConfig, ProxyResult, accuracy, train_proxies, train_proxy
+from nas_proxy.training import ProxyResult, accuracy, train_proxies, train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
 from nas_proxy.calibration import Calibration
 from nas_proxy.ranking import proxy_scores, rank_agreement
-from nas_proxy.reference import (ReferenceConfig, import_reference, read_reference, reference_table_path, run_reference,
-                                 seed_ceiling, select_archs)
-from nas_proxy.study import (Preset, StudyConfig, enqueue_archs, load_preset, load_study, open_study, preset_data,
-                             run_search)
-from nas_proxy.proxies import PROXIES, Proxy, ScoreConfig, make_proxy
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.reference import import_reference, read_reference, run_reference, seed_ceiling, select_archs
+from nas_proxy.study import enqueue_archs, load_study, open_study, preset_data, run_search
+from nas_proxy.proxies import Proxy, make_proxy
 from nas_proxy.report import Report, make_report
 from nas_proxy.compare import Comparison, compare_proxies
 
 __all__ = [
     "DATASETS", "DEFAULT_ARCH", "DSA", "PROXIES", "ArchSpec", "Calibration", "Comparison", "CondenseConfig", "CondensedSet",
-    "ConvNet", "DSAParams", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy", "ProxyConfig", "ProxyResult",
+    "ConvNet", "DSAParams", "DataConfig", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy", "ProxyConfig", "ProxyResult",
     "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig", "accuracy", "build_convnet",
     "compare_proxies", "condense", "count_flops", "count_params", "default_data_root", "enqueue_archs", "import_reference",
     "init_parameters", "load_dataset", "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study", "preset_data", "proxy_scores", "rank_agreement", "read_reference",

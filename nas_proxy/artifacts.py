@@ -1,11 +1,28 @@
-"""One copy of a study's shared files for every worker, through Optuna's artifact store.
+"""Every file the tool keeps, named in one place, and one copy of a study's shared files for every worker.
 
-A study's workers may run on machines that share no folder, and some files they need cannot be
-rebuilt identically on each: a condensed set made on CUDA differs from run to run (the backward
-of ``grid_sample`` accumulates with atomics). So the first worker to build such a file uploads
-it to the artifact store named by ``[study].artifacts`` and records its id on the study (user
-attribute ``artifact:<file name>``); every other worker downloads that one, checks its SHA-256
-and keeps it in its own output folder, in place of a copy it built itself.
+**Names.** Each artifact is keyed by a hash of the settings that produce it, as they resolve on
+this machine (``precision = "auto"`` and ``compile = "auto"`` enter as what they run: bf16 or
+fp32, compiled or eager), and of the data it was made from:
+
+- a condensed set (:func:`condensed_set_path`): the ``[condense]`` settings and the data fingerprint
+  (the raw training files and the validation split);
+- a proxy's cached scores (:func:`score_table_path`): the proxy's settings and the data fingerprint;
+- the reference table (:func:`reference_table_path`): the ``[reference]`` training protocol and the
+  ``[data]`` settings (name and split). It is found without loading the data (``report`` reads it
+  alone), so the fingerprint is kept per row and checked whenever the data is at hand
+  (:func:`nas_proxy.reference.check_same_data`); an imported table (:func:`imported_table_path`)
+  replaces it. The reference protocol names its precision (``[reference]`` refuses ``"auto"``).
+
+Settings that change how a result is computed but not what it is (``deterministic``, ``threads``,
+``jobs``, a checkpoint's interval) do not enter. Files shared by several processes are written
+under one lock primitive, :func:`nas_proxy._io.file_lock`.
+
+**One copy per study.** A study's workers may run on machines that share no folder, and some files
+they need cannot be rebuilt identically on each: a condensed set made on CUDA differs from run to
+run (the backward of ``grid_sample`` accumulates with atomics). So the first worker to build such
+a file uploads it to the artifact store named by ``[study].artifacts`` and records its id on the
+study (user attribute ``artifact:<file name>``); every other worker downloads that one, checks its
+SHA-256 and keeps it in its own output folder, in place of a copy it built itself.
 
 ``[study].artifacts`` is a folder (``FileSystemArtifactStore``; default ``<out_dir>/artifacts``,
 which only workers sharing the output folder reach) or ``s3://bucket`` (``Boto3ArtifactStore``;
@@ -34,6 +51,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -45,10 +63,90 @@ import optuna
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from nas_proxy import _accel
+from nas_proxy._io import settings_key
 from nas_proxy._records import record_once
+from nas_proxy.condensation import CondensedSet, resolve_compile, resolve_precision
+from nas_proxy.config import CondenseConfig, Preset
+from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
+
+
+def _condense_settings(config: CondenseConfig, data: Dataset, *, resolve_precision_too: bool = True) -> dict[str, Any]:
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_every", "deterministic")}
+    device = data.train.x.device
+    settings["compile"] = resolve_compile(config, device)
+    if resolve_precision_too:
+        settings["precision"] = resolve_precision(config, device, settings["compile"])
+    return settings
+
+
+def condensed_set_path(preset: Preset, data: Dataset) -> Path:
+    """Where the preset's condensed set of ``data`` lives: ``<out>/condensed/<data>-ipc<N>-<key>.pt``.
+
+    ``compile = "auto"`` shares a set with the explicit setting it resolves to, and ``precision =
+    "auto"`` with the precision it runs in here.
+    """
+    key = settings_key(_condense_settings(preset.condense, data), data.fingerprint)
+    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
+
+
+def legacy_condensed_set_path(preset: Preset, data: Dataset) -> Path | None:
+    """The name the set had before issue 15 (``precision = "auto"`` unresolved in the key), or None where that is
+    its current name."""
+    old = settings_key(_condense_settings(preset.condense, data, resolve_precision_too=False), data.fingerprint)
+    path = preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{old}.pt"
+    return None if path == condensed_set_path(preset, data) else path
+
+
+def adopt_legacy_condensed_set(preset: Preset, data: Dataset) -> None:
+    """Keep a set cached under its old name readable: rename it to its current name when it was made in the
+    precision that runs here (its ``meta`` records it); one made in the other precision is left alone and a new
+    set is built. Call it holding the set's lock."""
+    legacy, path = legacy_condensed_set_path(preset, data), condensed_set_path(preset, data)
+    if legacy is None or path.is_file() or not legacy.is_file():
+        return
+    precision = _condense_settings(preset.condense, data)["precision"]
+    if CondensedSet.load(legacy, data).meta.get("precision") == precision:
+        os.replace(legacy, path)
+
+
+def _resolved(settings: Any, device: Any) -> Any:
+    """``settings`` with every ``precision = "auto"`` (also in nested members) as it runs on ``device``."""
+    if isinstance(settings, dict):
+        return {k: (_accel.resolve_precision(v, device) if k == "precision" else _resolved(v, device))
+                for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [_resolved(v, device) for v in settings]
+    return settings
+
+
+def score_table_path(preset: Preset, name: str, settings: dict[str, Any], data: Dataset) -> Path:
+    """Where proxy ``name``'s cached scores on ``data`` live: ``<out>/scores/<name>-<key>.csv``, keyed by its
+    ``settings`` (precision resolved) and the data."""
+    split = preset.data
+    key = settings_key(_resolved(settings, data.train.x.device), data.name, split.val_fraction, split.split_seed,
+                       data.fingerprint)
+    return preset.study.output / "scores" / f"{name}-{key}.csv"
+
+
+def imported_table_path(preset: Preset) -> Path:
+    """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
+    return preset.study.output / "reference" / f"{preset.data.dataset}-imported.csv"
+
+
+def reference_table_path(preset: Preset) -> Path:
+    """The preset's reference table: an imported one if there is one, else the one its protocol computes."""
+    imported = imported_table_path(preset)
+    if imported.is_file():
+        return imported
+    data = preset.data
+    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
+    key = settings_key(data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(),
+                       "step-decay")
+    return preset.study.output / "reference" / f"{data.dataset}-{key}.csv"
 
 
 def open_artifact_store(spec: str, output: Path) -> Any:
@@ -120,4 +218,5 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     return path
 
 
-__all__ = ["SETTLE_SECONDS", "open_artifact_store", "sha256", "shared_file"]
+__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path", "legacy_condensed_set_path",
+           "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]

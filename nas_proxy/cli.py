@@ -21,20 +21,20 @@ import torch
 from nas_proxy import __version__
 from nas_proxy._accel import PRECISIONS
 from nas_proxy.compare import compare_proxies
-from nas_proxy.condensation import (COMPILE_AUTO_MIN_ITERATIONS, CondenseConfig, CondensedSet, condense,
-                                    resolve_compile)
+from nas_proxy.condensation import COMPILE_AUTO_MIN_ITERATIONS, CondensedSet, condense, resolve_compile
+from nas_proxy.config import PROXIES, REFERENCE_DEFAULTS, CondenseConfig, Preset, ProxyConfig, load_preset
+from nas_proxy.artifacts import reference_table_path
 from nas_proxy.data import DATASETS, Dataset, Split, load_dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxies import PROXIES
-from nas_proxy.proxy import ProxyConfig, train_proxy
+from nas_proxy.training import train_proxy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy._config import ConfigError
 from nas_proxy._interrupt import interruptible, safe_interrupt
-from nas_proxy.reference import (REFERENCE_DEFAULTS, import_reference, protocol_warning, reference_accuracy,
-                                 reference_table_path, run_reference, seed_ceiling, select_archs)
+from nas_proxy.reference import (import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling,
+                                 select_archs)
 from nas_proxy.ranking import MIN_PAIRS, correlation_line, interval
 from nas_proxy.report import Report, make_report
-from nas_proxy.study import Preset, enqueue_archs, load_preset, load_study, open_study, preset_data, run_search
+from nas_proxy.study import enqueue_archs, load_study, open_study, preset_data, run_search
 
 
 def _device(name: str) -> str:

@@ -40,13 +40,13 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxies import ACCURACY_PROXIES, PROXIES, make_proxy, score_archs, score_table_path
+from nas_proxy.artifacts import reference_table_path, score_table_path
+from nas_proxy.config import ACCURACY_PROXIES, PROXIES, Preset
+from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import TOP_K, factor_bias, interval, rank_agreement, rank_ensemble
-from nas_proxy.reference import (check_same_data, read_reference, reference_accuracy, reference_protocol,
-                                 reference_table_path, seed_ceiling)
+from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_protocol, seed_ceiling
 from nas_proxy.report import markdown_table, precision, pyplot, save_figure, statistic
 from nas_proxy.space import ArchSpec
-from nas_proxy.study import Preset
 
 CEILING = "reference seed-to-seed"
 
@@ -184,7 +184,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     fitted_on: dict[str, int] = {}  # reference trainings a fitted proxy learnt from: part of its cost
     for name in dict.fromkeys(m for members in parsed for m in members):  # each base proxy once, in order
         proxy = make_proxy(name, preset, data, progress=progress)
-        rows = score_archs(proxy, archs, seed_values, score_table_path(preset, proxy, data), data.fingerprint,
+        rows = score_archs(proxy, archs, seed_values, score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint,
                            progress=progress)
         scores[name] = rows.groupby("arch")["score"].mean()
         cost[name] = (float(rows["seconds"].sum()), proxy.setup_seconds)

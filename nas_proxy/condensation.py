@@ -24,21 +24,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from nas_proxy import _accel
-from nas_proxy._accel import Precision, autocast
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
+from nas_proxy._accel import autocast
 from nas_proxy._io import atomic_torch_save, write_png_grid
-from nas_proxy.augment import DSA, check_dsa_strategy
+from nas_proxy.augment import DSA
+from nas_proxy.config import CondenseConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, init_parameters
-from nas_proxy.space import DEFAULT_ARCH, ArchSpec
+from nas_proxy.space import ArchSpec
 
 FORMAT = "nas-proxy-condensed/1"
 _CHECKPOINT_FORMAT = "nas-proxy-condense-checkpoint/1"
@@ -56,58 +56,6 @@ _RESUMABLE = {"iterations", "checkpoint_every", "compile", "deterministic"}
 # CUDA: not measured (no GPU lent); about a minute of compilation against a few ms per iteration
 # pays back after roughly 10,000 iterations. Other devices never compile under "auto".
 COMPILE_AUTO_MIN_ITERATIONS = {"cpu": 1000, "cuda": 10_000}
-
-
-@dataclass(frozen=True)
-class CondenseConfig:
-    """Settings of one DM run; the defaults are the paper's.
-
-    ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
-    bf16 natively (on a CPU only when the embedding is compiled: eager bf16 is slower there), fp32
-    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one compilation, then every
-    iteration faster): true, false, or ``"auto"``, which compiles runs of at least
-    :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations (see :func:`resolve_compile`), so the paper's
-    20,000 compile and a 100-iteration quickstart does not. ``deterministic`` asks CUDA for
-    deterministic kernels (:func:`nas_proxy._accel.deterministic`); a CPU run is repeatable
-    without it. ``benchmarks/RESULTS.md`` has the speed of each and the accuracy of the sets
-    they make.
-    """
-
-    ipc: int = 10
-    iterations: int = 20_000
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: int = 256
-    init: Literal["real", "noise"] = "real"
-    embed_arch: str = DEFAULT_ARCH.id
-    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
-    precision: Precision = "auto"
-    compile: Literal["auto", True, False] = "auto"
-    real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
-    checkpoint_every: int = 500
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[condense]")
-        positive("[condense]", ipc=self.ipc, batch_real=self.batch_real, lr_img=self.lr_img,
-                 real_chunk=self.real_chunk, checkpoint_every=self.checkpoint_every)
-        if self.iterations < 0:
-            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
-        try:
-            ArchSpec.parse(self.embed_arch)
-        except NasProxyError as exc:
-            raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
-        check_dsa_strategy("[condense]", self.dsa_strategy)
-
-    def _strategy(self, dataset_default: str) -> str:
-        return dataset_default if self.dsa_strategy == "auto" else self.dsa_strategy
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
-        return config_from_dict(cls, data, where)
 
 
 @dataclass

@@ -9,3 +9,23 @@ class NasProxyError(Exception):
     The CLI prints ``error: <message>`` and exits with status 2, without a traceback.
     Library users can catch this type to tell bad input apart from bugs.
     """
+
+
+class DataError(NasProxyError):
+    """A dataset cannot be found, read or split; the message says which file and how to fix it.
+
+    Example:
+
+        .. testcode::
+
+            from nas_proxy.data import DataError, load_dataset
+
+            try:
+                load_dataset("mnist", root="/nonexistent")
+            except DataError as exc:
+                print("MNIST not found" in str(exc))
+
+        .. testoutput::
+
+            True
+    """

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -40,70 +40,19 @@ import torch
 from tqdm.auto import tqdm
 
 from nas_proxy import zero_cost
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
 from nas_proxy._interrupt import interruptible, shielded
-from nas_proxy.artifacts import open_artifact_store, shared_file
+from nas_proxy.artifacts import (adopt_legacy_condensed_set, condensed_set_path, open_artifact_store,
+                                 reference_table_path, score_table_path, shared_file)
 from nas_proxy.calibration import MIN_FIT, Calibration
 from nas_proxy._io import Lap, append_row, file_lock, read_table, row_keys, settings_key
-from nas_proxy.condensation import CondensedSet, condense, resolve_compile
+from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset, ProxyConfig
+from nas_proxy.condensation import CondensedSet, condense
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, network_size
-from nas_proxy.proxy import ProxyConfig, train_proxies
-from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_table_path
+from nas_proxy.training import train_proxies
+from nas_proxy.reference import check_same_data, read_reference, reference_accuracy
 from nas_proxy.space import ArchSpec
-
-if TYPE_CHECKING:
-    from nas_proxy.study import Preset
-
-BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
-# Fitted on the reference table (nas_proxy.calibration): the factors alone, or with the [score].features scores.
-FITTED_PROXIES = ("calibrated", "factors")
-PROXIES = BASE_PROXIES + FITTED_PROXIES
-ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """The ``[score]`` table: which proxy scores a trial, over how many seeds, and its own knobs."""
-
-    proxy: str = "dm"
-    seeds: int = 1  # the score is the mean over seeds [proxy].seed, +1, ..., +seeds-1
-    early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
-    batch_size: int = 64  # zero-cost proxies: training images in their one batch
-    # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
-    features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
-    # Multi-fidelity (`calibrated` only): these proxies join the features for the trials Optuna's successive
-    # halving promotes, the best 1/reduction_factor of those scored so far; the others keep the cheap score.
-    refine: list[str] = field(default_factory=list)
-    reduction_factor: int = 3
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[score]")
-        positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
-        if self.proxy not in PROXIES:
-            raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
-        bad = next((f for f in self.features if f not in BASE_PROXIES), None)
-        if bad is not None:
-            raise ConfigError("[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}")
-        if len(set(self.features)) != len(self.features):
-            raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
-        bad = next((f for f in self.refine if f not in BASE_PROXIES or f in self.features), None)
-        if bad is not None:
-            raise ConfigError("[score]", "refine", f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that "
-                                                   f"are not already features")
-        if self.refine and self.proxy != "calibrated":
-            raise ConfigError("[score]", "refine", f"needs proxy = \"calibrated\" (both fidelities are predictions of "
-                                                   f"the reference rank), got proxy = {self.proxy!r}")
-        if self.reduction_factor < 2:
-            raise ConfigError("[score]", "reduction_factor", f"must be at least 2, got {self.reduction_factor}")
-        if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
-            raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
-                                                         f"is a fraction of one pass)")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[score]") -> ScoreConfig:
-        return config_from_dict(cls, data, where)
 
 
 OnScore = Callable[[int, float], None]
@@ -140,21 +89,6 @@ class Proxy:
         return values
 
 
-def condensed_set_path(preset: Preset, data: Dataset) -> Path:
-    """Where the preset's condensed set lives: keyed by a hash of its settings and of the data.
-
-    ``compile`` enters as the resolved decision (on a CPU it also decides bf16 or fp32 under
-    ``precision = "auto"``), so ``compile = "auto"`` shares a set with the explicit setting it
-    resolves to; ``deterministic`` (bitwise repeatability on CUDA only) and ``checkpoint_every``
-    do not enter.
-    """
-    settings = {k: v for k, v in dataclasses.asdict(preset.condense).items()
-                if k not in ("checkpoint_every", "deterministic")}
-    settings["compile"] = resolve_compile(preset.condense, data.train.x.device)
-    key = settings_key(settings, data.fingerprint)
-    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
-
-
 def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
                       study: optuna.Study | None = None) -> CondensedSet:
     """Load the preset's condensed set, or build it once (workers sharing the folder wait on a file lock).
@@ -169,6 +103,7 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
     def make() -> None:
         # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
         with interruptible(), file_lock(path):  # one worker condenses; the rest find the file afterwards
+            adopt_legacy_condensed_set(preset, data)  # a set cached under its old name
             if not path.is_file():
                 syn = condense(data, preset.condense, checkpoint=path.with_name(path.name + ".ckpt"), resume=True,
                                progress=progress)
@@ -276,7 +211,7 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
                                 f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
                                 f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
                                 f"table with `--import FILE.csv`")
-        rows = {f: score_archs(proxy, archs, seeds, score_table_path(preset, proxy, data), data.fingerprint,
+        rows = {f: score_archs(proxy, archs, seeds, score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint,
                                progress=progress) for f, proxy in members.items()}
         scores = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
         calibration = Calibration.fit(scores, reference, space)
@@ -305,13 +240,6 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
 
 
 SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
-
-
-def score_table_path(preset: Preset, proxy: Proxy, data: Dataset) -> Path:
-    """Where ``proxy``'s cached scores on ``data`` (and its validation split) live."""
-    study = preset.study
-    key = settings_key(proxy.settings, data.name, study.val_fraction, study.split_seed, data.fingerprint)
-    return study.output / "scores" / f"{proxy.name}-{key}.csv"
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -343,5 +271,4 @@ def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Pat
     return table[wanted]
 
 
-__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "Proxy", "ScoreConfig", "condensed_set_path",
-           "get_condensed_set", "make_proxy", "read_scores", "score_archs", "score_table_path"]
+__all__ = ["OnScore", "Proxy", "get_condensed_set", "make_proxy", "read_scores", "score_archs"]

@@ -35,102 +35,33 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
+from nas_proxy.config import Preset
 from nas_proxy._interrupt import interruptible, shielded
-from nas_proxy._io import Lap, append_row, atomic_write, read_table, row_keys, settings_key
+from nas_proxy._io import Lap, append_row, atomic_write, read_table, row_keys
+from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.proxy import ProxyConfig, ProxyResult, train_proxies
+from nas_proxy.training import ProxyResult, train_proxies
 from nas_proxy.model import network_size
 from nas_proxy.ranking import proxy_scores, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 
-if TYPE_CHECKING:
-    from nas_proxy.study import Preset
-
-# Full data needs far fewer epochs than the 1000 of a 10-image-per-class set.
-REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}
 
 COLUMNS = ["arch", "seed", "val_acc", "test_acc", "params", "flops", "seconds", "epochs", "train_size", "device",
            "fingerprint"]
-
-
-@dataclass(frozen=True)
-class ReferenceConfig:
-    """The ``[reference]`` table: full-data training protocol plus how reference architectures are drawn.
-
-    ``metric`` is the reference number a proxy's ranking is compared with: test accuracy (the
-    quantity a researcher cares about; the proxy itself never sees the test set) or validation.
-    The reference trains in fp32 unless ``precision`` says otherwise: it is the yardstick.
-    """
-
-    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(**REFERENCE_DEFAULTS))
-    seeds: int = 1
-    sample_seed: int = 0
-    search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
-    metric: Literal["test_acc", "val_acc"] = "test_acc"
-    # `search` first trains this many sampled architectures (the `--archs N` sample) on the full data and
-    # scores them first, so the study reports its faithfulness as it runs; 0: the reference is trained or
-    # imported separately with `nas-proxy reference`.
-    sample: int = 0
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[reference]")
-        positive("[reference]", seeds=self.seeds)
-        if self.sample < 0:
-            raise ConfigError("[reference]", "sample", f"must be >= 0, got {self.sample}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
-        """Flat keys: the training protocol's (a :class:`ProxyConfig`) and this table's own."""
-        own = {f.name for f in dataclasses.fields(cls)} - {"training"}
-        protocol = {f.name for f in dataclasses.fields(ProxyConfig)}
-        unknown = sorted(set(data) - own - protocol)
-        if unknown:
-            raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are "
-                                f"{', '.join(sorted(own | protocol))}")
-        training = config_from_dict(ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items()
-                                                                           if k in protocol}}, where)
-        return dataclasses.replace(config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where),
-                                   training=training)
-
-    @property
-    def seed_values(self) -> list[int]:
-        return list(range(self.training.seed, self.training.seed + self.seeds))
 
 
 # A ranking one pass over the data gives measures how fast a network starts to learn, not where it
 # ends: on FashionMNIST one epoch ranks the 720 space at Spearman ~0.55 against converged training
 # (issue 13); the shared 6-epoch table and the quickstart's 50 epochs have converged (RESULTS.md).
 MIN_TRUTH_EPOCHS = 5
-
-
-def imported_table_path(preset: Preset) -> Path:
-    """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
-    return preset.study.output / "reference" / f"{preset.study.dataset}-imported.csv"
-
-
-def reference_table_path(preset: Preset) -> Path:
-    """The preset's reference table: an imported one if there is one, else the table its protocol computes.
-
-    A computed table is keyed by the data set, its split and the training protocol.
-    """
-    imported = imported_table_path(preset)
-    if imported.is_file():
-        return imported
-    study = preset.study
-    protocol = preset.reference.training.protocol()
-    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
-    key = settings_key(study.dataset, study.val_fraction, study.split_seed, protocol, "step-decay")
-    return study.output / "reference" / f"{study.dataset}-{key}.csv"
 
 
 def read_reference(path: str | Path) -> pd.DataFrame:
@@ -329,6 +260,6 @@ def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progr
     return read_reference(path)
 
 
-__all__ = ["MIN_TRUTH_EPOCHS", "ReferenceConfig", "check_same_data", "import_reference", "imported_table_path",
-           "protocol_warning", "reference_protocol", "seed_ceiling", "read_reference", "reference_accuracy", "reference_space", "reference_table_path",
+__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "import_reference",
+           "protocol_warning", "reference_protocol", "seed_ceiling", "read_reference", "reference_accuracy", "reference_space",
            "run_reference", "select_archs"]

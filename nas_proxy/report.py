@@ -36,12 +36,12 @@ from typing import Any
 import pandas as pd
 
 from nas_proxy._io import atomic_write
-from nas_proxy.proxies import ACCURACY_PROXIES
+from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.config import ACCURACY_PROXIES, Preset
 from nas_proxy.ranking import MIN_PAIRS, TOP_K, factor_bias, interval, proxy_scores, rank_agreement
 from nas_proxy.calibration import Calibration
-from nas_proxy.reference import (imported_table_path, read_reference, reference_accuracy, reference_protocol, reference_table_path,
-                                 seed_ceiling)
-from nas_proxy.study import Preset, load_study
+from nas_proxy.reference import read_reference, reference_accuracy, reference_protocol, seed_ceiling
+from nas_proxy.study import load_study
 
 
 @dataclass(frozen=True)

@@ -40,129 +40,32 @@ import dataclasses
 import json
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import optuna
 import torch
 from tqdm.auto import tqdm
 
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
+from nas_proxy._config import positive
+from nas_proxy.config import Preset, ScoreConfig, StudyConfig, load_preset
 from nas_proxy._records import record_once
 from nas_proxy._interrupt import interruptible, safe_interrupt
-from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
 from nas_proxy.calibration import Calibration
-from nas_proxy.condensation import CondenseConfig
 from nas_proxy.data import Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import network_size
-from nas_proxy.proxies import Proxy, ScoreConfig, make_proxy
-from nas_proxy.proxy import ProxyConfig
+from nas_proxy.proxies import Proxy, make_proxy
 from nas_proxy.ranking import MIN_PAIRS, correlation_line, proxy_scores, rank_agreement
-from nas_proxy.reference import (ReferenceConfig, read_reference, reference_accuracy, reference_table_path,
-                                 run_reference, select_archs)
-from nas_proxy.space import AXES, ArchSpec, SearchSpace, load_search_space
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """The ``[study]`` table: what to search, how, and where results go."""
-
-    name: str
-    dataset: str = "digits"
-    search_space: str = "small"
-    sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: int = 0
-    n_trials: int = 20
-    storage: str = ""  # a database URL (with "://"), or a journal file's path; "" -> out_dir/study.journal
-    out_dir: str = ""  # "" -> runs/<name>
-    # Optuna artifact store for files every worker must share (the condensed set): a folder or s3://bucket;
-    # "" -> out_dir/artifacts, which only workers sharing out_dir reach (nas_proxy.artifacts)
-    artifacts: str = ""
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    # A trial whose worker died is failed and queued again, at most max_retry times. On a database
-    # that takes a heartbeat silent for grace_period seconds (0: twice the interval); on a journal
-    # file, a worker on the same machine notices the dead process at its next trial.
-    heartbeat_interval: int = 60
-    grace_period: int = 0
-    max_retry: int = 3
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[study]")
-        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval)
-        for key in ("grace_period", "max_retry"):
-            if getattr(self, key) < 0:
-                raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError("[study]", "val_fraction", f"must be between 0 and 1, got {self.val_fraction}")
-        if not self.name:
-            raise ConfigError("[study]", "name", "must not be empty")
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
-        return config_from_dict(cls, data, where)
-
-    @property
-    def output(self) -> Path:
-        return Path(self.out_dir or f"runs/{self.name}")
-
-    @property
-    def storage_url(self) -> str:
-        """What Optuna's own tools open: a database URL, or the path of a journal file (as ``optuna`` and
-        ``optuna-dashboard`` take it)."""
-        return self.storage or str(self.output / "study.journal")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A whole study preset: one config object per stage."""
-
-    study: StudyConfig
-    condense: CondenseConfig
-    proxy: ProxyConfig
-    score: ScoreConfig
-    reference: ReferenceConfig
-    path: Path
-
-    def space(self) -> SearchSpace:
-        return load_search_space(self.study.search_space)
-
-    @property
-    def ref(self) -> str:
-        """How to name this preset on the command line: its shipped name (``quickstart``), else its path."""
-        return shipped_name(self.path, "studies") or str(self.path)
-
-
-_SECTIONS = {"study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig, "score": ScoreConfig,
-             "reference": ReferenceConfig}
-
-
-def load_preset(name_or_path: str | Path) -> Preset:
-    """Read and validate a study preset: a shipped one by name (``quickstart``) or a ``.toml`` file.
-
-    Errors name the file and the key.
-    """
-    path = find_toml(name_or_path, "studies")
-    raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
-    unknown = sorted(set(raw) - set(_SECTIONS))
-    if unknown:
-        raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
-                            f"{', '.join(f'[{s}]' for s in _SECTIONS)}")
-    if "study" not in raw:
-        raise NasProxyError(f"{path}: missing [study] table (it needs at least name = \"...\")")
-    configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
-    preset = Preset(path=path, **configs)
-    preset.space()  # the search space must exist and be valid
-    return preset
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.reference import read_reference, reference_accuracy, run_reference, select_archs
+from nas_proxy.space import AXES, ArchSpec, SearchSpace
 
 
 def preset_data(preset: Preset, root: str | Path | None = None, device: str | torch.device = "cpu") -> Dataset:
     """The preset's data set, split as ``[study]`` says (``root`` as :func:`~nas_proxy.load_dataset` takes it)."""
-    return load_dataset(preset.study.dataset, root, val_fraction=preset.study.val_fraction,
-                        seed=preset.study.split_seed, device=device)
+    return load_dataset(preset.data.dataset, root, val_fraction=preset.data.val_fraction,
+                        seed=preset.data.split_seed, device=device)
 
 
 def _journal_file(url: str) -> Path | None:
@@ -482,4 +385,4 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     return study
 
 
-__all__ = ["Preset", "ReferenceCorrelation", "StudyConfig", "enqueue_archs", "load_preset", "load_study", "open_study", "preset_data", "record_proxy", "run_search", "suggest_arch"]
+__all__ = ["ReferenceCorrelation", "enqueue_archs", "load_study", "open_study", "preset_data", "record_proxy", "run_search", "suggest_arch"]

@@ -113,7 +113,7 @@ def test_workers_creating_the_database_tables_at_once_connect_again(monkeypatch)
 
     monkeypatch.setattr(nas_proxy.study.optuna.storages, "RDBStorage", storage)
     monkeypatch.setattr(nas_proxy.study.time, "sleep", lambda seconds: None)
-    config = nas_proxy.study.StudyConfig(name="x", storage="postgresql://db")
+    config = nas_proxy.config.StudyConfig(name="x", storage="postgresql://db")
     assert nas_proxy.study._storage(config) == "connected" and len(attempts) == 2
 
 

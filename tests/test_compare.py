@@ -8,12 +8,14 @@ import pytest
 import torch
 from scipy import stats
 
-import nas_proxy.proxy as proxy_module
+import nas_proxy.training as proxy_module
 from nas_proxy import (ArchSpec, NasProxyError, ProxyConfig, build_convnet, compare_proxies, count_params,
                        load_preset, make_proxy, run_reference, run_search, select_archs, train_proxy)
 from nas_proxy.cli import main
 from nas_proxy.compare import CEILING
-from nas_proxy.proxies import BASE_PROXIES, read_scores, score_table_path
+from nas_proxy.artifacts import score_table_path
+from nas_proxy.config import BASE_PROXIES
+from nas_proxy.proxies import read_scores
 from nas_proxy.study import open_study
 from nas_proxy.zero_cost import grad_norm, naswot, synflow
 from presets import write_preset
@@ -234,7 +236,7 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
     monkeypatch.setattr(proxy_module, "_train", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         compare_proxies(compared, digits, ["random"], progress=False)
-    path = score_table_path(compared, make_proxy("random", compared, digits), digits)
+    path = _score_path(compared, "random", digits)
     kept = len(read_scores(path))
     assert kept == 2 if jobs == 1 else 1 <= kept <= 2  # the finished ones were kept
     before = len(calls)  # 3, or 4 when the other thread took the next network before the crash stopped it
@@ -245,9 +247,14 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
     assert again.table["spearman"].iloc[0] == first.table["spearman"].iloc[0]
 
 
+def _score_path(preset, name, data):
+    proxy = make_proxy(name, preset, data)
+    return score_table_path(preset, proxy.name, proxy.settings, data)
+
+
 def test_more_seeds_average_more_scores(compared, digits):
     two = compare_proxies(compared, digits, ["naswot"], seeds=2, n_boot=0, progress=False)
-    path = score_table_path(compared, make_proxy("naswot", compared, digits), digits)
+    path = _score_path(compared, "naswot", digits)
     rows = read_scores(path)
     assert sorted(rows["seed"].unique()) == [0, 1] and len(rows) == 12
     assert two.scores["naswot"].to_numpy() == pytest.approx(rows.groupby("arch")["score"].mean()[two.scores.index])

@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import nas_proxy.proxy as proxy_module
+import nas_proxy.training as proxy_module
 from nas_proxy import (ArchSpec, NasProxyError, load_dataset, load_preset, load_search_space, make_report,
                        rank_agreement, run_search)
 from nas_proxy._io import append_row
 from nas_proxy.cli import main
-from nas_proxy.reference import (ReferenceConfig, read_reference, reference_table_path, run_reference,
+from nas_proxy.config import ReferenceConfig
+from nas_proxy.reference import (read_reference, reference_table_path, run_reference,
                                  select_archs)
 from nas_proxy.report import precision, statistic, top1
 from nas_proxy.study import enqueue_archs, load_study, open_study

@@ -31,66 +31,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nas_proxy import _accel
-from nas_proxy._accel import Precision, autocast
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive
-from nas_proxy.augment import DSA, check_dsa_strategy
+from nas_proxy._accel import autocast
+from nas_proxy.augment import DSA
+from nas_proxy.config import ProxyConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, count_flops, count_params
 from nas_proxy.space import ArchSpec
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
-
-    ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
-    since Ampere, CPUs with AVX512-BF16 or AMX) and in fp32 elsewhere; ``"fp32"``/``"bf16"`` force
-    one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
-    architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
-    few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
-    ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
-    and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
-    is bit-identical without it. It changes how a result is computed, not what is expected, so
-    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
-    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
-    CUDA, where concurrent streams have not been measured yet); it changes only the speed.
-    """
-
-    epochs: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    lr_decay_at: float = 0.5
-    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
-    precision: Precision = "auto"
-    compile: bool = False
-    eval_batch_size: int = 2048
-    threads: int = 0
-    deterministic: bool = False
-    jobs: int = 0
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[proxy]")
-        positive("[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                 eval_batch_size=self.eval_batch_size)
-        if not 0 < self.lr_decay_at <= 1:
-            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
-        for name in ("threads", "jobs"):
-            if getattr(self, name) < 0:
-                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
-        check_dsa_strategy("[proxy]", self.dsa_strategy)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
-        return config_from_dict(cls, data, where)
-
-    def protocol(self) -> dict[str, Any]:
-        """The settings that change a result (not the seed or how it is executed): cache keys."""
-        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
-                                                         "deterministic", "jobs")}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nas_proxy import ArchSpec, NasProxyError, ProxyConfig, _accel, load_dataset, train_proxies, train_proxy
-from nas_proxy.proxy import concurrent_jobs
+from nas_proxy.training import concurrent_jobs
 
 ARCH = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
 
@@ -98,15 +98,15 @@ BATCH = [ArchSpec.parse(a) for a in ("d1-w16-relu-none-maxpool", "d2-w16-sigmoid
 
 def _capture_weights(monkeypatch) -> dict[str, dict[str, torch.Tensor]]:
     """Trained weights by architecture id, captured when each network is scored (thread-safe: one key each)."""
-    import nas_proxy.proxy
+    import nas_proxy.training
 
-    weights, real_accuracy = {}, nas_proxy.proxy.accuracy
+    weights, real_accuracy = {}, nas_proxy.training.accuracy
 
     def accuracy(net, *a, **k):
         weights.setdefault(net.arch.id, {n: t.detach().cpu().clone() for n, t in net.state_dict().items()})
         return real_accuracy(net, *a, **k)
 
-    monkeypatch.setattr(nas_proxy.proxy, "accuracy", accuracy)
+    monkeypatch.setattr(nas_proxy.training, "accuracy", accuracy)
     return weights
 
 
@@ -147,9 +147,9 @@ def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, 
         steps.append(1)
         return real_step(self, *args, **kwargs)
 
-    import nas_proxy.proxy
+    import nas_proxy.training
 
-    real_build = nas_proxy.proxy.build_convnet
+    real_build = nas_proxy.training.build_convnet
 
     def build(arch, *args, **kwargs):
         if arch == BATCH[2]:
@@ -158,7 +158,7 @@ def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, 
         return real_build(arch, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    monkeypatch.setattr(nas_proxy.proxy, "build_convnet", build)
+    monkeypatch.setattr(nas_proxy.training, "build_convnet", build)
     threads = torch.get_num_threads()
     with pytest.raises(NasProxyError, match="out of memory"):
         train_proxies([BATCH[2], BATCH[0], BATCH[1]], digits.sample_per_class(2, seed=0), digits,

@@ -1,0 +1,377 @@
+"""Every stage's settings, one frozen config object per stage, and the preset that holds them all.
+
+The package's stages read their own config and nothing else: :class:`DataConfig` (which data
+and split), :class:`CondenseConfig` (Distribution Matching), :class:`ProxyConfig` (how a
+candidate trains), :class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig`
+(the full-data truth) and :class:`StudyConfig` (the Optuna study). A :class:`Preset`
+(``studies/*.toml``, one table per stage) bundles them for the functions that run a whole
+study. This module imports no stage, so every stage can import it. Each config checks its own
+values, so one built in Python is checked like one read from TOML.
+
+Example:
+    >>> from nas_proxy import CondenseConfig, load_preset
+    >>> preset = load_preset("quickstart")
+    >>> preset.data.dataset, preset.condense.iterations, preset.reference.training.epochs
+    ('digits', 100, 50)
+    >>> CondenseConfig(ipc=0)
+    Traceback (most recent call last):
+    ...
+    nas_proxy._config.ConfigError: [condense].ipc must be positive, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nas_proxy._accel import Precision
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
+from nas_proxy._shipped import find_toml, shipped_name
+from nas_proxy.augment import check_dsa_strategy
+from nas_proxy.errors import NasProxyError
+from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set and which validation carve-out: the ``[data]`` table.
+
+    ``val_fraction`` of each class of the official training data is held out for validation
+    (the split a proxy is scored on), drawn with ``split_seed``; the test set is never used for
+    search. :func:`~nas_proxy.load_dataset` takes it.
+    """
+
+    dataset: str = "digits"
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[data]")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError("[data]", "val_fraction", f"must be between 0 and 1, got {self.val_fraction}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[data]") -> DataConfig:
+        return config_from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class CondenseConfig:
+    """Settings of one DM run; the defaults are the paper's.
+
+    ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
+    bf16 natively (on a CPU only when the embedding is compiled: eager bf16 is slower there), fp32
+    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one compilation, then every
+    iteration faster): true, false, or ``"auto"``, which compiles runs of at least
+    :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations (see :func:`resolve_compile`), so the paper's
+    20,000 compile and a 100-iteration quickstart does not. ``deterministic`` asks CUDA for
+    deterministic kernels (:func:`nas_proxy._accel.deterministic`); a CPU run is repeatable
+    without it. ``benchmarks/RESULTS.md`` has the speed of each and the accuracy of the sets
+    they make.
+    """
+
+    ipc: int = 10
+    iterations: int = 20_000
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    embed_arch: str = DEFAULT_ARCH.id
+    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
+    seed: int = 0
+    precision: Precision = "auto"
+    compile: Literal["auto", True, False] = "auto"
+    real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
+    checkpoint_every: int = 500
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[condense]")
+        positive("[condense]", ipc=self.ipc, batch_real=self.batch_real, lr_img=self.lr_img,
+                 real_chunk=self.real_chunk, checkpoint_every=self.checkpoint_every)
+        if self.iterations < 0:
+            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
+        try:
+            ArchSpec.parse(self.embed_arch)
+        except NasProxyError as exc:
+            raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
+        check_dsa_strategy("[condense]", self.dsa_strategy)
+
+    def _strategy(self, dataset_default: str) -> str:
+        return dataset_default if self.dsa_strategy == "auto" else self.dsa_strategy
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
+        return config_from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
+
+    ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
+    since Ampere, CPUs with AVX512-BF16 or AMX) and in fp32 elsewhere; ``"fp32"``/``"bf16"`` force
+    one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
+    architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
+    few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
+    ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
+    and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
+    is bit-identical without it. It changes how a result is computed, not what is expected, so
+    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
+    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
+    CUDA, where concurrent streams have not been measured yet); it changes only the speed.
+    """
+
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    lr_decay_at: float = 0.5
+    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
+    seed: int = 0
+    precision: Precision = "auto"
+    compile: bool = False
+    eval_batch_size: int = 2048
+    threads: int = 0
+    deterministic: bool = False
+    jobs: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[proxy]")
+        positive("[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                 eval_batch_size=self.eval_batch_size)
+        if not 0 < self.lr_decay_at <= 1:
+            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
+        for name in ("threads", "jobs"):
+            if getattr(self, name) < 0:
+                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
+        check_dsa_strategy("[proxy]", self.dsa_strategy)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
+        return config_from_dict(cls, data, where)
+
+    def protocol(self) -> dict[str, Any]:
+        """The settings that change a result (not the seed or how it is executed): cache keys."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
+                                                         "deterministic", "jobs")}
+
+
+BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+# Fitted on the reference table (nas_proxy.calibration): the factors alone, or with the [score].features scores.
+FITTED_PROXIES = ("calibrated", "factors")
+PROXIES = BASE_PROXIES + FITTED_PROXIES
+ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The ``[score]`` table: which proxy scores a trial, over how many seeds, and its own knobs."""
+
+    proxy: str = "dm"
+    seeds: int = 1  # the score is the mean over seeds [proxy].seed, +1, ..., +seeds-1
+    early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
+    batch_size: int = 64  # zero-cost proxies: training images in their one batch
+    # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
+    features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
+    # Multi-fidelity (`calibrated` only): these proxies join the features for the trials Optuna's successive
+    # halving promotes, the best 1/reduction_factor of those scored so far; the others keep the cheap score.
+    refine: list[str] = field(default_factory=list)
+    reduction_factor: int = 3
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[score]")
+        positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
+        if self.proxy not in PROXIES:
+            raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
+        bad = next((f for f in self.features if f not in BASE_PROXIES), None)
+        if bad is not None:
+            raise ConfigError("[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}")
+        if len(set(self.features)) != len(self.features):
+            raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
+        bad = next((f for f in self.refine if f not in BASE_PROXIES or f in self.features), None)
+        if bad is not None:
+            raise ConfigError("[score]", "refine", f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that "
+                                                   f"are not already features")
+        if self.refine and self.proxy != "calibrated":
+            raise ConfigError("[score]", "refine", f"needs proxy = \"calibrated\" (both fidelities are predictions of "
+                                                   f"the reference rank), got proxy = {self.proxy!r}")
+        if self.reduction_factor < 2:
+            raise ConfigError("[score]", "reduction_factor", f"must be at least 2, got {self.reduction_factor}")
+        if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
+            raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
+                                                         f"is a fraction of one pass)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[score]") -> ScoreConfig:
+        return config_from_dict(cls, data, where)
+
+
+# Full data needs far fewer epochs than the 1000 of a 10-image-per-class set.
+REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """The ``[reference]`` table: full-data training protocol plus how reference architectures are drawn.
+
+    ``metric`` is the reference number a proxy's ranking is compared with: test accuracy (the
+    quantity a researcher cares about; the proxy itself never sees the test set) or validation.
+    The reference trains in fp32 unless ``precision`` says otherwise: it is the yardstick.
+    """
+
+    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(**REFERENCE_DEFAULTS))
+    seeds: int = 1
+    sample_seed: int = 0
+    search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
+    metric: Literal["test_acc", "val_acc"] = "test_acc"
+    # `search` first trains this many sampled architectures (the `--archs N` sample) on the full data and
+    # scores them first, so the study reports its faithfulness as it runs; 0: the reference is trained or
+    # imported separately with `nas-proxy reference`.
+    sample: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[reference]")
+        positive("[reference]", seeds=self.seeds)
+        if self.sample < 0:
+            raise ConfigError("[reference]", "sample", f"must be >= 0, got {self.sample}")
+        if self.training.precision == "auto":  # one table, one protocol: "auto" differs from machine to machine
+            raise ConfigError("[reference]", "precision", "= \"auto\" trains in bf16 on some machines and fp32 on "
+                                                          "others; the yardstick needs one: set \"fp32\" or \"bf16\"")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
+        """Flat keys: the training protocol's (a :class:`ProxyConfig`) and this table's own."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"training"}
+        protocol = {f.name for f in dataclasses.fields(ProxyConfig)}
+        unknown = sorted(set(data) - own - protocol)
+        if unknown:
+            raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are "
+                                f"{', '.join(sorted(own | protocol))}")
+        training = config_from_dict(ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items()
+                                                                           if k in protocol}}, where)
+        own_config = config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where)
+        try:
+            return dataclasses.replace(own_config, training=training)
+        except ConfigError as exc:
+            raise NasProxyError(f"{where}.{exc.key} {exc.problem}") from None
+
+    @property
+    def seed_values(self) -> list[int]:
+        return list(range(self.training.seed, self.training.seed + self.seeds))
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The ``[study]`` table: the search space, the sampler, the storage and where results go."""
+
+    name: str
+    search_space: str = "small"
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 0
+    n_trials: int = 20
+    storage: str = ""  # a database URL (with "://"), or a journal file's path; "" -> out_dir/study.journal
+    out_dir: str = ""  # "" -> runs/<name>
+    # Optuna artifact store for files every worker must share (the condensed set): a folder or s3://bucket;
+    # "" -> out_dir/artifacts, which only workers sharing out_dir reach (nas_proxy.artifacts)
+    artifacts: str = ""
+    # A trial whose worker died is failed and queued again, at most max_retry times. On a database
+    # that takes a heartbeat silent for grace_period seconds (0: twice the interval); on a journal
+    # file, a worker on the same machine notices the dead process at its next trial.
+    heartbeat_interval: int = 60
+    grace_period: int = 0
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[study]")
+        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval)
+        for key in ("grace_period", "max_retry"):
+            if getattr(self, key) < 0:
+                raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")
+        if not self.name:
+            raise ConfigError("[study]", "name", "must not be empty")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
+        return config_from_dict(cls, data, where)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.out_dir or f"runs/{self.name}")
+
+    @property
+    def storage_url(self) -> str:
+        """What Optuna's own tools open: a database URL, or the path of a journal file (as ``optuna`` and
+        ``optuna-dashboard`` take it)."""
+        return self.storage or str(self.output / "study.journal")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A whole study preset: one config object per stage, read from ``studies/*.toml`` by :func:`load_preset`."""
+
+    data: DataConfig
+    study: StudyConfig
+    condense: CondenseConfig
+    proxy: ProxyConfig
+    score: ScoreConfig
+    reference: ReferenceConfig
+    path: Path
+
+    def space(self) -> SearchSpace:
+        return load_search_space(self.study.search_space)
+
+    @property
+    def ref(self) -> str:
+        """How to name this preset on the command line: its shipped name (``quickstart``), else its path."""
+        return shipped_name(self.path, "studies") or str(self.path)
+
+
+_SECTIONS = {"data": DataConfig, "study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig,
+             "score": ScoreConfig, "reference": ReferenceConfig}
+
+
+def _data_table(raw: dict[str, Any], path: Path) -> Any:
+    """The ``[data]`` table. Presets written before it existed hold its keys in ``[study]``: they are read the
+    same (moved out of ``raw["study"]``), so those files keep working unchanged."""
+    data, study = raw.get("data", {}), raw["study"]
+    if not isinstance(data, dict) or not isinstance(study, dict):
+        return data  # config_from_dict names the table that is not one
+    data = dict(data)
+    for key in (f.name for f in dataclasses.fields(DataConfig)):
+        if key in study:
+            if key in data:
+                raise NasProxyError(f"{path}: {key} is set in both [data] and [study]; keep it in [data]")
+            data[key] = study.pop(key)
+    return data
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """Read and validate a study preset: a shipped one by name (``quickstart``) or a ``.toml`` file.
+
+    Errors name the file and the key.
+    """
+    path = find_toml(name_or_path, "studies")
+    raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
+                            f"{', '.join(f'[{s}]' for s in _SECTIONS)}")
+    if "study" not in raw:
+        raise NasProxyError(f"{path}: missing [study] table (it needs at least name = \"...\")")
+    raw = {**raw, "study": dict(raw["study"]) if isinstance(raw["study"], dict) else raw["study"]}
+    raw["data"] = _data_table(raw, path)  # after the copy above: it moves keys out of [study]
+    configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
+    preset = Preset(path=path, **configs)
+    preset.space()  # the search space must exist and be valid
+    return preset
+
+
+__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "REFERENCE_DEFAULTS",
+           "CondenseConfig", "DataConfig", "Preset", "ProxyConfig", "ReferenceConfig", "ScoreConfig", "StudyConfig",
+           "load_preset"]
