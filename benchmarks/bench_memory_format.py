@@ -18,7 +18,7 @@ import torch
 
 from _common import publish
 from nas_proxy import ArchSpec, ProxyConfig, _accel, load_dataset, train_proxy
-from nas_proxy.report import markdown_table
+from nas_proxy.render import markdown_table
 
 NORMS = ("none", "batchnorm", "groupnorm", "layernorm", "instancenorm")
 

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from _common import publish
 from nas_proxy import DSA, ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, condense, load_dataset
 from nas_proxy import train_proxy
-from nas_proxy.report import markdown_table
+from nas_proxy.render import markdown_table
 
 # name -> train_proxy settings; None is the authors' loop. "x2": two candidates at once, a thread each.
 VARIANTS = {

@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 
 from _common import publish
-from nas_proxy import load_preset, load_study, preset_data
+from nas_proxy import load_preset, load_study, load_dataset
 from nas_proxy.proxies import get_condensed_set
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         from_scratch(args)
         return
     preset = load_preset(args.preset)
-    data = preset_data(preset, args.data_root)
+    data = load_dataset(preset.data, args.data_root)
     get_condensed_set(preset, data)  # built (or found) before the clock starts
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -27,7 +27,7 @@ import torch
 from _common import publish
 from nas_proxy import ProxyConfig, load_dataset, load_search_space, train_proxies, train_proxy
 from nas_proxy.training import concurrent_jobs
-from nas_proxy.report import markdown_table
+from nas_proxy.render import markdown_table
 
 
 def _synchronize(device: torch.device) -> None:

@@ -24,14 +24,14 @@ import torch
 from scipy import stats
 
 from _common import publish
-from nas_proxy import ArchSpec, Calibration, import_reference, load_preset, preset_data
+from nas_proxy import ArchSpec, Calibration, import_reference, load_preset, load_dataset
 from nas_proxy.model import network_size
-from nas_proxy.artifacts import score_table_path
+from nas_proxy.artifacts import imported_table_path, reference_table_path, score_table_path
 from nas_proxy.config import ACCURACY_PROXIES
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import rank_agreement
-from nas_proxy.reference import read_reference, reference_accuracy, reference_table_path
-from nas_proxy.report import markdown_table
+from nas_proxy.reference import read_reference, reference_accuracy
+from nas_proxy.render import markdown_table
 
 
 def paired_gain(a: pd.Series, b: pd.Series, truth: pd.Series, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -61,9 +61,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
-    data = preset_data(preset, args.data_root)
+    data = load_dataset(preset.data, args.data_root)
     if args.reference:
-        import_reference(preset, data, args.reference, f"imported from {args.reference.name}")
+        import_reference(args.reference, imported_table_path(preset), data, preset.space(), metric=preset.reference.metric,
+                         protocol=f"imported from {args.reference.name}")
     table = read_reference(reference_table_path(preset))
     truth = reference_accuracy(table, preset.reference.metric)
     first_seed = table[table["seed"] == table["seed"].min()].set_index("arch")[preset.reference.metric]

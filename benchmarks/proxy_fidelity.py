@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from _common import publish
-from nas_proxy import Preset, compare_proxies, load_preset, preset_data
+from nas_proxy import Preset, compare_proxies, load_preset, load_dataset
 from nas_proxy.ranking import factor_bias, rank_agreement, rank_ensemble
-from nas_proxy.report import markdown_table
+from nas_proxy.render import markdown_table
 
 MAXPOOL_EMBED = "d3-w128-relu-instancenorm-maxpool"
 
@@ -100,7 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
-    data = preset_data(preset, args.data_root)
+    data = load_dataset(preset.data, args.data_root)
     rows = []
     for name in args.variants.split(","):
         if name == "dm-2sets":

@@ -19,7 +19,7 @@ import pandas as pd
 
 from _common import publish
 from nas_proxy import ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, condense, load_dataset, train_proxy
-from nas_proxy.report import markdown_table
+from nas_proxy.render import markdown_table
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from _common import publish
-from nas_proxy import load_preset, preset_data, select_archs, train_proxy
+from nas_proxy import load_preset, load_dataset, select_archs, train_proxy
 
 
 def main() -> None:
@@ -37,10 +37,10 @@ def main() -> None:
         parser.error("needs at least 5 architectures: pass --archs N")
     epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else [protocol.epochs // 2, protocol.epochs,
                                                                              2 * protocol.epochs]
-    data = preset_data(preset, args.data_root)
+    data = load_dataset(preset.data, args.data_root)
     runs = [(e, 0) for e in epochs] + [(protocol.epochs, 1)]  # the second seed at the preset's epochs
     rows = []
-    for arch in select_archs(preset, str(n)):
+    for arch in select_archs(str(n), preset.space(), preset.reference):
         for e, seed in runs:
             result = train_proxy(arch, data.train, data, dataclasses.replace(protocol, epochs=e, seed=seed), test=True)
             rows.append({"arch": arch.id, "run": f"{e} ep, seed {seed}", "acc": result.test_acc,

@@ -132,9 +132,17 @@ def score_table_path(preset: Preset, name: str, settings: dict[str, Any], data: 
     return preset.study.output / "scores" / f"{name}-{key}.csv"
 
 
+_IMPORTED = "-imported.csv"
+
+
 def imported_table_path(preset: Preset) -> Path:
     """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
-    return preset.study.output / "reference" / f"{preset.data.dataset}-imported.csv"
+    return preset.study.output / "reference" / f"{preset.data.dataset}{_IMPORTED}"
+
+
+def is_imported_table(path: Path) -> bool:
+    """Whether the reference table at ``path`` was imported (trained elsewhere), not computed here."""
+    return Path(path).name.endswith(_IMPORTED)
 
 
 def reference_table_path(preset: Preset) -> Path:
@@ -218,5 +226,5 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     return path
 
 
-__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path", "legacy_condensed_set_path",
+__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path", "is_imported_table", "legacy_condensed_set_path",
            "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]

@@ -8,18 +8,22 @@ architectures, not one, so a study cannot search with it).
 
 Example:
     >>> from pathlib import Path
-    >>> from nas_proxy import compare_proxies, load_dataset, load_preset, run_reference, select_archs
+    >>> from nas_proxy import compare_proxies, load_dataset, load_preset, reference_table_path, run_reference, select_archs
     >>> _ = Path("tiny.toml").write_text('''
     ... [study]
     ... name = "tiny"
+    ...
+    ... [data]
     ... dataset = "digits"
     ...
     ... [reference]
     ... epochs = 1
     ... ''')
-    >>> preset, data = load_preset("tiny.toml"), load_dataset("digits")
-    >>> archs = select_archs(preset, "d1-w32-relu-none-avgpool,d1-w64-relu-none-avgpool,d2-w32-relu-none-avgpool")
-    >>> table = run_reference(preset, data, archs, progress=False)  # the yardstick: full-data training
+    >>> preset = load_preset("tiny.toml")
+    >>> data = load_dataset(preset.data)
+    >>> ids = "d1-w32-relu-none-avgpool,d1-w64-relu-none-avgpool,d2-w32-relu-none-avgpool"
+    >>> archs = select_archs(ids, preset.space(), preset.reference)
+    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)  # the truth
     >>> comparison = compare_proxies(preset, data, ["naswot", "params", "naswot+params"], plot=False, progress=False)
     >>> comparison.table[["proxy", "n"]].values.tolist()
     [['naswot', 3], ['params', 3], ['naswot+params', 3]]
@@ -30,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,14 +44,12 @@ from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.artifacts import reference_table_path, score_table_path
-from nas_proxy.config import ACCURACY_PROXIES, PROXIES, Preset
+from nas_proxy.config import PROXIES, Preset
 from nas_proxy.proxies import make_proxy, score_archs
-from nas_proxy.ranking import TOP_K, factor_bias, interval, rank_agreement, rank_ensemble
+from nas_proxy.ranking import N_BOOT, factor_bias, rank_agreement, rank_ensemble
 from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_protocol, seed_ceiling
-from nas_proxy.report import markdown_table, precision, pyplot, save_figure, statistic
+from nas_proxy.render import CEILING, bias_markdown, comparison_markdown, comparison_scatter
 from nas_proxy.space import ArchSpec
-
-CEILING = "reference seed-to-seed"
 
 
 @dataclass(frozen=True)
@@ -70,38 +71,11 @@ class Comparison:
 
     def bias_markdown(self) -> str:
         """Mean rank error per choice (rows) and proxy (columns): > 0 over-rated, < 0 under-rated."""
-        wide = self.bias.pivot_table(index=["axis", "value"], columns="proxy", values="rank_error", sort=False)
-        wide = wide[list(self.scores.columns)].round(1)
-        wide.index = [f"{axis}={value}" for axis, value in wide.index]
-        return markdown_table(wide.rename_axis("choice").reset_index())
+        return bias_markdown(self.bias, list(self.scores.columns))
 
     def markdown(self) -> str:
         """The table as a readable markdown table: correlations with their intervals, costs in seconds."""
-        t = self.table
-
-        def num(value: float, fmt: str) -> str:
-            return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
-
-        def corr(row: pd.Series, key: str) -> str:
-            return f"{statistic(row, key)} {interval(row, key)}".strip()
-
-        shown = [k for k in TOP_K if t[f"top{k}_spearman"].notna().any()]  # columns with at least one value
-        picks = [k for k in TOP_K if t[f"precision{k}"].notna().any()]
-        rows = []
-        for _, row in t.iterrows():
-            rows.append({
-                "proxy": row["proxy"], "seeds": row["seeds"], "n": row["n"],
-                "Spearman [95% CI]": corr(row, "spearman"), "Kendall [95% CI]": corr(row, "kendall"),
-                **{f"top-{k} ρ": num(row[f"top{k}_spearman"], "{:+.2f}") for k in shown},
-                **{f"P@{k}": precision(row, k) for k in picks},
-                "top-1 ref acc": num(100 * row["top1_reference"], "{:.2f}%")
-                + (f" ({row['top1_ties']}-way tie)" if row["top1_ties"] > 1 else ""),
-                "regret (pts)": num(row["regret"], "{:.2f}"), "ties": row["ties"],
-                "cost (s)": num(row["seconds"], "{:.0f}"), "setup (s)": num(row["setup_seconds"], "{:.0f}"),
-                "cost / reference": num(row["cost_ratio"], "{:.3f}"),
-                "reference runs fitted on": row["reference_runs"] or "",
-            })
-        return markdown_table(pd.DataFrame(rows))
+        return comparison_markdown(self.table)
 
 
 def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[str, Any] | None:
@@ -111,31 +85,6 @@ def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[s
     first = table[table["seed"] == sorted(table["seed"].unique())[0]]
     return {"proxy": CEILING, "seeds": 1, **agreement, "seconds": float(first["seconds"].sum(min_count=1)),
             "setup_seconds": 0.0, "reference_runs": 0}
-
-
-def _scatter(comparison: Comparison, metric: str, path: Path) -> Path | None:
-    plt = pyplot()
-    if plt is None:
-        return None
-    rows = comparison.table[comparison.table["proxy"] != CEILING]
-    cols = min(4, len(rows))
-    nrows = -(-len(rows) // cols)
-    figure, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=110, squeeze=False)
-    for ax, (_, row) in zip(axes.flat, rows.iterrows()):
-        both = pd.concat([comparison.scores[row["proxy"]], comparison.reference], axis=1, join="inner").dropna()
-        accuracy = row["proxy"] in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
-        x = both.iloc[:, 0] * (100 if accuracy else 1)
-        ax.scatter(x, 100 * both.iloc[:, 1], s=12, alpha=0.8)
-        picked = both.iloc[:, 0] == both.iloc[:, 0].max()
-        ax.scatter(x[picked], 100 * both.iloc[:, 1][picked], s=50, facecolors="none", edgecolors="red")
-        ax.set_title(f"{row['proxy']}: ρ {statistic(row, 'spearman')}, regret {row['regret']:.1f} points (n = {row['n']})",
-                     fontsize=8)
-        ax.set_xlabel("validation accuracy (%)" if accuracy else "proxy score", fontsize=8)
-        ax.set_ylabel(f"reference {metric.replace('_acc', '')} acc (%)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(rows):]:
-        ax.axis("off")
-    return save_figure(figure, path)
 
 
 def _parse(proxies: list[str]) -> list[list[str]]:
@@ -153,7 +102,7 @@ def _parse(proxies: list[str]) -> list[list[str]]:
 
 
 def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds: int | None = None,
-                    n_boot: int = 1000, seed: int = 0, out_dir: str | Path | None = None, plot: bool = True,
+                    n_boot: int = N_BOOT, seed: int = 0, out_dir: str | Path | None = None, plot: bool = True,
                     progress: bool = True) -> Comparison:
     """Score the reference table's architectures with each proxy and measure its agreement with the reference.
 
@@ -163,6 +112,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     rank error per architecture choice) and, with matplotlib,
     ``compare.png`` (a panel per proxy: score against reference accuracy).
     """
+    data.check(preset.data)
     parsed = _parse(proxies)
     metric = preset.reference.metric
     table_path = reference_table_path(preset)
@@ -215,7 +165,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
     header = (f"# {preset.study.name}: proxies against the full-data reference\n\n"
               f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
-              f"{table_path}; {reference_protocol(preset)}); scores averaged over {n_seeds} seed(s). Cost is the "
+              f"{table_path}; {reference_protocol(preset.reference, table_path)}); scores averaged over {n_seeds} seed(s). Cost is the "
               f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
               f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "
               f"each architecture is scored by a fit that left it out (leave-one-out), and the reference trainings "
@@ -228,7 +178,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
                           .rename_axis("arch").to_csv(tmp)),
              atomic_write(out / "bias.csv", lambda tmp: comparison.bias.to_csv(tmp, index=False))]
     if plot:
-        figure = _scatter(comparison, metric, out / "compare.png")
+        figure = comparison_scatter(frame, score_frame, reference, metric, out / "compare.png")
         if figure is not None:
             files.append(figure)
     return dataclasses.replace(comparison, files=files)

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nas_proxy import _accel
+from nas_proxy._version import __version__
 from nas_proxy._accel import autocast
 from nas_proxy._io import atomic_torch_save, write_png_grid
 from nas_proxy.augment import DSA
@@ -171,8 +172,6 @@ def matching_loss(embed: Callable[[torch.Tensor], torch.Tensor], real_x: torch.T
 
 
 def _versions() -> dict[str, str]:
-    from nas_proxy import __version__
-
     return {"nas_proxy": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
             "python": platform.python_version()}
 

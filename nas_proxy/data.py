@@ -50,6 +50,7 @@ from nas_proxy._sources import (
     _unknown_name,
 )
 from nas_proxy._torchvision import _load_torchvision
+from nas_proxy.config import DataConfig
 from nas_proxy.errors import DataError
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Split",
     "default_data_root",
     "load_dataset",
+    "resolve_device",
 ]
 
 
@@ -164,10 +166,24 @@ class Dataset:
     std: tuple[float, ...]
     dsa_strategy: str
     fingerprint: str
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    def check(self, config: DataConfig) -> None:
+        """Refuse to serve a stage configured for other data (another data set or validation split)."""
+        asked = _ALIASES.get(_norm_key(config.dataset), config.dataset)
+        if (_norm_key(asked), config.val_fraction, config.split_seed) != (
+            _norm_key(self.name), self.val_fraction, self.split_seed
+        ):
+            raise DataError(
+                f"the data is {self.name} (val_fraction {self.val_fraction}, split_seed {self.split_seed}) but the "
+                f"preset asks for {config.dataset} (val_fraction {config.val_fraction}, split_seed "
+                f"{config.split_seed}); load it with load_dataset(preset.data)"
+            )
 
     def to(self, device: str | torch.device) -> Dataset:
         """Return a copy with all three splits on ``device``."""
-        dev = _device(device)
+        dev = resolve_device(device)
         return replace(
             self, train=self.train.to(dev), val=self.val.to(dev), test=self.test.to(dev)
         )
@@ -204,7 +220,10 @@ class Dataset:
 # ----------------------------------------------------------------------------- public
 
 
-def _device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, checked against this machine; ``"auto"`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as exc:
@@ -242,11 +261,11 @@ def _make_split(
 
 
 def load_dataset(
-    name: str,
+    name: str | DataConfig,
     root: str | Path | None = None,
     *,
-    val_fraction: float = 0.1,
-    seed: int = 0,
+    val_fraction: float | None = None,
+    seed: int | None = None,
     device: str | torch.device = "cpu",
     download: bool = False,
 ) -> Dataset:
@@ -255,14 +274,16 @@ def load_dataset(
     Args:
         name: ``digits``, ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``
             (case-insensitive; ``FashionMNIST``, ``cifar-10`` and similar spellings work),
-            or any ``torchvision.datasets`` class name when torchvision is installed.
+            or any ``torchvision.datasets`` class name when torchvision is installed; or a
+            :class:`~nas_proxy.DataConfig` (a preset's ``preset.data``), which also gives the split.
         root: Folder holding the data in torchvision's layout; defaults to
             :func:`default_data_root`. Ignored for ``digits``.
         val_fraction: Fraction in ``[0, 1)`` of each class of the official training data
             moved into ``val`` (``round(val_fraction * n_c)`` images of class ``c``,
-            halves rounded up).
-        seed: Seeds the choice of validation images (``torch.Generator``).
-        device: Where the tensors are put, for example ``"cuda"``.
+            halves rounded up); default 0.1.
+        seed: Seeds the choice of validation images (``torch.Generator``); default 0.
+        device: Where the tensors are put, for example ``"cuda"``, or ``"auto"`` (CUDA when
+            available).
         download: When files are missing, let torchvision download them into ``root``.
 
     Returns:
@@ -284,6 +305,12 @@ def load_dataset(
 
             1438 359 True
     """
+    if isinstance(name, DataConfig):
+        if val_fraction is not None or seed is not None:
+            raise DataError("pass the split in the DataConfig or as val_fraction/seed, not both")
+        name, val_fraction, seed = name.dataset, name.val_fraction, name.split_seed
+    val_fraction = DataConfig.val_fraction if val_fraction is None else val_fraction  # the defaults live there
+    seed = DataConfig.split_seed if seed is None else seed
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not (
         math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0
     ):
@@ -295,7 +322,7 @@ def load_dataset(
         raise DataError(f"seed must be an integer, got {seed!r}; pass for example seed=0")
     if not isinstance(name, str) or not name.strip():
         raise _unknown_name(str(name), "empty or not a string")
-    dev = _device(device)
+    dev = resolve_device(device)
     canonical = _ALIASES.get(_norm_key(name))
     root_path = Path(root) if root is not None else default_data_root()
     root_path = root_path.expanduser().resolve()
@@ -336,4 +363,6 @@ def load_dataset(
         std=raw.std,
         dsa_strategy=raw.dsa_strategy,
         fingerprint=h.hexdigest()[:16],
+        val_fraction=float(val_fraction),
+        split_seed=int(seed),
     )

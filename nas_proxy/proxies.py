@@ -18,10 +18,12 @@ Example:
     >>> _ = Path("tiny.toml").write_text('''
     ... [study]
     ... name = "tiny"
+    ...
+    ... [data]
     ... dataset = "digits"
     ... ''')
     >>> preset = load_preset("tiny.toml")
-    >>> proxy = make_proxy("naswot", preset, load_dataset("digits"))
+    >>> proxy = make_proxy("naswot", preset, load_dataset(preset.data))
     >>> proxy.score(ArchSpec.parse("d2-w32-relu-batchnorm-avgpool"), seed=0) > 0
     True
 """

@@ -16,40 +16,14 @@ import math
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 from scipy import stats
 
 from nas_proxy.space import AXES, ArchSpec
 
 TOP_K = (5, 10, 20)
+N_BOOT = 1000  # bootstrap resamples behind every 95% interval
 MIN_PAIRS = 5  # below this many (proxy, reference) pairs a rank correlation says nothing: reported as too few
-
-
-def proxy_scores(study: optuna.Study) -> pd.DataFrame:
-    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds, fidelity.
-
-    Repeated suggestions of one architecture reuse its score, so each architecture counts once. A
-    trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
-    """
-    rows = []
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    for trial in study.get_trials(deepcopy=False, states=states):
-        attrs = trial.user_attrs
-        if "arch" not in attrs or attrs.get("cached", False):
-            continue
-        if trial.state == optuna.trial.TrialState.PRUNED:
-            if not trial.intermediate_values:
-                continue
-            value = trial.intermediate_values[max(trial.intermediate_values)]
-        else:
-            value = trial.value
-        rows.append({"arch": attrs["arch"], "score": value, "trial": trial.number, "params": attrs.get("params"),
-                     "flops": attrs.get("flops"), "seconds": attrs.get("seconds"), "fidelity": attrs.get("fidelity")})
-    columns = ["arch", "score", "trial", "params", "flops", "seconds", "fidelity"]
-    table = pd.DataFrame(rows, columns=columns)
-    table = table.drop_duplicates("arch")  # two workers may score one architecture at once; keep the first
-    return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
 
 
 def _interval(x: np.ndarray, y: np.ndarray, statistic, n_boot: int, seed: int) -> tuple[float, float]:
@@ -74,7 +48,7 @@ def _corr(statistic, x: np.ndarray, y: np.ndarray) -> float:
     return float(statistic(x, y).statistic)
 
 
-def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, ...] = TOP_K, n_boot: int = 1000,
+def rank_agreement(proxy: pd.Series, reference: pd.Series, *, top_k: tuple[int, ...] = TOP_K, n_boot: int = N_BOOT,
                    seed: int = 0) -> dict[str, Any]:
     """Compare a proxy's scores with reference accuracies over the architectures both have.
 
@@ -161,4 +135,4 @@ def factor_bias(proxy: pd.Series, reference: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["axis", "value", "n", "rank_error"])
 
 
-__all__ = ["MIN_PAIRS", "TOP_K", "correlation_line", "interval", "factor_bias", "proxy_scores", "rank_agreement", "rank_ensemble"]
+__all__ = ["MIN_PAIRS", "N_BOOT", "TOP_K", "correlation_line", "interval", "factor_bias", "rank_agreement", "rank_ensemble"]

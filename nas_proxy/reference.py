@@ -1,32 +1,34 @@
 """Full-data reference accuracies: the ranking a proxy is measured against.
 
-The ``[reference]`` table of a preset holds the full-data training protocol (any
-:class:`ProxyConfig` key; ``epochs`` defaults to 50 here) and how reference architectures are
-drawn (``sample_seed``, optionally a ``search_space`` inside the study's to draw from, ``seeds``
-per architecture). The
-table itself is a CSV in the study's output folder, keyed by the data split and the protocol,
-with one row per (architecture, seed). Architectures train side by side (:func:`train_proxies`,
-``jobs`` at once) and the table is rewritten atomically as each one finishes, so an interrupted
-run loses at most the architectures in flight and a second run skips what is done.
+A :class:`~nas_proxy.ReferenceConfig` (a preset's ``[reference]`` table) holds the full-data
+training protocol (any :class:`~nas_proxy.ProxyConfig` key; ``epochs`` defaults to 50 here) and
+how reference architectures are drawn (``sample_seed``, optionally a ``search_space`` inside the
+study's to draw from, ``seeds`` per architecture). The table itself is a CSV, one row per
+(architecture, seed), at the path :func:`~nas_proxy.artifacts.reference_table_path` names for a
+preset. Architectures train side by side (:func:`~nas_proxy.train_proxies`, ``jobs`` at once)
+and the table is rewritten atomically as each one finishes, so an interrupted run loses at most
+the architectures in flight and a second run skips what is done.
 
 Example:
     >>> from pathlib import Path
-    >>> from nas_proxy import load_dataset, load_preset, run_reference, select_archs
+    >>> from nas_proxy import load_dataset, load_preset, reference_table_path, run_reference, select_archs
     >>> _ = Path("tiny.toml").write_text('''
     ... [study]
     ... name = "tiny"
+    ...
+    ... [data]
     ... dataset = "digits"
     ...
     ... [reference]
     ... epochs = 1
     ... ''')
     >>> preset = load_preset("tiny.toml")
-    >>> data = load_dataset("digits")
-    >>> archs = select_archs(preset, "d1-w32-relu-none-avgpool")
-    >>> table = run_reference(preset, data, archs, progress=False)
+    >>> data = load_dataset(preset.data)
+    >>> archs = select_archs("d1-w32-relu-none-avgpool", preset.space(), preset.reference)
+    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
     >>> table[["arch", "seed", "epochs", "train_size"]].values.tolist()
     [['d1-w32-relu-none-avgpool', 0, 1, 1293]]
-    >>> len(run_reference(preset, data, archs, progress=False))  # done already: nothing is trained again
+    >>> len(run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False))  # done
     1
 """
 
@@ -42,16 +44,17 @@ import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nas_proxy.config import Preset
+from nas_proxy.config import ReferenceConfig
 from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy._io import Lap, append_row, atomic_write, read_table, row_keys
-from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.artifacts import is_imported_table
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.training import ProxyResult, train_proxies
 from nas_proxy.model import network_size
-from nas_proxy.ranking import proxy_scores, rank_agreement
+from nas_proxy.ranking import N_BOOT, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
+from nas_proxy.study import proxy_scores
 
 
 COLUMNS = ["arch", "seed", "val_acc", "test_acc", "params", "flops", "seconds", "epochs", "train_size", "device",
@@ -78,8 +81,12 @@ def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
                             f"{data.fingerprint}); move it away or point --data-root at the original data")
 
 
-def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol: str = "") -> pd.DataFrame:
-    """Make the table at ``source`` (a CSV trained elsewhere) the preset's reference; return it.
+def import_reference(source: str | Path, path: Path, data: Dataset, space: SearchSpace, *, metric: str = "test_acc",
+                     protocol: str = "") -> pd.DataFrame:
+    """Make the table at ``source`` (a CSV trained elsewhere) the reference at ``path``; return it.
+
+    ``path`` is where a preset keeps it (:func:`~nas_proxy.artifacts.imported_table_path`); ``space`` is
+    the study's search space and ``metric`` the column ranked by (``[reference].metric``).
 
     ``source`` has columns ``arch``, ``seed``, ``test_acc`` and optionally ``val_acc``,
     ``seconds`` and ``epochs``; ``protocol`` is a note on how it was trained, kept beside it. Every
@@ -94,8 +101,6 @@ def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol
                      "it needs columns arch, seed, test_acc (val_acc optional)", dtype={"arch": str})
     if raw.empty:
         raise NasProxyError(f"{source}: no rows to import")
-    space = preset.space()
-    metric = preset.reference.metric
     if metric not in raw:
         raise NasProxyError(f"{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set "
                             f"metric = \"test_acc\"")
@@ -129,29 +134,27 @@ def import_reference(preset: Preset, data: Dataset, source: str | Path, protocol
         "params": [p for p, _ in sizes], "flops": [f for _, f in sizes], "seconds": raw.get("seconds", math.nan),
         "epochs": raw.get("epochs", math.nan), "train_size": math.nan, "device": "imported", "fingerprint": math.nan,
     }, columns=COLUMNS)
-    path = imported_table_path(preset)
     note = {"source": str(source.resolve()), "protocol": protocol or f"imported from {source.name}", "rows": len(table)}
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(note, indent=1) + "\n"))
     atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
     return read_reference(path)
 
 
-def reference_protocol(preset: Preset) -> str:
-    """How the preset's reference table was trained: the imported note, or the ``[reference]`` protocol."""
-    path = reference_table_path(preset)
-    if path == imported_table_path(preset):
+def reference_protocol(config: ReferenceConfig, path: Path) -> str:
+    """How the reference table at ``path`` was trained: the imported note, or ``config``'s protocol."""
+    if is_imported_table(path):
         note = path.with_suffix(".json")
         return json.loads(note.read_text())["protocol"] if note.is_file() else f"imported ({path})"
-    config = preset.reference.training
+    config = config.training
     return (f"{config.epochs} epochs on the full training data, lr {config.lr} (x0.1 at {config.lr_decay_at:g} of "
             f"the steps), batch {config.batch_size}, augmentation {config.dsa_strategy}")
 
 
-def protocol_warning(preset: Preset) -> str | None:
-    """A warning when the preset computes its reference with a protocol too short to be a truth."""
-    if reference_table_path(preset) == imported_table_path(preset):
+def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
+    """A warning when the table at ``path`` is computed with a protocol too short to be a truth."""
+    if is_imported_table(path):
         return None
-    epochs = preset.reference.training.epochs
+    epochs = config.training.epochs
     if epochs >= MIN_TRUTH_EPOCHS:
         return None
     return (f"[reference] trains {epochs} epoch(s): too short for a ranking that has converged (it ranks how fast "
@@ -159,7 +162,7 @@ def protocol_warning(preset: Preset) -> str | None:
             f"benchmarks/reference_convergence.py, or import a converged table with --import")
 
 
-def seed_ceiling(table: pd.DataFrame, metric: str = "test_acc", *, n_boot: int = 1000, seed: int = 0
+def seed_ceiling(table: pd.DataFrame, metric: str = "test_acc", *, n_boot: int = N_BOOT, seed: int = 0
                  ) -> dict[str, Any] | None:
     """How well the reference's first seed ranks its second (:func:`rank_agreement`): the best a proxy can do.
 
@@ -179,31 +182,31 @@ def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Seri
     return table.groupby("arch")[metric].mean().rename("reference")
 
 
-def reference_space(preset: Preset) -> SearchSpace:
-    """The space ``--archs N`` draws from: ``[reference].search_space``, which must lie inside the study's."""
-    space = preset.space()
-    if not preset.reference.search_space:
+def reference_space(space: SearchSpace, config: ReferenceConfig) -> SearchSpace:
+    """The space ``--archs N`` draws from: ``[reference].search_space``, which must lie inside the study's ``space``."""
+    if not config.search_space:
         return space
-    sub = load_search_space(preset.reference.search_space)
+    sub = load_search_space(config.search_space)
     outside = next((arch for arch in sub.archs() if arch not in space), None)
     if outside is not None:
-        raise NasProxyError(f"{preset.path}: [reference].search_space {sub.name!r} holds {outside.id}, which is not "
+        raise NasProxyError(f"[reference].search_space {sub.name!r} holds {outside.id}, which is not "
                             f"in the study's space {space.name!r}; use a sub-space of it")
     return sub
 
 
-def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -> list[ArchSpec]:
-    """Architectures named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best) or ids.
+def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
+                 ) -> list[ArchSpec]:
+    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best)
+    or ids.
 
-    ``N`` draws with ``[reference].sample_seed`` from :func:`reference_space`, so
+    ``N`` draws with ``config.sample_seed`` from :func:`reference_space`, so
     ``reference --archs N`` and ``search --archs N`` name the same set.
     """
-    space = preset.space()
     spec = spec.strip()
     if spec == "all":
         return space.archs()
     if spec.isdigit():
-        return reference_space(preset).sample(int(spec), preset.reference.sample_seed)
+        return reference_space(space, config).sample(int(spec), config.sample_seed)
     if spec.startswith("top-"):
         k = spec.removeprefix("top-")
         if not k.isdigit() or int(k) < 1:
@@ -224,16 +227,17 @@ def select_archs(preset: Preset, spec: str, study: optuna.Study | None = None) -
     return archs
 
 
-def run_reference(preset: Preset, data: Dataset, archs: list[ArchSpec], *, progress: bool = True) -> pd.DataFrame:
-    """Train each architecture on the full training data for every reference seed; return the table.
+def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec], path: str | Path, *,
+                  progress: bool = True) -> pd.DataFrame:
+    """Train each architecture on the full training data for every reference seed; return the table at ``path``.
 
-    Rows already in the table are skipped, so re-running after a crash continues where it stopped.
+    ``path`` is where a preset keeps it (:func:`~nas_proxy.artifacts.reference_table_path`). Rows already in
+    the table are skipped, so re-running after a crash continues where it stopped.
     """
-    config = preset.reference
-    path = reference_table_path(preset)
+    path = Path(path)
     table = read_reference(path)
     check_same_data(table, data, path)
-    if path == imported_table_path(preset):  # rows trained here would mix two protocols in one truth
+    if is_imported_table(path):  # rows trained here would mix two protocols in one truth
         missing = [arch.id for arch in archs if arch.id not in set(table["arch"])]
         if missing:
             raise NasProxyError(f"the reference table is imported ({path}) and lacks {missing[0]}; import a table "

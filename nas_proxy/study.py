@@ -1,116 +1,31 @@
-"""Study presets and the Optuna search over a search space, scored by the DM proxy.
+"""The Optuna study of a preset: open or load it on its storage, queue architectures, read its scores.
 
-A preset (``studies/*.toml``) has one table per stage: ``[study]`` (data set, search space,
-sampler, trials, storage, output folder), ``[condense]`` (a :class:`CondenseConfig`),
-``[proxy]`` (a :class:`ProxyConfig`), ``[score]`` (a :class:`ScoreConfig`: which proxy scores
-trials, default ``dm``) and ``[reference]`` (a :class:`ReferenceConfig`). The condensed set is
-built once per (settings, data) and reused by every run and worker; trials record the
-architecture and its cost, and an architecture suggested again reuses its earlier score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
-Kendall correlation over all such architectures is printed and stored on the study.
+:func:`open_study` creates or resumes the study with the preset's sampler (TPE or random,
+seeded) and pruner, and records the search space on it; :func:`load_study` opens an existing
+one for reading (also while workers run); :func:`proxy_scores` is its ranking, one row per
+architecture. Running trials is :func:`nas_proxy.search.run_search`'s job.
 
-Example (a preset of one's own; keys left out take their defaults; results go to ``runs/<name>/``):
-    >>> from pathlib import Path
-    >>> from nas_proxy import ArchSpec, load_dataset, load_preset, run_search
-    >>> _ = Path("tiny.toml").write_text('''
-    ... [study]
-    ... name = "tiny"
-    ... dataset = "digits"
-    ... search_space = "small"
-    ...
-    ... [score]
-    ... proxy = "naswot"
-    ... ''')
-    >>> preset = load_preset("tiny.toml")
-    >>> preset.study.sampler, preset.score.proxy, preset.reference.training.epochs
-    ('tpe', 'naswot', 50)
-    >>> study = run_search(preset, load_dataset("digits"), n_trials=3, progress=False)  # doctest: +ELLIPSIS
-    study 'tiny' on ...
-    running 3 trials
-    >>> [trial.state.name for trial in study.trials]
-    ['COMPLETE', 'COMPLETE', 'COMPLETE']
-    >>> best = ArchSpec.parse(study.best_trial.user_attrs["arch"])  # the best-scoring architecture
-    >>> best in preset.space()
+Example:
+    >>> from nas_proxy import ArchSpec, enqueue_archs, load_preset, open_study, proxy_scores
+    >>> study = open_study(load_preset("quickstart"))  # runs/quickstart/study.journal
+    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")]) in (0, 1)  # 0: queued or run before
     True
+    >>> list(proxy_scores(study).columns)
+    ['arch', 'score', 'trial', 'params', 'flops', 'seconds', 'fidelity']
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
-import time
-import warnings
 from pathlib import Path
 
 import optuna
-import torch
-from tqdm.auto import tqdm
+import pandas as pd
 
-from nas_proxy._config import positive
-from nas_proxy.config import Preset, ScoreConfig, StudyConfig, load_preset
 from nas_proxy._records import record_once
-from nas_proxy._interrupt import interruptible, safe_interrupt
-from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
-from nas_proxy.calibration import Calibration
-from nas_proxy.data import Dataset, load_dataset
+from nas_proxy._storage import journal_file, open_storage, storage_errors
+from nas_proxy.config import Preset, ScoreConfig, StudyConfig, load_preset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.model import network_size
-from nas_proxy.proxies import Proxy, make_proxy
-from nas_proxy.ranking import MIN_PAIRS, correlation_line, proxy_scores, rank_agreement
-from nas_proxy.artifacts import reference_table_path
-from nas_proxy.reference import read_reference, reference_accuracy, run_reference, select_archs
-from nas_proxy.space import AXES, ArchSpec, SearchSpace
-
-
-def preset_data(preset: Preset, root: str | Path | None = None, device: str | torch.device = "cpu") -> Dataset:
-    """The preset's data set, split as ``[study]`` says (``root`` as :func:`~nas_proxy.load_dataset` takes it)."""
-    return load_dataset(preset.data.dataset, root, val_fraction=preset.data.val_fraction,
-                        seed=preset.data.split_seed, device=device)
-
-
-def _journal_file(url: str) -> Path | None:
-    """The journal file a storage names (anything but a ``scheme://`` URL), None for a database."""
-    return None if "://" in url else Path(url)
-
-
-@contextlib.contextmanager
-def _stable_experimental():
-    """Silence ExperimentalWarning: the heartbeat has been "experimental" since Optuna 2.9."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def _storage(config: StudyConfig) -> optuna.storages.BaseStorage:
-    url = config.storage_url
-    file = _journal_file(url)
-    if file is not None:
-        from optuna.storages.journal import JournalFileBackend
-
-        file.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
-    def connect() -> optuna.storages.RDBStorage:
-        with _stable_experimental():
-            return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
-                                              grace_period=config.grace_period or None,
-                                              heartbeat_stale_trial_callback=_retry(config))
-
-    for attempt in range(2):
-        try:
-            return connect()
-        except Exception as exc:
-            # Workers starting together on a fresh database all create Optuna's tables; PostgreSQL refuses all
-            # but one ("duplicate key value violates unique constraint pg_type_typname_nsp_index"). Once the
-            # first has finished, the tables exist: connect again.
-            if type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    return connect()  # the third try: its error, if any, is the caller's
-
-
-def _retry(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
-    with _stable_experimental():
-        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry)
+from nas_proxy.space import AXES, ArchSpec
 
 
 def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
@@ -127,35 +42,13 @@ def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=config.sampler_seed)
 
 
-def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
-    return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
-
-
-@contextlib.contextmanager
-def _storage_errors(url: str):
-    """A missing driver or an unreachable database becomes one line that says what to do."""
-    try:
-        yield
-    except ImportError as exc:
-        raise NasProxyError(f"storage {url} needs a database driver ({exc.__cause__ or exc}); for PostgreSQL "
-                            f"run: pip install 'nas-proxy[postgres]'") from None
-    except Exception as exc:  # SQLAlchemy's OperationalError and friends, without importing SQLAlchemy here
-        if type(exc).__module__.split(".")[0] != "sqlalchemy":
-            raise
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise NasProxyError(f"cannot use storage {url}: {reason}; check the URL and that the server is "
-                            f"running") from None
-
-
-def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
-    """Create or resume the preset's study on its storage; the search space is recorded on it.
-
-    With ``proxy``, its settings are recorded too, so a study is never scored by two proxies.
-    """
+def open_study(preset: Preset) -> optuna.Study:
+    """Create or resume the preset's study on its storage; the search space is recorded on it (a study is never
+    searched over two spaces)."""
     space = preset.space()
     url = preset.study.storage_url
-    with _storage_errors(url):
-        storage, sampler, pruner = _storage(preset.study), _sampler(preset.study), _pruner(preset.score)
+    with storage_errors(url):
+        storage, sampler, pruner = open_storage(preset.study), _sampler(preset.study), _pruner(preset.score)
         try:  # load first: create_study(load_if_exists=True) appends to a journal even when the study exists
             study = optuna.load_study(study_name=preset.study.name, storage=storage, sampler=sampler, pruner=pruner)
         except KeyError:
@@ -165,50 +58,7 @@ def open_study(preset: Preset, proxy: Proxy | None = None) -> optuna.Study:
     if record_once(study, "search_space", choices) != choices:
         raise NasProxyError(f"study {preset.study.name!r} on {url} was created with another "
                             f"search space; use a new [study].name or the original space")
-    if proxy is not None:
-        record_proxy(study, preset, proxy)
     return study
-
-
-def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None) -> None:
-    """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
-
-    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``).
-    """
-    settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
-    if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
-        if proxy.calibration is not None:
-            record_once(study, "calibration", proxy.calibration.to_dict())
-        if refined is not None and refined.calibration is not None:
-            record_once(study, "calibration_refined", refined.calibration.to_dict())
-    recorded = record_once(study, "proxy", settings)
-    if recorded != settings:
-        raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
-                            f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
-                            f"[proxy], [condense] and [score] settings")
-
-
-def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> tuple[Proxy, Proxy | None]:
-    """The preset's proxy and, with ``[score].refine``, its higher fidelity; fitted ones reuse the calibrations
-    the study recorded, so every trial and worker shares them."""
-    def fitted(preset: Preset, key: str) -> Proxy:
-        def make(fit: dict | None) -> Proxy:
-            calibration = Calibration.from_dict(fit, preset.space()) if fit else None
-            return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration,
-                              study=study)
-
-        proxy = make(study.user_attrs.get(key))
-        if proxy.calibration is None:
-            return proxy
-        ours = json.loads(json.dumps(proxy.calibration.to_dict()))  # as the storage returns it
-        recorded = record_once(study, key, ours)
-        return proxy if recorded == ours else make(recorded)  # a worker fitting at the same time recorded first
-
-    proxy = fitted(preset, "calibration")
-    if not preset.score.refine:
-        return proxy, None
-    score = dataclasses.replace(preset.score, features=[*preset.score.features, *preset.score.refine], refine=[])
-    return proxy, fitted(dataclasses.replace(preset, score=score), "calibration_refined")
 
 
 def load_study(preset: Preset | str | Path) -> optuna.Study:
@@ -222,97 +72,16 @@ def load_study(preset: Preset | str | Path) -> optuna.Study:
     if not isinstance(preset, Preset):
         preset = load_preset(preset)
     url = preset.study.storage_url
-    file = _journal_file(url)
+    file = journal_file(url)
     if file is not None and not file.is_file():
         raise NasProxyError(f"no study yet at {file}; run `nas-proxy search "
                             f"{preset.ref}` first")
     try:
-        with _storage_errors(url):
-            return optuna.load_study(study_name=preset.study.name, storage=_storage(preset.study))
+        with storage_errors(url):
+            return optuna.load_study(study_name=preset.study.name, storage=open_storage(preset.study))
     except KeyError:
         raise NasProxyError(f"no study named {preset.study.name!r} on {url}; run `nas-proxy search "
                             f"{preset.ref}` first") from None
-
-
-def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if trial.user_attrs.get("arch") == arch_id and not trial.user_attrs.get("cached", False):
-            return trial
-    return None
-
-
-def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None):
-    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds).
-
-    With ``refined`` (multi-fidelity), the proxy's score is reported as the first fidelity; a trial
-    the pruner stops there keeps it (pruned, ``fidelity`` 0), the others go on to ``refined``'s
-    score (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
-    """
-    space = preset.space()
-    seeds = range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds)
-    reference_path = reference_table_path(preset)
-
-    def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
-        arch = suggest_arch(trial, space)
-        trial.set_user_attr("arch", arch.id)
-        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
-        if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
-            trial.set_user_attr("reference_acc", float(reference[arch.id]))
-        earlier = _previous_score(trial.study, arch.id)
-        if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
-            for key in ("params", "flops", "seconds"):
-                trial.set_user_attr(key, earlier.user_attrs[key])
-            trial.set_user_attr("cached", True)
-            return earlier.value
-        params, flops = network_size(arch, data)
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("flops", flops)
-        tic = time.perf_counter()
-        with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
-            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
-        if refined is not None:
-            trial.report(score, 1)  # successive halving's first rung
-            trial.set_user_attr("fidelity", 0)
-            if trial.should_prune():
-                trial.set_user_attr("seconds", time.perf_counter() - tic)
-                raise optuna.TrialPruned()
-            with interruptible():
-                score = sum(refined.score(arch, seed) for seed in seeds) / len(seeds)
-            trial.set_user_attr("fidelity", 1)
-        trial.set_user_attr("seconds", time.perf_counter() - tic)
-        return score
-
-    return objective
-
-
-class ReferenceCorrelation:
-    """Optuna callback: after a trial that scores a reference architecture, update the correlation.
-
-    Spearman and Kendall between proxy score and reference accuracy, over every architecture the
-    study has scored that is in the reference table, go to the study's user attributes
-    (``reference_spearman``, ``reference_kendall``, ``reference_n``) once there are
-    :data:`~nas_proxy.ranking.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
-    """
-
-    def __init__(self, preset: Preset, verbose: bool = True) -> None:
-        self.path = reference_table_path(preset)
-        self.metric = preset.reference.metric
-        self.verbose = verbose
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        attrs = trial.user_attrs
-        if trial.state != optuna.trial.TrialState.COMPLETE or "reference_acc" not in attrs or attrs.get("cached"):
-            return  # a repeated architecture changes nothing
-        reference = reference_accuracy(read_reference(self.path), self.metric)
-        scores = proxy_scores(study).set_index("arch")["score"]
-        agreement = rank_agreement(scores, reference, top_k=(), n_boot=0)
-        if agreement["n"] >= MIN_PAIRS:
-            study.set_user_attr("reference_n", agreement["n"])
-            study.set_user_attr("reference_spearman", agreement["spearman"])
-            study.set_user_attr("reference_kendall", agreement["kendall"])
-        if self.verbose:
-            tqdm.write(f"trial {trial.number}: {correlation_line(agreement)}")
 
 
 def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
@@ -323,66 +92,31 @@ def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
 
 
-def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, progress: bool = True,
-               verbose: bool = True) -> optuna.Study:
-    """Condense once, train the reference sample, then run trials until the study holds ``n_trials``.
 
-    The steps: the preset's condensed set (built once, then reused); the ``[reference].sample``
-    architectures trained on the full data if the preset asks for a sample, and queued to be
-    scored first; then trials until the study holds ``n_trials`` finished ones (default
-    ``[study].n_trials``, raised if needed so that every queued trial runs). Several processes
-    may call this on one storage at once: each stops when the study as a whole reaches the
-    target (Optuna's ``MaxTrialsCallback``), so no work is done twice. ``verbose`` prints what
-    the study is doing and the correlation with the reference as trials complete; ``progress``
-    shows progress bars.
+def proxy_scores(study: optuna.Study) -> pd.DataFrame:
+    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds, fidelity.
 
-    Ctrl-C stops at once while a network trains (that trial is marked failed) and otherwise at
-    the next safe point; either way it raises ``KeyboardInterrupt`` and the study is left
-    consistent, ready to continue.
+    Repeated suggestions of one architecture reuse its score, so each architecture counts once. A
+    trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
     """
-    target = n_trials if n_trials is not None else preset.study.n_trials
-    positive("[study]", n_trials=target)
-    say = tqdm.write if verbose else (lambda message: None)
-    say(f"study {preset.study.name!r} on {preset.study.storage_url}")
-    with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
-        sample = select_archs(preset, str(preset.reference.sample)) if preset.reference.sample else []
-        if sample:  # before the proxy: a calibrated one is fitted on the reference
-            run_reference(preset, data, sample, progress=progress)
-        study = open_study(preset)
-        if preset.score.proxy == "calibrated" and "calibration" not in study.user_attrs:
-            scores = ", ".join([*preset.score.features, *preset.score.refine])
-            say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
-        proxy, refined = _search_proxies(preset, data, study, progress)
-        record_proxy(study, preset, proxy, refined)
-        if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
-            study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
-        enqueue_archs(study, sample)
-        done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        done = len(study.get_trials(deepcopy=False, states=done_states))
-        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
-        if done + waiting > target:
-            say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
-            target = done + waiting
-        if done:
-            say(f"continuing study {study.study_name!r}: {done} of {target} trials done")
+    rows = []
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for trial in study.get_trials(deepcopy=False, states=states):
+        attrs = trial.user_attrs
+        if "arch" not in attrs or attrs.get("cached", False):
+            continue
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            if not trial.intermediate_values:
+                continue
+            value = trial.intermediate_values[max(trial.intermediate_values)]
         else:
-            say(f"running {target} trials")
-        if done >= target:
-            say(f"nothing to run: the study already holds {done} finished trials; ask for more with "
-                f"--n-trials {done + preset.study.n_trials} (or n_trials=...)")
-            return study
-        callbacks = [optuna.study.MaxTrialsCallback(target, states=done_states), ReferenceCorrelation(preset, verbose)]
-        if _journal_file(preset.study.storage_url) is not None:  # databases have Optuna's heartbeat instead
-            retry = _retry(preset.study)
-
-            def retry_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
-                retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
-
-            retry_dead_workers(study)
-            callbacks.append(retry_dead_workers)
-        study.optimize(make_objective(preset, data, proxy, refined), n_trials=target - done, show_progress_bar=progress,
-                       callbacks=[*callbacks, interrupt.callback])
-    return study
+            value = trial.value
+        rows.append({"arch": attrs["arch"], "score": value, "trial": trial.number, "params": attrs.get("params"),
+                     "flops": attrs.get("flops"), "seconds": attrs.get("seconds"), "fidelity": attrs.get("fidelity")})
+    columns = ["arch", "score", "trial", "params", "flops", "seconds", "fidelity"]
+    table = pd.DataFrame(rows, columns=columns)
+    table = table.drop_duplicates("arch")  # two workers may score one architecture at once; keep the first
+    return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
 
 
-__all__ = ["ReferenceCorrelation", "enqueue_archs", "load_study", "open_study", "preset_data", "record_proxy", "run_search", "suggest_arch"]
+__all__ = ["enqueue_archs", "load_study", "open_study", "proxy_scores"]

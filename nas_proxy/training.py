@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from nas_proxy import _accel
 from nas_proxy._accel import autocast
 from nas_proxy.augment import DSA
+from nas_proxy.condensation import CondensedSet
 from nas_proxy.config import ProxyConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
@@ -69,6 +70,27 @@ def accuracy(net: torch.nn.Module, split: Split, batch_size: int = 2048, precisi
         for x, y in zip(split.x.split(batch_size), split.y.split(batch_size)):
             correct += (net(x).argmax(1) == y).sum()
     return correct.item() / len(split)
+
+
+def training_set(spec: str, data: Dataset, seed: int = 0) -> Split:
+    """The training split ``spec`` names: ``full`` (``data.train``), ``random:IPC`` (a class-balanced random real
+    subset drawn with ``seed``) or the path of a condensed set (checked against ``data``).
+
+    Example:
+        >>> from nas_proxy import load_dataset
+        >>> from nas_proxy.training import training_set
+        >>> len(training_set("random:3", load_dataset("digits")))
+        30
+    """
+    if spec == "full":
+        return data.train
+    if spec.startswith("random:"):
+        try:
+            ipc = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise NasProxyError(f"--train {spec!r}: expected random:<images per class>, e.g. random:10") from None
+        return data.sample_per_class(ipc, seed=seed)
+    return CondensedSet.load(spec, data).split(data.train.x.device)
 
 
 def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig = ProxyConfig(), *,

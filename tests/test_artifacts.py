@@ -19,7 +19,8 @@ import nas_proxy.artifacts
 import nas_proxy.proxies
 from nas_proxy import NasProxyError, load_preset, load_study
 from nas_proxy.artifacts import open_artifact_store, sha256, shared_file
-from nas_proxy.proxies import condensed_set_path, get_condensed_set
+from nas_proxy.artifacts import condensed_set_path
+from nas_proxy.proxies import get_condensed_set
 from nas_proxy.study import open_study
 from presets import write_preset
 
@@ -101,7 +102,7 @@ def test_workers_creating_the_database_tables_at_once_connect_again(monkeypatch)
     """On a fresh PostgreSQL database, concurrent CREATE TABLEs fail all but one (seen in CI): retry."""
     from sqlalchemy.exc import IntegrityError
 
-    import nas_proxy.study
+    import nas_proxy._storage
     attempts = []
 
     def storage(url, **kwargs):
@@ -111,10 +112,10 @@ def test_workers_creating_the_database_tables_at_once_connect_again(monkeypatch)
                                                                        'constraint "pg_type_typname_nsp_index"'))
         return "connected"
 
-    monkeypatch.setattr(nas_proxy.study.optuna.storages, "RDBStorage", storage)
-    monkeypatch.setattr(nas_proxy.study.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(nas_proxy._storage.optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(nas_proxy._storage.time, "sleep", lambda seconds: None)
     config = nas_proxy.config.StudyConfig(name="x", storage="postgresql://db")
-    assert nas_proxy.study._storage(config) == "connected" and len(attempts) == 2
+    assert nas_proxy._storage.open_storage(config) == "connected" and len(attempts) == 2
 
 
 def test_a_changed_artifact_is_refused(tmp_path, digits):

@@ -14,7 +14,8 @@ from nas_proxy import (ArchSpec, Calibration, NasProxyError, compare_proxies, im
                        load_search_space, make_proxy, make_report, run_reference, run_search, select_archs)
 from nas_proxy.calibration import MIN_FIT, factors
 from nas_proxy.cli import main
-from nas_proxy.reference import imported_table_path, protocol_warning, read_reference, reference_table_path
+from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.reference import protocol_warning, read_reference
 from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,18 +96,23 @@ def _rows(n=10, seeds=(0, 1)):
     return [f"{a.id},{s},{0.5 + 0.04 * i + 0.001 * s:.4f}" for i, a in enumerate(SMALL.sample(n, 1)) for s in seeds]
 
 
+def _import(preset, data, source, protocol=""):
+    return import_reference(source, imported_table_path(preset), data, preset.space(), metric=preset.reference.metric,
+                            protocol=protocol)
+
+
 def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
-    table = import_reference(preset, digits, _csv(tmp_path, _rows()), "6 epochs on a GPU")
+    table = _import(preset, digits, _csv(tmp_path, _rows()), "6 epochs on a GPU")
     assert reference_table_path(preset) == imported_table_path(preset)
     assert len(table) == 20 and table["flops"].gt(0).all() and table["val_acc"].isna().all()
     assert json.loads(imported_table_path(preset).with_suffix(".json").read_text())["protocol"] == "6 epochs on a GPU"
     # training rows into an imported truth would mix protocols: refused unless already there
     inside = [ArchSpec.parse(table["arch"].iloc[0])]
-    assert len(run_reference(preset, digits, inside, progress=False)) == 20
+    assert len(run_reference(preset.reference, digits, inside, reference_table_path(preset), progress=False)) == 20
     outside = [a for a in SMALL.archs() if a.id not in set(table["arch"])][:1]
     with pytest.raises(NasProxyError, match="is imported .* lacks"):
-        run_reference(preset, digits, outside, progress=False)
+        run_reference(preset.reference, digits, outside, reference_table_path(preset), progress=False)
 
 
 @pytest.mark.parametrize("rows, columns, message", [
@@ -122,7 +128,7 @@ def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits
 def test_bad_rows_are_one_line_and_nothing_is_written(tmp_path, digits, rows, columns, message):
     preset = load_preset(write_preset(tmp_path))
     with pytest.raises(NasProxyError, match=message):
-        import_reference(preset, digits, _csv(tmp_path, rows, columns))
+        _import(preset, digits, _csv(tmp_path, rows, columns))
     assert not imported_table_path(preset).exists() and not imported_table_path(preset).parent.exists()
 
 
@@ -144,9 +150,9 @@ def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
 
 def test_a_short_reference_protocol_is_warned_about(tmp_path, capsys):
     preset = load_preset(write_preset(tmp_path))  # 2 epochs
-    assert "too short" in protocol_warning(preset)
+    assert "too short" in protocol_warning(preset.reference, reference_table_path(preset))
     longer = dataclasses.replace(preset.reference, training=dataclasses.replace(preset.reference.training, epochs=8))
-    assert protocol_warning(dataclasses.replace(preset, reference=longer)) is None
+    assert protocol_warning(longer, reference_table_path(preset)) is None
     assert main(["reference", str(write_preset(tmp_path)), "--archs", "d1-w32-relu-none-avgpool",
                  "--no-progress"]) == 0
     assert "warning: [reference] trains 2 epoch(s): too short" in capsys.readouterr().err
@@ -158,13 +164,13 @@ def _calibrated_preset(tmp_path, digits):
     path = write_preset(tmp_path, extra="", reference="")
     path.write_text(path.read_text() + '\n[score]\nproxy = "calibrated"\nfeatures = ["naswot"]\n')
     preset = load_preset(path)
-    run_reference(preset, digits, select_archs(preset, "10"), progress=False)
+    run_reference(preset.reference, digits, select_archs("10", preset.space(), preset.reference), reference_table_path(preset), progress=False)
     return preset
 
 
 def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     preset = _calibrated_preset(tmp_path, digits)
-    reference_archs = select_archs(preset, "10")
+    reference_archs = select_archs("10", preset.space(), preset.reference)
     study = run_search(preset, digits, n_trials=4, progress=False, verbose=False)
     calibration = Calibration.from_dict(study.user_attrs["calibration"], preset.space())
     assert set(calibration.archs) == {a.id for a in reference_archs}
@@ -174,7 +180,7 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
         expected = calibration.predict(arch, {"naswot": naswot.score(arch, 0)})
         assert trial.value == pytest.approx(expected)
     # more reference rows later do not change the study's scale: it keeps the calibration it recorded
-    run_reference(preset, digits, select_archs(preset, "14"), progress=False)
+    run_reference(preset.reference, digits, select_archs("14", preset.space(), preset.reference), reference_table_path(preset), progress=False)
     again = run_search(preset, digits, n_trials=6, progress=False, verbose=False)
     assert again.user_attrs["calibration"] == study.user_attrs["calibration"]
     report = make_report(preset, plot=False)

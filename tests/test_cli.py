@@ -78,13 +78,13 @@ def test_an_interrupted_run_is_not_overwritten_without_resume(tmp_path, capsys):
 
 
 def test_one_search_worker_per_visible_gpu(monkeypatch):
-    from nas_proxy import cli
+    from nas_proxy import workers
 
-    assert cli.worker_devices("cpu", 0) == ["cpu"] and cli.worker_devices("cpu", 3) == ["cpu"] * 3
-    monkeypatch.setattr(cli.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(cli.torch.cuda, "device_count", lambda: 3)
-    assert cli.worker_devices("auto", 0) == ["cuda:0", "cuda:1", "cuda:2"]
-    assert cli.worker_devices("cuda", 4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]  # round-robin
-    assert cli.worker_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]  # an explicit GPU is kept
-    monkeypatch.setattr(cli.torch.cuda, "device_count", lambda: 1)
-    assert cli.worker_devices("auto", 0) == ["cuda"]
+    assert workers.worker_devices("cpu", 0) == ["cpu"] and workers.worker_devices("cpu", 3) == ["cpu"] * 3
+    monkeypatch.setattr(workers.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(workers.torch.cuda, "device_count", lambda: 3)
+    assert workers.worker_devices("auto", 0) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert workers.worker_devices("cuda", 4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]  # round-robin
+    assert workers.worker_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]  # an explicit GPU is kept
+    monkeypatch.setattr(workers.torch.cuda, "device_count", lambda: 1)
+    assert workers.worker_devices("auto", 0) == ["cuda"]

@@ -13,9 +13,10 @@ from nas_proxy import (ArchSpec, NasProxyError, ProxyConfig, build_convnet, comp
                        load_preset, make_proxy, run_reference, run_search, select_archs, train_proxy)
 from nas_proxy.cli import main
 from nas_proxy.compare import CEILING
-from nas_proxy.artifacts import score_table_path
+from nas_proxy.artifacts import reference_table_path, score_table_path
 from nas_proxy.config import BASE_PROXIES
 from nas_proxy.proxies import read_scores
+from nas_proxy.search import record_proxy
 from nas_proxy.study import open_study
 from nas_proxy.zero_cost import grad_norm, naswot, synflow
 from presets import write_preset
@@ -179,7 +180,7 @@ def test_study_searches_with_a_zero_cost_proxy_and_refuses_another_later(tmp_pat
     path.write_text(path.read_text().replace("proxy = 'naswot'", "proxy = 'synflow'"))
     other = load_preset(path)
     with pytest.raises(NasProxyError, match="scored by another proxy"):
-        open_study(other, make_proxy("synflow", other, digits))
+        record_proxy(open_study(other), other, make_proxy("synflow", other, digits))
 
 
 # --- compare --------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_study_searches_with_a_zero_cost_proxy_and_refuses_another_later(tmp_pat
 def _reference_out(tmp_path_factory, digits):
     base = tmp_path_factory.mktemp("compare")
     preset = load_preset(write_preset(base, reference="seeds = 2"))
-    run_reference(preset, digits, select_archs(preset, "6"), progress=False)
+    run_reference(preset.reference, digits, select_archs("6", preset.space(), preset.reference), reference_table_path(preset), progress=False)
     return base / "out"
 
 
@@ -215,7 +216,7 @@ def test_compare_reports_signed_correlations_of_every_proxy(compared, digits, tm
 
 
 def test_ceiling_is_the_reference_seed_to_seed_agreement(compared, digits):
-    from nas_proxy.reference import read_reference, reference_table_path
+    from nas_proxy.reference import read_reference
     ref = read_reference(reference_table_path(compared)).pivot_table(index="arch", columns="seed", values="test_acc")
     row = compare_proxies(compared, digits, ["params"], n_boot=0, progress=False).table.set_index("proxy").loc[CEILING]
     assert row["spearman"] == pytest.approx(stats.spearmanr(ref[0], ref[1]).statistic)
@@ -271,7 +272,7 @@ def test_compare_command_errors_are_one_line(tmp_path, capsys):
 
 
 def test_compare_refuses_a_reference_built_on_other_data(compared, digits):
-    from nas_proxy.reference import reference_table_path
+    from nas_proxy.artifacts import reference_table_path
     path = reference_table_path(compared)
     path.write_text(path.read_text().replace(digits.fingerprint, "0123456789abcdef"))
     with pytest.raises(NasProxyError, match="built on other data"):

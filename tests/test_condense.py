@@ -258,7 +258,7 @@ def test_a_resumed_auto_run_keeps_the_decision_it_began_with(tmp_path, monkeypat
 def test_the_cache_key_holds_the_compile_decision_not_deterministic(digits, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from nas_proxy.proxies import condensed_set_path
+    from nas_proxy.artifacts import condensed_set_path
 
     monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
     def path(**settings):  # condensed_set_path reads only these two parts of a preset

@@ -13,9 +13,9 @@ from nas_proxy import (ArchSpec, NasProxyError, load_dataset, load_preset, load_
 from nas_proxy._io import append_row
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
-from nas_proxy.reference import (read_reference, reference_table_path, run_reference,
-                                 select_archs)
-from nas_proxy.report import precision, statistic, top1
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.reference import read_reference, run_reference, select_archs
+from nas_proxy.render import precision, statistic, top1
 from nas_proxy.study import enqueue_archs, load_study, open_study
 from presets import write_preset
 
@@ -44,37 +44,37 @@ def test_bad_reference_table_names_the_key(tmp_path, body, message):
 
 def test_select_archs_sample_is_seeded_drawn_from_the_reference_space(tmp_path):
     preset = load_preset(write_preset(tmp_path, space="nas720", reference='search_space = "small"'))
-    archs = select_archs(preset, "12")
-    assert len(set(archs)) == 12 and archs == select_archs(preset, "12")
+    archs = select_archs("12", preset.space(), preset.reference)
+    assert len(set(archs)) == 12 and archs == select_archs("12", preset.space(), preset.reference)
     small = load_search_space("small")
     assert all(arch in small for arch in archs)
-    assert select_archs(preset, "d1-w32-relu-none-avgpool, d2-w64-relu-batchnorm-maxpool") == [
+    assert select_archs("d1-w32-relu-none-avgpool, d2-w64-relu-batchnorm-maxpool", preset.space(), preset.reference) == [
         ArchSpec.parse("d1-w32-relu-none-avgpool"), ArchSpec.parse("d2-w64-relu-batchnorm-maxpool")]
-    assert len(select_archs(preset, "all")) == 720  # `all` is the study's space
+    assert len(select_archs("all", preset.space(), preset.reference)) == 720  # `all` is the study's space
     with pytest.raises(NasProxyError, match="holds 108; ask for fewer"):
-        select_archs(preset, "200")
+        select_archs("200", preset.space(), preset.reference)
     reseeded = load_preset(write_preset(tmp_path, name="b", space="nas720",
                                         reference='search_space = "small"\nsample_seed = 1'))
-    assert select_archs(reseeded, "12") != archs
+    assert select_archs("12", reseeded.space(), reseeded.reference) != archs
 
 
 def test_reference_space_must_lie_inside_the_study_space(tmp_path):
     preset = load_preset(write_preset(tmp_path, reference='search_space = "nas720_cpu"'))  # study: small
     with pytest.raises(NasProxyError, match="not in the study's space 'small'"):
-        select_archs(preset, "3")
+        select_archs("3", preset.space(), preset.reference)
 
 
 def test_select_archs_errors_and_top_k(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))  # the 108-network space: no width 256
     with pytest.raises(NasProxyError, match="not in search space"):
-        select_archs(preset, "d1-w256-relu-none-avgpool")
+        select_archs("d1-w256-relu-none-avgpool", preset.space(), preset.reference)
     with pytest.raises(NasProxyError, match="needs a study"):
-        select_archs(preset, "top-3")
+        select_archs("top-3", preset.space(), preset.reference)
     with pytest.raises(NasProxyError, match="top-K"):
-        select_archs(preset, "top-x", study=None)
+        select_archs("top-x", preset.space(), preset.reference, study=None)
     study = run_search(preset, digits, n_trials=4, progress=False)
     best = sorted((t for t in study.trials), key=lambda t: -t.value)
-    top = select_archs(preset, "top-2", study)
+    top = select_archs("top-2", preset.space(), preset.reference, study)
     assert top[0].id == best[0].user_attrs["arch"] and len(top) == 2
 
 
@@ -82,7 +82,7 @@ def test_select_archs_errors_and_top_k(tmp_path, digits):
 
 def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits, monkeypatch):
     preset = load_preset(write_preset(tmp_path, reference="seeds = 2\njobs = 1"))  # one at a time: exact counts
-    archs = select_archs(preset, "3")
+    archs = select_archs("3", preset.space(), preset.reference)
     real_train = proxy_module._train
     calls = []
 
@@ -94,30 +94,30 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
 
     monkeypatch.setattr(proxy_module, "_train", crash_on_third)
     with pytest.raises(RuntimeError):
-        run_reference(preset, digits, archs, progress=False)
+        run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     path = reference_table_path(preset)
     table = read_reference(path)
     # finished rows kept; seed by seed, so an early stop leaves more architectures with one seed each
     assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[1].id, 0)]
     monkeypatch.setattr(proxy_module, "_train", real_train)
-    table = run_reference(preset, digits, archs, progress=False)
+    table = run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
     assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()
     before = path.read_bytes()
-    run_reference(preset, digits, archs, progress=False)  # nothing left to do: nothing retrained
+    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)  # nothing left to do: nothing retrained
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
 
 
 def test_reference_refuses_a_table_built_on_other_data(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
-    archs = select_archs(preset, "1")
-    run_reference(preset, digits, archs, progress=False)
+    archs = select_archs("1", preset.space(), preset.reference)
+    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     other = load_dataset("digits", val_fraction=0.2)  # another split -> another fingerprint
     path = reference_table_path(preset)
     before = path.read_bytes()
     with pytest.raises(NasProxyError, match="built on other data"):
-        run_reference(preset, other, select_archs(preset, "2"), progress=False)
+        run_reference(preset.reference, other, select_archs("2", preset.space(), preset.reference), reference_table_path(preset), progress=False)
     assert path.read_bytes() == before
 
 
@@ -169,8 +169,8 @@ def test_rank_agreement_is_signed_and_handles_few_pairs():
 
 def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys):
     preset = load_preset(write_preset(tmp_path))
-    archs = select_archs(preset, "5")
-    run_reference(preset, digits, archs, progress=False)
+    archs = select_archs("5", preset.space(), preset.reference)
+    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     enqueue_archs(open_study(preset), archs)
     study = run_search(preset, digits, n_trials=7, progress=True)
     scored = [t for t in study.trials if "reference_acc" in t.user_attrs]
@@ -271,6 +271,6 @@ def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, 
         report = make_report(preset, n_boot=50, plot=False)
         text = report.markdown()
         assert not re.search(r"\bnan\b", text.lower()) and "too few (n < 5)" in text and f"| {report.agreement['n']} |" in text
-        run_reference(preset, digits, select_archs(preset, "top-1", load_study(preset)), progress=False)
+        run_reference(preset.reference, digits, select_archs("top-1", preset.space(), preset.reference, load_study(preset)), reference_table_path(preset), progress=False)
     best = read_reference(reference_table_path(preset))["test_acc"].max()
     assert f"{100 * best:.2f}%" in report.markdown()  # the best of the table, whatever was scored

@@ -23,7 +23,8 @@ from test_data import _write_mnist
 from nas_proxy import CondenseConfig, CondensedSet, ProxyConfig, condense, load_preset, load_study, train_proxy
 from nas_proxy._io import atomic_write
 from nas_proxy.cli import main
-from nas_proxy.reference import read_reference, reference_table_path
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.reference import read_reference
 from nas_proxy.space import ArchSpec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nas_proxy"

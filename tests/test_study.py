@@ -14,8 +14,10 @@ import pytest
 import nas_proxy
 from nas_proxy import NasProxyError, load_dataset
 from nas_proxy.cli import main
-from nas_proxy.proxies import condensed_set_path
-from nas_proxy.study import load_preset, load_study, open_study, run_search
+from nas_proxy.artifacts import condensed_set_path
+from nas_proxy.config import load_preset
+from nas_proxy.search import run_search
+from nas_proxy.study import load_study, open_study
 from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,0 +1,101 @@
+"""One config per stage (issue 15): the [data] table, what each config refuses, and artifact keys from resolved settings."""
+
+import dataclasses
+import json
+
+import pytest
+
+from nas_proxy import NasProxyError, load_dataset, load_preset, run_search
+from nas_proxy import _accel
+from nas_proxy.artifacts import condensed_set_path, legacy_condensed_set_path, score_table_path
+from nas_proxy.condensation import CondensedSet
+from nas_proxy.config import DataConfig, ReferenceConfig
+from nas_proxy.proxies import get_condensed_set, make_proxy
+from nas_proxy.search import record_proxy
+from nas_proxy.study import open_study
+from presets import write_preset
+
+
+def _data_preset(tmp_path, data_table, study_keys=""):
+    path = tmp_path / "data.toml"
+    path.write_text(f'[study]\nname = "d"\nout_dir = "{tmp_path / "out"}"\n{study_keys}\n[data]\n{data_table}\n')
+    return path
+
+
+def test_the_data_table_and_the_older_study_keys_read_the_same(tmp_path):
+    new = load_preset(_data_preset(tmp_path, 'dataset = "digits"\nval_fraction = 0.2\nsplit_seed = 3'))
+    old = load_preset(write_preset(tmp_path, extra="val_fraction = 0.2\nsplit_seed = 3"))  # keys in [study]
+    assert new.data == old.data == DataConfig("digits", 0.2, 3)
+    with pytest.raises(NasProxyError, match=r"data.toml: split_seed is set in both \[data\] and \[study\]"):
+        load_preset(_data_preset(tmp_path, "split_seed = 1", study_keys="split_seed = 2"))
+    with pytest.raises(NasProxyError, match=r"data.toml: \[data\].val_fraction must be between 0 and 1, got 1.5"):
+        load_preset(_data_preset(tmp_path, "val_fraction = 1.5"))
+
+
+def test_a_stage_refuses_data_loaded_for_another_split(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path, extra="split_seed = 1"))
+    with pytest.raises(NasProxyError, match=r"split_seed 0\) but the preset asks for digits .*split_seed 1\)"):
+        run_search(preset, digits, n_trials=1, progress=False, verbose=False)
+    assert load_dataset(preset.data).fingerprint != digits.fingerprint
+
+
+def test_the_reference_names_its_precision(tmp_path):
+    with pytest.raises(NasProxyError, match=r"\[reference\].precision = \"auto\" trains in bf16 on some machines"):
+        load_preset(write_preset(tmp_path, reference='precision = "auto"'))
+    assert ReferenceConfig().training.precision == "fp32"
+
+
+def _bf16(monkeypatch, native):
+    monkeypatch.setattr(_accel, "native_bf16", lambda device_type: native)
+
+
+def test_score_keys_hold_the_precision_that_runs(tmp_path, digits, monkeypatch):
+    auto = load_preset(write_preset(tmp_path))  # [proxy] precision = "auto"
+    fp32 = dataclasses.replace(auto, proxy=dataclasses.replace(auto.proxy, precision="fp32"))
+    bf16 = dataclasses.replace(auto, proxy=dataclasses.replace(auto.proxy, precision="bf16"))
+
+    def path(preset):
+        proxy = make_proxy("random", preset, digits)
+        return score_table_path(preset, proxy.name, proxy.settings, digits)
+
+    _bf16(monkeypatch, False)
+    assert path(auto) == path(fp32) != path(bf16)  # "auto" runs fp32 here: one computation, one entry
+    _bf16(monkeypatch, True)
+    assert path(auto) == path(bf16) != path(fp32)
+
+
+def test_condensed_set_keys_hold_the_precision_and_old_names_stay_readable(tmp_path, digits, monkeypatch):
+    preset = load_preset(write_preset(tmp_path))
+    _bf16(monkeypatch, False)
+    fp32 = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, precision="fp32"))
+    assert condensed_set_path(preset, digits) == condensed_set_path(fp32, digits)
+    legacy = legacy_condensed_set_path(preset, digits)
+    assert legacy is not None and legacy != condensed_set_path(preset, digits)
+    assert legacy_condensed_set_path(fp32, digits) is None  # explicit settings kept their names
+
+    made = get_condensed_set(preset, digits, progress=False)
+    condensed_set_path(preset, digits).rename(legacy)  # a set cached before the fix
+    adopted = get_condensed_set(preset, digits, progress=False)
+    assert not legacy.exists() and condensed_set_path(preset, digits).is_file()
+    assert adopted.meta["seconds"] == made.meta["seconds"]  # the same set, renamed, not condensed again
+
+    condensed_set_path(preset, digits).rename(legacy)
+    blob = CondensedSet.load(legacy, digits)
+    blob.meta["precision"] = "bf16"  # made where "auto" meant bf16: not this machine's set
+    blob.save(legacy, png=False)
+    rebuilt = get_condensed_set(preset, digits, progress=False)
+    assert legacy.exists() and rebuilt.meta["precision"] == "fp32"
+
+
+def test_a_study_begun_under_the_old_set_name_continues(tmp_path, digits, monkeypatch):
+    preset = load_preset(write_preset(tmp_path))
+    _bf16(monkeypatch, False)
+    study = open_study(preset)
+    proxy = make_proxy("dm", preset, digits)
+    old = json.loads(json.dumps(proxy.settings).replace(condensed_set_path(preset, digits).name,
+                                                        legacy_condensed_set_path(preset, digits).name))
+    study.set_user_attr("proxy", old)  # what a study recorded before the fix
+    record_proxy(study, preset, proxy, data=digits)  # accepted: the same set under its new name
+    other = dataclasses.replace(preset, proxy=dataclasses.replace(preset.proxy, epochs=3))
+    with pytest.raises(NasProxyError, match="scored by another proxy"):
+        record_proxy(study, other, make_proxy("dm", other, digits), data=digits)

@@ -1,0 +1,71 @@
+"""The package's shape (issue 15): no import circle, no module above 450 lines, every command a Python call."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import nas_proxy
+
+PACKAGE = Path(nas_proxy.__file__).parent
+MODULES = {path.stem: path for path in PACKAGE.glob("*.py")}
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules ``path`` imports, anywhere in the file (also inside functions), except for type checking."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If)
+               and getattr(stmt.test, "id", None) == "TYPE_CHECKING" for node in ast.walk(stmt)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "nas_proxy":  # a submodule, or the package's own
+            names = [f"nas_proxy.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "nas_proxy":
+                found.add(parts[1] if len(parts) > 1 and parts[1] in MODULES else "__init__")
+    return found - {path.stem}
+
+
+def test_no_module_imports_itself_back():
+    graph = {name: _imports(path) for name, path in MODULES.items() if name != "__init__"}
+    assert all("__init__" not in deps for deps in graph.values()), \
+        {name: deps for name, deps in graph.items() if "__init__" in deps}  # the package imports every module
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(graph.get(name, ())):
+            assert state.get(dep) != "open", " -> ".join([*trail, name, dep])
+            if dep not in state:
+                visit(dep, [*trail, name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def test_configs_sit_at_the_bottom():
+    stages = set(MODULES) - {"__init__", "config", "errors", "space", "augment"} - {m for m in MODULES if m.startswith("_")}
+    assert not _imports(MODULES["config"]) & stages
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_above_450_lines(name):
+    assert len(MODULES[name].read_text().splitlines()) <= 450
+
+
+def test_every_command_has_its_python_call():
+    for name in ("condense", "train_proxy", "training_set", "run_workers", "run_search", "run_reference",
+                 "import_reference", "select_archs", "seed_ceiling", "make_report", "compare_proxies", "load_preset",
+                 "reference_table_path", "imported_table_path"):
+        assert callable(getattr(nas_proxy, name)), name
