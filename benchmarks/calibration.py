@@ -26,7 +26,7 @@ from scipy import stats
 from _common import publish
 from nas_proxy import ArchSpec, Calibration, import_reference, load_preset, load_dataset
 from nas_proxy.model import network_size
-from nas_proxy.artifacts import imported_table_path, reference_table_path, score_table_path
+from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.config import ACCURACY_PROXIES
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import rank_agreement
@@ -75,8 +75,7 @@ def main() -> None:
     scores, seconds = {}, {}
     for name in features:
         proxy = make_proxy(name, preset, data)
-        rows = score_archs(proxy, archs, [preset.proxy.seed], score_table_path(preset, proxy.name, proxy.settings, data),
-                           data.fingerprint)
+        rows = score_archs(proxy, archs, [preset.proxy.seed], preset, data)
         scores[name] = rows.groupby("arch")["score"].mean()
         seconds[name] = float(rows["seconds"].mean())
     scores = pd.DataFrame(scores).loc[truth.index]

@@ -158,7 +158,8 @@ def reference_table_path(preset: Preset) -> Path:
 
 
 def open_artifact_store(spec: str, output: Path) -> Any:
-    """The artifact store ``[study].artifacts`` names: a folder, ``s3://bucket``, or ``""`` for ``<output>/artifacts``."""
+    """The artifact store ``[study].artifacts`` names: a folder, ``s3://bucket``, or ``""`` for
+    ``<output>/artifacts``."""
     if spec.startswith("s3://"):
         bucket, _, rest = spec.removeprefix("s3://").partition("/")
         if not bucket or rest.strip("/"):
@@ -226,5 +227,6 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     return path
 
 
-__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path", "is_imported_table", "legacy_condensed_set_path",
+__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path",
+           "is_imported_table", "legacy_condensed_set_path",
            "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]

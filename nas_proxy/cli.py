@@ -27,12 +27,13 @@ from nas_proxy._config import ConfigError
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.compare import compare_proxies
 from nas_proxy.condensation import COMPILE_AUTO_MIN_ITERATIONS, condense, resolve_compile
-from nas_proxy.config import (BASE_PROXIES, PROXIES, REFERENCE_DEFAULTS, CondenseConfig, DataConfig, Preset, ProxyConfig,
-                              load_preset)
+from nas_proxy.config import (BASE_PROXIES, PROXIES, REFERENCE_DEFAULTS, CondenseConfig, DataConfig, Preset,
+                              ProxyConfig, load_preset)
 from nas_proxy.data import DATASETS, Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.ranking import MIN_PAIRS, N_BOOT, correlation_line, interval
-from nas_proxy.reference import import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling, select_archs
+from nas_proxy.reference import (import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling,
+                                 select_archs)
 from nas_proxy.report import Report, make_report
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy.study import load_study
@@ -99,7 +100,8 @@ _CONDENSE_OPTIONS = {
     "precision": "precision of the embedding passes; auto: bf16 where the device runs it natively",
     "real_chunk": "real images per forward pass, bounds memory",
     "checkpoint_every": "write a resumable checkpoint every N iterations",
-    "deterministic": "deterministic CUDA kernels, for bit-repeatable runs on a GPU (a CPU run is repeatable without it)",
+    "deterministic": "deterministic CUDA kernels, for bit-repeatable runs on a GPU (a CPU run is repeatable "
+                     "without it)",
 }
 
 
@@ -236,7 +238,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         study = load_study(preset) if args.archs.startswith("top-") else None
         archs = select_archs(args.archs, preset.space(), preset.reference, study)
-        table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=not args.no_progress)
+        table = run_reference(preset.reference, data, archs, reference_table_path(preset),
+                              progress=not args.no_progress)
         chosen = table[table["arch"].isin({a.id for a in archs})]
         best = reference_accuracy(chosen, metric).sort_values(ascending=False)
         print(f"reference table {reference_table_path(preset)}: {len(table)} rows; {chosen['arch'].nunique()} of the "
@@ -366,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "Works while the study is running.")
     _add_preset_options(p, data=False)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/report)")
-    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the intervals (default: {N_BOOT})")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT,
+                   help=f"bootstrap resamples for the intervals (default: {N_BOOT})")
     p.add_argument("--rows", type=int, default=20, help="ranking rows to print (default: 20; files hold all)")
     p.add_argument("--no-plot", action="store_true", help="skip the scatter plot")
     p.set_defaults(run=_cmd_report)
@@ -382,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dm+naswot (default: all)")
     p.add_argument("--seeds", type=int, default=None, help="scores averaged per architecture (default: [score].seeds)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/compare)")
-    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the intervals (default: {N_BOOT})")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT,
+                   help=f"bootstrap resamples for the intervals (default: {N_BOOT})")
     p.add_argument("--no-plot", action="store_true", help="skip the plot")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(run=_cmd_compare, interrupted="compare interrupted; scores so far are saved, run the same command "

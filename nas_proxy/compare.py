@@ -8,7 +8,8 @@ architectures, not one, so a study cannot search with it).
 
 Example:
     >>> from pathlib import Path
-    >>> from nas_proxy import compare_proxies, load_dataset, load_preset, reference_table_path, run_reference, select_archs
+    >>> from nas_proxy import (compare_proxies, load_dataset, load_preset, reference_table_path, run_reference,
+    ...                        select_archs)
     >>> _ = Path("tiny.toml").write_text('''
     ... [study]
     ... name = "tiny"
@@ -43,7 +44,7 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.artifacts import reference_table_path, score_table_path
+from nas_proxy.artifacts import reference_table_path
 from nas_proxy.config import PROXIES, Preset
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import N_BOOT, factor_bias, rank_agreement, rank_ensemble
@@ -134,8 +135,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     fitted_on: dict[str, int] = {}  # reference trainings a fitted proxy learnt from: part of its cost
     for name in dict.fromkeys(m for members in parsed for m in members):  # each base proxy once, in order
         proxy = make_proxy(name, preset, data, progress=progress)
-        rows = score_archs(proxy, archs, seed_values, score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint,
-                           progress=progress)
+        rows = score_archs(proxy, archs, seed_values, preset, data, progress=progress)
         scores[name] = rows.groupby("arch")["score"].mean()
         cost[name] = (float(rows["seconds"].sum()), proxy.setup_seconds)
         fit = proxy.calibration.archs if proxy.calibration is not None else ()
@@ -165,7 +165,8 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
     header = (f"# {preset.study.name}: proxies against the full-data reference\n\n"
               f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
-              f"{table_path}; {reference_protocol(preset.reference, table_path)}); scores averaged over {n_seeds} seed(s). Cost is the "
+              f"{table_path}; {reference_protocol(preset.reference, table_path)}); scores averaged over {n_seeds} "
+              f"seed(s). Cost is the "
               f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
               f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "
               f"each architecture is scored by a fit that left it out (leave-one-out), and the reference trainings "

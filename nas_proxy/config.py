@@ -1,12 +1,15 @@
 """Every stage's settings, one frozen config object per stage, and the preset that holds them all.
 
-The package's stages read their own config and nothing else: :class:`DataConfig` (which data
-and split), :class:`CondenseConfig` (Distribution Matching), :class:`ProxyConfig` (how a
-candidate trains), :class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig`
-(the full-data truth) and :class:`StudyConfig` (the Optuna study). A :class:`Preset`
-(``studies/*.toml``, one table per stage) bundles them for the functions that run a whole
-study. This module imports no stage, so every stage can import it. Each config checks its own
-values, so one built in Python is checked like one read from TOML.
+Each stage reads its own config and nothing else: :class:`DataConfig` (which data and split;
+:func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution Matching;
+:func:`~nas_proxy.condense`), :class:`ProxyConfig` (how a candidate trains;
+:func:`~nas_proxy.train_proxies`), :class:`ScoreConfig` (which proxy scores a trial),
+:class:`ReferenceConfig` (the full-data truth; :func:`~nas_proxy.run_reference`) and
+:class:`StudyConfig` (the Optuna study). A :class:`Preset` (``studies/*.toml``, one table per
+stage) bundles them for the functions that join stages into a study: naming its files
+(:mod:`nas_proxy.artifacts`), making a proxy, running the search, the report and the
+comparison. This module imports no stage, so every stage can import it. Each config checks its
+own values, so one built in Python is checked like one read from TOML.
 
 Example:
     >>> from nas_proxy import CondenseConfig, load_preset

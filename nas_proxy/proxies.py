@@ -213,9 +213,9 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
                                 f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
                                 f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
                                 f"table with `--import FILE.csv`")
-        rows = {f: score_archs(proxy, archs, seeds, score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint,
-                               progress=progress) for f, proxy in members.items()}
-        scores = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
+        rows = {f: score_archs(proxy, archs, seeds, preset, data, progress=progress) for f, proxy in members.items()}
+        scores = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()},
+                              index=[a.id for a in archs])
         calibration = Calibration.fit(scores, reference, space)
         scoring = sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what the fit's scores cost
     elif tuple(calibration.features) != tuple(features):
@@ -250,9 +250,11 @@ def read_scores(path: str | Path) -> pd.DataFrame:
                       dtype={"arch": str, "fingerprint": str})
 
 
-def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], path: Path, fingerprint: str, *,
+def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], preset: Preset, data: Dataset, *,
                 progress: bool = True) -> pd.DataFrame:
-    """Score every (architecture, seed) not yet in the table at ``path``; return the rows asked for."""
+    """Score every (architecture, seed) not yet in ``proxy``'s cached table on ``data`` (in ``preset``'s output
+    folder, :func:`~nas_proxy.artifacts.score_table_path`); return the rows asked for."""
+    path, fingerprint = score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint
     done = row_keys(read_scores(path))
     todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
     with tqdm(total=sum(map(len, todo.values())), desc=f"score {proxy.name}", unit="net",

@@ -264,6 +264,5 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
     return read_reference(path)
 
 
-__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "import_reference",
-           "protocol_warning", "reference_protocol", "seed_ceiling", "read_reference", "reference_accuracy", "reference_space",
-           "run_reference", "select_archs"]
+__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "import_reference", "protocol_warning", "read_reference",
+           "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling", "select_archs"]
