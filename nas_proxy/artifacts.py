@@ -110,6 +110,8 @@ def adopt_legacy_condensed_set(preset: Preset, data: Dataset) -> None:
         return
     precision = _condense_settings(preset.condense, data)["precision"]
     if CondensedSet.load(legacy, data).meta.get("precision") == precision:
+        if legacy.with_suffix(".png").is_file():  # the grid beside it first: the set's name is what others look for
+            os.replace(legacy.with_suffix(".png"), path.with_suffix(".png"))
         os.replace(legacy, path)
 
 

@@ -74,9 +74,11 @@ def test_condensed_set_keys_hold_the_precision_and_old_names_stay_readable(tmp_p
     assert legacy_condensed_set_path(fp32, digits) is None  # explicit settings kept their names
 
     made = get_condensed_set(preset, digits, progress=False)
-    condensed_set_path(preset, digits).rename(legacy)  # a set cached before the fix
+    condensed_set_path(preset, digits).rename(legacy)  # a set cached before the fix, with its grid
+    condensed_set_path(preset, digits).with_suffix(".png").rename(legacy.with_suffix(".png"))
     adopted = get_condensed_set(preset, digits, progress=False)
     assert not legacy.exists() and condensed_set_path(preset, digits).is_file()
+    assert condensed_set_path(preset, digits).with_suffix(".png").is_file() and not legacy.with_suffix(".png").exists()
     assert adopted.meta["seconds"] == made.meta["seconds"]  # the same set, renamed, not condensed again
 
     condensed_set_path(preset, digits).rename(legacy)
