@@ -243,3 +243,6 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
         flops=count_flops(arch, data.channels, data.num_classes, data.image_size),
         seconds=time.perf_counter() - tic, epochs=config.epochs, seed=config.seed, train_size=len(x),
     )
+
+
+__all__ = ["ProxyResult", "accuracy", "concurrent_jobs", "train_proxies", "train_proxy", "training_set"]
