@@ -27,8 +27,8 @@ from nas_proxy.training import ProxyResult, accuracy, train_proxies, train_proxy
 from nas_proxy.artifacts import condensed_set_path, imported_table_path, reference_table_path, score_table_path
 from nas_proxy.proxies import Proxy, make_proxy
 from nas_proxy.calibration import Calibration
-from nas_proxy.reference import import_reference, read_reference, run_reference, seed_ceiling, select_archs
-from nas_proxy.study import enqueue_archs, load_study, open_study, proxy_scores
+from nas_proxy.reference import import_reference, read_reference, run_reference, seed_ceiling
+from nas_proxy.study import enqueue_archs, load_study, open_study, proxy_scores, select_archs
 from nas_proxy.search import run_search
 from nas_proxy.workers import run_workers
 from nas_proxy.ranking import rank_agreement

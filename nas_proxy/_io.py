@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from nas_proxy.errors import NasProxyError
+
 
 def settings_key(*parts: object) -> str:
     """12 hex chars naming an artifact by the settings (JSON-serialisable) that produced it."""
@@ -51,8 +53,6 @@ def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype:
 
     An unreadable file or one without ``columns`` raises one line naming ``what`` it should be and the ``fix``.
     """
-    from nas_proxy.errors import NasProxyError
-
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame(columns=columns)

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -104,15 +105,35 @@ def legacy_condensed_set_path(preset: Preset, data: Dataset) -> Path | None:
 def adopt_legacy_condensed_set(preset: Preset, data: Dataset) -> None:
     """Keep a set cached under its old name readable: rename it to its current name when it was made in the
     precision that runs here (its ``meta`` records it); one made in the other precision is left alone and a new
-    set is built. Call it holding the set's lock."""
+    set is built. An interrupted condensation's checkpoint moves too when it was made with the compile decision
+    that runs here (checkpoints do not record the precision; under ``"auto"`` it follows from that decision on
+    one machine). Call it holding the set's lock."""
     legacy, path = legacy_condensed_set_path(preset, data), condensed_set_path(preset, data)
-    if legacy is None or path.is_file() or not legacy.is_file():
+    if legacy is None or path.is_file():
         return
-    precision = _condense_settings(preset.condense, data)["precision"]
-    if CondensedSet.load(legacy, data).meta.get("precision") == precision:
+    settings = _condense_settings(preset.condense, data)
+    old_checkpoint, checkpoint = (p.with_name(p.name + ".ckpt") for p in (legacy, path))
+    if not legacy.is_file():
+        if old_checkpoint.is_file() and not checkpoint.exists():
+            state = torch.load(old_checkpoint, map_location="cpu", weights_only=True)
+            if state.get("compiled") == settings["compile"]:
+                os.replace(old_checkpoint, checkpoint)
+        return
+    if CondensedSet.load(legacy, data).meta.get("precision") == settings["precision"]:
         if legacy.with_suffix(".png").is_file():  # the grid beside it first: the set's name is what others look for
             os.replace(legacy.with_suffix(".png"), path.with_suffix(".png"))
         os.replace(legacy, path)
+
+
+def adopt_legacy_record(study: optuna.Study, preset: Preset, data: Dataset) -> None:
+    """A study that shared its set under the old name (``artifact:<old name>``) shares that same copy under the new
+    one, so no worker condenses a second set for it (on CUDA two condensations differ)."""
+    legacy = legacy_condensed_set_path(preset, data)
+    if legacy is None:
+        return
+    old, new = f"artifact:{legacy.name}", f"artifact:{condensed_set_path(preset, data).name}"
+    if old in study.user_attrs and new not in study.user_attrs:
+        record_once(study, new, study.user_attrs[old])
 
 
 def _resolved(settings: Any, device: Any) -> Any:
@@ -229,6 +250,6 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     return path
 
 
-__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "condensed_set_path", "imported_table_path",
+__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "adopt_legacy_record", "condensed_set_path", "imported_table_path",
            "is_imported_table", "legacy_condensed_set_path",
            "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]

@@ -27,17 +27,16 @@ from nas_proxy._config import ConfigError
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.compare import compare_proxies
 from nas_proxy.condensation import COMPILE_AUTO_MIN_ITERATIONS, condense, resolve_compile
-from nas_proxy.config import (BASE_PROXIES, PROXIES, REFERENCE_DEFAULTS, CondenseConfig, DataConfig, Preset,
+from nas_proxy.config import (BASE_PROXIES, PROXIES, CondenseConfig, DataConfig, Preset,
                               ProxyConfig, load_preset)
 from nas_proxy.data import DATASETS, Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.ranking import MIN_PAIRS, N_BOOT, correlation_line, interval
-from nas_proxy.reference import (import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling,
-                                 select_archs)
+from nas_proxy.reference import import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling
 from nas_proxy.report import Report, make_report
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
-from nas_proxy.study import load_study
-from nas_proxy.training import train_proxy, training_set
+from nas_proxy.study import load_study, select_archs
+from nas_proxy.training import default_epochs, train_proxy, training_set
 from nas_proxy.workers import quiet_optuna, run_workers
 
 
@@ -50,6 +49,7 @@ def _config_options(parser: argparse.ArgumentParser, cls: type, helps: dict[str,
     for name, text in helps.items():
         default, flag = getattr(defaults, name), "--" + name.replace("_", "-")
         if isinstance(default, bool):
+            assert default is False, f"{cls.__name__}.{name}: a switch turns a setting on; give it a --no- flag"
             group.add_argument(flag, action="store_true", help=text)
             continue
         choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is typing.Literal else None
@@ -136,15 +136,13 @@ _EVALUATE_OPTIONS = {
     "compile": "torch.compile the network: about 10 s per architecture on a CPU, paid back over long runs",
     "deterministic": "deterministic CUDA kernels and no cuDNN autotuning, for bit-repeatable scores on a GPU (a CPU "
                      "run is repeatable without it)",
-    "threads": "CPU threads (0: PyTorch's choice)",
+    "threads": "CPU threads, 0 for PyTorch's choice",
 }
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """:func:`~nas_proxy.training.training_set`, then :func:`~nas_proxy.train_proxy`."""
-    # Full data needs the reference protocol's epochs, not the 1000 of a 10-image-per-class set.
-    epochs = args.epochs if args.epochs is not None else (REFERENCE_DEFAULTS["epochs"] if args.train == "full"
-                                                          else ProxyConfig().epochs)
+    epochs = args.epochs if args.epochs is not None else default_epochs(args.train)
     config = _from_options(ProxyConfig, args, _EVALUATE_OPTIONS, epochs=epochs)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
@@ -175,12 +173,12 @@ def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True, stor
         parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _load_preset(args: argparse.Namespace, **study: Any) -> Preset:
-    """The preset with the ``[study]`` values the flags override (``--storage``, ``--n-trials``)."""
+def _load_preset(args: argparse.Namespace, n_trials: int | None = None) -> Preset:
+    """The preset with the ``[study]`` values the flags override: ``--storage`` (when not empty), ``--n-trials``."""
     preset = load_preset(args.preset)
-    overrides = {"storage": getattr(args, "storage", None), **study}
-    study = {key: value for key, value in overrides.items() if value is not None}
-    return dataclasses.replace(preset, study=dataclasses.replace(preset.study, **study)) if study else preset
+    overrides = {"storage": getattr(args, "storage", None) or None, "n_trials": n_trials}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    return dataclasses.replace(preset, study=dataclasses.replace(preset.study, **overrides)) if overrides else preset
 
 
 def _set_threads(threads: int) -> None:
@@ -303,11 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt if there is one")
     group = _config_options(p, CondenseConfig, _CONDENSE_OPTIONS, "condensation ([condense] of a preset)")
-    group.add_argument("--compile", choices=["auto", "on", "off"], nargs="?", const="on", default="auto",
-                   help=f"torch.compile the embedding network: a one-off compilation, then faster iterations (on a "
-                        f"CPU also bf16 under --precision auto); auto: on for runs of at least "
-                        f"{COMPILE_AUTO_MIN_ITERATIONS['cpu']:,} iterations on a CPU and "
-                        f"{COMPILE_AUTO_MIN_ITERATIONS['cuda']:,} on CUDA; bare --compile means on (default: auto)")
+    group.add_argument("--compile", choices=["auto", "on", "off"], nargs="?", const="on",
+                       default=CondenseConfig().compile,
+                       help=f"torch.compile the embedding network: a one-off compilation, then faster iterations (on "
+                            f"a CPU also bf16 under --precision auto); auto: on for runs of at least "
+                            f"{COMPILE_AUTO_MIN_ITERATIONS['cpu']:,} iterations on a CPU and "
+                            f"{COMPILE_AUTO_MIN_ITERATIONS['cuda']:,} on CUDA; bare --compile means on (default: auto)")
     p.set_defaults(run=_cmd_condense,
                    interrupted="condensation interrupted; run the same command with --resume to continue from the "
                                "last checkpoint")
@@ -322,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to train on: a condensed set file, random:IPC (class-balanced random real subset), "
                         "or full (default: full)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default: {REFERENCE_DEFAULTS['epochs']} with --train full, the reference "
-                        f"protocol's; else {ProxyConfig().epochs}, the paper's)")
+                   help=f"training epochs (default: {default_epochs('full')} with --train full, the reference "
+                        f"protocol's; else {default_epochs('random:10')}, the paper's)")
     _config_options(p, ProxyConfig, _EVALUATE_OPTIONS, "training ([proxy] of a preset)")
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")

@@ -8,8 +8,10 @@ Each stage reads its own config and nothing else: :class:`DataConfig` (which dat
 :class:`StudyConfig` (the Optuna study). A :class:`Preset` (``studies/*.toml``, one table per
 stage) bundles them for the functions that join stages into a study: naming its files
 (:mod:`nas_proxy.artifacts`), making a proxy, running the search, the report and the
-comparison. This module imports no stage, so every stage can import it. Each config checks its
-own values, so one built in Python is checked like one read from TOML.
+comparison. This module imports no stage, only the vocabulary its checks need (architecture ids
+from :mod:`nas_proxy.space`, DSA op families from :mod:`nas_proxy.augment`, neither of which imports
+anything of the package beyond helpers), so every stage can import it. Each config checks its own
+values, so one built in Python is checked like one read from TOML.
 
 Example:
     >>> from nas_proxy import CondenseConfig, load_preset

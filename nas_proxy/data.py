@@ -166,8 +166,8 @@ class Dataset:
     std: tuple[float, ...]
     dsa_strategy: str
     fingerprint: str
-    val_fraction: float = 0.1
-    split_seed: int = 0
+    val_fraction: float
+    split_seed: int
 
     def check(self, config: DataConfig) -> None:
         """Refuse to serve a stage configured for other data (another data set or validation split)."""

@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 
 from nas_proxy import zero_cost
 from nas_proxy._interrupt import interruptible, shielded
-from nas_proxy.artifacts import (adopt_legacy_condensed_set, condensed_set_path, open_artifact_store,
-                                 reference_table_path, score_table_path, shared_file)
+from nas_proxy.artifacts import (adopt_legacy_condensed_set, adopt_legacy_record, condensed_set_path,
+                                 open_artifact_store, reference_table_path, score_table_path, shared_file)
 from nas_proxy.calibration import MIN_FIT, Calibration
 from nas_proxy._io import Lap, append_row, file_lock, read_table, row_keys, settings_key
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset, ProxyConfig
@@ -114,6 +114,7 @@ def get_condensed_set(preset: Preset, data: Dataset, progress: bool = True,
     if study is None:
         make()
     else:
+        adopt_legacy_record(study, preset, data)
         shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
     return CondensedSet.load(path, data)
 

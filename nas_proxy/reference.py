@@ -40,7 +40,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -54,7 +53,6 @@ from nas_proxy.training import ProxyResult, train_proxies
 from nas_proxy.model import network_size
 from nas_proxy.ranking import N_BOOT, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
-from nas_proxy.study import proxy_scores
 
 
 COLUMNS = ["arch", "seed", "val_acc", "test_acc", "params", "flops", "seconds", "epochs", "train_size", "device",
@@ -81,7 +79,7 @@ def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
                             f"{data.fingerprint}); move it away or point --data-root at the original data")
 
 
-def import_reference(source: str | Path, path: Path, data: Dataset, space: SearchSpace, *, metric: str = "test_acc",
+def import_reference(source: str | Path, path: str | Path, data: Dataset, space: SearchSpace, *, metric: str,
                      protocol: str = "") -> pd.DataFrame:
     """Make the table at ``source`` (a CSV trained elsewhere) the reference at ``path``; return it.
 
@@ -94,7 +92,7 @@ def import_reference(source: str | Path, path: Path, data: Dataset, space: Searc
     a bad one raises one line naming the row, and nothing is written. Report, compare and search
     then use it in place of a computed table; ``--import`` again replaces it.
     """
-    source = Path(source)
+    source, path = Path(source), Path(path)
     if not source.is_file():
         raise NasProxyError(f"no file to import at {source}; pass the path of a CSV with columns arch, seed, test_acc")
     raw = read_table(source, ["arch", "seed", "test_acc"], "reference table to import",
@@ -145,9 +143,9 @@ def reference_protocol(config: ReferenceConfig, path: Path) -> str:
     if is_imported_table(path):
         note = path.with_suffix(".json")
         return json.loads(note.read_text())["protocol"] if note.is_file() else f"imported ({path})"
-    config = config.training
-    return (f"{config.epochs} epochs on the full training data, lr {config.lr} (x0.1 at {config.lr_decay_at:g} of "
-            f"the steps), batch {config.batch_size}, augmentation {config.dsa_strategy}")
+    training = config.training
+    return (f"{training.epochs} epochs on the full training data, lr {training.lr} (x0.1 at {training.lr_decay_at:g} of "
+            f"the steps), batch {training.batch_size}, augmentation {training.dsa_strategy}")
 
 
 def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
@@ -162,7 +160,7 @@ def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
             f"benchmarks/reference_convergence.py, or import a converged table with --import")
 
 
-def seed_ceiling(table: pd.DataFrame, metric: str = "test_acc", *, n_boot: int = N_BOOT, seed: int = 0
+def seed_ceiling(table: pd.DataFrame, metric: str = ReferenceConfig.metric, *, n_boot: int = N_BOOT, seed: int = 0
                  ) -> dict[str, Any] | None:
     """How well the reference's first seed ranks its second (:func:`rank_agreement`): the best a proxy can do.
 
@@ -177,7 +175,7 @@ def seed_ceiling(table: pd.DataFrame, metric: str = "test_acc", *, n_boot: int =
     return rank_agreement(wide[seeds[0]], wide[seeds[1]], n_boot=n_boot, seed=seed)
 
 
-def reference_accuracy(table: pd.DataFrame, metric: str = "test_acc") -> pd.Series:
+def reference_accuracy(table: pd.DataFrame, metric: str = ReferenceConfig.metric) -> pd.Series:
     """Mean ``metric`` over seeds, one value per architecture id."""
     return table.groupby("arch")[metric].mean().rename("reference")
 
@@ -192,39 +190,6 @@ def reference_space(space: SearchSpace, config: ReferenceConfig) -> SearchSpace:
         raise NasProxyError(f"[reference].search_space {sub.name!r} holds {outside.id}, which is not "
                             f"in the study's space {space.name!r}; use a sub-space of it")
     return sub
-
-
-def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
-                 ) -> list[ArchSpec]:
-    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best)
-    or ids.
-
-    ``N`` draws with ``config.sample_seed`` from :func:`reference_space`, so
-    ``reference --archs N`` and ``search --archs N`` name the same set.
-    """
-    spec = spec.strip()
-    if spec == "all":
-        return space.archs()
-    if spec.isdigit():
-        return reference_space(space, config).sample(int(spec), config.sample_seed)
-    if spec.startswith("top-"):
-        k = spec.removeprefix("top-")
-        if not k.isdigit() or int(k) < 1:
-            raise NasProxyError(f"--archs {spec!r}: expected top-K with K a positive integer, e.g. top-10")
-        if study is None:
-            raise NasProxyError(f"--archs {spec!r} needs a study with finished trials; run `nas-proxy search` first")
-        scores = proxy_scores(study)
-        if scores.empty:
-            raise NasProxyError(f"--archs {spec!r}: study {study.study_name!r} has no finished trials yet; "
-                                f"run `nas-proxy search` first")
-        return [ArchSpec.parse(a) for a in scores["arch"].head(int(k))]
-    archs = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
-    for arch in archs:
-        if arch not in space:
-            raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
-    if not archs:
-        raise NasProxyError("--archs is empty; pass N, all, top-K or comma-separated architecture ids")
-    return archs
 
 
 def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec], path: str | Path, *,
@@ -265,4 +230,4 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
 
 
 __all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "import_reference", "protocol_warning", "read_reference",
-           "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling", "select_archs"]
+           "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling"]

@@ -151,6 +151,7 @@ def bias_markdown(bias: pd.DataFrame, proxies: list[str]) -> str:
     wide.index = [f"{axis}={value}" for axis, value in wide.index]
     return markdown_table(wide.rename_axis("choice").reset_index())
 
+
 def comparison_markdown(table: pd.DataFrame) -> str:
     """The table as a readable markdown table: correlations with their intervals, costs in seconds."""
     t = table

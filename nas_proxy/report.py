@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from nas_proxy._io import atomic_write
-from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.render import report_markdown, report_scatter
 from nas_proxy.ranking import N_BOOT, factor_bias, rank_agreement
@@ -56,7 +56,7 @@ class Report:
     ranking: pd.DataFrame
     agreement: dict[str, Any]
     files: list[Path] = field(default_factory=list)
-    calibration: pd.DataFrame | None = None  # a fitted proxy's leave-one-out agreement (see calibration_lines)
+    calibration: pd.DataFrame | None = None  # a fitted proxy's leave-one-out agreement (render.calibration_lines)
     bias: pd.DataFrame | None = None  # its per-choice rank error beside the factors alone's
 
     def markdown(self, rows: int | None = None) -> str:
@@ -124,7 +124,7 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     agreement.update(
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric,
         reference_protocol=reference_protocol(preset.reference, table_path), reference_table=str(table_path),
-        reference_imported=table_path == imported_table_path(preset),
+        reference_imported=is_imported_table(table_path),
         reference_seeds=int(table["seed"].nunique()), preset=preset.ref,
         trials_complete=int(states.get("COMPLETE", 0)), trials_running=int(states.get("RUNNING", 0)),
         trials_failed=int(states.get("FAIL", 0)), scored=len(scores), reference_archs=int(table["arch"].nunique()),

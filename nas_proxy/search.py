@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import Any
 
 import optuna
 from tqdm.auto import tqdm
@@ -56,22 +57,28 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.model import network_size
 from nas_proxy.proxies import Proxy, make_proxy
 from nas_proxy.ranking import MIN_PAIRS, correlation_line, rank_agreement
-from nas_proxy.reference import read_reference, reference_accuracy, run_reference, select_archs
+from nas_proxy.reference import read_reference, reference_accuracy, run_reference
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
-from nas_proxy.study import enqueue_archs, open_study, proxy_scores
+from nas_proxy.study import enqueue_archs, open_study, proxy_scores, select_archs
 
 
 def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
     return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
 
 
+def _renamed(settings: Any, old: str, new: str) -> Any:
+    """``settings`` with every ``"condensed": old`` (also in nested members and fidelities) as ``new``."""
+    if isinstance(settings, dict):
+        return {k: new if k == "condensed" and v == old else _renamed(v, old, new) for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [_renamed(v, old, new) for v in settings]
+    return settings
+
+
 def _legacy_record(recorded: dict, settings: dict, legacy: tuple[str, str] | None) -> bool:
     """Whether ``recorded`` is ``settings`` but for the condensed set's name before issue 15 (``legacy``: old and
     new name), so that a study begun then continues: its set is the same one, renamed."""
-    if legacy is None:
-        return False
-    old, new = (json.dumps(name) for name in legacy)
-    return json.loads(json.dumps(recorded).replace(old, new)) == json.loads(json.dumps(settings))
+    return legacy is not None and _renamed(recorded, *legacy) == json.loads(json.dumps(settings))
 
 
 def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None,

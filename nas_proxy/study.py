@@ -3,7 +3,8 @@
 :func:`open_study` creates or resumes the study with the preset's sampler (TPE or random,
 seeded) and pruner, and records the search space on it; :func:`load_study` opens an existing
 one for reading (also while workers run); :func:`proxy_scores` is its ranking, one row per
-architecture. Running trials is :func:`nas_proxy.search.run_search`'s job.
+architecture; :func:`select_archs` reads the ``--archs`` language (a reference sample, the study's
+best, ids). Running trials is :func:`nas_proxy.search.run_search`'s job.
 
 Example:
     >>> from nas_proxy import ArchSpec, enqueue_archs, load_preset, open_study, proxy_scores
@@ -23,9 +24,10 @@ import pandas as pd
 
 from nas_proxy._records import record_once
 from nas_proxy._storage import journal_file, open_storage, storage_errors
-from nas_proxy.config import Preset, ScoreConfig, StudyConfig, load_preset
+from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig, load_preset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.space import AXES, ArchSpec
+from nas_proxy.reference import reference_space
+from nas_proxy.space import AXES, ArchSpec, SearchSpace
 
 
 def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
@@ -92,7 +94,6 @@ def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
 
 
-
 def proxy_scores(study: optuna.Study) -> pd.DataFrame:
     """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds, fidelity.
 
@@ -119,4 +120,37 @@ def proxy_scores(study: optuna.Study) -> pd.DataFrame:
     return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
 
 
-__all__ = ["enqueue_archs", "load_study", "open_study", "proxy_scores"]
+def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
+                 ) -> list[ArchSpec]:
+    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best)
+    or ids.
+
+    ``N`` draws with ``config.sample_seed`` from :func:`reference_space`, so
+    ``reference --archs N`` and ``search --archs N`` name the same set.
+    """
+    spec = spec.strip()
+    if spec == "all":
+        return space.archs()
+    if spec.isdigit():
+        return reference_space(space, config).sample(int(spec), config.sample_seed)
+    if spec.startswith("top-"):
+        k = spec.removeprefix("top-")
+        if not k.isdigit() or int(k) < 1:
+            raise NasProxyError(f"--archs {spec!r}: expected top-K with K a positive integer, e.g. top-10")
+        if study is None:
+            raise NasProxyError(f"--archs {spec!r} needs a study with finished trials; run `nas-proxy search` first")
+        scores = proxy_scores(study)
+        if scores.empty:
+            raise NasProxyError(f"--archs {spec!r}: study {study.study_name!r} has no finished trials yet; "
+                                f"run `nas-proxy search` first")
+        return [ArchSpec.parse(a) for a in scores["arch"].head(int(k))]
+    archs = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
+    for arch in archs:
+        if arch not in space:
+            raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
+    if not archs:
+        raise NasProxyError("--archs is empty; pass N, all, top-K or comma-separated architecture ids")
+    return archs
+
+
+__all__ = ["enqueue_archs", "load_study", "open_study", "proxy_scores", "select_archs"]

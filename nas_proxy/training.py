@@ -34,7 +34,7 @@ from nas_proxy import _accel
 from nas_proxy._accel import autocast
 from nas_proxy.augment import DSA
 from nas_proxy.condensation import CondensedSet
-from nas_proxy.config import ProxyConfig
+from nas_proxy.config import REFERENCE_DEFAULTS, ProxyConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, count_flops, count_params
@@ -91,6 +91,12 @@ def training_set(spec: str, data: Dataset, seed: int = 0) -> Split:
             raise NasProxyError(f"--train {spec!r}: expected random:<images per class>, e.g. random:10") from None
         return data.sample_per_class(ipc, seed=seed)
     return CondensedSet.load(spec, data).split(data.train.x.device)
+
+
+def default_epochs(spec: str) -> int:
+    """Epochs for training on the set ``spec`` names (:func:`training_set`) when none are given: full data needs the
+    reference protocol's (``REFERENCE_DEFAULTS``), not the paper's 1000 for a few images per class."""
+    return REFERENCE_DEFAULTS["epochs"] if spec == "full" else ProxyConfig().epochs
 
 
 def train_proxy(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig = ProxyConfig(), *,
@@ -245,4 +251,4 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     )
 
 
-__all__ = ["ProxyResult", "accuracy", "concurrent_jobs", "train_proxies", "train_proxy", "training_set"]
+__all__ = ["ProxyResult", "accuracy", "concurrent_jobs", "default_epochs", "train_proxies", "train_proxy", "training_set"]

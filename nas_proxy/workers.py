@@ -26,9 +26,8 @@ from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy.config import Preset
 from nas_proxy.data import load_dataset, resolve_device
 from nas_proxy.errors import NasProxyError
-from nas_proxy.reference import select_archs
 from nas_proxy.search import run_search
-from nas_proxy.study import enqueue_archs, open_study
+from nas_proxy.study import enqueue_archs, open_study, select_archs
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
@@ -52,12 +51,17 @@ def quiet_optuna() -> None:
 
 
 def _work(preset: Preset, data_root: Path | None, device: str, threads: int, progress: bool, verbose: bool) -> None:
-    """One worker: its share of the machine's CPU threads, its device's copy of the data, then the search."""
+    """One worker: its share of the machine's CPU threads (the caller's count comes back after), its device's copy
+    of the data, then the search."""
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    with safe_interrupt():
-        with interruptible():  # reading data writes nothing
-            data = load_dataset(preset.data, data_root, device=device)
-        run_search(preset, data, progress=progress, verbose=verbose)
+    try:
+        with safe_interrupt():
+            with interruptible():  # reading data writes nothing
+                data = load_dataset(preset.data, data_root, device=device)
+            run_search(preset, data, progress=progress, verbose=verbose)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _helper(preset: Preset, data_root: Path | None, device: str, threads: int) -> None:

@@ -4,10 +4,12 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from nas_proxy import NasProxyError, load_dataset, load_preset, run_search
 from nas_proxy import _accel
-from nas_proxy.artifacts import condensed_set_path, legacy_condensed_set_path, score_table_path
+from nas_proxy.artifacts import (adopt_legacy_condensed_set, condensed_set_path, legacy_condensed_set_path,
+                                 score_table_path)
 from nas_proxy.condensation import CondensedSet
 from nas_proxy.config import DataConfig, ReferenceConfig
 from nas_proxy.proxies import get_condensed_set, make_proxy
@@ -101,3 +103,22 @@ def test_a_study_begun_under_the_old_set_name_continues(tmp_path, digits, monkey
     other = dataclasses.replace(preset, proxy=dataclasses.replace(preset.proxy, epochs=3))
     with pytest.raises(NasProxyError, match="scored by another proxy"):
         record_proxy(study, other, make_proxy("dm", other, digits), data=digits)
+
+
+def test_a_study_shares_its_old_named_set_and_an_interrupted_run_continues(tmp_path, digits, monkeypatch):
+    preset = load_preset(write_preset(tmp_path))
+    _bf16(monkeypatch, False)
+    path, legacy = condensed_set_path(preset, digits), legacy_condensed_set_path(preset, digits)
+    study = open_study(preset)
+    published = get_condensed_set(preset, digits, progress=False, study=study)
+    record = study.user_attrs[f"artifact:{path.name}"]
+    other = open_study(dataclasses.replace(preset, study=dataclasses.replace(preset.study, name="old")))
+    other.set_user_attr(f"artifact:{legacy.name}", record)  # shared under the old name by the previous version
+    again = get_condensed_set(preset, digits, progress=False, study=other)
+    assert other.user_attrs[f"artifact:{path.name}"] == record and torch.equal(again.images, published.images)
+
+    checkpoint = path.with_name(path.name + ".ckpt")
+    path.unlink()
+    torch.save({"compiled": False, "iteration": 1}, legacy.with_name(legacy.name + ".ckpt"))  # an interrupted run
+    adopt_legacy_condensed_set(preset, digits)
+    assert checkpoint.is_file() and not legacy.with_name(legacy.name + ".ckpt").exists()

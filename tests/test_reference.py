@@ -14,9 +14,9 @@ from nas_proxy._io import append_row
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
 from nas_proxy.artifacts import reference_table_path
-from nas_proxy.reference import read_reference, run_reference, select_archs
+from nas_proxy.reference import read_reference, run_reference
 from nas_proxy.render import precision, statistic, top1
-from nas_proxy.study import enqueue_archs, load_study, open_study
+from nas_proxy.study import enqueue_archs, load_study, open_study, select_archs
 from presets import write_preset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

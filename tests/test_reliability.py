@@ -224,8 +224,10 @@ def _running_trial_of(preset, pid: int):
     except Exception:
         return None
     done = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    scored = {t.user_attrs.get("arch") for t in done}  # a repeat reuses that score and finishes at once: no target
     running = [t for t in study.get_trials(deepcopy=False, states=(RUNNING,))  # past suggesting: training
-               if t.user_attrs.get("worker", "").endswith(f":{pid}") and "arch" in t.user_attrs]
+               if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.user_attrs.get("arch", None) not in
+               scored | {None}]
     return running[0] if done and running else None
 
 
