@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -136,22 +137,33 @@ def adopt_legacy_record(study: optuna.Study, preset: Preset, data: Dataset) -> N
         record_once(study, new, study.user_attrs[old])
 
 
-def _resolved(settings: Any, device: Any) -> Any:
-    """``settings`` with every ``precision = "auto"`` (also in nested members) as it runs on ``device``."""
+def _with_values(settings: Any, key: str, change: Callable[[Any], Any]) -> Any:
+    """``settings`` (JSON-like) with ``change(value)`` for every ``key``, also in nested members and fidelities."""
     if isinstance(settings, dict):
-        return {k: (_accel.resolve_precision(v, device) if k == "precision" else _resolved(v, device))
-                for k, v in settings.items()}
+        return {k: change(v) if k == key else _with_values(v, key, change) for k, v in settings.items()}
     if isinstance(settings, list):
-        return [_resolved(v, device) for v in settings]
+        return [_with_values(v, key, change) for v in settings]
     return settings
+
+
+def recorded_under_old_name(recorded: Any, settings: dict[str, Any], preset: Preset, data: Dataset) -> bool:
+    """Whether proxy settings a study ``recorded`` are ``settings`` but for the condensed set's name before issue 15,
+    so that a study begun then continues: its set is the same one, renamed."""
+    legacy = legacy_condensed_set_path(preset, data)
+    if legacy is None:
+        return False
+    new = condensed_set_path(preset, data).name
+    renamed = _with_values(recorded, "condensed", lambda name: new if name == legacy.name else name)
+    return renamed == json.loads(json.dumps(settings))  # as the storage returns it
 
 
 def score_table_path(preset: Preset, name: str, settings: dict[str, Any], data: Dataset) -> Path:
     """Where proxy ``name``'s cached scores on ``data`` live: ``<out>/scores/<name>-<key>.csv``, keyed by its
     ``settings`` (precision resolved) and the data."""
     split = preset.data
-    key = settings_key(_resolved(settings, data.train.x.device), data.name, split.val_fraction, split.split_seed,
-                       data.fingerprint)
+    device = data.train.x.device
+    resolved = _with_values(settings, "precision", lambda precision: _accel.resolve_precision(precision, device))
+    key = settings_key(resolved, data.name, split.val_fraction, split.split_seed, data.fingerprint)
     return preset.study.output / "scores" / f"{name}-{key}.csv"
 
 
@@ -251,5 +263,5 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
 
 
 __all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "adopt_legacy_record", "condensed_set_path", "imported_table_path",
-           "is_imported_table", "legacy_condensed_set_path",
+           "is_imported_table", "legacy_condensed_set_path", "recorded_under_old_name",
            "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]

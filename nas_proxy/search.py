@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
 
 import optuna
 from tqdm.auto import tqdm
@@ -49,7 +48,7 @@ from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy._records import record_once
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
 from nas_proxy._storage import journal_file, retry_callback
-from nas_proxy.artifacts import condensed_set_path, legacy_condensed_set_path, reference_table_path
+from nas_proxy.artifacts import recorded_under_old_name, reference_table_path
 from nas_proxy.calibration import Calibration
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
@@ -66,21 +65,6 @@ def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
     return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
 
 
-def _renamed(settings: Any, old: str, new: str) -> Any:
-    """``settings`` with every ``"condensed": old`` (also in nested members and fidelities) as ``new``."""
-    if isinstance(settings, dict):
-        return {k: new if k == "condensed" and v == old else _renamed(v, old, new) for k, v in settings.items()}
-    if isinstance(settings, list):
-        return [_renamed(v, old, new) for v in settings]
-    return settings
-
-
-def _legacy_record(recorded: dict, settings: dict, legacy: tuple[str, str] | None) -> bool:
-    """Whether ``recorded`` is ``settings`` but for the condensed set's name before issue 15 (``legacy``: old and
-    new name), so that a study begun then continues: its set is the same one, renamed."""
-    return legacy is not None and _renamed(recorded, *legacy) == json.loads(json.dumps(settings))
-
-
 def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None,
                  data: Dataset | None = None) -> None:
     """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
@@ -88,9 +72,6 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``); with ``data``, a study
     that recorded the condensed set's name from before issue 15 is accepted (the set is the same one).
     """
-    legacy = None
-    if data is not None and legacy_condensed_set_path(preset, data) is not None:
-        legacy = (legacy_condensed_set_path(preset, data).name, condensed_set_path(preset, data).name)
     settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
         if proxy.calibration is not None:
@@ -98,7 +79,7 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
         if refined is not None and refined.calibration is not None:
             record_once(study, "calibration_refined", refined.calibration.to_dict())
     recorded = record_once(study, "proxy", settings)
-    if recorded != settings and not _legacy_record(recorded, settings, legacy):
+    if recorded != settings and not (data is not None and recorded_under_old_name(recorded, settings, preset, data)):
         raise NasProxyError(f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
                             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
                             f"[proxy], [condense] and [score] settings")
