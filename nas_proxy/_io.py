@@ -1,4 +1,4 @@
-"""Atomic file writes, shared CSV tables and a dependency-free PNG writer for image grids."""
+"""Atomic file writes, shared CSV tables (filled row by row, resumable) and a dependency-free PNG writer."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
+from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy.errors import NasProxyError
 
 
@@ -93,6 +96,37 @@ def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key:
             return
         table = pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def fill_table(path: Path, read: Callable[[Path], pd.DataFrame], archs: Sequence[Any], seeds: Iterable[int],
+               compute: Callable[[list[Any], int, Callable[[int, Any], None]], Any],
+               row: Callable[[Any, int, Any], dict], *, desc: str, progress: bool) -> None:
+    """Compute the (architecture, seed) rows missing from the table at ``path``, seed by seed, saving each as it is done.
+
+    ``compute(pending, seed, save)`` works through one seed's missing architectures (side by side, in any
+    order) and calls ``save(i, value)`` as ``pending[i]`` finishes; ``row(arch, seed, value)`` is its row, to
+    which ``seconds`` is added: the wall time since the previous row, so the costs add up to the wall time.
+    Rows another process sharing the table finished meanwhile are skipped. A crash or Ctrl-C (which stops
+    ``compute`` at once) loses only the work in flight, and never lands inside a table's write.
+    """
+    done = row_keys(read(path))
+    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
+    with tqdm(total=sum(map(len, todo.values())), desc=desc, unit="net",
+              disable=not progress or not any(todo.values())) as bar:
+        for seed, pending in todo.items():
+            finished = row_keys(read(path))  # another process sharing the table may have done some
+            pending = [arch for arch in pending if (arch.id, seed) not in finished]
+            bar.update(len(todo[seed]) - len(pending))
+            lap = Lap()
+
+            def save(index: int, value: Any) -> None:
+                with shielded():
+                    append_row(path, {**row(pending[index], seed, value), "seconds": lap()}, read)
+                bar.update()
+
+            if pending:
+                with interruptible():
+                    compute(pending, seed, save)
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> Path:

@@ -39,14 +39,13 @@ from typing import Any
 import optuna
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from nas_proxy import zero_cost
-from nas_proxy._interrupt import interruptible, shielded
+from nas_proxy._interrupt import interruptible
 from nas_proxy.artifacts import (adopt_legacy_condensed_set, adopt_legacy_record, condensed_set_path,
                                  open_artifact_store, reference_table_path, score_table_path, shared_file)
 from nas_proxy.calibration import MIN_FIT, Calibration
-from nas_proxy._io import Lap, append_row, file_lock, read_table, row_keys, settings_key
+from nas_proxy._io import file_lock, fill_table, read_table, settings_key
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset, ProxyConfig
 from nas_proxy.condensation import CondensedSet, condense
 from nas_proxy.data import Dataset
@@ -255,22 +254,11 @@ def score_archs(proxy: Proxy, archs: list[ArchSpec], seeds: list[int], preset: P
                 progress: bool = True) -> pd.DataFrame:
     """Score every (architecture, seed) not yet in ``proxy``'s cached table on ``data`` (in ``preset``'s output
     folder, :func:`~nas_proxy.artifacts.score_table_path`); return the rows asked for."""
-    path, fingerprint = score_table_path(preset, proxy.name, proxy.settings, data), data.fingerprint
-    done = row_keys(read_scores(path))
-    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
-    with tqdm(total=sum(map(len, todo.values())), desc=f"score {proxy.name}", unit="net",
-              disable=not progress or not any(todo.values())) as bar:
-        for seed, pending in todo.items():
-            lap = Lap()  # scored side by side, each costs the wall time since the previous one finished
-
-            def save(index: int, score: float) -> None:  # as each is done: a crash loses only those in flight
-                with shielded():  # Ctrl-C never lands in the table's write
-                    append_row(path, {"arch": pending[index].id, "seed": seed, "score": score, "seconds": lap(),
-                                      "fingerprint": fingerprint}, read_scores)
-                bar.update()
-
-            with interruptible():  # the scoring: Ctrl-C stops it at once
-                proxy.scores(pending, seed, save)
+    path = score_table_path(preset, proxy.name, proxy.settings, data)
+    fill_table(path, read_scores, archs, seeds, proxy.scores,
+               lambda arch, seed, score: {"arch": arch.id, "seed": seed, "score": score,
+                                          "fingerprint": data.fingerprint},
+               desc=f"score {proxy.name}", progress=progress)
     table = read_scores(path)
     wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
     return table[wanted]

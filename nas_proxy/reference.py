@@ -37,15 +37,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from nas_proxy.config import ReferenceConfig
-from nas_proxy._interrupt import interruptible, shielded
-from nas_proxy._io import Lap, append_row, atomic_write, read_table, row_keys
+from nas_proxy._io import atomic_write, fill_table, read_table
 from nas_proxy.artifacts import is_imported_table
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -208,24 +207,14 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
             raise NasProxyError(f"the reference table is imported ({path}) and lacks {missing[0]}; import a table "
                                 f"that has it, or move {path.name} away to train with [reference]")
         return table
-    done = row_keys(table)
-    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in config.seed_values}
-    with tqdm(total=sum(map(len, todo.values())), desc="reference", unit="net", disable=not progress) as bar:
-        for seed, pending in todo.items():
-            finished = row_keys(read_reference(path))  # another process sharing the table may have trained some
-            pending = [arch for arch in pending if (arch.id, seed) not in finished]
-            bar.update(len(todo[seed]) - len(pending))
-            lap = Lap()  # trained side by side (train_proxies), each costs the wall time since the previous one
+    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, ProxyResult], None]) -> None:
+        train_proxies(pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True,
+                      on_result=save)
 
-            def save(index: int, result: ProxyResult) -> None:  # as each is done: a crash loses only those in flight
-                with shielded():  # Ctrl-C never lands in the table's write
-                    append_row(path, {**result.to_dict(), "seconds": lap(), "device": str(data.train.x.device),
-                                      "fingerprint": data.fingerprint}, read_reference)
-                bar.update()
-
-            with interruptible():  # the training: Ctrl-C stops it at once
-                train_proxies(pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True,
-                              on_result=save)
+    fill_table(path, read_reference, archs, config.seed_values, train,
+               lambda arch, seed, result: {**result.to_dict(), "device": str(data.train.x.device),
+                                           "fingerprint": data.fingerprint},
+               desc="reference", progress=progress)
     return read_reference(path)
 
 
