@@ -71,9 +71,9 @@ def per_class_loop(data, ipc: int, iterations: int, batch_real: int, seed: int, 
         for c in range(data.num_classes):
             real = data.train.x[per_class[c][torch.randperm(len(per_class[c]), generator=generator)[:batch_real]]]
             syn = images[c * ipc:(c + 1) * ipc]
-            state = generator.get_state()
-            real = dsa.siamese(real, torch.zeros(len(real), dtype=torch.long), 1, generator)
-            syn = dsa.siamese(syn, torch.zeros(ipc, dtype=torch.long), 1, torch.Generator().set_state(state))
+            draw = dsa.siamese_draw(1, (data.image_size, data.image_size), generator)
+            real = draw.apply(real, torch.zeros(len(real), dtype=torch.long))
+            syn = draw.apply(syn, torch.zeros(ipc, dtype=torch.long))
             loss = loss + ((net.embed(real).detach().mean(0) - net.embed(syn).mean(0)) ** 2).sum()
         optimizer.zero_grad()
         loss.backward()

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from _common import publish
 from nas_proxy import DSA, ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, condense, load_dataset
 from nas_proxy import train_proxy
+from nas_proxy.augment import resolve_strategy
 from nas_proxy.render import markdown_table
 
 # name -> train_proxy settings; None is the authors' loop. "x2": two candidates at once, a thread each.
@@ -46,7 +47,7 @@ def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config:
     """The authors' evaluate_synset structure; returns validation accuracy."""
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator)
-    dsa = DSA(data.dsa_strategy if config.dsa_strategy == "auto" else config.dsa_strategy)
+    dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     loader = DataLoader(TensorDataset(x, y), batch_size=config.batch_size, shuffle=True, num_workers=0,
                         generator=generator)
     lr = config.lr

@@ -13,10 +13,12 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import getpass
 import importlib.util
 import os
-from collections.abc import Iterator
-from typing import Literal, get_args
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -25,14 +27,36 @@ Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its convolutions and matrix products still run bf16 natively.
+_ONEDNN_BF16_ISAS = ("BF16", "AMX", "FP16", "AVX10")
+
+
+def cpu_capability() -> str:
+    """The vector instruction set PyTorch's own CPU kernels run: ``"AVX512"``, ``"AVX2"``, ``"DEFAULT"``, ...
+
+    It is what the CPU offers unless ``ATEN_CPU_CAPABILITY`` asks for less (``avx2`` on an AVX-512
+    machine runs the kernels of an AVX2 one). CPU results are bit-identical for one seed on one
+    machine and one instruction set: two sets round differently.
+    """
+    return torch.backends.cpu.get_cpu_capability()
+
+
 @functools.cache
 def native_bf16(device_type: str) -> bool:
-    """Whether bf16 matrix maths runs natively (not emulated) on this kind of device."""
+    """Whether bf16 matrix maths runs natively (not emulated) on this kind of device.
+
+    On a CPU the hardware must have AVX512-BF16 or AMX, and PyTorch must be running its AVX-512
+    kernels with oneDNN allowed to use them: ``ATEN_CPU_CAPABILITY=avx2`` or
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` (how an AVX-512 machine reproduces an AVX2 one) turn bf16 off.
+    """
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device_type == "cpu":
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+        hardware = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+        onednn = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+        allowed = onednn in ("ALL", "DEFAULT", "") or any(isa in onednn for isa in _ONEDNN_BF16_ISAS)
+        return hardware and allowed and cpu_capability() == "AVX512"
     return False
 
 
@@ -48,6 +72,25 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compile(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
+    """``torch.compile(fn, dynamic=False)``, with the CPU's kernels cached apart per lowered instruction set.
+
+    Inductor's cache keys do not hold the instruction set that ``ATEN_CPU_CAPABILITY`` selects
+    (PyTorch 2.13): kernels generated for AVX-512 are served to an ``avx2`` run and give NaN, and
+    the other way round corrupt memory (measured on an AVX-512 machine). So a run with that variable
+    set, and no ``TORCHINDUCTOR_CACHE_DIR`` of its own, caches in a folder named after it.
+    """
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    if device.type == "cpu" and capability and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid{os.getuid()}"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
+                                                             f"torchinductor_{user}_{capability}")
+    return torch.compile(fn, dynamic=False)
 
 
 @functools.cache

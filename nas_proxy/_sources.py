@@ -19,14 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from nas_proxy import _readers
+from nas_proxy.augment import STRATEGY_NO_FLIP, STRATEGY_WITH_FLIP
 from nas_proxy.errors import DataError
 
 # The public list of built-in names (nas_proxy.data re-exports it); defined here because the
 # unknown-name message below lists it and this module must not import nas_proxy.data.
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100")
 
-_DSA_DIGITS = "color_crop_cutout_scale_rotate"
-_DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
+_DSA_DIGITS = STRATEGY_NO_FLIP  # a flipped digit is another digit (or none)
+_DSA_DEFAULT = STRATEGY_WITH_FLIP
 _DIGITS_SIZE = 16
 _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_SPLIT_SEED = 20_211_004  # constant: the digits train/test split never depends on `seed`

@@ -5,7 +5,8 @@ records a heartbeat, and a worker starting its next trial fails those silent for
 the grace period, then ``RetryHeartbeatStaleTrialCallback`` queues a copy. Optuna's journal
 storage has no heartbeat, and its workers share one file, so one machine: a trial records its
 worker's host and process id, and a worker on that host fails the running trials of
-processes that no longer exist and queues their copies through the same callback. When two
+processes that no longer exist and queues their copies through the same callback (on a
+database too, before the heartbeat's grace period has passed). When two
 workers notice the same dead trial, the storage lets only one of them fail it, so it is
 retried once.
 """
@@ -38,12 +39,16 @@ def _process_exists(pid: int) -> bool:
 
 def retry_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
                             retry: RetryHeartbeatStaleTrialCallback) -> None:
-    """Fail the running trials of dead processes on this host and queue their retries."""
-    host = socket.gethostname()
+    """Fail the running trials of dead processes on this host and queue their retries.
+
+    Called between two trials of this process, so a trial still running under this process's own id
+    is an orphan too (an earlier search in the same Python session that stopped without finishing it).
+    """
+    host, me = socket.gethostname(), os.getpid()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(WORKER_ATTR, "")
         owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _process_exists(int(pid)):
+        if owner_host != host or not pid.isdigit() or (int(pid) != me and _process_exists(int(pid))):
             continue
         try:
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

@@ -1,8 +1,9 @@
 """Optuna storages: a journal file or a database, opened with retries and one-line errors.
 
 The only module that builds an Optuna storage. A storage string with ``://`` is a database URL
-(``RDBStorage``, with Optuna's heartbeat for dead workers); anything else is the path of a
-journal file (``JournalStorage``), which local workers share safely.
+(``RDBStorage``, with Optuna's heartbeat for dead workers, made to ride through a database restart
+by :mod:`nas_proxy._database`); anything else is the path of a journal file (``JournalStorage``),
+which local workers share safely and which :mod:`nas_proxy._journal` repairs after a cut write.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import optuna
 
+from nas_proxy._database import ResilientRDBStorage, hide_password
+from nas_proxy._journal import RepairingJournalFileBackend, check_journal
 from nas_proxy.config import StudyConfig
 from nas_proxy.errors import NasProxyError
 
@@ -36,16 +39,16 @@ def open_storage(config: StudyConfig) -> optuna.storages.BaseStorage:
     url = config.storage_url
     file = journal_file(url)
     if file is not None:
-        from optuna.storages.journal import JournalFileBackend
-
         file.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+        check_journal(file)  # a cut last line repaired, a broken journal one line naming the line
+        return optuna.storages.JournalStorage(RepairingJournalFileBackend(str(file)))
 
     def connect() -> optuna.storages.RDBStorage:
         with stable_experimental():
-            return optuna.storages.RDBStorage(url, heartbeat_interval=config.heartbeat_interval,
-                                              grace_period=config.grace_period or None,
-                                              heartbeat_stale_trial_callback=retry_callback(config))
+            return ResilientRDBStorage(url, reconnect_timeout=config.reconnect_timeout,
+                                       heartbeat_interval=config.heartbeat_interval,
+                                       grace_period=config.grace_period or None,
+                                       heartbeat_stale_trial_callback=retry_callback(config))
 
     for attempt in range(2):
         try:
@@ -71,11 +74,11 @@ def storage_errors(url: str):
     try:
         yield
     except ImportError as exc:
-        raise NasProxyError(f"storage {url} needs a database driver ({exc.__cause__ or exc}); for PostgreSQL "
+        raise NasProxyError(f"storage {hide_password(url)} needs a database driver ({exc.__cause__ or exc}); for PostgreSQL "
                             f"run: pip install 'nas-proxy[postgres]'") from None
     except Exception as exc:  # SQLAlchemy's OperationalError and friends, without importing SQLAlchemy here
         if type(exc).__module__.split(".")[0] != "sqlalchemy":
             raise
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise NasProxyError(f"cannot use storage {url}: {reason}; check the URL and that the server is "
+        raise NasProxyError(f"cannot use storage {hide_password(url)}: {reason}; check the URL and that the server is "
                             f"running") from None

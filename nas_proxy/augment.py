@@ -9,9 +9,9 @@ the same result on CPU and CUDA.
 
 Two modes:
 
-* :meth:`DSA.siamese` (condensation): each group draws one op family and one set of
-  its parameters, shared by every image of the group (a class's real and synthetic
-  images are the Siamese twins; classes draw independently).
+* :meth:`DSA.siamese_draw` (condensation): each group draws one op family and one set
+  of its parameters; the draw is applied to every batch of that group's images (a
+  class's real and synthetic images are the Siamese twins; classes draw independently).
 * :meth:`DSA.per_image` (network training): one op family for the call, parameters
   drawn independently for every image.
 
@@ -22,7 +22,7 @@ Example:
     >>> gen = torch.Generator().manual_seed(0)
     >>> x = torch.rand(6, 3, 32, 32, generator=gen).requires_grad_()
     >>> groups = torch.tensor([0, 0, 0, 1, 1, 1])
-    >>> y = dsa.siamese(x, groups, num_groups=2, generator=gen)
+    >>> y = dsa.siamese_draw(num_groups=2, size=(32, 32), generator=gen).apply(x, groups)
     >>> y.shape
     torch.Size([6, 3, 32, 32])
     >>> y.sum().backward()
@@ -44,7 +44,8 @@ from nas_proxy._accel import to_device
 from nas_proxy._config import ConfigError
 from nas_proxy.errors import NasProxyError
 
-__all__ = ["DSA", "DSAParams", "FAMILIES", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP", "check_dsa_strategy"]
+__all__ = ["DSA", "DSAParams", "FAMILIES", "SiameseDraw", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP", "check_dsa_strategy",
+           "resolve_strategy"]
 
 STRATEGY_WITH_FLIP = "color_crop_cutout_flip_scale_rotate"  # FashionMNIST, CIFAR
 STRATEGY_NO_FLIP = "color_crop_cutout_scale_rotate"  # MNIST, digits, SVHN
@@ -198,13 +199,23 @@ def _to_device(prm: Params, device: torch.device) -> Params:
     return {k: to_device(v, device) for k, v in prm.items()}
 
 
+def _check_batch(x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"DSA expects a (N, C, H, W) batch, got shape {tuple(x.shape)}")
+
+
+def _check_generator(generator: torch.Generator) -> None:
+    if generator.device.type != "cpu":
+        raise ValueError("DSA needs a CPU torch.Generator (parameters are drawn on the CPU)")
+
+
 class DSA:
     """Differentiable Siamese Augmentation with an explicit CPU generator.
 
     ``strategy`` is a ``'_'``-joined list of op families from
     ``color, crop, cutout, flip, scale, rotate``; ``""`` or ``"none"`` is the identity.
     Each call picks one family uniformly from the strategy's families (per group in
-    :meth:`siamese`, per call in :meth:`per_image`).
+    :meth:`siamese_draw`, per call in :meth:`per_image`).
 
     Example:
         >>> import torch
@@ -243,49 +254,22 @@ class DSA:
     def __repr__(self) -> str:
         return f"DSA(strategy={self.strategy!r}, params={self.params!r})"
 
-    @staticmethod
-    def _check(x: Tensor, generator: torch.Generator) -> None:
-        if x.dim() != 4:
-            raise ValueError(f"DSA expects a (N, C, H, W) batch, got shape {tuple(x.shape)}")
-        if generator.device.type != "cpu":
-            raise ValueError("DSA needs a CPU torch.Generator (parameters are drawn on the CPU)")
+    def siamese_draw(self, num_groups: int, size: tuple[int, int], generator: torch.Generator) -> SiameseDraw:
+        """Draw one op family and one set of its parameters per group, for images of ``size`` (H, W).
 
-    def siamese(
-        self, x: Tensor, groups: Tensor, num_groups: int, generator: torch.Generator
-    ) -> Tensor:
-        """Augment with one draw (family and parameters) per group, shared by its images.
-
-        Args:
-            x: images (N, C, H, W), any float dtype, any device.
-            groups: (N,) integer group of each image, in ``[0, num_groups)``.
-            num_groups: number of groups (independent draws).
-            generator: CPU generator, the only source of randomness.
+        The draw is made once and applied to every batch whose images belong to those groups
+        (:meth:`SiameseDraw.apply`): a class's real and synthetic images get the same transform
+        whatever the sizes of the two batches. How much it draws depends only on ``num_groups``,
+        so a seed gives the same stream however many images there are.
         """
-        self._check(x, generator)
-        if groups.shape != (x.shape[0],):
-            raise ValueError(f"groups must have shape ({x.shape[0]},), got {tuple(groups.shape)}")
-        if not self._families or x.shape[0] == 0:
-            return x
-        g = groups.detach().to("cpu", torch.int64)
-        if int(g.min()) < 0 or int(g.max()) >= num_groups:
-            raise ValueError(f"groups must lie in [0, {num_groups})")
-        n, _, h, w = x.shape
-        fam_of_group = torch.randint(len(self._families), (num_groups,), generator=generator)
-        fam_of_image = fam_of_group[g]
-        out = x
-        for k, fam in enumerate(self._families):
-            draw, apply = _OPS[fam]
-            prm = draw(num_groups, h, w, self.params, generator)  # always drawn: fixed stream
-            idx = (fam_of_image == k).nonzero().squeeze(1)
-            if idx.numel() == 0:
-                continue
-            sub = _to_device({key: v[g[idx]] for key, v in prm.items()}, x.device)
-            if idx.numel() == n:
-                out = apply(out, sub, self.params)
-            else:
-                idx_dev = idx.to(x.device)
-                out = out.index_put((idx_dev,), apply(out[idx_dev], sub, self.params))
-        return out
+        _check_generator(generator)
+        if not self._families:
+            return SiameseDraw(self, num_groups, size, torch.zeros(num_groups, dtype=torch.int64), [])
+        family = torch.randint(len(self._families), (num_groups,), generator=generator)
+        h, w = size
+        # Every family's parameters are drawn, used or not: the stream does not depend on which were picked.
+        params = [_OPS[fam][0](num_groups, h, w, self.params, generator) for fam in self._families]
+        return SiameseDraw(self, num_groups, size, family, params)
 
     def per_image(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """Augment with one family for the call and independent parameters per image.
@@ -294,7 +278,8 @@ class DSA:
             x: images (N, C, H, W), any float dtype, any device.
             generator: CPU generator, the only source of randomness.
         """
-        self._check(x, generator)
+        _check_batch(x)
+        _check_generator(generator)
         if not self._families or x.shape[0] == 0:
             return x
         n, _, h, w = x.shape
@@ -302,6 +287,70 @@ class DSA:
         draw, apply = _OPS[self._families[k]]
         prm = draw(n, h, w, self.params, generator)
         return apply(x, _to_device(prm, x.device), self.params)
+
+
+@dataclass(frozen=True)
+class SiameseDraw:
+    """One Siamese draw (:meth:`DSA.siamese_draw`): an op family and its parameters for each group.
+
+    Example:
+        >>> import torch
+        >>> from nas_proxy.augment import DSA
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> draw = DSA("crop_flip").siamese_draw(num_groups=2, size=(8, 8), generator=gen)
+        >>> real, syn = torch.rand(6, 1, 8, 8, generator=gen), torch.rand(2, 1, 8, 8, generator=gen)
+        >>> real[0], real[3] = syn[0], syn[1]  # a twin of each synthetic image among the real ones
+        >>> out_real = draw.apply(real, torch.tensor([0, 0, 0, 1, 1, 1]))
+        >>> out_syn = draw.apply(syn, torch.tensor([0, 1]))
+        >>> torch.equal(out_real[0], out_syn[0]) and torch.equal(out_real[3], out_syn[1])
+        True
+    """
+
+    dsa: DSA
+    num_groups: int
+    size: tuple[int, int]
+    family: Tensor  # (num_groups,) index into dsa.families
+    params: list[Params]  # per family, rows indexed by group
+
+    def apply(self, x: Tensor, groups: Tensor) -> Tensor:
+        """Augment ``x`` (N, C, H, W; any float dtype and device): each image with its group's transform.
+
+        ``groups`` is the (N,) integer group of each image, in ``[0, num_groups)``.
+        """
+        _check_batch(x)
+        if groups.shape != (x.shape[0],):
+            raise ValueError(f"groups must have shape ({x.shape[0]},), got {tuple(groups.shape)}")
+        if tuple(x.shape[-2:]) != tuple(self.size):
+            raise ValueError(f"the draw was made for {tuple(self.size)} images, got {tuple(x.shape[-2:])}")
+        if not self.dsa.families or x.shape[0] == 0:
+            return x
+        g = groups.detach().to("cpu", torch.int64)
+        if int(g.min()) < 0 or int(g.max()) >= self.num_groups:
+            raise ValueError(f"groups must lie in [0, {self.num_groups})")
+        family_of_image = self.family[g]
+        out = x
+        for k, fam in enumerate(self.dsa.families):
+            idx = (family_of_image == k).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            apply = _OPS[fam][1]
+            sub = _to_device({key: v[g[idx]] for key, v in self.params[k].items()}, x.device)
+            if idx.numel() == x.shape[0]:
+                out = apply(out, sub, self.dsa.params)
+            else:
+                idx_dev = idx.to(x.device)
+                out = out.index_put((idx_dev,), apply(out[idx_dev], sub, self.dsa.params))
+        return out
+
+
+def resolve_strategy(setting: str, dataset_default: str) -> str:
+    """The strategy a config's ``dsa_strategy`` runs: the data set's own for ``auto``, else the setting itself.
+
+    Example:
+        >>> resolve_strategy("auto", STRATEGY_NO_FLIP) == STRATEGY_NO_FLIP, resolve_strategy("crop", STRATEGY_NO_FLIP)
+        (True, 'crop')
+    """
+    return dataset_default if setting == "auto" else setting
 
 
 def check_dsa_strategy(section: str, strategy: str) -> None:

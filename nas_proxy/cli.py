@@ -212,7 +212,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
               f"data, then run this command again")
     _print_files(report, plot=True)
     print(f"storage: {preset.study.storage_url} (open it with `optuna-dashboard {preset.study.storage_url}`, "
-          f"or nas_proxy.load_study({preset.ref!r}) in Python)")
+          f"from pip install 'nas-proxy[dashboard]', or nas_proxy.load_study({preset.ref!r}) in Python)")
     return 0
 
 

@@ -165,7 +165,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
     header = (f"# {preset.study.name}: proxies against the full-data reference\n\n"
               f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
-              f"{table_path}; {reference_protocol(preset.reference, table_path)}); scores averaged over {n_seeds} "
+              f"{table_path}; {reference_protocol(preset.reference, table_path, data.name)}); scores averaged over {n_seeds} "
               f"seed(s). Cost is the "
               f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
               f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import platform
 import sys
 import time
@@ -34,7 +35,7 @@ from nas_proxy import _accel
 from nas_proxy._version import __version__
 from nas_proxy._accel import autocast
 from nas_proxy._io import atomic_torch_save, write_png_grid
-from nas_proxy.augment import DSA
+from nas_proxy.augment import DSA, resolve_strategy
 from nas_proxy.config import CondenseConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
@@ -87,14 +88,11 @@ class CondensedSet:
         path = Path(path)
         if not path.is_file():
             raise NasProxyError(f"condensed set not found: {path}; create it with `nas-proxy condense ... --out {path}`")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            blob = None
+        blob = _read(path, "condensed set", "re-create it with `nas-proxy condense`")
         problem = _set_problem(blob)
         if problem:
             raise NasProxyError(f"{path} is not a readable nas-proxy condensed set ({problem}); "
-                                f"re-create it with `nas-proxy condense`")
+                                f"{_newer_hint(blob, FORMAT)}re-create it with `nas-proxy condense`")
         syn = cls(blob["images"], blob["labels"], blob["meta"])
         if data is not None:
             meta = syn.meta
@@ -110,13 +108,50 @@ class CondensedSet:
         return syn
 
 
+def _read(path: Path, what: str, fix: str) -> Any:
+    """``torch.load`` of tensors and plain containers only; a failure becomes one line saying what went wrong.
+
+    The file may be unreadable (permissions, a disk error), cut short or not a PyTorch file at all (a crash
+    while it was copied, the wrong path), or hold objects no nas-proxy file holds (another program's file):
+    each asks for something else, so each says so.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise NasProxyError(f"cannot read the {what} {path} ({exc.strerror or exc}); check the file's permissions "
+                            f"and the disk") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # a pickle of classes: loading it would run their code
+            raise NasProxyError(f"{path} holds Python objects that no nas-proxy {what} holds (another program's "
+                                f"file?); {fix}") from None
+        raise NasProxyError(f"{path} is cut short or is not a PyTorch file (not a pickle of tensors); {fix}") from None
+    except Exception as exc:  # zip errors (RuntimeError), EOFError, KeyError, ...: torch.load names no common type
+        raise NasProxyError(f"{path} is cut short or is not a PyTorch file ({_first_line(exc)}); {fix}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:120]}" if text and text[0] else type(exc).__name__
+
+
+def _newer_hint(blob: Any, expected: str) -> str:
+    """For a file of a later format version than this nas-proxy reads: how to read it instead of re-making it."""
+    name, _, version = expected.rpartition("/")
+    found = blob.get("format") if isinstance(blob, dict) else None
+    if isinstance(found, str) and found.startswith(name + "/"):
+        theirs = found.rpartition("/")[2]
+        if theirs.isdigit() and int(theirs) > int(version):
+            return f"it was written by a newer nas-proxy than this one ({__version__}): upgrade nas-proxy, or "
+    return ""
+
+
 def _format_problem(blob: Any, expected: str, fields: dict[str, type]) -> str:
-    """Why ``blob`` (what ``torch.load`` returned; None if it failed) is not an ``expected`` file; "" if it is.
+    """Why ``blob`` (what ``torch.load`` returned) is not an ``expected`` file; "" if it is.
 
     Explicit checks, not ``assert``: they must hold under ``python -O`` too.
     """
     if not isinstance(blob, dict) or "format" not in blob:
-        return "corrupt or another format"
+        return "another kind of file: it has no 'format' entry"
     if blob["format"] != expected:
         return f"format {blob['format']!r}, expected {expected!r}"
     for key, kind in fields.items():
@@ -250,7 +285,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
     compiled = _compile_decision(config, device, state, checkpoint)
     precision = resolve_precision(config, device, compiled)
     arch = ArchSpec.parse(config.embed_arch)
-    strategy = config._strategy(data.dsa_strategy)
+    strategy = resolve_strategy(config.dsa_strategy, data.dsa_strategy)
     dsa = DSA(strategy)
     generator = torch.Generator().manual_seed(config.seed)
     labels = torch.arange(data.num_classes, device=device).repeat_interleave(config.ipc)
@@ -261,7 +296,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
     net.train()
     net.requires_grad_(False)
     net = net.to(memory_format=_accel.memory_format(device, compiled))
-    embed = torch.compile(net.embed, dynamic=False) if compiled else net.embed
+    embed = _accel.compile(net.embed, device) if compiled else net.embed
     # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does.
     chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
 
@@ -282,11 +317,11 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
         real_index = torch.cat([index[torch.randperm(len(index), generator=generator)[: config.batch_real].to(device)]
                                 for index in per_class])
         real_x, real_y = data.train.x[real_index], data.train.y[real_index]
-        # One DSA draw per class, shared by its real and synthetic images: replay the generator state.
-        replay = torch.Generator().set_state(generator.get_state())
+        # One DSA draw per class, applied to its real and its synthetic images alike (the Siamese twins).
+        draw = dsa.siamese_draw(data.num_classes, (data.image_size, data.image_size), generator)
         with torch.no_grad():
-            real_x = dsa.siamese(real_x, real_y, data.num_classes, generator)
-        syn_x = dsa.siamese(images, labels, data.num_classes, replay)
+            real_x = draw.apply(real_x, real_y)
+        syn_x = draw.apply(images, labels)
         loss = matching_loss(embed, real_x, real_y, syn_x, labels, data.num_classes, chunk=chunk,
                              precision=precision)
         optimizer.zero_grad(set_to_none=True)
@@ -319,13 +354,11 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
 
 
 def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        state = None
+    state = _read(path, "checkpoint", "delete it to start over")
     problem = _format_problem(state, _CHECKPOINT_FORMAT, _CHECKPOINT_FIELDS)
     if problem:
-        raise NasProxyError(f"checkpoint {path} is unreadable ({problem}); delete it to start over")
+        raise NasProxyError(f"checkpoint {path} is unreadable ({problem}); {_newer_hint(state, _CHECKPOINT_FORMAT)}"
+                            f"delete it to start over")
     if state["fingerprint"] != data.fingerprint:
         raise NasProxyError(f"checkpoint {path} was made from other data ({data.name} differs); delete it "
                             f"to start over")

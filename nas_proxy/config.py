@@ -106,9 +106,6 @@ class CondenseConfig:
             raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
         check_dsa_strategy("[condense]", self.dsa_strategy)
 
-    def _strategy(self, dataset_default: str) -> str:
-        return dataset_default if self.dsa_strategy == "auto" else self.dsa_strategy
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
         return config_from_dict(cls, data, where)
@@ -291,10 +288,14 @@ class StudyConfig:
     heartbeat_interval: int = 60
     grace_period: int = 0
     max_retry: int = 3
+    # A database connection lost in the middle of a study (a restart, a failover) is retried for this many
+    # seconds before the worker stops with one line; within the heartbeat's grace period nothing is re-run.
+    reconnect_timeout: int = 120
 
     def __post_init__(self) -> None:
         check_fields(self, "[study]")
-        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval)
+        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval,
+                 reconnect_timeout=self.reconnect_timeout)
         for key in ("grace_period", "max_retry"):
             if getattr(self, key) < 0:
                 raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")

@@ -40,6 +40,9 @@ import torch
 # one uses need not import it; both are re-exported here as the public API. The validation
 # carve-out lives in _sources too: the fixed digits test split is made with it.
 from nas_proxy._sources import (
+    _DSA_DEFAULT,
+    _DSA_DIGITS,
+    _SPECS,
     DATASETS,
     _load_standard,
     _norm_key,
@@ -59,12 +62,27 @@ __all__ = [
     "Dataset",
     "Split",
     "default_data_root",
+    "default_dsa_strategy",
     "load_dataset",
     "resolve_device",
 ]
 
 
 _ALIASES: dict[str, str] = {_norm_key(n): n for n in DATASETS}
+
+
+def default_dsa_strategy(name: str) -> str:
+    """The DSA strategy of the data set ``name`` (what ``dsa_strategy = "auto"`` runs on it), without loading it:
+    no flips for digit data sets, the full strategy for the others (as :attr:`Dataset.dsa_strategy`).
+
+    Example:
+        >>> default_dsa_strategy("digits"), default_dsa_strategy("FashionMNIST")
+        ('color_crop_cutout_scale_rotate', 'color_crop_cutout_flip_scale_rotate')
+    """
+    canonical = _ALIASES.get(_norm_key(name))
+    if canonical == "digits":
+        return _DSA_DIGITS
+    return _SPECS[canonical].dsa_strategy if canonical in _SPECS else _DSA_DEFAULT
 
 
 def default_data_root() -> Path:

@@ -46,7 +46,8 @@ import pandas as pd
 from nas_proxy.config import ReferenceConfig
 from nas_proxy._io import atomic_write, fill_table, read_table
 from nas_proxy.artifacts import is_imported_table
-from nas_proxy.data import Dataset
+from nas_proxy.augment import resolve_strategy
+from nas_proxy.data import Dataset, default_dsa_strategy
 from nas_proxy.errors import NasProxyError
 from nas_proxy.training import ProxyResult, train_proxies
 from nas_proxy.model import network_size
@@ -137,14 +138,16 @@ def import_reference(source: str | Path, path: str | Path, data: Dataset, space:
     return read_reference(path)
 
 
-def reference_protocol(config: ReferenceConfig, path: Path) -> str:
-    """How the reference table at ``path`` was trained: the imported note, or ``config``'s protocol."""
+def reference_protocol(config: ReferenceConfig, path: Path, dataset: str) -> str:
+    """How the reference table at ``path`` was trained: the imported note, or ``config``'s protocol on the data set
+    named ``dataset`` (whose DSA strategy ``auto`` stands for)."""
     if is_imported_table(path):
         note = path.with_suffix(".json")
         return json.loads(note.read_text())["protocol"] if note.is_file() else f"imported ({path})"
     training = config.training
+    strategy = resolve_strategy(training.dsa_strategy, default_dsa_strategy(dataset))
     return (f"{training.epochs} epochs on the full training data, lr {training.lr} (x0.1 at {training.lr_decay_at:g} of "
-            f"the steps), batch {training.batch_size}, augmentation {training.dsa_strategy}")
+            f"the steps), batch {training.batch_size}, augmentation {strategy}")
 
 
 def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:

@@ -123,7 +123,7 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     agreement.update(
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy), metric=metric,
-        reference_protocol=reference_protocol(preset.reference, table_path), reference_table=str(table_path),
+        reference_protocol=reference_protocol(preset.reference, table_path, preset.data.dataset), reference_table=str(table_path),
         reference_imported=is_imported_table(table_path),
         reference_seeds=int(table["seed"].nunique()), preset=preset.ref,
         trials_complete=int(states.get("COMPLETE", 0)), trials_running=int(states.get("RUNNING", 0)),

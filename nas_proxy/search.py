@@ -36,18 +36,21 @@ Example (a preset of one's own; keys left out take their defaults; results go to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 
 import optuna
 from tqdm.auto import tqdm
 
 from nas_proxy._config import positive
-from nas_proxy._interrupt import interruptible, safe_interrupt
+from nas_proxy._database import hide_password, trial_slot
+from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
 from nas_proxy._records import record_once
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
-from nas_proxy._storage import journal_file, retry_callback
+from nas_proxy._storage import journal_file, retry_callback, stable_experimental
 from nas_proxy.artifacts import recorded_under_old_name, reference_table_path
 from nas_proxy.calibration import Calibration
 from nas_proxy.config import Preset
@@ -59,6 +62,9 @@ from nas_proxy.ranking import MIN_PAIRS, correlation_line, rank_agreement
 from nas_proxy.reference import read_reference, reference_accuracy, run_reference
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study import enqueue_archs, open_study, proxy_scores, select_archs
+
+
+_DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # trials that count towards n_trials
 
 
 def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
@@ -197,8 +203,9 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     architectures trained on the full data if the preset asks for a sample, and queued to be
     scored first; then trials until the study holds ``n_trials`` finished ones (default
     ``[study].n_trials``, raised if needed so that every queued trial runs). Several processes
-    may call this on one storage at once: each stops when the study as a whole reaches the
-    target (Optuna's ``MaxTrialsCallback``), so no work is done twice. ``verbose`` prints what
+    may call this on one storage at once: a worker starts a trial only while the study's finished
+    and running trials leave one, so together they end at the target and no work is done twice; a
+    trial whose worker died is run again by another (:func:`_run_trials`). ``verbose`` prints what
     the study is doing and the correlation with the reference as trials complete; ``progress``
     shows progress bars.
 
@@ -210,7 +217,7 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
     target = n_trials if n_trials is not None else preset.study.n_trials
     positive("[study]", n_trials=target)
     say = tqdm.write if verbose else (lambda message: None)
-    say(f"study {preset.study.name!r} on {preset.study.storage_url}")
+    say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
     with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
         space, reference = preset.space(), preset.reference
         sample = select_archs(str(reference.sample), space, reference) if reference.sample else []
@@ -225,8 +232,7 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
             study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
         enqueue_archs(study, sample)
-        done_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        done = len(study.get_trials(deepcopy=False, states=done_states))
+        done = len(study.get_trials(deepcopy=False, states=_DONE))
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         if done + waiting > target:
             say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
@@ -239,18 +245,65 @@ def run_search(preset: Preset, data: Dataset, n_trials: int | None = None, *, pr
             say(f"nothing to run: the study already holds {done} finished trials; ask for more with "
                 f"--n-trials {done + preset.study.n_trials} (or n_trials=...)")
             return study
-        callbacks = [optuna.study.MaxTrialsCallback(target, states=done_states), ReferenceCorrelation(preset, verbose)]
-        if journal_file(preset.study.storage_url) is not None:  # databases have Optuna's heartbeat instead
-            retry = retry_callback(preset.study)
-
-            def retry_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> None:
-                retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
-
-            retry_dead_workers(study)
-            callbacks.append(retry_dead_workers)
-        study.optimize(make_objective(preset, data, proxy, refined), n_trials=target - done, show_progress_bar=progress,
-                       callbacks=[*callbacks, interrupt.callback])
+        _run_trials(preset, study, make_objective(preset, data, proxy, refined), target,
+                    [ReferenceCorrelation(preset, verbose), interrupt.callback], interrupt, progress, say)
     return study
+
+
+_POLL_SECONDS = 1.0  # how often a worker with no slot left looks whether the last trials finished or died
+
+
+def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna.Trial], float], target: int,
+                callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]], interrupt: SafeInterrupt,
+                progress: bool, say: Callable[[str], None]) -> None:
+    """Run trials until the study holds ``target`` finished ones, counted over all its workers.
+
+    A worker takes a slot only while finished plus running trials leave one (under the study's slot
+    lock, :func:`~nas_proxy._database.trial_slot`, held until the trial is running), so several
+    workers end at ``target`` together. Running trials of dead workers are failed first and queued
+    again (the heartbeat on a database, the process table on a journal), so a worker with no slot
+    left waits for the others' last trials, and takes over any whose worker died.
+    """
+    config = preset.study
+    on_journal = journal_file(config.storage_url) is not None
+    retry = retry_callback(config)
+
+    def count(states: tuple[optuna.trial.TrialState, ...]) -> int:
+        return len(study.get_trials(deepcopy=False, states=states))
+
+    def fail_the_dead() -> None:
+        retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
+        if not on_journal:  # other machines' dead workers: the heartbeat
+            with stable_experimental():
+                optuna.storages.fail_stale_trials(study)
+
+    waited = False
+    with tqdm(total=target, initial=count(_DONE), desc="trials", unit="trial", disable=not progress,
+              dynamic_ncols=True) as bar:
+        while not interrupt.requested:
+            with contextlib.ExitStack() as slot:
+                slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
+                fail_the_dead()
+                done, running = count(_DONE), count((optuna.trial.TrialState.RUNNING,))
+                bar.update(done - bar.n)
+                if done >= target:
+                    return
+                if done + running >= target:  # the last slots are taken: wait for them to finish or die
+                    slot.close()
+                    if not waited:
+                        say(f"waiting for the {running} trial(s) other workers are running (a dead worker's is "
+                            f"taken over once found dead: at once on this machine, else after the heartbeat's "
+                            f"grace period)")
+                        waited = True
+                    time.sleep(_POLL_SECONDS)
+                    continue
+
+                def take_slot(trial: optuna.Trial) -> float:
+                    slot.close()  # the trial is running: it counts now, the next worker may look
+                    return objective(trial)
+
+                study.optimize(take_slot, n_trials=1, callbacks=callbacks)
+            bar.update(count(_DONE) - bar.n)
 
 
 __all__ = ["ReferenceCorrelation", "make_objective", "record_proxy", "run_search", "suggest_arch"]

@@ -8,9 +8,11 @@ best, ids). Running trials is :func:`nas_proxy.search.run_search`'s job.
 
 Example:
     >>> from nas_proxy import ArchSpec, enqueue_archs, load_preset, open_study, proxy_scores
-    >>> study = open_study(load_preset("quickstart"))  # runs/quickstart/study.journal
-    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")]) in (0, 1)  # 0: queued or run before
-    True
+    >>> study = open_study(load_preset("quickstart"))  # a new study: runs/quickstart/study.journal
+    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")])
+    1
+    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")])  # queued already: skipped
+    0
     >>> list(proxy_scores(study).columns)
     ['arch', 'score', 'trial', 'params', 'flops', 'seconds', 'fidelity']
 """

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from nas_proxy import _accel
 from nas_proxy._accel import autocast
-from nas_proxy.augment import DSA
+from nas_proxy.augment import DSA, resolve_strategy
 from nas_proxy.condensation import CondensedSet
 from nas_proxy.config import REFERENCE_DEFAULTS, ProxyConfig
 from nas_proxy.data import Dataset, Split
@@ -215,14 +215,14 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net = net.to(memory_format=memory_format)
-    model = torch.compile(net, dynamic=False) if config.compile else net
+    model = _accel.compile(net, device) if config.compile else net
     x, y = train.x.to(device, memory_format=memory_format), train.y.to(device)
-    strategy = data.dsa_strategy if config.dsa_strategy == "auto" else config.dsa_strategy
-    dsa = DSA(strategy)
+    dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it.
-    decay_step = int(config.epochs * -(-len(x) // config.batch_size) * config.lr_decay_at)
+    # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it. Never at step 0:
+    # a run of a single step (or one so short that the fraction rounds to 0) trains at the configured rate.
+    decay_step = max(1, int(config.epochs * -(-len(x) // config.batch_size) * config.lr_decay_at))
     step = 0
     for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
         model.train()

@@ -98,24 +98,28 @@ def test_a_store_the_worker_cannot_reach_is_one_clear_line(tmp_path, digits):
         get_condensed_set(second, digits, progress=False, study=open_study(second))
 
 
-def test_workers_creating_the_database_tables_at_once_connect_again(monkeypatch):
-    """On a fresh PostgreSQL database, concurrent CREATE TABLEs fail all but one (seen in CI): retry."""
+def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, monkeypatch):
+    """On a fresh PostgreSQL database, concurrent CREATE TABLEs fail all but one (seen in CI): the loser connects
+    again and gets a working storage (a real database here; the race itself: test_database.py)."""
     from sqlalchemy.exc import IntegrityError
 
     import nas_proxy._storage
-    attempts = []
+    real, attempts = nas_proxy._storage.ResilientRDBStorage, []
 
     def storage(url, **kwargs):
         attempts.append(url)
         if len(attempts) == 1:
             raise IntegrityError("CREATE TABLE studies", {}, Exception('duplicate key value violates unique '
                                                                        'constraint "pg_type_typname_nsp_index"'))
-        return "connected"
+        return real(url, **kwargs)
 
-    monkeypatch.setattr(nas_proxy._storage.optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(nas_proxy._storage, "ResilientRDBStorage", storage)
     monkeypatch.setattr(nas_proxy._storage.time, "sleep", lambda seconds: None)
-    config = nas_proxy.config.StudyConfig(name="x", storage="postgresql://db")
-    assert nas_proxy._storage.open_storage(config) == "connected" and len(attempts) == 2
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="x", storage=nas_proxy._storage.open_storage(
+        nas_proxy.config.StudyConfig(name="x", storage=url)))
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert len(attempts) == 2 and len(optuna.load_study(study_name="x", storage=url).trials) == 2
 
 
 def test_a_changed_artifact_is_refused(tmp_path, digits):

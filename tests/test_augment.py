@@ -26,6 +26,12 @@ def imgs(n: int, c: int = 3, h: int = 16, seed: int = 123) -> torch.Tensor:
     return torch.rand(n, c, h, h, generator=gen(seed))
 
 
+def siamese(dsa: DSA, x: torch.Tensor, groups: torch.Tensor, num_groups: int, generator: torch.Generator
+            ) -> torch.Tensor:
+    """One Siamese draw applied to one batch."""
+    return dsa.siamese_draw(num_groups, tuple(x.shape[-2:]), generator).apply(x, groups)
+
+
 def same_image_repeated(n: int, c: int = 3, h: int = 16) -> torch.Tensor:
     return imgs(1, c, h).expand(n, c, h, h).contiguous()
 
@@ -39,11 +45,11 @@ def test_siamese_one_group_shares_the_draw(strategy: str) -> None:
     a, b = imgs(4, seed=1), imgs(4, seed=2)
     zeros = torch.zeros(8, dtype=torch.int64)
     for seed in range(5):
-        out = dsa.siamese(torch.cat([a, a]), zeros, 1, gen(seed))
+        out = siamese(dsa, torch.cat([a, a]), zeros, 1, gen(seed))
         assert torch.equal(out[:4], out[4:])
         # The draw does not depend on the content: [a; b] gets the same transform.
-        out_ab = dsa.siamese(torch.cat([a, b]), zeros, 1, gen(seed))
-        out_bb = dsa.siamese(torch.cat([b, b]), zeros, 1, gen(seed))
+        out_ab = siamese(dsa, torch.cat([a, b]), zeros, 1, gen(seed))
+        out_bb = siamese(dsa, torch.cat([b, b]), zeros, 1, gen(seed))
         assert torch.equal(out_ab[:4], out[:4])
         assert torch.equal(out_ab[4:], out_bb[4:])
 
@@ -57,7 +63,7 @@ def test_siamese_groups_identical_within_different_across(strategy: str) -> None
     x = same_image_repeated(num_groups * per_group)
     groups = torch.arange(num_groups).repeat_interleave(per_group)
     groups = groups[torch.randperm(len(groups), generator=gen(9))]  # interleaved order
-    out = DSA(strategy).siamese(x, groups, num_groups, gen(3))
+    out = siamese(DSA(strategy), x, groups, num_groups, gen(3))
     firsts = []
     for g in range(num_groups):
         members = out[groups == g]
@@ -73,13 +79,37 @@ def test_siamese_real_and_synthetic_of_a_class_share_the_draw() -> None:
     syn_labels = torch.arange(3).repeat_interleave(2)
     real, syn = imgs(15, seed=4), imgs(6, seed=5)
     groups = torch.cat([real_labels, syn_labels])
-    out = DSA(STRATEGY_WITH_FLIP).siamese(torch.cat([real, syn]), groups, 3, gen(7))
+    out = siamese(DSA(STRATEGY_WITH_FLIP), torch.cat([real, syn]), groups, 3, gen(7))
     # Replace the synthetic images by copies of a real image of the same class:
     twins = torch.cat([real, real[torch.tensor([0, 0, 5, 5, 10, 10])]])
-    out_twins = DSA(STRATEGY_WITH_FLIP).siamese(twins, groups, 3, gen(7))
+    out_twins = siamese(DSA(STRATEGY_WITH_FLIP), twins, groups, 3, gen(7))
     assert torch.equal(out[:15], out_twins[:15])
     for i, j in zip(range(15, 21), [0, 0, 5, 5, 10, 10]):
         assert torch.equal(out_twins[i], out_twins[j])
+
+
+@pytest.mark.parametrize("strategy", [*FAMILIES, STRATEGY_WITH_FLIP])
+def test_one_siamese_draw_transforms_batches_of_different_sizes_alike(strategy: str) -> None:
+    """Condensation's case: 7 real images per class, 2 synthetic, in another order; one draw for both."""
+    num_groups = 4
+    real_groups = torch.arange(num_groups).repeat(7)  # interleaved: 0 1 2 3 0 1 2 3 ...
+    syn_groups = torch.arange(num_groups).repeat_interleave(2)  # blocked: 0 0 1 1 2 2 3 3
+    real, syn = imgs(len(real_groups), seed=4), imgs(len(syn_groups), seed=5)
+    twin = {}  # a real image of each synthetic one's class replaced by that synthetic image
+    for i, g in enumerate(syn_groups.tolist()):
+        j = int((real_groups == g).nonzero()[i % 2 + 1])
+        real[j], twin[i] = syn[i], j
+    generator = gen(8)
+    draw = DSA(strategy).siamese_draw(num_groups, (16, 16), generator)
+    after_draw = generator.get_state()
+    out_real, out_syn = draw.apply(real, real_groups), draw.apply(syn, syn_groups)
+    assert torch.equal(generator.get_state(), after_draw)  # applying draws nothing
+    for i, j in twin.items():
+        assert torch.equal(out_syn[i], out_real[j])
+    # What a draw takes from the generator depends on the number of groups only, not on the images.
+    other = gen(8)
+    DSA(strategy).siamese_draw(num_groups, (28, 28), other)
+    assert torch.equal(other.get_state(), after_draw)
 
 
 # (3) per-image mode ----------------------------------------------------------------
@@ -110,7 +140,7 @@ def test_gradients_reach_pixels(strategy: str) -> None:
     for mode in ("siamese", "per_image"):
         x = imgs(6).requires_grad_(True)
         if mode == "siamese":
-            out = dsa.siamese(x, torch.tensor([0, 1, 2, 0, 1, 2]), 3, gen(1))
+            out = siamese(dsa, x, torch.tensor([0, 1, 2, 0, 1, 2]), 3, gen(1))
         else:
             out = dsa.per_image(x, gen(1))
         (out * torch.linspace(0.5, 2.0, out.numel()).view_as(out)).sum().backward()
@@ -122,7 +152,7 @@ def test_gradients_reach_pixels(strategy: str) -> None:
 def test_gradients_with_mixed_families_per_group() -> None:
     x = imgs(12).requires_grad_(True)
     groups = torch.arange(12) % 6
-    out = DSA(STRATEGY_WITH_FLIP).siamese(x, groups, 6, gen(2))
+    out = siamese(DSA(STRATEGY_WITH_FLIP), x, groups, 6, gen(2))
     out.square().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert x.grad.abs().sum(dim=(1, 2, 3)).min() > 0
@@ -136,11 +166,11 @@ def test_seed_determinism_and_global_rng_untouched() -> None:
     x = imgs(8)
     groups = torch.arange(8) % 4
     state = torch.random.get_rng_state()
-    s1 = dsa.siamese(x, groups, 4, gen(11))
-    s2 = dsa.siamese(x, groups, 4, gen(11))
+    s1 = siamese(dsa, x, groups, 4, gen(11))
+    s2 = siamese(dsa, x, groups, 4, gen(11))
     p1 = dsa.per_image(x, gen(11))
     p2 = dsa.per_image(x, gen(11))
-    s_other = [dsa.siamese(x, groups, 4, gen(s)) for s in (12, 13)]
+    s_other = [siamese(dsa, x, groups, 4, gen(s)) for s in (12, 13)]
     p_other = [dsa.per_image(x, gen(s)) for s in (12, 13)]
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(s1, s2) and torch.equal(p1, p2)
@@ -162,8 +192,8 @@ def test_cuda_matches_cpu() -> None:
     x = imgs(12)
     groups = torch.arange(12) % 4
     for seed in range(4):
-        cpu = dsa.siamese(x, groups, 4, gen(seed))
-        cuda = dsa.siamese(x.cuda(), groups.cuda(), 4, gen(seed)).cpu()
+        cpu = siamese(dsa, x, groups, 4, gen(seed))
+        cuda = siamese(dsa, x.cuda(), groups.cuda(), 4, gen(seed)).cpu()
         torch.testing.assert_close(cuda, cpu, atol=1e-5, rtol=1e-5)
 
 
@@ -281,7 +311,7 @@ def test_shapes_and_dtypes(c: int, h: int, dtype: torch.dtype) -> None:
     groups = torch.tensor([0, 1, 0, 1])
     for strategy in (*FAMILIES, STRATEGY_WITH_FLIP, STRATEGY_NO_FLIP):
         dsa = DSA(strategy)
-        for out in (dsa.siamese(x, groups, 2, gen(0)), dsa.per_image(x, gen(0))):
+        for out in (siamese(dsa, x, groups, 2, gen(0)), dsa.per_image(x, gen(0))):
             assert out.shape == x.shape and out.dtype == dtype
             assert torch.isfinite(out.float()).all()
 
@@ -294,7 +324,7 @@ def test_none_is_identity() -> None:
     for strategy in ("none", ""):
         dsa = DSA(strategy)
         assert torch.equal(dsa.per_image(x, gen(0)), x)
-        assert torch.equal(dsa.siamese(x, torch.zeros(4, dtype=torch.int64), 1, gen(0)), x)
+        assert torch.equal(siamese(dsa, x, torch.zeros(4, dtype=torch.int64), 1, gen(0)), x)
         assert dsa.families == ()
 
 
@@ -316,7 +346,7 @@ def test_strategies_and_defaults() -> None:
 def test_bad_arguments() -> None:
     dsa = DSA("crop")
     with pytest.raises(ValueError):
-        dsa.siamese(imgs(4), torch.tensor([0, 1, 2, 3]), 2, gen(0))
+        siamese(dsa, imgs(4), torch.tensor([0, 1, 2, 3]), 2, gen(0))
     with pytest.raises(ValueError):
         dsa.per_image(torch.zeros(3, 8, 8), gen(0))
 

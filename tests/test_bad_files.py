@@ -25,8 +25,8 @@ def _set(**change) -> dict:
 
 
 BAD_SETS = {
-    "not a dict": ([torch.zeros(2)], "corrupt or another format"),
-    "no format": (_set(format=None), "corrupt or another format"),
+    "not a dict": ([torch.zeros(2)], "another kind of file: it has no 'format' entry"),
+    "no format": (_set(format=None), "another kind of file: it has no 'format' entry"),
     "other format": (_set(format="nas-proxy-condensed/0"), "format 'nas-proxy-condensed/0', expected "
                                                            "'nas-proxy-condensed/1'"),
     "no labels": (_set(labels=None), "it has no 'labels'"),
@@ -68,22 +68,77 @@ def checkpoint(digits, tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda state: b"\x00garbage", r"unreadable \(corrupt or another format\)"),
     (lambda state: _set(), "format 'nas-proxy-condensed/1', expected 'nas-proxy-condense-checkpoint/1'"),
     (lambda state: {k: v for k, v in state.items() if k != "optimizer"}, "it has no 'optimizer'"),
     (lambda state: {**state, "iteration": "1"}, "its 'iteration' is of type str, expected int"),
-], ids=["garbage", "a condensed set", "no optimizer", "iteration not a number"])
+], ids=["a condensed set", "no optimizer", "iteration not a number"])
 def test_a_bad_checkpoint_is_refused_in_one_line(digits, checkpoint, tmp_path, change, message):
     path = tmp_path / "run.ckpt"
-    bad = change(checkpoint)
-    if isinstance(bad, bytes):
-        path.write_bytes(bad)
-    else:
-        torch.save(bad, path)
+    torch.save(change(checkpoint), path)
     with pytest.raises(NasProxyError, match=message) as error:
         condense(digits, CONFIG, checkpoint=path, resume=True, progress=False)
     assert str(error.value).startswith(f"checkpoint {path} is unreadable (")
     assert str(error.value).endswith("delete it to start over") and "\n" not in str(error.value)
+
+
+class _Other:
+    """An object of another program's: no nas-proxy file holds one."""
+
+
+def _good_file(path):
+    torch.save(_set(), path)
+    return path.read_bytes()
+
+
+# Each way a file can fail to load says what went wrong and what to do (issue 21: every failure used to read as
+# "corrupt"). Root reads through file modes, so an unreadable file is an OSError from torch.load itself.
+READ_FAILURES = {
+    "cut short": (lambda path: path.write_bytes(_good_file(path)[:300]), "is cut short or is not a PyTorch file "
+                                                                         r"\(RuntimeError: PytorchStreamReader"),
+    "empty": (lambda path: path.write_bytes(b""), r"is cut short or is not a PyTorch file \(EOFError\)"),
+    "text": (lambda path: path.write_text("arch,val_acc\n"), "is cut short or is not a PyTorch file"),
+    "garbage": (lambda path: path.write_bytes(b"\x00garbage"), r"is cut short or is not a PyTorch file \(not a pickle"),
+    "another program's objects": (lambda path: torch.save({"format": FORMAT, "x": _Other()}, path),
+                                  "holds Python objects that no nas-proxy (condensed set|checkpoint) holds"),
+    "no permission": (None, r"cannot read the (condensed set|checkpoint) .* \(Permission denied\); check the "
+                            r"file's permissions"),
+}
+
+
+@pytest.mark.parametrize("what", ["set", "checkpoint"])
+@pytest.mark.parametrize("name", sorted(READ_FAILURES))
+def test_a_file_that_does_not_load_says_why(digits, tmp_path, monkeypatch, name, what):
+    write, message = READ_FAILURES[name]
+    path = tmp_path / ("set.pt" if what == "set" else "run.ckpt")
+    if write is None:
+        path.write_bytes(_good_file(path))
+        monkeypatch.setattr(torch, "load", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission "
+                                                                                                      "denied")))
+    else:
+        write(path)
+    with pytest.raises(NasProxyError, match=message) as error:
+        if what == "set":
+            CondensedSet.load(path)
+        else:
+            condense(digits, CONFIG, checkpoint=path, resume=True, progress=False)
+    text = str(error.value)
+    assert "\n" not in text and str(path) in text
+    assert "permissions" in text or text.endswith("re-create it with `nas-proxy condense`" if what == "set"
+                                                  else "delete it to start over")
+
+
+def test_a_file_of_a_newer_format_asks_for_a_newer_nas_proxy(digits, checkpoint, tmp_path):
+    torch.save(_set(format="nas-proxy-condensed/2"), tmp_path / "set.pt")
+    with pytest.raises(NasProxyError, match=r"format 'nas-proxy-condensed/2', expected 'nas-proxy-condensed/1'\); "
+                                            r"it was written by a newer nas-proxy than this one \(.*\): upgrade "
+                                            r"nas-proxy, or re-create it"):
+        CondensedSet.load(tmp_path / "set.pt")
+    torch.save({**checkpoint, "format": "nas-proxy-condense-checkpoint/7"}, tmp_path / "run.ckpt")
+    with pytest.raises(NasProxyError, match="written by a newer nas-proxy .* upgrade nas-proxy, or delete it"):
+        condense(digits, CONFIG, checkpoint=tmp_path / "run.ckpt", resume=True, progress=False)
+    torch.save(_set(format="nas-proxy-condensed/0"), tmp_path / "set.pt")  # an older one: only re-creating helps
+    with pytest.raises(NasProxyError, match=r"expected 'nas-proxy-condensed/1'\); re-create it"):
+        CondensedSet.load(tmp_path / "set.pt")
 
 
 def test_the_checks_hold_under_python_O(digits, checkpoint, tmp_path):

@@ -111,7 +111,7 @@ def test_save_load_round_trip_with_provenance_and_png(digits, tmp_path):
 def test_loading_a_corrupt_or_foreign_set_names_the_problem(digits, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a torch file")
-    with pytest.raises(NasProxyError, match="not a readable"):
+    with pytest.raises(NasProxyError, match="corrupt.pt is cut short or is not a PyTorch file"):
         CondensedSet.load(corrupt, digits)
     assert corrupt.read_bytes() == b"not a torch file"
     syn = condense(digits, CondenseConfig(iterations=1, **SMALL), progress=False)

@@ -24,6 +24,21 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # --- [reference] config and architecture selection ------------------------------------------------
 
+@pytest.mark.parametrize(("dataset", "setting", "ran"), [
+    ("digits", "auto", "color_crop_cutout_scale_rotate"),
+    ("fashion_mnist", "auto", "color_crop_cutout_flip_scale_rotate"),
+    ("FashionMNIST", "crop_flip", "crop_flip"),
+    ("digits", "none", "none"),
+])
+def test_the_protocol_names_the_augmentation_that_ran(tmp_path, dataset, setting, ran):
+    """`auto` is the data set's strategy: the text says which one trained the reference (issue 21)."""
+    from nas_proxy.reference import reference_protocol
+
+    config = ReferenceConfig.from_dict({"dsa_strategy": setting})
+    text = reference_protocol(config, tmp_path / "reference.csv", dataset)
+    assert text.endswith(f"augmentation {ran}") and "auto" not in text
+
+
 def test_reference_table_splits_protocol_from_its_own_keys(tmp_path):
     config = load_preset(write_preset(tmp_path, reference="seeds = 2\nlr = 0.05\nsample_seed = 3")).reference
     assert (config.training.epochs, config.training.lr, config.seeds, config.sample_seed) == (2, 0.05, 2, 3)

@@ -81,7 +81,7 @@ def _case_cifar_corrupt(tmp_path):
 
 def _case_set_corrupt(tmp_path):
     (tmp_path / "set.pt").write_bytes(b"\x00garbage")
-    return ["evaluate", "--train", str(tmp_path / "set.pt")], "not a readable nas-proxy condensed set"
+    return ["evaluate", "--train", str(tmp_path / "set.pt")], "set.pt is cut short or is not a PyTorch file"
 
 
 def _case_set_other_format(tmp_path):

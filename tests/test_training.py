@@ -1,4 +1,6 @@
 import dataclasses
+import os
+import subprocess
 import sys
 import time
 
@@ -11,14 +13,34 @@ from nas_proxy.training import concurrent_jobs
 ARCH = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
 
 
-def test_same_seed_same_score_and_different_seed_differs(digits):
+def test_same_seed_same_result_and_a_different_seed_other_weights(digits, monkeypatch):
+    """What holds on every CPU: the same seed repeats bit for bit on one machine; another seed starts from other
+    weights, batches and augmentations, so it trains other weights (its 145-image accuracy may still tie)."""
     train = digits.sample_per_class(5, seed=0)
-    a = train_proxy(ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
-    b = train_proxy(ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
-    c = train_proxy(ARCH, train, digits, ProxyConfig(epochs=20, seed=2))
+    a, weights_a = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
+    b, weights_b = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
+    c, weights_c = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=2))
     assert (a.val_acc, a.test_acc) == (b.val_acc, b.test_acc)
+    assert all(torch.equal(weights_a[name], weights_b[name]) for name in weights_a)
     assert c.test_acc is None and c.seed == 2
-    assert a.val_acc != c.val_acc  # the seed changes the initial weights, batch order and augmentation
+    changed = [name for name in weights_a if not torch.equal(weights_a[name], weights_c[name])]
+    assert changed and all(torch.is_floating_point(weights_a[name]) for name in changed)
+
+
+@pytest.mark.parametrize(("epochs", "rates"), [(1, [0.01]), (2, [0.01, 0.001]), (3, [0.01, 0.001, 0.001]),
+                                               (4, [0.01, 0.01, 0.001, 0.001])])
+def test_the_rate_decays_after_half_the_steps_and_a_one_step_run_trains_at_the_configured_rate(
+        digits, monkeypatch, epochs, rates):
+    """200 images, batch 256: one optimiser step per epoch. x0.1 from step int(steps / 2) on, never at step 0."""
+    seen, step = [], torch.optim.SGD.step
+
+    def record(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", record)
+    train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=epochs, lr=0.01))
+    assert seen == pytest.approx(rates)
 
 
 def test_training_learns_and_reports_cost(digits):
@@ -65,6 +87,62 @@ def test_config_validation():
     assert ProxyConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
     with pytest.raises(NasProxyError, match=r"\[proxy\].precision = 'fp16' is not allowed; choose from 'auto', 'fp32', 'bf16'"):
         ProxyConfig(precision="fp16")
+
+
+@pytest.fixture
+def fresh_bf16_probe():
+    _accel.native_bf16.cache_clear()
+    yield
+    _accel.native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(("capability", "onednn", "native"), [
+    ("AVX512", None, True), ("AVX2", None, False), ("AVX512", "AVX2", False), ("AVX512", "AVX512_CORE", False),
+    ("AVX512", "AVX512_CORE_BF16", True), ("AVX512", "AVX512_CORE_AMX", True), ("DEFAULT", None, False),
+])
+def test_cpu_bf16_follows_the_kernels_torch_runs_not_only_the_hardware(monkeypatch, fresh_bf16_probe, capability,
+                                                                       onednn, native):
+    """On BF16 hardware, `auto` is bf16 only while PyTorch runs its AVX-512 kernels with oneDNN allowed to use
+    bf16: under ATEN_CPU_CAPABILITY=avx2 / ONEDNN_MAX_CPU_ISA=AVX2 it is an AVX2 machine (issue 21)."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    if onednn is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+    assert _accel.native_bf16("cpu") is native
+    assert _accel.resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+
+
+def test_under_avx2_kernels_auto_is_fp32_on_any_cpu(tmp_path):
+    """The real variable, in a fresh process: what an AVX-512 machine reproducing an AVX2 one runs."""
+    script = ("import torch; from nas_proxy import _accel; "
+              "print(_accel.cpu_capability(), _accel.resolve_precision('auto', 'cpu'))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    capability, precision = out.stdout.split()
+    assert capability in ("AVX2", "DEFAULT") and precision == "fp32"
+
+
+def test_compiling_under_a_lowered_instruction_set_caches_apart(monkeypatch, tmp_path):
+    """Inductor would serve AVX-512 kernels to an avx2 run from one cache (NaN losses, measured): keep them apart,
+    unless the user chose a cache folder."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: calls.append(kwargs) or fn)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "AVX2")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(_accel.tempfile, "gettempdir", lambda: str(tmp_path))
+    assert _accel.compile(len, torch.device("cpu")) is len and calls == [{"dynamic": False}]
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path / "torchinductor_"))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith("_avx2")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    _accel.compile(len, torch.device("cpu"))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    _accel.compile(len, torch.device("cpu"))  # the machine's own kernels: PyTorch's own default folder
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
 
 
 def test_auto_precision_is_bf16_only_where_native(monkeypatch):
@@ -169,9 +247,34 @@ def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, 
         ProxyConfig(jobs=-1)
 
 
+_MALLINFO = """
+import ctypes, ctypes.util, sys
+from nas_proxy import _accel
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+if not hasattr(libc, "mallinfo2"):
+    sys.exit(3)
+libc.mallinfo2.restype, libc.malloc.restype = MallInfo2, ctypes.c_void_p
+if sys.argv[1] == "tuned":
+    _accel.tune_cpu_allocator()
+before = libc.mallinfo2().hblks
+block = libc.malloc(64 << 20)  # an activation-sized block
+print(libc.mallinfo2().hblks - before)
+"""
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc allocator settings")
-def test_cpu_allocator_tuning_applies_on_glibc():
-    assert _accel.tune_cpu_allocator()
+@pytest.mark.parametrize(("mode", "mapped"), [("default", "1"), ("tuned", "0")])
+def test_cpu_allocator_tuning_serves_large_blocks_from_the_heap(mode, mapped):
+    """glibc maps a 64 MB block with a fresh mmap (a page fault per page each time it is reused); tuned, the block
+    comes from the heap. Fresh processes: the tuning is process-wide and applied once."""
+    out = subprocess.run([sys.executable, "-c", _MALLINFO, mode], capture_output=True, text=True, timeout=120)
+    if out.returncode == 3:
+        pytest.skip("glibc without mallinfo2 (before 2.33)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [mapped]
 
 
 def test_bf16_training_is_deterministic_and_as_accurate_as_fp32(digits):

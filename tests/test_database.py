@@ -1,0 +1,223 @@
+"""A database that restarts, workers that race, and --n-trials that holds with several workers (issue 21)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+from presets import write_preset
+
+from nas_proxy import NasProxyError, load_preset, load_search_space, load_study
+from nas_proxy._database import Reconnect, ResilientRDBStorage, hide_password, is_connection_error
+from nas_proxy.cli import main
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def _dropped(message: str = "terminating connection due to administrator command") -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("SELECT 1", {}, Exception(message))
+
+
+def _storage_error_from(cause: Exception) -> Exception:
+    """What Optuna's RDBStorage raises when a statement fails: StorageInternalError, caused by SQLAlchemy's error."""
+    try:
+        try:
+            raise cause
+        except Exception as exc:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from exc
+    except optuna.exceptions.StorageInternalError as wrapped:
+        return wrapped
+
+
+# --- retrying a lost connection ---------------------------------------------------------------------------------
+
+def test_only_a_lost_connection_counts_as_one():
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    assert is_connection_error(_dropped()) and is_connection_error(_storage_error_from(_dropped()))
+    duplicate = IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))
+    assert not is_connection_error(_storage_error_from(duplicate))  # the statement was refused: never repeat it
+    assert not is_connection_error(ProgrammingError("SELECT", {}, Exception("syntax error")))
+    assert not is_connection_error(optuna.exceptions.UpdateFinishedTrialError("finished"))
+
+
+def test_calls_are_retried_through_an_outage_and_it_is_announced_once(capsys):
+    failures = [_storage_error_from(_dropped()), _dropped("connection refused"), _dropped("connection refused")]
+    calls = []
+
+    def call():
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return 42
+
+    reconnect = Reconnect("postgresql://user:secret@db.example:5432/nas", timeout=30)
+    assert reconnect.call(call) == 42 and len(calls) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "secret" not in "".join(err)
+    assert err[0].startswith("lost the connection to the database postgresql://user:***@db.example:5432/nas; "
+                             "retrying for up to 30 s")
+    assert err[1].startswith("reconnected to the database postgresql://user:***@db.example:5432/nas after ")
+
+
+def test_a_refused_statement_is_not_retried():
+    from sqlalchemy.exc import IntegrityError
+
+    calls = []
+
+    def call():
+        calls.append(1)
+        raise _storage_error_from(IntegrityError("INSERT", {}, Exception("duplicate key")))
+
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        Reconnect("postgresql://db/nas", timeout=30).call(call)
+    assert len(calls) == 1
+
+
+def test_past_the_bound_one_line_names_the_database_and_later_calls_fail_at_once():
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise _dropped("connection refused")
+
+    reconnect = Reconnect("postgresql://user:secret@db.example/nas", timeout=0.6)
+    start = time.monotonic()
+    with pytest.raises(NasProxyError) as error:
+        reconnect.call(down)
+    assert 0.6 <= time.monotonic() - start < 5 and len(calls) >= 2
+    text = str(error.value)
+    assert "\n" not in text and "secret" not in text
+    assert text.startswith("the database postgresql://user:***@db.example/nas has been unreachable for 1 s "
+                           "(connection refused); the study is safe there: run the same command again")
+    assert "[study].reconnect_timeout" in text
+    before = len(calls)
+    with pytest.raises(NasProxyError, match="has been unreachable"):
+        reconnect.call(lambda: calls.append(1))  # the worker is stopping: no second wait
+    assert len(calls) == before
+
+
+def test_the_storage_keeps_its_bound_across_processes(tmp_path):
+    storage = ResilientRDBStorage(f"sqlite:///{tmp_path / 'study.db'}", reconnect_timeout=7)
+    copy = pickle.loads(pickle.dumps(storage))
+    assert copy.reconnect_timeout == 7 and copy._reconnect.timeout == 7
+    assert copy.engine.pool._pre_ping and storage.engine.pool._pre_ping  # a dead pooled connection is replaced
+    study = optuna.create_study(storage=copy, study_name="x")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="x", storage=storage).trials) == 2
+
+
+def test_a_password_is_never_printed():
+    assert hide_password("postgresql://me:pw@host/db") == "postgresql://me:***@host/db"
+    assert hide_password("sqlite:///study.db") == "sqlite:///study.db"
+
+
+# --- --n-trials with several workers ------------------------------------------------------------------------------
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(COMPLETE, optuna.trial.TrialState.PRUNED)))
+
+
+def test_two_workers_end_at_n_trials_on_a_journal(tmp_path):
+    """Trials of a few milliseconds (naswot): two workers finishing together used to run one trial more."""
+    path = write_preset(tmp_path, name="exact", extra='[score]\nproxy = "naswot"\n')
+    for n_trials in (9, 14):
+        assert main(["search", str(path), "--workers", "2", "--n-trials", str(n_trials), "--no-progress"]) == 0
+        study = load_study(load_preset(path))
+        assert _finished(study) == n_trials and len(study.trials) == n_trials
+
+
+# --- PostgreSQL: a fresh database, a restart ----------------------------------------------------------------------
+
+def _postgres_url() -> str:
+    url = os.environ.get("NAS_PROXY_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: .ci/run exports NAS_PROXY_TEST_POSTGRES")
+        pytest.skip("set NAS_PROXY_TEST_POSTGRES (bash .ci/postgres.sh prints one) to run against PostgreSQL")
+    return url
+
+
+@pytest.fixture
+def fresh_database():
+    """A new, empty PostgreSQL database (Optuna's tables not yet created); dropped afterwards."""
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(_postgres_url())
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+_OPEN = """
+import sys
+import optuna
+from nas_proxy._storage import open_storage
+from nas_proxy.config import StudyConfig
+storage = open_storage(StudyConfig(name="race", storage=sys.argv[1]))
+optuna.create_study(study_name="race", storage=storage, load_if_exists=True)
+"""
+
+
+def test_workers_opening_a_fresh_database_at_once_all_connect(fresh_database):
+    """Each creates Optuna's tables; PostgreSQL refuses all but one (seen in CI): the others connect again."""
+    workers = [subprocess.Popen([sys.executable, "-c", _OPEN, fresh_database], stderr=subprocess.PIPE, text=True)
+               for _ in range(4)]
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, errors
+    assert [s.study_name for s in optuna.get_all_study_summaries(fresh_database)] == ["race"]
+
+
+def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
+    """Two workers score a list of architectures while PostgreSQL goes down for 3 s (every connection dropped,
+    new ones refused): both ride through, every architecture is scored exactly once, nothing fails."""
+    url = _postgres_url()
+    restart = os.environ.get("NAS_PROXY_TEST_POSTGRES_RESTART")
+    if not restart:
+        if os.environ.get("CI"):
+            pytest.fail("CI must restart its PostgreSQL: .ci/run exports NAS_PROXY_TEST_POSTGRES_RESTART")
+        pytest.skip("set NAS_PROXY_TEST_POSTGRES_RESTART (e.g. 'bash .ci/postgres.sh restart') to restart it")
+    path = write_preset(tmp_path, name=f"restart_{uuid.uuid4().hex[:8]}")
+    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))  # trials of ~0.5 s
+    preset = load_preset(path)
+    preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=url))
+    archs = [arch.id for arch in load_search_space("small").sample(12, 3)]
+    worker = subprocess.Popen([sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--storage", url,
+                               "--workers", "2", "--n-trials", "12", "--archs", ",".join(archs), "--no-progress"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                if _finished(load_study(preset)) >= 2:
+                    break
+            except Exception:
+                pass  # the study is being created
+            time.sleep(0.1)
+        assert worker.poll() is None, worker.communicate()[1]
+        subprocess.run([*shlex.split(restart), "3"], check=True, capture_output=True, timeout=120)
+        out, err = worker.communicate(timeout=600)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert "lost the connection to the database" in err and "reconnected to the database" in err
+    assert "Traceback" not in err, err
+    trials = load_study(preset).get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(12))
+    assert {t.state for t in trials} == {COMPLETE}  # nothing failed, nothing left running, nothing extra
+    assert sorted(t.user_attrs["arch"] for t in trials) == sorted(archs)  # each queued architecture exactly once
