@@ -17,8 +17,8 @@ import getpass
 import importlib.util
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from typing import Any, Literal, get_args
+from collections.abc import Iterator
+from typing import Literal, get_args
 
 import torch
 
@@ -74,23 +74,27 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def compile(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
-    """``torch.compile(fn, dynamic=False)``, with the CPU's kernels cached apart per lowered instruction set.
+def separate_inductor_cache() -> None:
+    """Cache compiled CPU kernels apart when ``ATEN_CPU_CAPABILITY`` lowers the instruction set.
 
-    Inductor's cache keys do not hold the instruction set that ``ATEN_CPU_CAPABILITY`` selects
-    (PyTorch 2.13): kernels generated for AVX-512 are served to an ``avx2`` run and give NaN, and
-    the other way round corrupt memory (measured on an AVX-512 machine). So a run with that variable
-    set, and no ``TORCHINDUCTOR_CACHE_DIR`` of its own, caches in a folder named after it.
+    Inductor's cache keys do not hold the instruction set that variable selects (PyTorch 2.13):
+    kernels an AVX-512 run cached are served to an ``avx2`` run and give NaN, and the other way
+    round corrupt memory (measured on an AVX-512 machine). So with that variable set, and no
+    ``TORCHINDUCTOR_CACHE_DIR`` of the user's, the cache is a folder named after it. Runs when the
+    package is imported: Inductor writes its default folder into the environment the first time
+    anything asks for it (``can_compile`` does), after which a user's choice and its own look alike.
     """
     capability = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
-    if device.type == "cpu" and capability and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = f"uid{os.getuid()}"
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
-                                                             f"torchinductor_{user}_{capability}")
-    return torch.compile(fn, dynamic=False)
+    if not capability or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"torchinductor_{user}_{capability}")
+
+
+separate_inductor_cache()
 
 
 @functools.cache

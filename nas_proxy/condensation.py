@@ -296,7 +296,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
     net.train()
     net.requires_grad_(False)
     net = net.to(memory_format=_accel.memory_format(device, compiled))
-    embed = _accel.compile(net.embed, device) if compiled else net.embed
+    embed = torch.compile(net.embed, dynamic=False) if compiled else net.embed
     # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does.
     chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
 

@@ -215,7 +215,7 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net = net.to(memory_format=memory_format)
-    model = _accel.compile(net, device) if config.compile else net
+    model = torch.compile(net, dynamic=False) if config.compile else net
     x, y = train.x.to(device, memory_format=memory_format), train.y.to(device)
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,

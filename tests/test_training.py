@@ -125,24 +125,33 @@ def test_under_avx2_kernels_auto_is_fp32_on_any_cpu(tmp_path):
     assert capability in ("AVX2", "DEFAULT") and precision == "fp32"
 
 
-def test_compiling_under_a_lowered_instruction_set_caches_apart(monkeypatch, tmp_path):
-    """Inductor would serve AVX-512 kernels to an avx2 run from one cache (NaN losses, measured): keep them apart,
-    unless the user chose a cache folder."""
-    calls = []
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: calls.append(kwargs) or fn)
-    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "AVX2")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    monkeypatch.setattr(_accel.tempfile, "gettempdir", lambda: str(tmp_path))
-    assert _accel.compile(len, torch.device("cpu")) is len and calls == [{"dynamic": False}]
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path / "torchinductor_"))
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].endswith("_avx2")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
-    _accel.compile(len, torch.device("cpu"))
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
-    _accel.compile(len, torch.device("cpu"))  # the machine's own kernels: PyTorch's own default folder
-    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+@pytest.mark.parametrize(("capability", "chosen", "expected"), [
+    ("avx2", None, "torchinductor_{user}_avx2"),  # lowered: a folder of its own
+    ("AVX2", "mine", "mine"),  # the user's folder is the user's choice
+    (None, None, None),  # the machine's own kernels: PyTorch's own default folder
+])
+def test_compiled_kernels_of_a_lowered_instruction_set_are_cached_apart(tmp_path, capability, chosen, expected):
+    """Inductor served AVX-512 kernels to an avx2 run from one cache (NaN losses, measured): a fresh process with
+    the variable set, as `.ci/run`'s second pass starts, compiles into a folder named after it."""
+    import getpass
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "TORCHINDUCTOR_CACHE_DIR")}
+    env["TMPDIR"] = str(tmp_path)
+    if capability:
+        env["ATEN_CPU_CAPABILITY"] = capability
+    if chosen:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / chosen)
+    # can_compile() asks Inductor for its folder first, as a run does before it compiles; cache_dir() is the
+    # folder Inductor then reads and writes its kernels in.
+    script = ("import nas_proxy; from nas_proxy import _accel; _accel.can_compile('cpu'); "
+              "from torch._inductor.runtime.cache_dir_utils import cache_dir; print(cache_dir())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    folder = out.stdout.strip()
+    if expected is None:
+        assert folder == str(tmp_path / f"torchinductor_{getpass.getuser()}")
+    else:
+        assert folder == str(tmp_path / expected.format(user=getpass.getuser()))
 
 
 def test_auto_precision_is_bf16_only_where_native(monkeypatch):
