@@ -14,6 +14,7 @@ import uuid
 import optuna
 import pytest
 from presets import write_preset
+from test_reliability import _postgres_url
 
 from nas_proxy import NasProxyError, load_preset, load_search_space, load_study
 from nas_proxy._database import Reconnect, ResilientRDBStorage, hide_password, is_connection_error
@@ -138,15 +139,6 @@ def test_two_workers_end_at_n_trials_on_a_journal(tmp_path):
 
 
 # --- PostgreSQL: a fresh database, a restart ----------------------------------------------------------------------
-
-def _postgres_url() -> str:
-    url = os.environ.get("NAS_PROXY_TEST_POSTGRES")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: .ci/run exports NAS_PROXY_TEST_POSTGRES")
-        pytest.skip("set NAS_PROXY_TEST_POSTGRES (bash .ci/postgres.sh prints one) to run against PostgreSQL")
-    return url
-
 
 @pytest.fixture
 def fresh_database():

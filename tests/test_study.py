@@ -201,7 +201,7 @@ def _record_every_trial_once(study, n_trials):
     assert sorted(t.number for t in trials) == list(range(len(trials)))  # numbered once, no gaps
     assert len({t._trial_id for t in trials}) == len(trials)
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}  # nothing left running or failed
-    assert len(trials) >= n_trials and all("arch" in t.user_attrs and t.value is not None for t in trials)
+    assert len(trials) == n_trials and all("arch" in t.user_attrs and t.value is not None for t in trials)
 
 
 def test_two_worker_processes_on_postgresql_record_every_trial_once(tmp_path, capsys):
