@@ -183,26 +183,27 @@ _LOCK_ENGINES: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def trial_slot(url: str, study_name: str, reconnect_timeout: float) -> Iterator[None]:
+def trial_slot(url: str, study_name: str, reconnect_timeout: float) -> Iterator[bool]:
     """Hold the study's slot lock: one worker at a time counts the trials and, if one is left, starts it.
 
     ``url`` is the study's storage: a journal file or SQLite database locks a file beside it,
     PostgreSQL takes an advisory lock (released by the server if the worker dies), other databases
     take none (two workers finishing at the same instant may then run one trial more than asked).
+    Yields whether a lock is held.
     """
     if "://" not in url:
         with file_lock(Path(url).with_name(Path(url).name + ".trials")):
-            yield
+            yield True
         return
     import sqlalchemy
 
     parsed = sqlalchemy.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         with file_lock(Path(parsed.database).with_name(Path(parsed.database).name + ".trials")):
-            yield
+            yield True
         return
     if parsed.get_backend_name() != "postgresql":
-        yield
+        yield False
         return
     engine = _LOCK_ENGINES.get(url)
     if engine is None:
@@ -221,7 +222,7 @@ def trial_slot(url: str, study_name: str, reconnect_timeout: float) -> Iterator[
 
     connection = Reconnect(url, reconnect_timeout).call(lock)
     try:
-        yield
+        yield True
     finally:
         try:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})

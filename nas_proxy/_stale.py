@@ -38,18 +38,25 @@ def _process_exists(pid: int) -> bool:
 
 
 def retry_dead_local_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
-                            retry: RetryHeartbeatStaleTrialCallback) -> None:
+                            retry: RetryHeartbeatStaleTrialCallback, *, ownerless: bool = False) -> None:
     """Fail the running trials of dead processes on this host and queue their retries.
 
     Called between two trials of this process, so a trial still running under this process's own id
     is an orphan too (an earlier search in the same Python session that stopped without finishing it).
+    With ``ownerless``, so is a running trial that names no worker: the caller holds the study's slot
+    lock, under which every worker takes a trial and names itself on it, so no live worker is between
+    the two (a worker stopped there: killed, or its database gone).
     """
     host, me = socket.gethostname(), os.getpid()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.user_attrs.get(WORKER_ATTR, "")
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or (int(pid) != me and _process_exists(int(pid))):
-            continue
+        owner = trial.user_attrs.get(WORKER_ATTR)
+        if owner is None:
+            if not ownerless:
+                continue
+        else:
+            owner_host, _, pid = owner.rpartition(":")
+            if owner_host != host or not pid.isdigit() or (int(pid) != me and _process_exists(int(pid))):
+                continue
         try:
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -133,7 +133,6 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy |
     reference_path = reference_table_path(preset)
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
         arch = suggest_arch(trial, space)
         trial.set_user_attr("arch", arch.id)
         reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
@@ -271,8 +270,10 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
     def count(states: tuple[optuna.trial.TrialState, ...]) -> int:
         return len(study.get_trials(deepcopy=False, states=states))
 
-    def fail_the_dead() -> None:
-        retry_dead_local_trials(study, study._storage, retry)  # Study has no public storage accessor
+    def fail_the_dead(exclusive: bool) -> None:
+        # Study has no public storage accessor. Under the slot lock no worker is between taking a trial and
+        # naming itself on it, so a running trial that names no worker was left by one that stopped in between.
+        retry_dead_local_trials(study, study._storage, retry, ownerless=exclusive)
         if not on_journal:  # other machines' dead workers: the heartbeat
             with stable_experimental():
                 optuna.storages.fail_stale_trials(study)
@@ -282,8 +283,8 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
               dynamic_ncols=True) as bar:
         while not interrupt.requested:
             with contextlib.ExitStack() as slot:
-                slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
-                fail_the_dead()
+                exclusive = slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
+                fail_the_dead(exclusive)
                 done, running = count(_DONE), count((optuna.trial.TrialState.RUNNING,))
                 bar.update(done - bar.n)
                 if done >= target:
@@ -298,12 +299,54 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
                     time.sleep(_POLL_SECONDS)
                     continue
 
+                taken: list[optuna.Trial] = []
+
                 def take_slot(trial: optuna.Trial) -> float:
-                    slot.close()  # the trial is running: it counts now, the next worker may look
+                    taken.append(trial)
+                    trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
+                    slot.close()  # the trial is running and names its worker: the next worker may look
                     return objective(trial)
 
-                study.optimize(take_slot, n_trials=1, callbacks=callbacks)
+                try:
+                    study.optimize(take_slot, n_trials=1, callbacks=callbacks)
+                except Exception as exc:
+                    ours = _our_error(exc)
+                    if ours is not None:
+                        raise ours from None
+                    if not (taken and _failed_meanwhile(study, taken[0], exc)):
+                        raise
+                    say(f"trial {taken[0].number} was failed by another worker while this one ran it (it took "
+                        f"this worker for dead, e.g. after a database outage longer than the heartbeat's grace "
+                        f"period); its copy runs again")
             bar.update(count(_DONE) - bar.n)
+
+
+def _failed_meanwhile(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> bool:
+    """Whether ``trial`` could not be told because another worker had already failed it (and queued its copy)."""
+    def refused(error: BaseException) -> bool:  # Optuna 5 may end in an AssertionError of its own, with this as context
+        return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or (
+            isinstance(error, ValueError) and str(error).startswith("Cannot tell a "))  # tell of a finished trial
+
+    if not any(refused(error) for error in _chain(exc)):
+        return False
+    stored = next((t for t in study.get_trials(deepcopy=False) if t.number == trial.number), None)
+    return stored is not None and stored.state == optuna.trial.TrialState.FAIL
+
+
+def _our_error(exc: Exception) -> NasProxyError | None:
+    """The one-line error behind ``exc``, if any. When the storage is gone, Optuna's own handling of a failed
+    trial calls it again and ends in an error of its own (an ``UnboundLocalError`` in Optuna 5), with ours,
+    which names the database and the fix, as its context."""
+    return next((error for error in _chain(exc) if isinstance(error, NasProxyError)), None)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from or while handling, innermost last."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
 
 
 __all__ = ["ReferenceCorrelation", "make_objective", "record_proxy", "run_search", "suggest_arch"]

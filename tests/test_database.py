@@ -175,15 +175,19 @@ def test_workers_opening_a_fresh_database_at_once_all_connect(fresh_database):
     assert [s.study_name for s in optuna.get_all_study_summaries(fresh_database)] == ["race"]
 
 
-def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
-    """Two workers score a list of architectures while PostgreSQL goes down for 3 s (every connection dropped,
-    new ones refused): both ride through, every architecture is scored exactly once, nothing fails."""
-    url = _postgres_url()
+def _restart_command() -> list[str]:
     restart = os.environ.get("NAS_PROXY_TEST_POSTGRES_RESTART")
     if not restart:
         if os.environ.get("CI"):
             pytest.fail("CI must restart its PostgreSQL: .ci/run exports NAS_PROXY_TEST_POSTGRES_RESTART")
         pytest.skip("set NAS_PROXY_TEST_POSTGRES_RESTART (e.g. 'bash .ci/postgres.sh restart') to restart it")
+    return shlex.split(restart)
+
+
+def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
+    """Two workers score a list of architectures while PostgreSQL goes down for 3 s (every connection dropped,
+    new ones refused): both ride through, every architecture is scored exactly once, nothing fails."""
+    url, restart = _postgres_url(), _restart_command()
     path = write_preset(tmp_path, name=f"restart_{uuid.uuid4().hex[:8]}")
     path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))  # trials of ~0.5 s
     preset = load_preset(path)
@@ -202,7 +206,7 @@ def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
                 pass  # the study is being created
             time.sleep(0.1)
         assert worker.poll() is None, worker.communicate()[1]
-        subprocess.run([*shlex.split(restart), "3"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*restart, "3"], check=True, capture_output=True, timeout=120)
         out, err = worker.communicate(timeout=600)
     finally:
         worker.kill()
@@ -213,3 +217,82 @@ def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
     assert sorted(t.number for t in trials) == list(range(12))
     assert {t.state for t in trials} == {COMPLETE}  # nothing failed, nothing left running, nothing extra
     assert sorted(t.user_attrs["arch"] for t in trials) == sorted(archs)  # each queued architecture exactly once
+
+
+def test_a_database_down_past_the_bound_stops_the_worker_in_one_line_and_the_study_continues(tmp_path):
+    """PostgreSQL down for 12 s against `reconnect_timeout = 2`: the worker stops with one line naming the database
+    (exit 2, no traceback); once it is back, the same command fails the trial it left running, queues it again and
+    ends with every trial done."""
+    url, restart = _postgres_url(), _restart_command()
+    path = write_preset(tmp_path, name=f"down_{uuid.uuid4().hex[:8]}", extra="reconnect_timeout = 2\n")
+    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))
+    preset = load_preset(path)
+    preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=url))
+    command = [sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--storage", url, "--n-trials", "6",
+               "--no-progress"]
+    worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outage = None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                if _finished(load_study(preset)) >= 2:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.1)
+        outage = subprocess.Popen([*restart, "12"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        worker.kill()
+        if outage is not None:
+            outage.wait(timeout=120)
+    assert worker.returncode == 2, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: the database {url} has been unreachable for 2 s") and "run the same command " \
+                                                                                           "again" in last, err
+    assert subprocess.run(command, capture_output=True, text=True, timeout=300).returncode == 0
+    trials = load_study(preset).get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == COMPLETE]
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(done) == 6 and not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in failed:  # the trial the stopped worker left running: failed, and queued again once
+        copies = [t for t in done if t.system_attrs.get("failed_trial") == trial.number]
+        assert len(copies) == 1
+        if trial.params:  # stopped after it drew its architecture (before, the copy draws one afresh)
+            assert copies[0].params == trial.params
+
+
+@pytest.mark.parametrize("then_write", [True, False], ids=["then it writes", "then it finishes"])
+def test_a_trial_failed_by_another_worker_while_it_ran_does_not_stop_this_one(tmp_path, digits, monkeypatch,
+                                                                              then_write):
+    """After a long outage another worker may take this one for dead and fail its trial (queuing a copy): the
+    worker says so and goes on instead of dying on Optuna's refusal to tell a finished trial."""
+    import nas_proxy.search
+    from nas_proxy._storage import retry_callback
+
+    preset = load_preset(write_preset(tmp_path, name="taken", extra='[score]\nproxy = "naswot"\n'))
+    make_objective = nas_proxy.search.make_objective
+
+    def objective_of(*args, **kwargs):
+        inner = make_objective(*args, **kwargs)
+
+        def objective(trial):
+            if trial.number == 1:  # what fail_stale_trials does in another worker, while this one trains
+                nas_proxy.search.suggest_arch(trial, preset.space())
+                trial.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+                retry_callback(preset.study)(trial.study, trial.study._storage.get_trial(trial._trial_id))
+                if not then_write:
+                    return 0.5
+            return inner(trial)
+
+        return objective
+
+    monkeypatch.setattr(nas_proxy.search, "make_objective", objective_of)
+    study = nas_proxy.search.run_search(preset, digits, n_trials=4, progress=False, verbose=False)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials].count(optuna.trial.TrialState.FAIL) == 1 and trials[1].state.name == "FAIL"
+    assert _finished(study) == 4
+    copy = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
+    assert len(copy) == 1 and copy[0].state == COMPLETE and copy[0].params == trials[1].params
