@@ -46,18 +46,24 @@ _DATABASE_METHODS = (
 )
 
 
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from or while handling, innermost last."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) says the database connection dropped or was refused, not that the
     statement was wrong: SQLAlchemy's OperationalError and InterfaceError, or an invalidated connection."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if type(exc).__module__.startswith("sqlalchemy") and (
-                type(exc).__name__ in ("OperationalError", "InterfaceError")
-                or getattr(exc, "connection_invalidated", False)):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    def lost(error: BaseException) -> bool:
+        return type(error).__module__.startswith("sqlalchemy") and (
+            type(error).__name__ in ("OperationalError", "InterfaceError")
+            or getattr(error, "connection_invalidated", False))
+
+    return any(lost(error) for error in error_chain(exc))
 
 
 def hide_password(url: str) -> str:

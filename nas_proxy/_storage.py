@@ -74,11 +74,11 @@ def storage_errors(url: str):
     try:
         yield
     except ImportError as exc:
-        raise NasProxyError(f"storage {hide_password(url)} needs a database driver ({exc.__cause__ or exc}); for PostgreSQL "
-                            f"run: pip install 'nas-proxy[postgres]'") from None
+        raise NasProxyError(f"storage {hide_password(url)} needs a database driver ({exc.__cause__ or exc}); for "
+                            f"PostgreSQL run: pip install 'nas-proxy[postgres]'") from None
     except Exception as exc:  # SQLAlchemy's OperationalError and friends, without importing SQLAlchemy here
         if type(exc).__module__.split(".")[0] != "sqlalchemy":
             raise
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise NasProxyError(f"cannot use storage {hide_password(url)}: {reason}; check the URL and that the server is "
-                            f"running") from None
+        raise NasProxyError(f"cannot use storage {hide_password(url)}: {reason}; check the URL and that the server "
+                            f"is running") from None

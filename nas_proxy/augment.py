@@ -44,8 +44,8 @@ from nas_proxy._accel import to_device
 from nas_proxy._config import ConfigError
 from nas_proxy.errors import NasProxyError
 
-__all__ = ["DSA", "DSAParams", "FAMILIES", "SiameseDraw", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP", "check_dsa_strategy",
-           "resolve_strategy"]
+__all__ = ["DSA", "DSAParams", "FAMILIES", "SiameseDraw", "STRATEGY_NO_FLIP", "STRATEGY_WITH_FLIP",
+           "check_dsa_strategy", "resolve_strategy"]
 
 STRATEGY_WITH_FLIP = "color_crop_cutout_flip_scale_rotate"  # FashionMNIST, CIFAR
 STRATEGY_NO_FLIP = "color_crop_cutout_scale_rotate"  # MNIST, digits, SVHN

@@ -46,7 +46,7 @@ import optuna
 from tqdm.auto import tqdm
 
 from nas_proxy._config import positive
-from nas_proxy._database import hide_password, trial_slot
+from nas_proxy._database import error_chain, hide_password, trial_slot
 from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
 from nas_proxy._records import record_once
 from nas_proxy._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
@@ -267,8 +267,11 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
     on_journal = journal_file(config.storage_url) is not None
     retry = retry_callback(config)
 
-    def count(states: tuple[optuna.trial.TrialState, ...]) -> int:
-        return len(study.get_trials(deepcopy=False, states=states))
+    def tally() -> tuple[int, int]:
+        """Finished and running trials, from one read of the study."""
+        states = [t.state for t in study.get_trials(deepcopy=False, states=(*_DONE, optuna.trial.TrialState.RUNNING))]
+        running = states.count(optuna.trial.TrialState.RUNNING)
+        return len(states) - running, running
 
     def fail_the_dead(exclusive: bool) -> None:
         # Study has no public storage accessor. Under the slot lock no worker is between taking a trial and
@@ -279,13 +282,13 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
                 optuna.storages.fail_stale_trials(study)
 
     waited = False
-    with tqdm(total=target, initial=count(_DONE), desc="trials", unit="trial", disable=not progress,
+    with tqdm(total=target, initial=tally()[0], desc="trials", unit="trial", disable=not progress,
               dynamic_ncols=True) as bar:
         while not interrupt.requested:
             with contextlib.ExitStack() as slot:
                 exclusive = slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
                 fail_the_dead(exclusive)
-                done, running = count(_DONE), count((optuna.trial.TrialState.RUNNING,))
+                done, running = tally()
                 bar.update(done - bar.n)
                 if done >= target:
                     return
@@ -318,7 +321,7 @@ def _run_trials(preset: Preset, study: optuna.Study, objective: Callable[[optuna
                     say(f"trial {taken[0].number} was failed by another worker while this one ran it (it took "
                         f"this worker for dead, e.g. after a database outage longer than the heartbeat's grace "
                         f"period); its copy runs again")
-            bar.update(count(_DONE) - bar.n)
+            bar.update(tally()[0] - bar.n)
 
 
 def _failed_meanwhile(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> bool:
@@ -327,7 +330,7 @@ def _failed_meanwhile(study: optuna.Study, trial: optuna.Trial, exc: Exception) 
         return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or (
             isinstance(error, ValueError) and str(error).startswith("Cannot tell a "))  # tell of a finished trial
 
-    if not any(refused(error) for error in _chain(exc)):
+    if not any(refused(error) for error in error_chain(exc)):
         return False
     stored = next((t for t in study.get_trials(deepcopy=False) if t.number == trial.number), None)
     return stored is not None and stored.state == optuna.trial.TrialState.FAIL
@@ -337,16 +340,7 @@ def _our_error(exc: Exception) -> NasProxyError | None:
     """The one-line error behind ``exc``, if any. When the storage is gone, Optuna's own handling of a failed
     trial calls it again and ends in an error of its own (an ``UnboundLocalError`` in Optuna 5), with ours,
     which names the database and the fix, as its context."""
-    return next((error for error in _chain(exc) if isinstance(error, NasProxyError)), None)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the errors it was raised from or while handling, innermost last."""
-    chain: list[BaseException] = []
-    while exc is not None and all(exc is not seen for seen in chain):
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
+    return next((error for error in error_chain(exc) if isinstance(error, NasProxyError)), None)
 
 
 __all__ = ["ReferenceCorrelation", "make_objective", "record_proxy", "run_search", "suggest_arch"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import shlex
@@ -14,7 +13,7 @@ import uuid
 import optuna
 import pytest
 from presets import write_preset
-from test_reliability import _postgres_url
+from test_reliability import _on_storage, _postgres_url
 
 from nas_proxy import NasProxyError, load_preset, load_search_space, load_study
 from nas_proxy._database import Reconnect, ResilientRDBStorage, hide_password, is_connection_error
@@ -175,6 +174,18 @@ def test_workers_opening_a_fresh_database_at_once_all_connect(fresh_database):
     assert [s.study_name for s in optuna.get_all_study_summaries(fresh_database)] == ["race"]
 
 
+def _wait_until_finished(preset, n: int, worker: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the study holds ``n`` finished trials, the worker ends or ``timeout`` passes (the callers check which)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None:
+        try:
+            if _finished(load_study(preset)) >= n:
+                return
+        except Exception:
+            pass  # the study is being created
+        time.sleep(0.1)
+
+
 def _restart_command() -> list[str]:
     restart = os.environ.get("NAS_PROXY_TEST_POSTGRES_RESTART")
     if not restart:
@@ -190,21 +201,13 @@ def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
     url, restart = _postgres_url(), _restart_command()
     path = write_preset(tmp_path, name=f"restart_{uuid.uuid4().hex[:8]}")
     path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))  # trials of ~0.5 s
-    preset = load_preset(path)
-    preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=url))
+    preset = _on_storage(path, url)
     archs = [arch.id for arch in load_search_space("small").sample(12, 3)]
     worker = subprocess.Popen([sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--storage", url,
                                "--workers", "2", "--n-trials", "12", "--archs", ",".join(archs), "--no-progress"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and worker.poll() is None:
-            try:
-                if _finished(load_study(preset)) >= 2:
-                    break
-            except Exception:
-                pass  # the study is being created
-            time.sleep(0.1)
+        _wait_until_finished(preset, 2, worker)
         assert worker.poll() is None, worker.communicate()[1]
         subprocess.run([*restart, "3"], check=True, capture_output=True, timeout=120)
         out, err = worker.communicate(timeout=600)
@@ -226,21 +229,13 @@ def test_a_database_down_past_the_bound_stops_the_worker_in_one_line_and_the_stu
     url, restart = _postgres_url(), _restart_command()
     path = write_preset(tmp_path, name=f"down_{uuid.uuid4().hex[:8]}", extra="reconnect_timeout = 2\n")
     path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))
-    preset = load_preset(path)
-    preset = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=url))
+    preset = _on_storage(path, url)
     command = [sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--storage", url, "--n-trials", "6",
                "--no-progress"]
     worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outage = None
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and worker.poll() is None:
-            try:
-                if _finished(load_study(preset)) >= 2:
-                    break
-            except Exception:
-                pass
-            time.sleep(0.1)
+        _wait_until_finished(preset, 2, worker)
         outage = subprocess.Popen([*restart, "12"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, err = worker.communicate(timeout=120)
     finally:
