@@ -255,8 +255,9 @@ def test_a_database_down_past_the_bound_stops_the_worker_in_one_line_and_the_stu
     for trial in failed:  # the trial the stopped worker left running: failed, and queued again once
         copies = [t for t in done if t.system_attrs.get("failed_trial") == trial.number]
         assert len(copies) == 1
-        if trial.params:  # stopped after it drew its architecture (before, the copy draws one afresh)
-            assert copies[0].params == trial.params
+        # The copy keeps every axis the stopped trial had drawn and draws the rest (a worker may stop between two
+        # suggestions: seen with only `depth` drawn); a trial that had drawn its whole architecture repeats it.
+        assert trial.params.items() <= copies[0].params.items()
 
 
 @pytest.mark.parametrize("then_write", [True, False], ids=["then it writes", "then it finishes"])
