@@ -1,155 +1,136 @@
-"""Which scores make the calibrated ranking faithful, measured leave-one-out on a converged reference.
+"""Does the estimate the tool prints predict architectures it has never seen? Choose on half, score the other half.
 
-Imports the reference table (if given), scores its architectures with every candidate feature
-proxy (cached in the preset's output folder), then fits a calibration for each feature set and
-ranks every reference architecture by a fit that left it out. Prints, for each ranking: Spearman
-and Kendall with 95% intervals, top-10/20 Spearman, P@10, regret, and the paired bootstrap
-interval of its Spearman minus the factors-only baseline's. The cost line counts arithmetic
-(multiply-adds x 2) for the reference runs the fit uses against training every architecture of
-the space once on the full data with the same protocol.
+For each design of the calibrated ranking (a pool of candidate features, one fidelity or two), on
+the preset's reference table:
 
-    python benchmarks/calibration.py studies/fashion_mnist_dm.toml --data-root ../shared/data \
-        --reference ../shared/reference/fashion_mnist_converged.csv --features grad_norm,naswot,synflow,random
+1. the honest estimate the tool prints (nested 5-fold repeated 20 times on all architectures);
+2. many random half splits (A, B): the estimate computed on A alone, against the Spearman the
+   design fitted on A reaches on B, which nothing of A's fit has seen. Their difference, over the
+   splits, is how far the printed figure is from what unseen architectures give;
+3. the same for the whole selection: on each split the design with the best estimate on A is
+   picked (as a user picking from the frontier would), and scored on B.
+
+Scores come from the frontier's cache (``nas-proxy frontier PRESET`` computes them):
+
+    python benchmarks/calibration.py fashion_mnist --data-root ../shared/data --short 0.02,0.05
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
 from _common import publish
-from nas_proxy import ArchSpec, Calibration, import_reference, load_preset, load_dataset
-from nas_proxy.model import network_size
-from nas_proxy.artifacts import imported_table_path, reference_table_path
-from nas_proxy.config import ACCURACY_PROXIES
-from nas_proxy.proxies import make_proxy, score_archs
-from nas_proxy.ranking import rank_agreement
-from nas_proxy.reference import read_reference, reference_accuracy
+from nas_proxy import ArchSpec, load_dataset, load_preset
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.calibration import Calibration, honest_estimate
+from nas_proxy.frontier import base_scores
+from nas_proxy.reference import fit_reference, read_reference, reference_accuracy
 from nas_proxy.render import markdown_table
 
 
-def paired_gain(a: pd.Series, b: pd.Series, truth: pd.Series, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of Spearman(a, truth) - Spearman(b, truth), resampling architectures together."""
-    index = truth.index.to_numpy()
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(n_boot):
-        pick = index[rng.integers(0, len(index), len(index))]
-        gains.append(stats.spearmanr(a[pick], truth[pick]).statistic - stats.spearmanr(b[pick], truth[pick]).statistic)
-    low, high = np.nanpercentile(gains, [2.5, 97.5])
-    return float(low), float(high)
+def predict_half(first: Calibration, refined: Calibration | None, train: np.ndarray, test: np.ndarray,
+                 reduction_factor: int) -> np.ndarray:
+    """The design fitted on rows ``train`` ranking rows ``test`` as a study would (promotion among ``test``)."""
+    cheap = first.predict_rows(train, test)
+    if refined is not None:
+        promoted = np.argsort(-cheap, kind="stable")[:math.ceil(len(test) / reduction_factor)]
+        cheap[promoted] = refined.predict_rows(train, test)[promoted]
+    return cheap
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset")
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--reference", type=Path, default=None, help="a CSV to import as the reference first")
-    parser.add_argument("--features", default="grad_norm,naswot,synflow",
-                        help="candidate feature proxies; every set of up to two of them and all together are fitted")
-    parser.add_argument("--reference-images", type=int, default=60000, help="training images of a reference run")
-    parser.add_argument("--reference-epochs", type=int, default=6, help="epochs of a reference run")
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--short", default="0.02,0.05", help="short-training budgets (fractions of the reference's "
+                                                             "steps) whose cached scores the designs may use")
+    parser.add_argument("--splits", type=int, default=100)
+    parser.add_argument("--inner-repeats", type=int, default=5, help="repeats of the estimate computed on each half")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     preset = load_preset(args.preset)
     data = load_dataset(preset.data, args.data_root)
-    if args.reference:
-        import_reference(args.reference, imported_table_path(preset), data, preset.space(), metric=preset.reference.metric,
-                         protocol=f"imported from {args.reference.name}")
     table = read_reference(reference_table_path(preset))
     truth = reference_accuracy(table, preset.reference.metric)
-    first_seed = table[table["seed"] == table["seed"].min()].set_index("arch")[preset.reference.metric]
-    archs = [ArchSpec.parse(a) for a in truth.index]
+    fit_truth = fit_reference(table, preset.reference)[truth.index]
     space = preset.space()
+    archs = [ArchSpec.parse(a) for a in truth.index]
+    short = [float(f) for f in args.short.split(",") if f]
+    scored = base_scores(preset, data, archs, families=("calibrated",), short=short)
+    scores = pd.DataFrame({label: s.scores for label, s in scored.items()}).loc[truth.index]
+    rf = preset.score.reduction_factor
+    zero = ["grad_norm", "naswot"]
+    designs: dict[str, tuple[list[str], list[str] | None]] = {"factors alone": ([], None),
+                                                              "factors + grad_norm + naswot": (zero, None),
+                                                              "factors + grad_norm + naswot + synflow":
+                                                                  ([*zero, "synflow"], None)}
+    for f in short:
+        label = f"short {f:.0%}"
+        designs[f"factors + {label}"] = ([label], None)
+        designs[f"factors + grad_norm + naswot + {label}"] = ([*zero, label], None)
+        designs[f"factors + grad_norm + naswot, best 1/{rf} + {label}"] = (zero, [*zero, label])
+        designs[f"factors, best 1/{rf} + {label}"] = ([], [label])
 
-    features = args.features.split(",")
-    scores, seconds = {}, {}
-    for name in features:
-        proxy = make_proxy(name, preset, data)
-        rows = score_archs(proxy, archs, [preset.proxy.seed], preset, data)
-        scores[name] = rows.groupby("arch")["score"].mean()
-        seconds[name] = float(rows["seconds"].mean())
-    scores = pd.DataFrame(scores).loc[truth.index]
+    def calibrations(rows: pd.Index) -> dict[str, tuple[Calibration, Calibration | None]]:
+        return {name: (Calibration.fit(scores.loc[rows, first], fit_truth[rows], space),
+                       None if refined is None else Calibration.fit(scores.loc[rows, refined], fit_truth[rows], space))
+                for name, (first, refined) in designs.items()}
 
-    rankings: dict[str, tuple[pd.Series, str]] = {}
-    for name in features:
-        rankings[f"{name} alone"] = (scores[name], f"{seconds[name]:.1f}")
-    sets = [()] + [c for k in (1, 2) for c in itertools.combinations(features, k)]
-    if len(features) > 2:
-        sets.append(tuple(features))
-    for chosen in sets:
-        label = "factors" + "".join(f" + {c}" for c in chosen)
-        prediction = Calibration.fit(scores[list(chosen)], truth, space).cross_validated()
-        rankings[label] = (prediction, f"{sum(seconds[c] for c in chosen):.1f}")
-    best = max((k for k in rankings if k.startswith("factors +")),
-               key=lambda k: stats.spearmanr(rankings[k][0][truth.index], truth).statistic)
-    chosen = tuple(best.removeprefix("factors + ").split(" + "))
-    rankings[f"{best}, fitted on seed {table['seed'].min()} only"] = (
-        Calibration.fit(scores[list(chosen)], first_seed, space).cross_validated(), rankings[best][1])
+    whole = calibrations(truth.index)
+    estimates = {name: honest_estimate(first, refined, rf, truth) for name, (first, refined) in whole.items()}
 
-    shipped = preset.score
-    if shipped.proxy == "calibrated" and all(f in features for f in [*shipped.features, *shipped.refine]):
-        base = Calibration.fit(scores[shipped.features], truth, space).cross_validated()[truth.index]
-        label = "the preset: factors + " + " + ".join(shipped.features)
-        cost = sum(seconds[f] for f in shipped.features)
-        if shipped.refine:
-            # successive halving promotes about the best 1/reduction_factor; here by the first fidelity's ranking
-            top = base.sort_values().index[-round(len(base) / shipped.reduction_factor):]
-            full = [*shipped.features, *shipped.refine]
-            base[top] = Calibration.fit(scores[full], truth, space).cross_validated()[top]
-            label += f", then + {' + '.join(shipped.refine)} for the best 1/{shipped.reduction_factor}"
-            cost += sum(seconds[f] for f in shipped.refine) / shipped.reduction_factor
-        rankings[label] = (base, f"{cost:.1f}")
-    baseline = rankings["factors"][0][truth.index]
+    rng = np.random.default_rng(0)
+    n = len(truth)
+    half = n // 2
+    records = []
+    for split in range(args.splits):
+        order = rng.permutation(n)
+        a, b = np.sort(order[:half]), np.sort(order[half:])
+        on_a = calibrations(truth.index[a])
+        for name, (first, refined) in on_a.items():
+            estimate = honest_estimate(first, refined, rf, truth[truth.index[a]], repeats=args.inner_repeats,
+                                       n_boot=0, seed=split)["spearman"]
+            full_first, full_refined = whole[name]
+            predicted = predict_half(full_first, full_refined, a, b, rf)
+            actual = stats.spearmanr(predicted, truth.to_numpy()[b]).statistic
+            records.append({"split": split, "design": name, "estimate": estimate, "actual": actual})
+    frame = pd.DataFrame(records)
+    chosen = frame.loc[frame.groupby("split")["estimate"].idxmax()]
+
     rows = []
-    for label, (prediction, cost) in rankings.items():
-        prediction = prediction[truth.index]
-        a = rank_agreement(prediction, truth, n_boot=1000)
-        low, high = paired_gain(prediction, baseline, truth) if label != "factors" else (np.nan, np.nan)
-        rows.append({"ranking": label, "n": a["n"],
-                     "Spearman [95% CI]": f"{a['spearman']:+.3f} [{a['spearman_low']:+.3f}, {a['spearman_high']:+.3f}]",
-                     "Kendall": f"{a['kendall']:+.3f}", "top-10 ρ": f"{a['top10_spearman']:+.2f}",
-                     "top-20 ρ": f"{a['top20_spearman']:+.2f}",
-                     "P@10": f"{a['precision10']:.2f}" if a["precision10"] == a["precision10"] else "",
-                     "regret (pts)": f"{a['regret']:.2f}",
-                     "gain over factors [95% CI]": "" if np.isnan(low) else
-                     f"{a['spearman'] - stats.spearmanr(baseline, truth).statistic:+.3f} [{low:+.3f}, {high:+.3f}]",
-                     "s per arch (this CPU)": cost})
 
-    def train_flops(ids: list[str]) -> float:  # forward + backward ~ 3 forward passes, per image and epoch
-        return sum(3.0 * network_size(ArchSpec.parse(a), data)[1] for a in ids) * args.reference_images * \
-            args.reference_epochs
+    def summary(label: str, group: pd.DataFrame, estimate: dict | None) -> None:
+        diff = group["estimate"] - group["actual"]
+        rows.append({"design": label,
+                     "printed estimate, all 50 [95% CI]": "" if estimate is None else
+                     f"{estimate['spearman']:+.3f} [{estimate['spearman_low']:+.3f}, {estimate['spearman_high']:+.3f}]",
+                     "top-20 ρ": "" if estimate is None else f"{estimate['top20_spearman']:+.2f}",
+                     "P@10": "" if estimate is None else f"{estimate['precision10']:.2f}",
+                     "estimate on A": f"{group['estimate'].mean():+.3f}",
+                     "actual on B": f"{group['actual'].mean():+.3f}",
+                     "estimate - actual: mean [5%, 95%]": f"{diff.mean():+.3f} [{diff.quantile(0.05):+.3f}, "
+                                                          f"{diff.quantile(0.95):+.3f}]",
+                     "RMS": f"{math.sqrt((diff ** 2).mean()):.3f}"})
 
-    def feature_flops(name: str, ids: list[str]) -> float:  # forward passes a feature's score takes, per arch
-        passes = {"grad_norm": 3 * preset.score.batch_size, "naswot": preset.score.batch_size,
-                  "synflow": 3}.get(name, 3 * preset.proxy.epochs * preset.condense.ipc * data.num_classes + len(data.val))
-        return sum(passes * network_size(ArchSpec.parse(a), data)[1] for a in ids)
-
-    space_flops = train_flops([a.id for a in space.archs()])
-    scoring = sum(feature_flops(f, list(truth.index)) for f in features)
-    used_all = train_flops(list(table["arch"]))
-    used_first = train_flops(list(first_seed.index))
-    extra = [f for f in features if f in ACCURACY_PROXIES]
-    notes = (f"{len(truth)} reference architectures ({preset.reference.metric}, mean over {table['seed'].nunique()} "
-             f"seeds) from {reference_table_path(preset)}; every calibrated row is leave-one-out (each architecture "
-             f"ranked by a fit without it, ridge penalty chosen inside the fit). Cost of the reference runs a fit "
-             f"uses, as training arithmetic against training all {len(space)} architectures once "
-             f"({args.reference_epochs} epochs on {args.reference_images} images): both seeds "
-             f"{used_all / space_flops:.3f}, seed {table['seed'].min()} only {used_first / space_flops:.3f}; scoring "
-             f"the {len(truth)} architectures with every feature above {scoring / space_flops:.4f}. "
-             f"Feature scores cost the seconds shown per architecture"
-             + (f" ({', '.join(extra)} also need their own training)" if extra else "") + ".")
-    publish(f"Calibrated ranking: {preset.study.name} against {len(truth)} converged reference architectures",
-            markdown_table(pd.DataFrame(rows)), notes, record=not args.no_record)
+    for name in designs:
+        summary(name, frame[frame["design"] == name], estimates[name])
+    summary("the design with the best estimate on A, scored on B", chosen, None)
+    picks = chosen["design"].value_counts()
+    notes = (f"{n} reference architectures ({preset.reference.metric}, mean over {table['seed'].nunique()} seeds; "
+             f"fits learn from seed(s) {', '.join(map(str, preset.reference.seed_values))}). Printed estimate: "
+             f"nested 5-fold x 20 on all of them. Half splits: {args.splits} random splits into A ({half}) and B "
+             f"({n - half}); the estimate on A is nested 5-fold x {args.inner_repeats} on A alone (fits on "
+             f"{half * 4 // 5}), the actual is the Spearman on B of the design fitted on all of A (fits on {half}). "
+             f"The selection row picks, on each split, the design whose estimate on A is best: picked "
+             + ", ".join(f"{name} {count}x" for name, count in picks.items()) + ".")
+    publish(f"Honest estimates: {preset.study.name}, choose on half, score the other half", markdown_table(
+        pd.DataFrame(rows)), notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

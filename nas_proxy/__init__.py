@@ -2,7 +2,7 @@
 
 The package reads top to bottom as the data flows: configs -> data -> search space -> model ->
 augmentation -> condensation -> proxy training -> proxies -> reference -> study and search ->
-ranking, report and comparison; :mod:`nas_proxy.cli` is a thin layer over these calls.
+ranking, report, comparison and the cost-fidelity frontier; :mod:`nas_proxy.cli` is a thin layer over these calls.
 
 Example:
     >>> from nas_proxy import ArchSpec, CondenseConfig, ProxyConfig, condense, load_dataset, train_proxy
@@ -34,15 +34,17 @@ from nas_proxy.workers import run_workers
 from nas_proxy.ranking import rank_agreement
 from nas_proxy.report import Report, make_report
 from nas_proxy.compare import Comparison, compare_proxies
+from nas_proxy.frontier import Frontier, run_frontier
 
 __all__ = [
     "DATASETS", "DEFAULT_ARCH", "DSA", "PROXIES", "ArchSpec", "Calibration", "Comparison", "CondenseConfig",
+    "Frontier",
     "CondensedSet", "ConvNet", "DSAParams", "DataConfig", "DataError", "Dataset", "NasProxyError", "Preset", "Proxy",
     "ProxyConfig", "ProxyResult", "ReferenceConfig", "Report", "ScoreConfig", "SearchSpace", "Split", "StudyConfig",
     "accuracy", "build_convnet", "compare_proxies", "condense", "condensed_set_path", "count_flops", "count_params",
     "default_data_root", "enqueue_archs", "import_reference", "imported_table_path", "init_parameters", "load_dataset",
     "load_preset", "load_search_space", "load_study", "make_proxy", "make_report", "matching_loss", "open_study",
-    "proxy_scores", "rank_agreement", "read_reference", "reference_table_path", "run_reference", "run_search",
+    "proxy_scores", "rank_agreement", "run_frontier", "read_reference", "reference_table_path", "run_reference", "run_search",
     "run_workers", "score_table_path", "seed_ceiling", "select_archs", "train_proxies", "train_proxy", "training_set",
     "__version__",
 ]

@@ -1,16 +1,24 @@
-"""Calibrate a proxy with the reference the user already trains.
+"""Calibrate a proxy with the reference the user already trains, and estimate it honestly.
 
 A network trained on a hundred images is biased by architecture: shallow networks move up,
 deep, unpooled and batch-norm ones move down (``benchmarks/RESULTS.md``). A :class:`Calibration`
 learns that bias from the architectures that have a reference accuracy: a ridge regression
-from the architecture's factors (depth, log2 width, one-hot activation, norm and pooling) and
-the proxies' scores to the reference accuracy's rank quantile (0 the worst, 1 the best; ranks,
-so the networks stuck at chance do not dominate a squared loss). Its prediction for one
-architecture needs only that architecture's scores, so a study can search with it.
+(scikit-learn's ``RidgeCV`` on standardised inputs) from the architecture's factors (depth,
+log2 width, one-hot activation, norm and pooling) and the proxies' scores to the reference
+accuracy's rank quantile (0 the worst, 1 the best; ranks, so the networks stuck at chance do
+not dominate a squared loss). Its prediction for one architecture needs only that
+architecture's scores, so a study can search with it.
 
-Nothing is scored on the data it was fitted on: :meth:`Calibration.predict` returns the
-leave-one-out prediction for an architecture of the fit, and :meth:`Calibration.cross_validated`
-gives those for all of them; the ridge penalty is chosen by leave-one-out inside each fit.
+Every choice a fit makes by looking at reference rows is made inside it: which of the candidate
+``features`` to use (every subset is tried, the factors alone included) and the ridge penalty,
+both by the fit rows' leave-one-out error. So an architecture left out of a fit influenced none
+of its choices, and the resampled figures are honest:
+
+- :meth:`Calibration.predict` returns the leave-one-out prediction for an architecture of the
+  fit (:meth:`Calibration.cross_validated` gives them all);
+- :func:`honest_estimate` repeats k-fold cross-validation around the whole fit (nested: the
+  choices are made again in every training fold), for one fidelity or a multi-fidelity ranking
+  whose promoted fraction is ranked by a second calibration. It is what the tool prints.
 
 Example:
     >>> import pandas as pd
@@ -30,20 +38,27 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from nas_proxy.errors import NasProxyError
+from nas_proxy.ranking import rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace
 
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge penalties on standardised inputs, chosen by leave-one-out
 ACCURACY_FEATURES = ("dm", "random", "early")  # accuracies enter as they are; other scores as signed log
+MAX_FEATURES = 6  # candidate features of one fit: every subset is tried (2^6 = 64 ridge fits)
 
 
 def factors(archs: Sequence[ArchSpec | str], space: SearchSpace) -> pd.DataFrame:
@@ -65,36 +80,38 @@ def feature_value(proxy: str, score: float) -> float:
     return float(np.sign(score) * np.log1p(abs(score)))
 
 
-def rank_quantile(values: pd.Series) -> pd.Series:
-    """Each value's rank among ``values`` scaled to [0, 1] (ties share their mean rank)."""
-    ranks = stats.rankdata(values.to_numpy(), method="average")
-    return pd.Series((ranks - 1) / max(1, len(values) - 1), index=values.index)
+def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[Any, float]:
+    """A ridge on standardised ``x`` (penalty chosen by leave-one-out) and its leave-one-out squared error."""
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS)).fit(x, y)
+    return model, -float(model[-1].best_score_)
 
 
-def _standardise(x: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``new`` scaled by ``x``'s column means and spreads (a constant column stays as it is)."""
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    return (x - mean) / scale, (new - mean) / scale
+@dataclass(frozen=True)
+class _Fit:
+    """One fit's choices: the feature columns it kept (indices into the candidates) and the fitted ridge."""
+
+    kept: tuple[int, ...]
+    model: Any
+
+    def predict(self, base: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self.model.predict(np.column_stack([base, values[:, list(self.kept)]]))
 
 
-def _loo_error(z: np.ndarray, y: np.ndarray, alpha: float) -> float:
-    """Mean squared leave-one-out error of a ridge fit on standardised ``z``, in closed form (no refits)."""
-    inverse = np.linalg.inv(z.T @ z + alpha * np.eye(z.shape[1]))
-    hat = np.einsum("ij,jk,ik->i", z, inverse, z) + 1 / len(y)  # + 1/n: the fitted intercept
-    residual = y - (z @ (inverse @ (z.T @ (y - y.mean()))) + y.mean())
-    return float(np.mean((residual / np.clip(1 - hat, 1e-6, None)) ** 2))
+def _fit(base: np.ndarray, values: np.ndarray, accuracy: np.ndarray) -> _Fit:
+    """Choose the candidate feature columns and the penalty by the rows' leave-one-out error, then fit.
 
-
-def _fit_predict(x: np.ndarray, accuracy: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Fit a ridge on (x, rank quantile of ``accuracy``) and predict ``new``; the penalty is chosen by
-    leave-one-out, the intercept is not penalised. Ranked here, among the fit's rows only, so a held-out
-    architecture's accuracy cannot move the others' targets."""
-    y = rank_quantile(pd.Series(accuracy)).to_numpy()
-    z, new = _standardise(x, new)
-    alpha = min(ALPHAS, key=lambda a: _loo_error(z, y, a))
-    weights = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-    return new @ weights + y.mean()
+    The target is the rank quantile of ``accuracy`` among these rows only, so a held-out
+    architecture's accuracy cannot move the others' targets. Ties in the error keep the smaller set.
+    """
+    y = (stats.rankdata(accuracy, method="average") - 1) / max(1, len(accuracy) - 1)
+    best: tuple[float, _Fit] | None = None
+    for size in range(values.shape[1] + 1):
+        for kept in itertools.combinations(range(values.shape[1]), size):
+            model, error = _ridge(np.column_stack([base, values[:, list(kept)]]), y)
+            if best is None or error < best[0] - 1e-12:
+                best = (error, _Fit(kept, model))
+    assert best is not None
+    return best[1]
 
 
 MIN_FIT = 8  # fewer reference architectures than this cannot fit the factors
@@ -104,8 +121,10 @@ MIN_FIT = 8  # fewer reference architectures than this cannot fit the factors
 class Calibration:
     """A ridge correction of proxy scores, fitted on the architectures of a reference table.
 
-    It keeps its own data (``archs``, their ``scores`` per feature proxy and their ``reference``
-    accuracy), so it can be stored on a study (:meth:`to_dict`) and rebuilt by any worker.
+    ``features`` are the candidate proxies; the fit keeps the subset whose leave-one-out error is
+    lowest (:attr:`chosen`). It keeps its own data (``archs``, their ``scores`` per candidate and
+    their ``reference`` accuracy), so it can be stored on a study (:meth:`to_dict`) and rebuilt,
+    choices and all, by any worker.
     """
 
     features: tuple[str, ...]
@@ -117,6 +136,9 @@ class Calibration:
     @classmethod
     def fit(cls, scores: pd.DataFrame, reference: pd.Series, space: SearchSpace) -> Calibration:
         """Fit on every architecture that has both a score for each column of ``scores`` and a reference accuracy."""
+        if len(scores.columns) > MAX_FEATURES:
+            raise NasProxyError(f"a calibration tries every subset of its features, so at most {MAX_FEATURES}; got "
+                                f"{len(scores.columns)} ({', '.join(scores.columns)}): name fewer in [score].features")
         both = scores.join(reference.rename("__reference__"), how="inner").dropna()
         if len(both) < MIN_FIT:
             raise NasProxyError(f"calibration needs at least {MIN_FIT} reference architectures with scores, got "
@@ -147,27 +169,39 @@ class Calibration:
             low, high, middle = np.nanmin(finite, 0), np.nanmax(finite, 0), np.nanmedian(finite, 0)
         return np.nan_to_num(low), np.nan_to_num(high), np.nan_to_num(middle)
 
-    def _inputs(self, archs: Sequence[str], scores: Sequence[Sequence[float]]) -> np.ndarray:
-        return np.column_stack([factors(archs, self.space).to_numpy(), self._transformed(scores)])
+    @functools.cached_property
+    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fit's architectures' factors, feature inputs and raw reference accuracies."""
+        return (factors(self.archs, self.space).to_numpy(), self._transformed(self.scores),
+                np.array(self.reference, dtype=float))
+
+    def _fit_rows(self, rows: np.ndarray) -> _Fit:
+        base, values, accuracy = self._data
+        return _fit(base[rows], values[rows], accuracy[rows])
 
     @functools.cached_property
-    def _data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs of the fit's architectures and their raw reference accuracies (ranked per fit, see _fit_predict)."""
-        return self._inputs(self.archs, self.scores), np.array(self.reference, dtype=float)
+    def _whole(self) -> _Fit:
+        return self._fit_rows(np.arange(len(self.archs)))
+
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        """The features the fit on all its architectures kept (a subset of :attr:`features`; empty: factors alone)."""
+        return tuple(self.features[i] for i in self._whole.kept)
+
+    def predict_rows(self, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Predictions for the fit's architectures at positions ``test`` from a fit (choices included) on ``train``."""
+        base, values, _ = self._data
+        return self._fit_rows(train).predict(base[test], values[test])
 
     def cross_validated(self) -> pd.Series:
-        """Leave-one-out predictions for the architectures of the fit (each from a fit without it)."""
+        """Leave-one-out predictions for the architectures of the fit (each from a fit, choices included, without
+        it)."""
         return self._cross_validated
 
     @functools.cached_property
     def _cross_validated(self) -> pd.Series:
-        x, y = self._data
-        keep = np.ones(len(y), dtype=bool)
-        predictions = []
-        for i in range(len(y)):
-            keep[i] = False
-            predictions.append(float(_fit_predict(x[keep], y[keep], x[i:i + 1])[0]))
-            keep[i] = True
+        every = np.arange(len(self.archs))
+        predictions = [float(self.predict_rows(every[every != i], every[i:i + 1])[0]) for i in every]
         return pd.Series(predictions, index=list(self.archs), name="calibrated")
 
     def predict(self, arch: ArchSpec | str, scores: Mapping[str, float]) -> float:
@@ -181,8 +215,8 @@ class Calibration:
         missing = [name for name in self.features if name not in scores]
         if missing:
             raise NasProxyError(f"calibration needs the {missing[0]!r} score of {arch_id}")
-        x, y = self._data
-        return float(_fit_predict(x, y, self._inputs([arch_id], [[scores[name] for name in self.features]]))[0])
+        base = factors([arch_id], self.space).to_numpy()
+        return float(self._whole.predict(base, self._transformed([[scores[name] for name in self.features]]))[0])
 
     def factors_only(self) -> Calibration:
         """The same fit without scores: the baseline a calibration must beat to be worth its data."""
@@ -199,4 +233,88 @@ class Calibration:
                    tuple(data["reference"]), space)
 
 
-__all__ = ["Calibration", "MIN_FIT", "factors", "feature_value", "rank_quantile"]
+FOLDS, REPEATS = 5, 20  # the honest estimate: 5-fold cross-validation, repeated with 20 shuffles
+
+
+FitRows = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def resampled_predictions(first: Calibration, refined: Calibration | None = None, reduction_factor: int = 3, *,
+                          fit_rows: FitRows | None = None, folds: int = FOLDS, repeats: int = REPEATS,
+                          seed: int = 0) -> list[pd.Series]:
+    """Out-of-fold predictions of every architecture of ``first``'s fit, one series per repetition of k-fold.
+
+    Each fold's predictions come from fits (feature choice and penalty included) on the other folds
+    only, or on the rows ``fit_rows(training rows, generator)`` picks of them (a fit on fewer
+    reference architectures). With ``refined`` (the same architectures, more features), the ranking
+    is the multi-fidelity one a study builds: the best ``1/reduction_factor`` by ``first``'s
+    out-of-fold prediction take ``refined``'s, the others keep their own.
+    """
+    if refined is not None and refined.archs != first.archs:
+        raise NasProxyError("the two fidelities' calibrations are fitted on different reference architectures; "
+                            "score every reference architecture with both")
+    n = len(first.archs)
+    folds = min(folds, n)
+    out = []
+    for repeat in range(repeats):
+        cheap, better = np.empty(n), np.empty(n)
+        rng = np.random.default_rng([seed, repeat])
+        for train, test in KFold(folds, shuffle=True, random_state=seed + repeat).split(np.arange(n)):
+            rows = train if fit_rows is None else fit_rows(train, rng)
+            cheap[test] = first.predict_rows(rows, test)
+            if refined is not None:
+                better[test] = refined.predict_rows(rows, test)
+        if refined is not None:
+            promoted = np.argsort(-cheap, kind="stable")[:math.ceil(n / reduction_factor)]
+            cheap[promoted] = better[promoted]
+        out.append(pd.Series(cheap, index=list(first.archs)))
+    return out
+
+
+ESTIMATED = ("spearman", "kendall", "top10_spearman", "top20_spearman", "precision10", "regret")
+
+
+def resampled_agreement(predictions: Sequence[pd.Series], reference: pd.Series, *, n_boot: int = 1000,
+                        seed: int = 0) -> dict[str, Any]:
+    """:func:`~nas_proxy.ranking.rank_agreement`'s figures for resampled predictions (one series per repetition):
+    each the mean over repetitions. ``spearman_low``/``_high`` is a 95% bootstrap interval over architectures,
+    pooled over the repetitions (the uncertainty of a new draw of architectures); ``*_spread`` is the range of
+    the middle 90% of repetitions (the uncertainty of the partition alone)."""
+    per = pd.DataFrame([rank_agreement(p, reference, n_boot=0) for p in predictions])
+    out: dict[str, Any] = {"n": int(per["n"].iloc[0]), "repeats": len(predictions)}
+    for key in ESTIMATED:
+        values = per[key].astype(float)
+        out[key] = float(values.mean()) if values.notna().any() else math.nan
+        out[f"{key}_spread"] = (tuple(float(v) for v in np.nanpercentile(values, [5, 95]))
+                                if values.notna().any() else (math.nan, math.nan))
+    boots = []
+    rng = np.random.default_rng(seed)
+    per_repeat = max(1, n_boot // len(predictions)) if n_boot else 0
+    for p in predictions:
+        both = pd.concat([p.rename("p"), reference.rename("r")], axis=1, join="inner").dropna().to_numpy()
+        for _ in range(per_repeat):
+            pick = both[rng.integers(0, len(both), len(both))]
+            if np.ptp(pick[:, 0]) > 0 and np.ptp(pick[:, 1]) > 0:
+                boots.append(stats.spearmanr(pick[:, 0], pick[:, 1]).statistic)
+    low, high = np.nanpercentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan)
+    out.update(spearman_low=float(low), spearman_high=float(high), kendall_low=math.nan, kendall_high=math.nan)
+    top1 = rank_agreement(predictions[0], reference, n_boot=0)
+    out.update({k: top1[k] for k in ("best_arch", "best_reference", "ties")})
+    return out
+
+
+def honest_estimate(first: Calibration, refined: Calibration | None = None, reduction_factor: int = 3,
+                    reference: pd.Series | None = None, *, folds: int = FOLDS, repeats: int = REPEATS,
+                    n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """How the calibrated ranking ranks architectures none of its choices saw: repeated, nested k-fold.
+
+    ``reference`` is the truth it is scored against (default: what the fit learnt from; pass the mean over
+    every seed when the fit used fewer). See :func:`resampled_predictions` and :func:`resampled_agreement`.
+    """
+    truth = reference if reference is not None else pd.Series(first.reference, index=list(first.archs))
+    return resampled_agreement(resampled_predictions(first, refined, reduction_factor, folds=folds, repeats=repeats,
+                                                     seed=seed), truth, n_boot=n_boot, seed=seed)
+
+
+__all__ = ["Calibration", "ESTIMATED", "FOLDS", "MIN_FIT", "REPEATS", "factors", "feature_value", "honest_estimate",
+           "resampled_agreement", "resampled_predictions"]

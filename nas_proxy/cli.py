@@ -15,15 +15,15 @@ import json
 import os
 import signal
 import sys
-import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import torch
 
 from nas_proxy._version import __version__
 from nas_proxy._config import ConfigError
+from nas_proxy._flags import Parser, config_options, from_options, numbers
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.compare import compare_proxies
 from nas_proxy.condensation import COMPILE_AUTO_MIN_ITERATIONS, condense, resolve_compile
@@ -31,6 +31,7 @@ from nas_proxy.config import (BASE_PROXIES, PROXIES, CondenseConfig, DataConfig,
                               ProxyConfig, load_preset)
 from nas_proxy.data import DATASETS, Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
+from nas_proxy.frontier import FAMILIES, FIT_SIZES, IPCS, SHORT, run_frontier
 from nas_proxy.ranking import MIN_PAIRS, N_BOOT, correlation_line, interval
 from nas_proxy.reference import import_reference, protocol_warning, reference_accuracy, run_reference, seed_ceiling
 from nas_proxy.report import Report, make_report
@@ -38,29 +39,6 @@ from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy.study import load_study, select_archs
 from nas_proxy.training import default_epochs, train_proxy, training_set
 from nas_proxy.workers import quiet_optuna, run_workers
-
-
-def _config_options(parser: argparse.ArgumentParser, cls: type, helps: dict[str, str], title: str
-                    ) -> argparse._ArgumentGroup:
-    """One flag per field of ``cls`` named in ``helps`` (``--lr-img`` for ``lr_img``), defaulting to the class's own
-    default; a ``Literal`` field offers its values as choices, a bool field is a switch."""
-    group = parser.add_argument_group(title)
-    defaults, hints = cls(), typing.get_type_hints(cls)
-    for name, text in helps.items():
-        default, flag = getattr(defaults, name), "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            assert default is False, f"{cls.__name__}.{name}: a switch turns a setting on; give it a --no- flag"
-            group.add_argument(flag, action="store_true", help=text)
-            continue
-        choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is typing.Literal else None
-        group.add_argument(flag, type=type(default), default=default, choices=choices,
-                           help=f"{text} (default: {default})")
-    return group
-
-
-def _from_options(cls: type, args: argparse.Namespace, helps: dict[str, str], **fixed: Any) -> Any:
-    """``cls`` built from the flags :func:`_config_options` added (and ``fixed`` values); it checks itself."""
-    return cls(**{name: getattr(args, name) for name in helps if name not in fixed}, **fixed)
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +85,7 @@ _CONDENSE_OPTIONS = {
 
 def _cmd_condense(args: argparse.Namespace) -> int:
     """:func:`~nas_proxy.condense`, then :meth:`~nas_proxy.CondensedSet.save`."""
-    config = _from_options(CondenseConfig, args, _CONDENSE_OPTIONS,
+    config = from_options(CondenseConfig, args, _CONDENSE_OPTIONS,
                            compile={"on": True, "off": False}.get(args.compile, args.compile))
     if args.out.exists() and not args.force:
         raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
@@ -143,7 +121,7 @@ _EVALUATE_OPTIONS = {
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """:func:`~nas_proxy.training.training_set`, then :func:`~nas_proxy.train_proxy`."""
     epochs = args.epochs if args.epochs is not None else default_epochs(args.train)
-    config = _from_options(ProxyConfig, args, _EVALUATE_OPTIONS, epochs=epochs)
+    config = from_options(ProxyConfig, args, _EVALUATE_OPTIONS, epochs=epochs)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
     train = training_set(args.train, data, args.seed)
@@ -159,7 +137,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_preset_options(parser: argparse.ArgumentParser, data: bool = True, storage: bool = True) -> None:
-    parser.add_argument("preset", help="a shipped study preset by name (quickstart, fashion_mnist_dm, "
+    parser.add_argument("preset", help="a shipped study preset by name (quickstart, fashion_mnist, fashion_mnist_dm, "
                                        "cifar10_dm_ipc50) or the path of your own .toml")
     if storage:
         parser.add_argument("--storage", default=None,
@@ -203,9 +181,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if a["n"] >= MIN_PAIRS:
         print(f"{correlation_line(a)}; among them the proxy's pick is {a['regret']:.2f} points below the best")
     if "calibration_n" in a:
-        print(f"ranked by a calibration fitted on {a['calibration_n']} reference architectures; on architectures "
-              f"it was not fitted on (leave-one-out): Spearman {a['calibration_spearman']:+.3f} "
-              f"{interval(a, 'calibration_spearman')}, factors alone {a['factors_spearman']:+.3f} "
+        top = "" if a["calibration_top20_spearman"] != a["calibration_top20_spearman"] else (
+            f", top-20 Spearman {a['calibration_top20_spearman']:+.3f}, P@10 {a['calibration_precision10']:.2f}")
+        print(f"ranked by a calibration fitted on {a['calibration_n']} reference architectures; expected on "
+              f"architectures it has never seen (nested, repeated 5-fold): Spearman {a['calibration_spearman']:+.3f} "
+              f"{interval(a, 'calibration_spearman')}{top}; factors alone {a['factors_spearman']:+.3f} "
               f"{interval(a, 'factors_spearman')}")
     elif a["n"] < MIN_PAIRS:
         print(f"{correlation_line(a)}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
@@ -280,15 +260,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with bad input as one line, like every other error of the tool."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+def _cmd_frontier(args: argparse.Namespace) -> int:
+    """:func:`~nas_proxy.run_frontier`."""
+    preset = _load_preset(args)
+    _set_threads(args.threads)
+    frontier = run_frontier(preset, _preset_data(preset, args), families=args.families.split(","), ipcs=args.ipc,
+                            short=args.short, fit_sizes=args.fit_sizes, n_boot=args.bootstrap, out_dir=args.out,
+                            plot=not args.no_plot, progress=not args.no_progress)
+    print(frontier.markdown() + "\nwrote " + ", ".join(str(path) for path in frontier.files))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="nas-proxy", description="Neural architecture search on a condensed proxy set (Distribution Matching).")
     parser.add_argument("--version", action="version", version=f"nas-proxy {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -300,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output file (.pt); a PNG grid is written beside it")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <out>.ckpt if there is one")
-    group = _config_options(p, CondenseConfig, _CONDENSE_OPTIONS, "condensation ([condense] of a preset)")
+    group = config_options(p, CondenseConfig, _CONDENSE_OPTIONS, "condensation ([condense] of a preset)")
     group.add_argument("--compile", choices=["auto", "on", "off"], nargs="?", const="on",
                        default=CondenseConfig().compile,
                        help=f"torch.compile the embedding network: a one-off compilation, then faster iterations (on "
@@ -323,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default: {default_epochs('full')} with --train full, the reference "
                         f"protocol's; else {default_epochs('random:10')}, the paper's)")
-    _config_options(p, ProxyConfig, _EVALUATE_OPTIONS, "training ([proxy] of a preset)")
+    config_options(p, ProxyConfig, _EVALUATE_OPTIONS, "training ([proxy] of a preset)")
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
     p.set_defaults(run=_cmd_evaluate)
@@ -352,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--archs",
                        help="N (a sample drawn with [reference].sample_seed from [reference].search_space, else the "
-                            "study's space), all, top-K (the study's best K) or comma-separated architecture ids")
+                            "study's space), spread:N (N spread over every choice: a calibration needs fewer), all, "
+                            "top-K (the study's best K) or comma-separated architecture ids")
     which.add_argument("--import", dest="import_csv", type=Path, metavar="FILE.csv",
                        help="use a table trained elsewhere as the reference (columns arch, seed, test_acc, optional "
                             "val_acc): checked row by row, then report, compare and search use it")
@@ -391,6 +376,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(run=_cmd_compare, interrupted="compare interrupted; scores so far are saved, run the same command "
                                                  "to continue")
+
+    p = commands.add_parser("frontier", help="ranking quality against cost, every method on the same reference",
+                            description="Score the reference architectures with every method of the families asked "
+                                        "for and print each one's honest Spearman, top-20 Spearman, P@10 and regret "
+                                        "against the cost of ranking the whole space that way. Scores are cached: "
+                                        "the same command continues, a later one reuses them.")
+    _add_preset_options(p, storage=False)
+    p.add_argument("--families", default=",".join(FAMILIES),
+                   help=f"comma-separated, from {', '.join(FAMILIES)} (default: all)")
+    for flag, kind, default, text in (("--ipc", int, IPCS, "images per class of the subset and DM sets"),
+                                      ("--short", float, SHORT, "short-training budgets, fractions of the reference's "
+                                                                "optimiser steps"),
+                                      ("--fit-sizes", int, FIT_SIZES, "reference architectures calibrations are "
+                                                                      "fitted on, besides all of them")):
+        joined = ",".join(map(str, default))
+        p.add_argument(flag, type=numbers(kind), default=list(default), help=f"{text} (default: {joined})")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/frontier)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})")
+    p.add_argument("--no-plot", action="store_true", help="skip the plot (frontier.png, needs matplotlib)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.set_defaults(run=_cmd_frontier, interrupted="frontier interrupted; scores so far are saved, run the same "
+                                                  "command to continue")
     return parser
 
 

@@ -133,7 +133,12 @@ class ProxyConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 256
-    lr_decay_at: float = 0.5
+    lr_decay_at: float = 0.5  # `schedule = "step"`: x0.1 after this fraction of the steps
+    # "step": the paper's (lr, then lr/10 from lr_decay_at); "onecycle": warm up to lr over the first `warmup` of the
+    # steps, then cosine decay (torch's OneCycleLR, momentum kept): the usual full-data schedule, compressed into
+    # however many steps the run has, so a short run ends annealed like a long one.
+    schedule: Literal["step", "onecycle"] = "step"
+    warmup: float = 0.15
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
     seed: int = 0
     precision: Precision = "auto"
@@ -149,6 +154,8 @@ class ProxyConfig:
                  eval_batch_size=self.eval_batch_size)
         if not 0 < self.lr_decay_at <= 1:
             raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
+        if not 0 < self.warmup < 1:
+            raise ConfigError("[proxy]", "warmup", f"must be between 0 and 1, got {self.warmup}")
         for name in ("threads", "jobs"):
             if getattr(self, name) < 0:
                 raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")

@@ -52,7 +52,7 @@ from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.model import build_convnet, network_size
 from nas_proxy.training import train_proxies
-from nas_proxy.reference import check_same_data, read_reference, reference_accuracy
+from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.space import ArchSpec
 
 
@@ -205,7 +205,7 @@ def _fitted(name: str, preset: Preset, data: Dataset, progress: bool, calibratio
         path = reference_table_path(preset)
         table = read_reference(path)
         check_same_data(table, data, path)
-        reference = reference_accuracy(table, preset.reference.metric)
+        reference = fit_reference(table, preset.reference)
         space = preset.space()
         archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
         if len(archs) < MIN_FIT:

@@ -182,6 +182,14 @@ def reference_accuracy(table: pd.DataFrame, metric: str = ReferenceConfig.metric
     return table.groupby("arch")[metric].mean().rename("reference")
 
 
+def fit_reference(table: pd.DataFrame, config: ReferenceConfig) -> pd.Series:
+    """What a calibration learns from: the mean ``config.metric`` over the seeds ``config`` names
+    (``[reference].seeds``; every seed the table holds when it holds none of them). A table imported with
+    more seeds than the preset pays for is still scored against the mean of all of them."""
+    seeds = [s for s in config.seed_values if s in set(table["seed"])]
+    return reference_accuracy(table[table["seed"].isin(seeds)] if seeds else table, config.metric)
+
+
 def reference_space(space: SearchSpace, config: ReferenceConfig) -> SearchSpace:
     """The space ``--archs N`` draws from: ``[reference].search_space``, which must lie inside the study's ``space``."""
     if not config.search_space:
@@ -221,5 +229,5 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
     return read_reference(path)
 
 
-__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "import_reference", "protocol_warning", "read_reference",
+__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "fit_reference", "import_reference", "protocol_warning", "read_reference",
            "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling"]

@@ -42,7 +42,7 @@ from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.render import report_markdown, report_scatter
 from nas_proxy.ranking import N_BOOT, factor_bias, rank_agreement
-from nas_proxy.calibration import Calibration
+from nas_proxy.calibration import Calibration, honest_estimate
 from nas_proxy.reference import read_reference, reference_accuracy, reference_protocol, seed_ceiling
 from nas_proxy.study import load_study, proxy_scores
 
@@ -69,26 +69,30 @@ FACTORS_ALONE = "factors alone"
 
 def _calibration(study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int,
                  seed: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Leave-one-out agreement of the study's recorded calibrations and of the factors alone, with the ceiling;
-    and their per-choice rank error (:func:`factor_bias`)."""
+    """The honest estimate (:func:`~nas_proxy.calibration.honest_estimate`: repeated nested k-fold) of the study's
+    calibrated ranking, of its multi-fidelity ranking and of the factors alone, with the ceiling; and their
+    per-choice rank error (:func:`factor_bias`, leave-one-out)."""
     recorded = study_attrs.get("calibration")
     if not recorded:
         return None, None
     calibration = Calibration.from_dict(recorded, preset.space())
-    predictions = {f"calibrated: factors + {' + '.join(calibration.features) or 'no scores'}":
-                   calibration.cross_validated()}
+    truth = reference[list(calibration.archs)]  # the mean over every seed, whichever the fit learnt from
+    estimates = {f"calibrated: factors + {' + '.join(calibration.chosen) or 'no scores'}": (calibration, None)}
     if study_attrs.get("calibration_refined"):
         refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
-        predictions[f"promoted trials: factors + {' + '.join(refined.features)}"] = refined.cross_validated()
-    predictions[FACTORS_ALONE] = calibration.factors_only().cross_validated()
-    rows = [{"ranking": name, **rank_agreement(prediction, reference, n_boot=n_boot, seed=seed)}
-            for name, prediction in predictions.items()]
+        estimates[f"the study's ranking: best 1/{preset.score.reduction_factor} promoted to factors + "
+                  f"{' + '.join(refined.chosen) or 'no scores'}"] = (calibration, refined)
+    estimates[FACTORS_ALONE] = (calibration.factors_only(), None)
+    rows = [{"ranking": name, **honest_estimate(first, refined, preset.score.reduction_factor, truth, n_boot=n_boot,
+                                                seed=seed)}
+            for name, (first, refined) in estimates.items()]
     ceiling = seed_ceiling(table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot,
                            seed=seed)
     if ceiling is not None:
         rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling})
+    loo = {name: first.cross_validated() for name, (first, refined) in estimates.items() if refined is None}
     bias = pd.DataFrame({name: factor_bias(prediction, reference).set_index(["axis", "value"])["rank_error"]
-                         for name, prediction in predictions.items()}).round(1)
+                         for name, prediction in loo.items()}).round(1)
     bias.index = [f"{axis}={value}" for axis, value in bias.index]
     return pd.DataFrame(rows), bias.rename_axis("choice").reset_index()
 
@@ -138,9 +142,12 @@ def make_report(preset: Preset, out_dir: str | Path | None = None, *, n_boot: in
     if calibration is not None:
         fitted = study.user_attrs["calibration"]
         rows = calibration.set_index("ranking")
+        study_row = rows.index[1] if "calibration_refined" in study.user_attrs else rows.index[0]
         agreement.update(calibration_n=len(fitted["archs"]), calibration_features=fitted["features"],
-                         **{f"calibration_{key}": rows[key].iloc[0] for key in
-                            ("spearman", "spearman_low", "spearman_high", "kendall", "top20_spearman", "precision10")},
+                         calibration_ranking=study_row,
+                         **{f"calibration_{key}": rows.loc[study_row, key] for key in
+                            ("spearman", "spearman_low", "spearman_high", "kendall", "top20_spearman", "precision10",
+                             "regret")},
                          **{f"factors_{key}": rows.loc[FACTORS_ALONE, key] for key in
                             ("spearman", "spearman_low", "spearman_high")})
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +120,43 @@ class SearchSpace:
                                 f"{kept}; ask for fewer")
         order = torch.randperm(len(archs), generator=torch.Generator().manual_seed(seed))
         return [archs[i] for i in order[:n].tolist()]
+
+    def spread(self, n: int, seed: int, among: Sequence[ArchSpec] | None = None) -> list[ArchSpec]:
+        """``n`` architectures (of ``among``, default the whole space) spread over every axis's choices.
+
+        Greedy: each next one is the candidate whose choices are the least used so far (counted per
+        axis relative to that axis's number of choices), then the farthest (in differing axes) from
+        the nearest already chosen; ``seed`` breaks the remaining ties. A calibration fitted on a
+        reference spread this way sees every choice about equally often, which a uniform draw of
+        few architectures does not guarantee.
+
+        Example:
+            >>> from nas_proxy import load_search_space
+            >>> picked = load_search_space("nas720").spread(12, seed=0)
+            >>> sorted({a.pooling for a in picked}), len({a.norm for a in picked})
+            (['avgpool', 'maxpool', 'none'], 5)
+        """
+        pool = list(among) if among is not None else self.archs()
+        if not 0 < n <= len(pool):
+            raise NasProxyError(f"cannot spread {n} architectures over {len(pool)}; ask for between 1 and {len(pool)}")
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
+        pool = [pool[i] for i in order]
+        levels = {axis: {v: i for i, v in enumerate(getattr(self, axis))} for axis in AXES}
+        codes = torch.tensor([[levels[axis][getattr(a, axis)] for axis in AXES] for a in pool])
+        sizes = torch.tensor([len(levels[axis]) for axis in AXES])
+        counts = torch.zeros(len(AXES), int(sizes.max()))
+        nearest = torch.full((len(pool),), len(AXES) + 1.0)  # differing axes to the nearest chosen one
+        free = torch.ones(len(pool), dtype=torch.bool)
+        chosen = []
+        for _ in range(n):
+            use = (counts.gather(1, codes.T) * sizes[:, None]).sum(0)  # how used each candidate's choices are
+            key = torch.where(free, use * (len(AXES) + 2) - nearest, torch.inf)
+            best = int(torch.argmin(key))  # the first of equals: the seeded order breaks ties
+            chosen.append(best)
+            free[best] = False
+            counts[torch.arange(len(AXES)), codes[best]] += 1
+            nearest = torch.minimum(nearest, (codes != codes[best]).sum(1).float())
+        return [pool[i] for i in chosen]
 
 
 def load_search_space(name_or_path: str | Path) -> SearchSpace:

@@ -124,10 +124,11 @@ def proxy_scores(study: optuna.Study) -> pd.DataFrame:
 
 def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
                  ) -> list[ArchSpec]:
-    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``all``, ``top-K`` (the study's best)
-    or ids.
+    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``spread:N`` (N spread over every
+    axis's choices, :meth:`~nas_proxy.space.SearchSpace.spread`: a calibration needs fewer reference runs for
+    the same faithfulness, ``benchmarks/RESULTS.md``), ``all``, ``top-K`` (the study's best) or ids.
 
-    ``N`` draws with ``config.sample_seed`` from :func:`reference_space`, so
+    ``N`` and ``spread:N`` draw with ``config.sample_seed`` from :func:`reference_space`, so
     ``reference --archs N`` and ``search --archs N`` name the same set.
     """
     spec = spec.strip()
@@ -135,6 +136,12 @@ def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: 
         return space.archs()
     if spec.isdigit():
         return reference_space(space, config).sample(int(spec), config.sample_seed)
+    if spec.startswith("spread:"):
+        n = spec.removeprefix("spread:")
+        if not n.isdigit() or int(n) < 1:
+            raise NasProxyError(f"--archs {spec!r}: expected spread:N with N a positive integer, e.g. spread:30")
+        sub = reference_space(space, config)
+        return sub.spread(int(n), config.sample_seed)
     if spec.startswith("top-"):
         k = spec.removeprefix("top-")
         if not k.isdigit() or int(k) < 1:
@@ -151,7 +158,7 @@ def select_archs(spec: str, space: SearchSpace, config: ReferenceConfig, study: 
         if arch not in space:
             raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
     if not archs:
-        raise NasProxyError("--archs is empty; pass N, all, top-K or comma-separated architecture ids")
+        raise NasProxyError("--archs is empty; pass N, spread:N, all, top-K or comma-separated architecture ids")
     return archs
 
 

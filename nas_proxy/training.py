@@ -2,7 +2,8 @@
 
 The protocol is the paper's evaluation protocol (METHOD.md): SGD lr 0.01, momentum 0.9,
 weight decay 5e-4, batch 256, cross-entropy, learning rate x0.1 after half the optimiser steps
-(the optimiser keeps its momentum, unlike the authors' code), per-image DSA. The whole training
+(the optimiser keeps its momentum, unlike the authors' code), per-image DSA; or, for full-data
+training, a one-cycle schedule (``schedule = "onecycle"``) over however many steps the run has. The whole training
 set lives on the device as one tensor; batches are index gathers, no DataLoader, and nothing in
 the loop waits on the device. Where the hardware runs bf16 natively the passes run under bf16
 autocast (``precision="auto"``); ``benchmarks/RESULTS.md`` has the speed and the accuracy.
@@ -220,9 +221,13 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
+    steps = config.epochs * -(-len(x) // config.batch_size)
     # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it. Never at step 0:
     # a run of a single step (or one so short that the fraction rounds to 0) trains at the configured rate.
-    decay_step = max(1, int(config.epochs * -(-len(x) // config.batch_size) * config.lr_decay_at))
+    decay_step = max(1, int(steps * config.lr_decay_at)) if config.schedule == "step" else -1
+    cycle = (torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=steps, pct_start=config.warmup,
+                                                 cycle_momentum=False)
+             if config.schedule == "onecycle" and steps > 1 else None)
     step = 0
     for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
         model.train()
@@ -240,6 +245,8 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if cycle is not None:
+                cycle.step()
     # Scored eagerly: a compiled network would compile again for every evaluation batch shape.
     net = net.to(memory_format=_accel.memory_format(device, False, arch.norm))
     val_acc = accuracy(net, data.val, config.eval_batch_size, precision)

@@ -126,7 +126,7 @@ def test_shipped_presets_and_spaces_load_by_name_from_any_folder(tmp_path, monke
     own = write_preset(tmp_path)
     assert load_preset(own).ref == str(own)  # a path still works, and is how the user names it
     with pytest.raises(NasProxyError, match="unknown study preset 'quickstrat'; choose a shipped one "
-                                            r"\(cifar10_dm_ipc50, fashion_mnist_dm, quickstart\)"):
+                                            r"\(cifar10_dm_ipc50, fashion_mnist, fashion_mnist_dm, quickstart\)"):
         load_preset("quickstrat")
 
 

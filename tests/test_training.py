@@ -43,6 +43,36 @@ def test_the_rate_decays_after_half_the_steps_and_a_one_step_run_trains_at_the_c
     assert seen == pytest.approx(rates)
 
 
+def test_one_cycle_warms_up_to_the_peak_then_anneals_over_the_run_whatever_its_length(digits, monkeypatch):
+    """The reference's schedule: up to lr over the first `warmup` of the steps, cosine down to ~0 by the last,
+    momentum untouched; 100 images in batches of 10 = 10 steps per epoch."""
+    seen, step = [], torch.optim.SGD.step
+
+    def record(self, *args, **kwargs):
+        seen.append((self.param_groups[0]["lr"], self.param_groups[0]["momentum"]))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", record)
+    for epochs in (2, 6):
+        seen.clear()
+        train_proxy(ARCH, digits.sample_per_class(10, seed=0), digits,
+                    ProxyConfig(epochs=epochs, lr=0.02, batch_size=10, schedule="onecycle", warmup=0.25))
+        rates = [lr for lr, _ in seen]
+        peak = rates.index(max(rates))
+        assert len(rates) == 10 * epochs and max(rates) == pytest.approx(0.02)
+        assert peak == round(0.25 * len(rates)) - 1  # the warm-up's last step
+        assert all(a < b for a, b in zip(rates[:peak], rates[1:peak + 1]))  # rising, then falling
+        assert all(a > b for a, b in zip(rates[peak:-1], rates[peak + 1:]))
+        assert rates[0] < 0.002 and rates[-1] < 0.001 and {m for _, m in seen} == {0.9}
+
+
+def test_a_schedule_that_does_not_exist_is_named(digits):
+    with pytest.raises(NasProxyError, match=r"\[proxy\].schedule = 'cosine' is not allowed; choose from 'step', 'onecycle'"):
+        ProxyConfig(schedule="cosine")
+    with pytest.raises(NasProxyError, match=r"\[proxy\].warmup must be between 0 and 1"):
+        ProxyConfig(schedule="onecycle", warmup=1.0)
+
+
 def test_training_learns_and_reports_cost(digits):
     result = train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=40), test=True)
     assert result.val_acc > 0.5 and result.test_acc > 0.5  # chance is 0.1

@@ -1,0 +1,51 @@
+"""Command-line flags built from the config classes, and argparse with bad input as one line (:mod:`nas_proxy.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from typing import Any, NoReturn
+
+
+def config_options(parser: argparse.ArgumentParser, cls: type, helps: dict[str, str], title: str
+                   ) -> argparse._ArgumentGroup:
+    """One flag per field of ``cls`` named in ``helps`` (``--lr-img`` for ``lr_img``), defaulting to the class's own
+    default; a ``Literal`` field offers its values as choices, a bool field is a switch."""
+    group = parser.add_argument_group(title)
+    defaults, hints = cls(), typing.get_type_hints(cls)
+    for name, text in helps.items():
+        default, flag = getattr(defaults, name), "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            assert default is False, f"{cls.__name__}.{name}: a switch turns a setting on; give it a --no- flag"
+            group.add_argument(flag, action="store_true", help=text)
+            continue
+        choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is typing.Literal else None
+        group.add_argument(flag, type=type(default), default=default, choices=choices,
+                           help=f"{text} (default: {default})")
+    return group
+
+
+def from_options(cls: type, args: argparse.Namespace, helps: dict[str, str], **fixed: Any) -> Any:
+    """``cls`` built from the flags :func:`config_options` added (and ``fixed`` values); it checks itself."""
+    return cls(**{name: getattr(args, name) for name in helps if name not in fixed}, **fixed)
+
+
+def numbers(kind: type) -> Any:
+    """An argparse ``type`` for a comma-separated list of ``kind`` (``--short 0.02,0.05``)."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with bad input as one line, like every other error of the tool."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
+__all__ = ["Parser", "config_options", "from_options", "numbers"]
