@@ -12,7 +12,7 @@ the preset's reference table:
 
 Scores come from the frontier's cache (``nas-proxy frontier PRESET`` computes them):
 
-    python benchmarks/calibration.py fashion_mnist --data-root ../shared/data --short 0.02,0.05
+    python benchmarks/calibration.py fashion_mnist --data-root ../shared/data --short 0.02,0.05 --ipc 10
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from _common import publish
 from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.calibration import Calibration, honest_estimate
-from nas_proxy.frontier import base_scores
+from nas_proxy.frontier import base_scores, short_label
 from nas_proxy.reference import fit_reference, read_reference, reference_accuracy
 from nas_proxy.render import markdown_table
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--short", default="0.02,0.05", help="short-training budgets (fractions of the reference's "
                                                              "steps) whose cached scores the designs may use")
+    parser.add_argument("--ipc", default="10", help="random-subset sizes whose cached scores the designs may use")
     parser.add_argument("--splits", type=int, default=100)
     parser.add_argument("--inner-repeats", type=int, default=5, help="repeats of the estimate computed on each half")
     parser.add_argument("--no-record", action="store_true")
@@ -62,7 +63,9 @@ def main() -> None:
     space = preset.space()
     archs = [ArchSpec.parse(a) for a in truth.index]
     short = [float(f) for f in args.short.split(",") if f]
-    scored = base_scores(preset, data, archs, families=("calibrated",), short=short)
+    ipcs = [int(i) for i in args.ipc.split(",") if i]
+    scored = base_scores(preset, data, archs, families=("calibrated", "subset") if ipcs else ("calibrated",),
+                         ipcs=ipcs, short=short)
     scores = pd.DataFrame({label: s.scores for label, s in scored.items()}).loc[truth.index]
     rf = preset.score.reduction_factor
     zero = ["grad_norm", "naswot"]
@@ -70,8 +73,7 @@ def main() -> None:
                                                               "factors + grad_norm + naswot": (zero, None),
                                                               "factors + grad_norm + naswot + synflow":
                                                                   ([*zero, "synflow"], None)}
-    for f in short:
-        label = f"short {f:.0%}"
+    for label in [short_label(f) for f in short] + [f"random ipc {i}" for i in ipcs]:
         designs[f"factors + {label}"] = ([label], None)
         designs[f"factors + grad_norm + naswot + {label}"] = ([*zero, label], None)
         designs[f"factors + grad_norm + naswot, best 1/{rf} + {label}"] = (zero, [*zero, label])

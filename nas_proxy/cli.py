@@ -265,6 +265,7 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
     preset = _load_preset(args)
     _set_threads(args.threads)
     frontier = run_frontier(preset, _preset_data(preset, args), families=args.families.split(","), ipcs=args.ipc,
+                            dm_ipcs=args.dm_ipc,
                             short=args.short, fit_sizes=args.fit_sizes, n_boot=args.bootstrap, out_dir=args.out,
                             plot=not args.no_plot, progress=not args.no_progress)
     print(frontier.markdown() + "\nwrote " + ", ".join(str(path) for path in frontier.files))
@@ -392,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "fitted on, besides all of them")):
         joined = ",".join(map(str, default))
         p.add_argument(flag, type=numbers(kind), default=list(default), help=f"{text} (default: {joined})")
+    p.add_argument("--dm-ipc", type=numbers(int), default=None, help="the DM sets' sizes (default: --ipc)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/frontier)")
     p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})")
     p.add_argument("--no-plot", action="store_true", help="skip the plot (frontier.png, needs matplotlib)")

@@ -85,6 +85,11 @@ class Frontier:
         return frontier_markdown(self.table)
 
 
+def short_label(fraction: float) -> str:
+    """The method name of short training at ``fraction`` of the reference's steps: ``short 5%``, ``short 2.5%``."""
+    return f"short {100 * fraction:.4g}%"
+
+
 def _short_preset(preset: Preset, fraction: float) -> Preset:
     # rounded: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
     score = dataclasses.replace(preset.score, early_epochs=round(fraction * preset.reference.training.epochs, 9))
@@ -132,7 +137,8 @@ def _score(preset: Preset, data: Dataset, proxy: str, archs: list[ArchSpec], pro
 
 
 def base_scores(preset: Preset, data: Dataset, archs: list[ArchSpec], families: Sequence[str] = FAMILIES,
-                ipcs: Sequence[int] = IPCS, short: Sequence[float] = SHORT, progress: bool = True) -> dict[str, Scored]:
+                ipcs: Sequence[int] = IPCS, short: Sequence[float] = SHORT, progress: bool = True,
+                dm_ipcs: Sequence[int] | None = None) -> dict[str, Scored]:
     """Every base proxy the ``families`` need, scored (or read from the cache) on ``archs``, by label
     (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``)."""
     costs = _Costs(preset, data, archs)
@@ -147,7 +153,7 @@ def base_scores(preset: Preset, data: Dataset, archs: list[ArchSpec], families: 
             out[f"random ipc {ipc}"] = Scored(f"random ipc {ipc}", _score(_ipc_preset(preset, ipc), data, "random",
                                                                           archs, progress), costs.per_arch(images))
     if "dm" in families:
-        for ipc in ipcs:
+        for ipc in ipcs if dm_ipcs is None else dm_ipcs:  # each size is a condensation
             sized = _ipc_preset(preset, ipc)
             images = ipc * data.num_classes * preset.proxy.epochs
             setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
@@ -156,7 +162,7 @@ def base_scores(preset: Preset, data: Dataset, archs: list[ArchSpec], families: 
     if {"short", "halving", "calibrated"} & set(families):
         for fraction in short:
             images = fraction * len(data.train) * preset.reference.training.epochs
-            label = f"short {fraction:.0%}"
+            label = short_label(fraction)
             out[label] = Scored(label, _score(_short_preset(preset, fraction), data, "early", archs, progress),
                                 costs.per_arch(images))
     return out
@@ -194,12 +200,13 @@ def _fitted(first: Calibration, refined: Calibration | None, reduction_factor: i
 
 
 def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAMILIES, ipcs: Sequence[int] = IPCS,
-                 short: Sequence[float] = SHORT, fit_sizes: Sequence[int] = FIT_SIZES, n_boot: int = N_BOOT,
+                 dm_ipcs: Sequence[int] | None = None, short: Sequence[float] = SHORT,
+                 fit_sizes: Sequence[int] = FIT_SIZES, n_boot: int = N_BOOT,
                  seed: int = 0, out_dir: str | Path | None = None, plot: bool = True, progress: bool = True
                  ) -> Frontier:
     """Measure every method of ``families`` on the preset's reference table; write ``frontier.csv``, ``.md``, ``.png``.
 
-    ``ipcs`` are the subset and DM sizes, ``short`` the fractions of the reference's steps,
+    ``ipcs`` are the subset and DM sizes (``dm_ipcs``, when given, the DM ones: each is a condensation), ``short`` the fractions of the reference's steps,
     ``fit_sizes`` the numbers of reference architectures calibrations are fitted on (and all).
     The calibration uses the reference seeds ``[reference].seeds`` names (its cost counts them);
     every ranking is scored against the mean over all the table's seeds.
@@ -224,7 +231,7 @@ def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAM
     fit_truth = fit_reference(table, preset.reference)[truth.index]
     archs = [ArchSpec.parse(a) for a in truth.index]
     costs = _Costs(preset, data, archs)
-    base = base_scores(preset, data, archs, families, ipcs, short, progress)
+    base = base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs)
     rf = preset.score.reduction_factor
     rows = []
 
@@ -234,10 +241,11 @@ def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAM
 
     for name in ZERO_COST if "zero-cost" in families else ():
         raw("zero-cost", base[name])
-    for family, prefix in (("subset", "random ipc"), ("dm", "dm ipc")):
-        for ipc in ipcs if family in families else ():
+    dm_sizes = ipcs if dm_ipcs is None else dm_ipcs
+    for family, prefix, sizes in (("subset", "random ipc", ipcs), ("dm", "dm ipc", dm_sizes)):
+        for ipc in sizes if family in families else ():
             raw(family, base[f"{prefix} {ipc}"])
-    shorts = [base[f"short {f:.0%}"] for f in short] if {"short", "halving", "calibrated"} & set(families) else []
+    shorts = [base[short_label(f)] for f in short] if {"short", "halving", "calibrated"} & set(families) else []
     for scored in shorts if "short" in families else []:
         raw("short", scored)
     if "halving" in families:
@@ -282,11 +290,12 @@ def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAM
             fitted_row(f"factors + {label}, fitted on {k or 'all'}", fit(zero), None, zero_cost, 0.0, k)
             if k is not None:
                 fitted_row(f"factors + {label}, fitted on {k} spread", fit(zero), None, zero_cost, 0.0, k, "spread")
-        for scored in shorts:
+        trained = [scored for name, scored in base.items() if name not in ZERO_COST]  # short, subset and DM
+        for scored in trained:  # a DM set's condensation is paid once, whichever architectures train on it
             fitted_row(f"factors + {label} + {scored.label}, all architectures", fit([*zero, scored.label]), None,
-                       zero_cost + scored.cost, 0.0, None)
+                       zero_cost + scored.cost + scored.setup, 0.0, None)
             fitted_row(f"factors + {label}, best 1/{rf} + {scored.label}", fit(zero), fit([*zero, scored.label]),
-                       zero_cost, scored.cost, None)
+                       zero_cost + scored.setup, scored.cost, None)
     frame = pd.DataFrame(rows)
     frame["pareto"] = _pareto(frame, "spearman")
     frame["pareto_top20"] = _pareto(frame, "top20_spearman")
@@ -316,4 +325,4 @@ def _pareto(frame: pd.DataFrame, key: str) -> pd.Series:
                      for j in range(len(frame))) for i in range(len(frame))]
     return pd.Series(front, index=frame.index)
 
-__all__ = ["FAMILIES", "Frontier", "Scored", "base_scores", "run_frontier"]
+__all__ = ["FAMILIES", "Frontier", "Scored", "base_scores", "run_frontier", "short_label"]

@@ -8,7 +8,7 @@ import pytest
 
 from nas_proxy import load_preset, load_search_space, run_reference, reference_table_path, select_archs
 from nas_proxy.cli import main
-from nas_proxy.frontier import run_frontier
+from nas_proxy.frontier import run_frontier, short_label
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import rank_agreement
 from nas_proxy.reference import read_reference, reference_accuracy
@@ -59,7 +59,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     # cost: short training is its share of the reference's steps plus one pass over the validation split
     n, epochs, val = len(digits.train), preset.reference.training.epochs, len(digits.val)
     for f in (0.25, 0.5):
-        assert table.loc[f"short {f:.0%}", "cost"] == pytest.approx((3 * f * n * epochs + val) / (3 * n * epochs))
+        assert table.loc[short_label(f), "cost"] == pytest.approx((3 * f * n * epochs + val) / (3 * n * epochs))
     assert table.loc["short 25%", "cost"] < table.loc["short 25% -> best 1/3: short 50%", "cost"] < \
         table.loc["short 25%", "cost"] + table.loc["short 50%", "cost"]
     fewer, every = (table.loc[f"factors + grad_norm + naswot, fitted on {k}", "cost"] for k in (10, "all"))
@@ -76,16 +76,21 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
 
 
 def test_a_second_frontier_reuses_every_score(frontier_preset, digits, monkeypatch):
-    run_frontier(frontier_preset, digits, families=["zero-cost", "short"], short=[0.25], plot=False, progress=False,
-                 n_boot=0)
+    run_frontier(frontier_preset, digits, families=["zero-cost", "short", "dm"], ipcs=[2], short=[0.25], plot=False,
+                 progress=False, n_boot=0)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached score was computed again")
 
     monkeypatch.setattr("nas_proxy.proxies.train_proxies", no_training)
+    monkeypatch.setattr("nas_proxy.proxies.condense", no_training)
     again = run_frontier(frontier_preset, digits, families=["zero-cost", "short"], short=[0.25], plot=False,
                          progress=False, n_boot=0)
     assert "short 25%" in set(again.table["method"])
+    # the DM sets' sizes apart from the subsets': the ipc 2 set is reused, no ipc 3 one is condensed
+    again = run_frontier(frontier_preset, digits, families=["dm"], ipcs=[3], dm_ipcs=[2], plot=False,
+                         progress=False, n_boot=0)
+    assert list(again.table["method"]) == ["dm ipc 2"]
 
 
 def test_a_bad_family_or_budget_is_one_line(frontier_preset, capsys):
