@@ -56,7 +56,7 @@ class Report:
     ranking: pd.DataFrame
     agreement: dict[str, Any]
     files: list[Path] = field(default_factory=list)
-    calibration: pd.DataFrame | None = None  # a fitted proxy's leave-one-out agreement (render.calibration_lines)
+    calibration: pd.DataFrame | None = None  # a fitted proxy's honest estimate (render.calibration_lines)
     bias: pd.DataFrame | None = None  # its per-choice rank error beside the factors alone's
 
     def markdown(self, rows: int | None = None) -> str:
