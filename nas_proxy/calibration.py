@@ -280,7 +280,8 @@ def resampled_agreement(predictions: Sequence[pd.Series], reference: pd.Series, 
     each the mean over repetitions. ``spearman_low``/``_high`` is a 95% bootstrap interval over architectures,
     pooled over the repetitions (the uncertainty of a new draw of architectures); ``*_spread`` is the range of
     the middle 90% of repetitions (the uncertainty of the partition alone)."""
-    per = pd.DataFrame([rank_agreement(p, reference, n_boot=0) for p in predictions])
+    each = [rank_agreement(p, reference, n_boot=0) for p in predictions]
+    per = pd.DataFrame(each)
     out: dict[str, Any] = {"n": int(per["n"].iloc[0]), "repeats": len(predictions)}
     for key in ESTIMATED:
         values = per[key].astype(float)
@@ -298,8 +299,7 @@ def resampled_agreement(predictions: Sequence[pd.Series], reference: pd.Series, 
                 boots.append(stats.spearmanr(pick[:, 0], pick[:, 1]).statistic)
     low, high = np.nanpercentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan)
     out.update(spearman_low=float(low), spearman_high=float(high), kendall_low=math.nan, kendall_high=math.nan)
-    top1 = rank_agreement(predictions[0], reference, n_boot=0)
-    out.update({k: top1[k] for k in ("best_arch", "best_reference", "ties")})
+    out.update({k: each[0][k] for k in ("best_arch", "best_reference", "ties")})
     return out
 
 

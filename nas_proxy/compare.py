@@ -44,12 +44,11 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.calibration import Calibration, honest_estimate
 from nas_proxy.config import PROXIES, Preset
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import N_BOOT, factor_bias, rank_agreement, rank_ensemble
-from nas_proxy.reference import check_same_data, read_reference, reference_accuracy, reference_protocol, seed_ceiling
+from nas_proxy.reference import preset_reference, reference_accuracy, reference_protocol, seed_ceiling
 from nas_proxy.render import CEILING, bias_markdown, comparison_markdown, comparison_scatter
 from nas_proxy.space import ArchSpec
 
@@ -117,12 +116,7 @@ def compare_proxies(preset: Preset, data: Dataset, proxies: list[str], *, seeds:
     data.check(preset.data)
     parsed = _parse(proxies)
     metric = preset.reference.metric
-    table_path = reference_table_path(preset)
-    table = read_reference(table_path)
-    if table.empty:
-        raise NasProxyError(f"no reference table at {table_path}; run `nas-proxy reference {preset.ref} --archs 40` "
-                            f"first")
-    check_same_data(table, data, table_path)
+    table_path, table = preset_reference(preset, data)
     reference = reference_accuracy(table, metric)
     archs = [ArchSpec.parse(a) for a in reference.index]
     n_seeds = seeds if seeds is not None else preset.score.seeds

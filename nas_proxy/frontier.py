@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 
 from nas_proxy._io import atomic_write
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.calibration import Calibration, resampled_agreement, resampled_predictions
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
@@ -50,7 +49,7 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.model import count_flops
 from nas_proxy.proxies import make_proxy, score_archs
 from nas_proxy.ranking import N_BOOT, rank_agreement
-from nas_proxy.reference import check_same_data, fit_reference, read_reference, reference_accuracy
+from nas_proxy.reference import fit_reference, fit_seeds, preset_reference, reference_accuracy
 from nas_proxy.render import frontier_markdown, frontier_plot
 from nas_proxy.space import ArchSpec
 
@@ -217,17 +216,12 @@ def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAM
     if "halving" in families and len(short) < 2:
         raise NasProxyError("the halving family needs at least two --short budgets (the rungs)")
     data.check(preset.data)
-    path = reference_table_path(preset)
-    table = read_reference(path)
-    if table.empty:
-        raise NasProxyError(f"no reference table at {path}; import one with `nas-proxy reference {preset.ref} "
-                            f"--import FILE.csv` or train one with --archs 30")
-    check_same_data(table, data, path)
+    path, table = preset_reference(preset, data)
     space = preset.space()
     metric = preset.reference.metric
     truth = reference_accuracy(table, metric)
     truth = truth[[a in space for a in map(ArchSpec.parse, truth.index)]]
-    seeds = [s for s in preset.reference.seed_values if s in set(table["seed"])] or sorted(table["seed"].unique())
+    seeds = fit_seeds(table, preset.reference)
     fit_truth = fit_reference(table, preset.reference)[truth.index]
     archs = [ArchSpec.parse(a) for a in truth.index]
     costs = _Costs(preset, data, archs)

@@ -43,9 +43,9 @@ from typing import Any
 
 import pandas as pd
 
-from nas_proxy.config import ReferenceConfig
+from nas_proxy.config import Preset, ReferenceConfig
 from nas_proxy._io import atomic_write, fill_table, read_table
-from nas_proxy.artifacts import is_imported_table
+from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.augment import resolve_strategy
 from nas_proxy.data import Dataset, default_dsa_strategy
 from nas_proxy.errors import NasProxyError
@@ -182,12 +182,29 @@ def reference_accuracy(table: pd.DataFrame, metric: str = ReferenceConfig.metric
     return table.groupby("arch")[metric].mean().rename("reference")
 
 
+def fit_seeds(table: pd.DataFrame, config: ReferenceConfig) -> list[int]:
+    """The reference seeds a calibration learns from: those ``config`` names (``[reference].seeds``) that the table
+    holds, or every seed it holds when it holds none of them."""
+    held = sorted(set(table["seed"]))
+    return [s for s in config.seed_values if s in held] or held
+
+
 def fit_reference(table: pd.DataFrame, config: ReferenceConfig) -> pd.Series:
-    """What a calibration learns from: the mean ``config.metric`` over the seeds ``config`` names
-    (``[reference].seeds``; every seed the table holds when it holds none of them). A table imported with
+    """What a calibration learns from: the mean ``config.metric`` over :func:`fit_seeds`. A table imported with
     more seeds than the preset pays for is still scored against the mean of all of them."""
-    seeds = [s for s in config.seed_values if s in set(table["seed"])]
-    return reference_accuracy(table[table["seed"].isin(seeds)] if seeds else table, config.metric)
+    return reference_accuracy(table[table["seed"].isin(fit_seeds(table, config))], config.metric)
+
+
+def preset_reference(preset: Preset, data: Dataset) -> tuple[Path, pd.DataFrame]:
+    """The preset's reference table and its path, refused when it is empty or was built on other data than
+    ``data``."""
+    path = reference_table_path(preset)
+    table = read_reference(path)
+    if table.empty:
+        raise NasProxyError(f"no reference table at {path}; import one with `nas-proxy reference {preset.ref} "
+                            f"--import FILE.csv` or train one with --archs 30")
+    check_same_data(table, data, path)
+    return path, table
 
 
 def reference_space(space: SearchSpace, config: ReferenceConfig) -> SearchSpace:
@@ -229,5 +246,5 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
     return read_reference(path)
 
 
-__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "fit_reference", "import_reference", "protocol_warning", "read_reference",
+__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "fit_reference", "fit_seeds", "import_reference", "preset_reference", "protocol_warning", "read_reference",
            "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling"]
