@@ -114,6 +114,7 @@ def _fit(base: np.ndarray, values: np.ndarray, accuracy: np.ndarray) -> _Fit:
     return best[1]
 
 
+BOOTS = 10  # bootstrap refits that measure a fit's uncertainty (least_certain)
 MIN_FIT = 8  # fewer reference architectures than this cannot fit the factors
 
 
@@ -192,6 +193,20 @@ class Calibration:
         """Predictions for the fit's architectures at positions ``test`` from a fit (choices included) on ``train``."""
         base, values, _ = self._data
         return self._fit_rows(train).predict(base[test], values[test])
+
+    def least_certain(self, start: np.ndarray, pool: np.ndarray, n: int, rng: np.random.Generator,
+                      boots: int = BOOTS) -> np.ndarray:
+        """Grow the fit rows ``start`` to ``n`` from ``pool`` (positions in the fit), each time adding the row whose
+        prediction varies most over ``boots`` bootstrap refits (choices included) of the rows chosen so far:
+        where the fit is least certain, the next reference run teaches it the most."""
+        base, values, _ = self._data
+        chosen = list(start)
+        while len(chosen) < n:
+            left = np.array([i for i in pool if i not in chosen])
+            draws = [rng.choice(chosen, len(chosen)) for _ in range(boots)]
+            spread = np.std([self._fit_rows(d).predict(base[left], values[left]) for d in draws], axis=0)
+            chosen.append(int(left[int(np.argmax(spread))]))
+        return np.array(chosen)
 
     def cross_validated(self) -> pd.Series:
         """Leave-one-out predictions for the architectures of the fit (each from a fit, choices included, without

@@ -11,9 +11,9 @@ families asked for and measures each ranking against the reference:
 - ``halving``: successive halving on real data: every architecture trained for the shortest budget,
   the best ``1/[score].reduction_factor`` for the next; ranked by the longest budget each reached;
 - ``calibrated``: the calibration (:mod:`nas_proxy.calibration`) on the factors and zero-cost scores,
-  fitted on k reference architectures (drawn uniformly, or spread over the choices: fewer
-  reference runs), and with a short-training score, for all architectures or (multi-fidelity) for
-  the promoted fraction only.
+  fitted on k reference architectures (drawn uniformly, spread over the choices, or grown from a
+  spread start where the fit is least certain: fewer reference runs), and with a short-training
+  score, for all architectures or (multi-fidelity) for the promoted fraction only.
 
 Every figure is honest: methods without a fit are scored directly; fitted ones by repeated nested
 k-fold (:func:`~nas_proxy.calibration.resampled_predictions`), every choice made inside each
@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from nas_proxy._io import atomic_write
-from nas_proxy.calibration import Calibration, resampled_agreement, resampled_predictions
+from nas_proxy.calibration import MIN_FIT, Calibration, resampled_agreement, resampled_predictions
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -178,17 +178,21 @@ def _fitted(first: Calibration, refined: Calibration | None, reduction_factor: i
             fit_size: int | None, choose: str, preset: Preset, n_boot: int, seed: int
             ) -> tuple[dict[str, Any], list[pd.Series], list[list[str]]]:
     """Honest figures of a calibrated ranking fitted on ``fit_size`` reference architectures of each training fold
-    (None: all of them), drawn uniformly or spread over the choices; also the promoted and fitted archs."""
+    (None: all of them), drawn uniformly, spread over the choices, or grown where the fit is least certain
+    (:meth:`~nas_proxy.calibration.Calibration.least_certain`); also the promoted and fitted archs."""
     space = preset.space()
     fitted_on: list[list[str]] = []
 
     def subset(train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if fit_size is None or fit_size >= len(train):
             picked = train
-        elif choose == "spread":
+        elif choose in ("spread", "uncertain"):
             pool = [ArchSpec.parse(first.archs[i]) for i in train]
             index = {a: i for a, i in zip(pool, train)}
-            picked = np.array([index[a] for a in space.spread(fit_size, int(rng.integers(1 << 31)), among=pool)])
+            start = fit_size if choose == "spread" else min(fit_size, MIN_FIT)
+            picked = np.array([index[a] for a in space.spread(start, int(rng.integers(1 << 31)), among=pool)])
+            if choose == "uncertain":
+                picked = first.least_certain(picked, train, fit_size, rng)
         else:
             picked = rng.choice(train, fit_size, replace=False)
         fitted_on.append([first.archs[i] for i in picked])
@@ -283,7 +287,8 @@ def run_frontier(preset: Preset, data: Dataset, *, families: Sequence[str] = FAM
                 continue  # no fewer than a training fold holds
             fitted_row(f"factors + {label}, fitted on {k or 'all'}", fit(zero), None, zero_cost, 0.0, k)
             if k is not None:
-                fitted_row(f"factors + {label}, fitted on {k} spread", fit(zero), None, zero_cost, 0.0, k, "spread")
+                for choose in ("spread", "uncertain"):
+                    fitted_row(f"factors + {label}, fitted on {k} {choose}", fit(zero), None, zero_cost, 0.0, k, choose)
         trained = [scored for name, scored in base.items() if name not in ZERO_COST]  # short, subset and DM
         for scored in trained:  # a DM set's condensation is paid once, whichever architectures train on it
             fitted_row(f"factors + {label} + {scored.label}, all architectures", fit([*zero, scored.label]), None,

@@ -135,6 +135,20 @@ def test_a_fit_on_fewer_rows_uses_only_those():
     assert np.allclose(again[0], out[0])
 
 
+def test_the_next_reference_run_is_where_the_fit_is_least_certain():
+    archs, feature, reference = _synthetic(n=30)
+    outlier = archs[-1]
+    feature.loc[outlier, "naswot"] = feature["naswot"].max() * 1e6  # far outside what the first rows span
+    calibration = Calibration.fit(feature, reference, SMALL)
+    rows = list(calibration.archs)
+    start = np.array([i for i in range(len(rows)) if rows[i] != outlier][:10])
+    grown = calibration.least_certain(start, np.arange(len(rows)), 14, np.random.default_rng(0))
+    assert list(grown[:10]) == list(start) and len(set(grown)) == 14
+    assert rows[grown[10]] == outlier  # the extrapolated prediction varies most over bootstrap refits
+    again = calibration.least_certain(start, np.arange(len(rows)), 14, np.random.default_rng(0))
+    assert list(again) == list(grown)
+
+
 def test_too_few_reference_architectures_is_a_clear_error():
     archs, feature, reference = _synthetic(n=MIN_FIT - 1)
     with pytest.raises(NasProxyError, match=f"at least {MIN_FIT} reference architectures"):

@@ -46,7 +46,8 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     assert list(frontier.table["family"].unique()) == ["zero-cost", "subset", "dm", "short", "halving", "calibrated"]
     assert {"naswot", "random ipc 2", "dm ipc 2", "short 25%", "short 50%", "short 25% -> best 1/3: short 50%",
             "factors alone", "factors + grad_norm + naswot, fitted on 10",
-            "factors + grad_norm + naswot, fitted on 10 spread", "factors + grad_norm + naswot, fitted on all",
+            "factors + grad_norm + naswot, fitted on 10 spread", "factors + grad_norm + naswot, fitted on 10 uncertain",
+            "factors + grad_norm + naswot, fitted on all",
             "factors + grad_norm + naswot + short 50%, all architectures",
             "factors + grad_norm + naswot, best 1/3 + short 25%"} <= set(table.index)
     # a method without a fit is its scores' agreement with the reference (scored once, from the cache)
