@@ -73,11 +73,15 @@ from nas_proxy.config import CondenseConfig, Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 
+LATER_OPTIONS = ("embed_space", "match")  # [condense] options a set's name holds only when they are set
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 
 
 def _condense_settings(config: CondenseConfig, data: Dataset, *, resolve_precision_too: bool = True) -> dict[str, Any]:
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_every", "deterministic")}
+    defaults = CondenseConfig()
+    # Options added after sets were first cached count only when set, so those sets keep their names.
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_every", "deterministic")
+                and not (k in LATER_OPTIONS and v == getattr(defaults, k))}
     device = data.train.x.device
     settings["compile"] = resolve_compile(config, device)
     if resolve_precision_too:

@@ -73,6 +73,8 @@ _CONDENSE_OPTIONS = {
     "batch_real": "real images per class per iteration",
     "init": "initial images",
     "embed_arch": "embedding ConvNet",
+    "embed_space": "draw each iteration's embedding ConvNet from this search space instead of --embed-arch",
+    "match": "match the last block's features (last) or every block's (blocks)",
     "dsa_strategy": "DSA op families joined by '_', 'auto' for the data set's, or 'none'",
     "seed": "seed of the whole run",
     "precision": "precision of the embedding passes; auto: bf16 where the device runs it natively",

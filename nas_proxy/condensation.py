@@ -39,8 +39,8 @@ from nas_proxy.augment import DSA, resolve_strategy
 from nas_proxy.config import CondenseConfig
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
-from nas_proxy.model import build_convnet, init_parameters
-from nas_proxy.space import ArchSpec
+from nas_proxy.model import build_convnet, feature_sizes, init_parameters
+from nas_proxy.space import ArchSpec, load_search_space
 
 FORMAT = "nas-proxy-condensed/1"
 _CHECKPOINT_FORMAT = "nas-proxy-condense-checkpoint/1"
@@ -189,21 +189,52 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     return sums.index_add(0, labels, features.float())
 
 
-def matching_loss(embed: Callable[[torch.Tensor], torch.Tensor], real_x: torch.Tensor, real_y: torch.Tensor,
-                  syn_x: torch.Tensor, syn_y: torch.Tensor, num_classes: int, *, chunk: int,
-                  precision: str = "fp32") -> torch.Tensor:
+def matching_loss(embed: Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]], real_x: torch.Tensor,
+                  real_y: torch.Tensor, syn_x: torch.Tensor, syn_y: torch.Tensor, num_classes: int, *, chunk: int,
+                  precision: str = "fp32", relative: bool = False) -> torch.Tensor:
     """Sum over classes of ||mean embed(real_c) - mean embed(syn_c)||^2, real side without gradients.
 
+    ``relative``: that distance over the sum of the real class means' squared norms, so networks and
+    blocks of any width, map size or activation scale weigh alike (raw distances of the 720 space's
+    networks span five decades); when ``embed`` returns the features of several blocks (a list,
+    ``[condense] match = "blocks"``), the mean of the blocks' relative distances.
     Real images go through ``embed`` in chunks of ``chunk`` (exact unless the network uses batch
     statistics; callers pass the whole batch as one chunk then).
     """
+    def sums(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        features = embed(x)
+        return [class_means(f, y, num_classes) for f in (features if isinstance(features, list) else [features])]
+
     with torch.no_grad(), autocast(real_x.device, precision):
-        real_sum = sum(class_means(embed(c), y, num_classes) for c, y in zip(real_x.split(chunk), real_y.split(chunk)))
+        chunks = [sums(c, y) for c, y in zip(real_x.split(chunk), real_y.split(chunk))]
+        real_sum = [sum(block) for block in zip(*chunks)]
     real_count = torch.bincount(real_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
     with autocast(syn_x.device, precision):
-        syn_sum = class_means(embed(syn_x), syn_y, num_classes)
+        syn_sum = sums(syn_x, syn_y)
     syn_count = torch.bincount(syn_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
-    return ((real_sum / real_count - syn_sum / syn_count) ** 2).sum()
+    real_mean = [r / real_count for r in real_sum]
+    distances = [((r - s / syn_count) ** 2).sum() for r, s in zip(real_mean, syn_sum)]
+    if not relative:
+        return sum(distances)
+    return sum(d / r.pow(2).sum().clamp_min(1e-12) for d, r in zip(distances, real_mean)) / len(distances)
+
+
+def embedding_archs(config: CondenseConfig, image_size: int) -> list[ArchSpec]:
+    """The networks DM draws its embedding from: ``embed_arch``, or every one of ``embed_space`` that fits the
+    images (none pools them below 1 px)."""
+    if not config.embed_space:
+        return [ArchSpec.parse(config.embed_arch)]
+    archs = []
+    for arch in load_search_space(config.embed_space).archs():
+        try:
+            feature_sizes(arch, image_size)
+        except NasProxyError:
+            continue
+        archs.append(arch)
+    if not archs:
+        raise NasProxyError(f"no network of [condense] embed_space {config.embed_space!r} fits {image_size} px "
+                            f"images; choose a space of shallower or unpooled networks")
+    return archs
 
 
 def _versions() -> dict[str, str]:
@@ -228,6 +259,8 @@ def resolve_compile(config: CondenseConfig, device: torch.device | str) -> bool:
         >>> resolve_compile(CondenseConfig(iterations=100), "cpu"), resolve_compile(CondenseConfig(compile=True), "cpu")
         (False, True)
     """
+    if config.embed_space:
+        return False  # a new network every iteration: nothing to compile once
     if config.compile != "auto":
         return bool(config.compile)
     device = torch.device(device)
@@ -284,7 +317,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
         state = _load_checkpoint(checkpoint, data, config)
     compiled = _compile_decision(config, device, state, checkpoint)
     precision = resolve_precision(config, device, compiled)
-    arch = ArchSpec.parse(config.embed_arch)
+    archs = embedding_archs(config, data.image_size)
     strategy = resolve_strategy(config.dsa_strategy, data.dsa_strategy)
     dsa = DSA(strategy)
     generator = torch.Generator().manual_seed(config.seed)
@@ -292,13 +325,22 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
     images = _initial_images(data, config, generator)
     images.requires_grad_(True)
     optimizer = torch.optim.SGD([images], lr=config.lr_img, momentum=config.momentum)
-    net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
-    net.train()
-    net.requires_grad_(False)
-    net = net.to(memory_format=_accel.memory_format(device, compiled))
-    embed = torch.compile(net.embed, dynamic=False) if compiled else net.embed
-    # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does.
-    chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
+
+    def network(arch: ArchSpec) -> tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int]:
+        """A fresh ``arch`` (drawn from ``generator``), its embedding and the real images per forward pass."""
+        net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator,
+                            device=device)
+        net.train()
+        net.requires_grad_(False)
+        net = net.to(memory_format=_accel.memory_format(device, compiled))
+        embed = net.block_embeddings if config.match == "blocks" else net.embed
+        # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does (every
+        # class in one batch, so its statistics span several classes, as the authors advise).
+        chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
+        return net, (torch.compile(embed, dynamic=False) if compiled else embed), chunk
+
+    net, embed, chunk = network(archs[0])
+    relative = len(archs) > 1 or config.match == "blocks"  # several networks or blocks: each on its own scale
 
     start, losses, elapsed = 0, [], 0.0
     if state is not None:
@@ -313,7 +355,11 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
                disable=not progress, dynamic_ncols=True)
     tic = time.perf_counter()
     for iteration in range(start, config.iterations):
-        init_parameters(net, generator)  # a fresh random embedding network every iteration
+        # A fresh random embedding network every iteration: re-initialised, or (embed_space) drawn and built.
+        if len(archs) == 1:
+            init_parameters(net, generator)
+        else:
+            net, embed, chunk = network(archs[int(torch.randint(len(archs), (), generator=generator))])
         real_index = torch.cat([index[torch.randperm(len(index), generator=generator)[: config.batch_real].to(device)]
                                 for index in per_class])
         real_x, real_y = data.train.x[real_index], data.train.y[real_index]
@@ -323,7 +369,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
             real_x = draw.apply(real_x, real_y)
         syn_x = draw.apply(images, labels)
         loss = matching_loss(embed, real_x, real_y, syn_x, labels, data.num_classes, chunk=chunk,
-                             precision=precision)
+                             precision=precision, relative=relative)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -363,8 +409,9 @@ def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[
         raise NasProxyError(f"checkpoint {path} was made from other data ({data.name} differs); delete it "
                             f"to start over")
     saved = state["config"]
+    defaults = dataclasses.asdict(CondenseConfig())  # a checkpoint older than an option ran at its default
     for key, value in dataclasses.asdict(config).items():
-        if key not in _RESUMABLE and saved.get(key) != value:
+        if key not in _RESUMABLE and saved.get(key, defaults[key]) != value:
             raise NasProxyError(f"checkpoint {path} has {key}={saved.get(key)!r} but this run asks for {value!r}; "
                                 f"use the same settings or delete the checkpoint")
     if state["iteration"] > config.iterations:

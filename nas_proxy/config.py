@@ -91,6 +91,13 @@ class CondenseConfig:
     real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
     checkpoint_every: int = 500
     deterministic: bool = False
+    # Each iteration's embedding network: "" the one `embed_arch` (the paper's), or drawn from this search space
+    # (a shipped name or a TOML path), so the set is matched in the networks a study will train on it.
+    embed_space: str = ""
+    # What is matched: "last" the features the classifier sees (the paper's); "blocks" the features after every
+    # block. With embed_space or "blocks" the loss is relative (each distance over the real means' squared norm:
+    # matching_loss), about 1/5000 of the paper's raw loss for its ConvNet on FashionMNIST, so lr_img scales up.
+    match: Literal["last", "blocks"] = "last"
 
     def __post_init__(self) -> None:
         check_fields(self, "[condense]")
@@ -105,6 +112,14 @@ class CondenseConfig:
         except NasProxyError as exc:
             raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
         check_dsa_strategy("[condense]", self.dsa_strategy)
+        if self.embed_space:
+            try:
+                load_search_space(self.embed_space)
+            except NasProxyError as exc:
+                raise ConfigError("[condense]", "embed_space", f"= {self.embed_space!r}: {exc}") from None
+            if self.compile is True:
+                raise ConfigError("[condense]", "compile", "must be false or \"auto\" with embed_space: a compiled "
+                                  "embedding is one fixed network, and embed_space draws a new one every iteration")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
@@ -129,6 +144,9 @@ class ProxyConfig:
     """
 
     epochs: int = 1000
+    # 0: `epochs` passes over the training set; N: exactly N optimiser steps (batches drawn pass by pass) whatever
+    # the set's size, so sets of different sizes train at the same cost and a tiny set gets enough steps.
+    steps: int = 0
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -156,7 +174,7 @@ class ProxyConfig:
             raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
         if not 0 < self.warmup < 1:
             raise ConfigError("[proxy]", "warmup", f"must be between 0 and 1, got {self.warmup}")
-        for name in ("threads", "jobs"):
+        for name in ("threads", "jobs", "steps"):
             if getattr(self, name) < 0:
                 raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
         check_dsa_strategy("[proxy]", self.dsa_strategy)
@@ -165,10 +183,20 @@ class ProxyConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
         return config_from_dict(cls, data, where)
 
+    def optimiser_steps(self, images: int) -> int:
+        """Optimiser steps of training on a set of ``images``: ``steps``, or ``epochs`` passes of its batches."""
+        return self.steps or self.epochs * -(-images // self.batch_size)
+
+    def presentations(self, images: int) -> int:
+        """Images that training on a set of ``images`` feeds the network (its cost, in images)."""
+        passes, rest = divmod(self.optimiser_steps(images), -(-images // self.batch_size))
+        return passes * images + min(rest * self.batch_size, images)
+
     def protocol(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
         return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
-                                                         "deterministic", "jobs")}
+                                                         "deterministic", "jobs")
+                and not (k == "steps" and v == 0)}  # added later: scores cached before it keep their keys
 
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")

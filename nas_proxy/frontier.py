@@ -43,6 +43,7 @@ import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.calibration import MIN_FIT, Calibration, resampled_agreement, resampled_predictions
+from nas_proxy.condensation import embedding_archs
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -108,7 +109,8 @@ class _Costs:
         self.space_flops = float(sum(count_flops(a, *size) for a in preset.space().archs()))
         self.reference_images = len(data.train) * preset.reference.training.epochs * 3  # per FLOP of the arch
         self.val = len(data.val)
-        self.embed_flops = count_flops(ArchSpec.parse(preset.condense.embed_arch), *size)
+        embedding = embedding_archs(preset.condense, data.image_size)  # one drawn per iteration: their mean
+        self.embed_flops = float(np.mean([count_flops(a, *size) for a in embedding]))
         self.classes = data.num_classes
 
     def per_arch(self, train_images: float) -> float:
@@ -148,13 +150,13 @@ def base_scores(preset: Preset, data: Dataset, archs: list[ArchSpec], families: 
             out[name] = Scored(name, _score(preset, data, name, archs, progress), passes / costs.reference_images)
     if "subset" in families:
         for ipc in ipcs:
-            images = ipc * data.num_classes * preset.proxy.epochs
+            images = preset.proxy.presentations(ipc * data.num_classes)
             out[f"random ipc {ipc}"] = Scored(f"random ipc {ipc}", _score(_ipc_preset(preset, ipc), data, "random",
                                                                           archs, progress), costs.per_arch(images))
     if "dm" in families:
         for ipc in ipcs if dm_ipcs is None else dm_ipcs:  # each size is a condensation
             sized = _ipc_preset(preset, ipc)
-            images = ipc * data.num_classes * preset.proxy.epochs
+            images = preset.proxy.presentations(ipc * data.num_classes)
             setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
             out[f"dm ipc {ipc}"] = Scored(f"dm ipc {ipc}", _score(sized, data, "dm", archs, progress),
                                           costs.per_arch(images), setup)

@@ -94,6 +94,15 @@ class ConvNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).flatten(1)
 
+    def block_embeddings(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features after each block (its pooling included), flattened; the last is :meth:`embed`'s."""
+        per_block = len(self.features) // self.arch.depth
+        out = []
+        for block in range(self.arch.depth):
+            x = self.features[block * per_block:(block + 1) * per_block](x)
+            out.append(x.flatten(1))
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
 

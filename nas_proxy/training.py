@@ -221,7 +221,7 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    steps = config.epochs * -(-len(x) // config.batch_size)
+    per_pass, steps = -(-len(x) // config.batch_size), config.optimiser_steps(len(x))
     # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it. Never at step 0:
     # a run of a single step (or one so short that the fraction rounds to 0) trains at the configured rate.
     decay_step = max(1, int(steps * config.lr_decay_at)) if config.schedule == "step" else -1
@@ -229,10 +229,10 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
                                                  cycle_momentum=False)
              if config.schedule == "onecycle" and steps > 1 else None)
     step = 0
-    for _ in tqdm(range(config.epochs), desc=f"train {arch.id}", disable=not progress, leave=False):
+    for _ in tqdm(range(-(-steps // per_pass)), desc=f"train {arch.id}", disable=not progress, leave=False):
         model.train()
         order = _accel.to_device(torch.randperm(len(x), generator=generator), device)
-        for index in order.split(config.batch_size):
+        for index in order.split(config.batch_size)[:steps - step]:
             if stop is not None and stop.is_set():
                 raise _Stopped
             if step == decay_step:

@@ -294,3 +294,91 @@ def test_raising_iterations_past_the_threshold_on_resume_finishes_eager(digits, 
     resumed = condense(digits, longer, checkpoint=checkpoint, resume=True, progress=False)
     whole = condense(digits, CondenseConfig(iterations=6, compile=False, **SMALL), progress=False)
     assert resumed.meta["compile"] is False and torch.equal(resumed.images, whole.images)
+
+
+# --- condensing over a search space, matching every block -----------------------------------------
+
+def test_block_embeddings_end_with_the_embedding(digits):
+    net = build_convnet(ArchSpec.parse("d3-w16-relu-instancenorm-maxpool"), 1, 10, 16,
+                        generator=torch.Generator().manual_seed(0))
+    blocks = net.block_embeddings(digits.train.x[:5])
+    assert [b.shape[1] for b in blocks] == [16 * 8 * 8, 16 * 4 * 4, 16 * 2 * 2]
+    torch.testing.assert_close(blocks[-1], net.embed(digits.train.x[:5]))
+
+
+def test_the_relative_loss_weighs_every_network_and_block_alike(digits):
+    net = build_convnet(ArchSpec.parse("d2-w16-relu-none-avgpool"), 1, 10, 16,
+                        generator=torch.Generator().manual_seed(0))
+    real, syn = digits.train.subset(torch.arange(300)), digits.sample_per_class(2, seed=1)
+
+    def loss(embed, relative=True):
+        return matching_loss(embed, real.x, real.y, syn.x, syn.y, 10, chunk=300, relative=relative)
+
+    scaled = loss(lambda x: 1000 * net.embed(x))
+    torch.testing.assert_close(scaled, loss(net.embed))  # a network's scale does not change its weight
+    assert loss(lambda x: 1000 * net.embed(x), relative=False) > 1e5 * loss(net.embed, relative=False)
+    each = [loss(lambda x, b=b: net.block_embeddings(x)[b]) for b in range(2)]
+    torch.testing.assert_close(loss(net.block_embeddings), (each[0] + each[1]) / 2)
+
+
+def test_condensing_over_a_space_draws_its_networks_and_resumes_exactly(digits, tmp_path, monkeypatch):
+    config = CondenseConfig(iterations=8, checkpoint_every=3, embed_space="small", match="blocks", **SMALL)
+    drawn, crash = [], {"at": None}
+    real_build = nas_proxy.condensation.build_convnet
+
+    def build(arch, *args, **kwargs):  # called once before the loop, then once per iteration
+        drawn.append(arch)
+        if crash["at"] is not None and len(drawn) > crash["at"]:
+            raise Crash
+        return real_build(arch, *args, **kwargs)
+
+    monkeypatch.setattr(nas_proxy.condensation, "build_convnet", build)
+    whole = condense(digits, config, progress=False)
+    assert len(set(drawn)) >= 4 and whole.meta["compile"] is False  # a new network of the space each iteration
+    assert torch.equal(whole.images, condense(digits, config, progress=False).images)
+    drawn.clear()
+    crash["at"] = 1 + 5  # dies building the network of iteration 6 (0-based 5): the checkpoint of 3 survives
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(Crash):
+        condense(digits, config, checkpoint=checkpoint, progress=False)
+    assert checkpoint.is_file()
+    crash["at"] = None
+    resumed = condense(digits, config, checkpoint=checkpoint, resume=True, progress=False)
+    assert torch.equal(whole.images, resumed.images) and whole.meta["losses"] == resumed.meta["losses"]
+
+
+def test_a_checkpoint_from_before_the_new_options_resumes(digits, tmp_path, monkeypatch):
+    config = CondenseConfig(iterations=6, checkpoint_every=2, **SMALL)
+    checkpoint = tmp_path / "run.ckpt"
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after(patch, 3)
+        condense(digits, config, checkpoint=checkpoint, progress=False)
+    state = torch.load(checkpoint, weights_only=True)
+    for key in ("embed_space", "match"):
+        del state["config"][key]
+    torch.save(state, checkpoint)
+    resumed = condense(digits, config, checkpoint=checkpoint, resume=True, progress=False)
+    assert torch.equal(resumed.images, condense(digits, config, progress=False).images)
+
+
+def test_new_options_name_a_set_only_when_set(digits, tmp_path):
+    from types import SimpleNamespace
+
+    from nas_proxy.artifacts import _condense_settings, condensed_set_path
+
+    def path(**settings):
+        preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
+        return condensed_set_path(preset, digits)
+
+    assert not {"embed_space", "match"} & set(_condense_settings(CondenseConfig(), digits))  # old sets keep names
+    assert path(match="last", embed_space="") == path()
+    assert len({path(), path(match="blocks"), path(embed_space="small")}) == 3
+
+
+def test_embedding_space_settings_are_checked():
+    with pytest.raises(NasProxyError, match=r"\[condense\].embed_space = 'nowhere'"):
+        CondenseConfig(embed_space="nowhere")
+    with pytest.raises(NasProxyError, match=r"\[condense\].compile must be false"):
+        CondenseConfig(embed_space="small", compile=True)
+    with pytest.raises(NasProxyError, match=r"\[condense\].match"):
+        CondenseConfig(match="every")

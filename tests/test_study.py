@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -128,6 +129,13 @@ def test_shipped_presets_and_spaces_load_by_name_from_any_folder(tmp_path, monke
     with pytest.raises(NasProxyError, match="unknown study preset 'quickstrat'; choose a shipped one "
                                             r"\(cifar10_dm_ipc50, fashion_mnist, fashion_mnist_dm, quickstart\)"):
         load_preset("quickstrat")
+
+
+def test_the_benchmark_presets_load():
+    presets = sorted((Path(__file__).parents[1] / "benchmarks" / "presets").glob("*.toml"))
+    assert presets
+    for path in presets:
+        assert load_preset(path).study.name == f"bench_{path.stem}"
 
 
 def test_two_workers_share_one_study_and_record_every_trial_once(tmp_path, capsys):

@@ -66,6 +66,30 @@ def test_one_cycle_warms_up_to_the_peak_then_anneals_over_the_run_whatever_its_l
         assert rates[0] < 0.002 and rates[-1] < 0.001 and {m for _, m in seen} == {0.9}
 
 
+def test_a_budget_in_steps_trains_exactly_that_many_whatever_the_set_size(digits, monkeypatch):
+    """`steps` fixes the optimiser steps (and so the cost) of a small and a larger set alike; a run of as many steps
+    as `epochs` would give is the same run, batch for batch."""
+    seen, step = [], torch.optim.SGD.step
+
+    def record(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", record)
+    for ipc in (2, 7):  # 20 and 70 images in batches of 8: 3 and 9 steps per pass
+        seen.clear()
+        config = ProxyConfig(steps=13, batch_size=8, schedule="onecycle")
+        train_proxy(ARCH, digits.sample_per_class(ipc, seed=0), digits, config)
+        assert len(seen) == 13 == config.optimiser_steps(10 * ipc) and seen[-1] < 1e-4  # annealed at the budget's end
+    assert ProxyConfig(steps=13, batch_size=8).presentations(20) == 4 * 20 + 8
+    assert ProxyConfig(epochs=3, batch_size=8).presentations(20) == 60
+    train = digits.sample_per_class(2, seed=0)
+    by_epochs = train_proxy(ARCH, train, digits, ProxyConfig(epochs=4, batch_size=8))
+    by_steps = train_proxy(ARCH, train, digits, ProxyConfig(epochs=1, steps=12, batch_size=8))
+    assert by_epochs.val_acc == by_steps.val_acc
+    assert "steps" not in ProxyConfig().protocol() and ProxyConfig(steps=5).protocol()["steps"] == 5
+
+
 def test_a_schedule_that_does_not_exist_is_named(digits):
     with pytest.raises(NasProxyError, match=r"\[proxy\].schedule = 'cosine' is not allowed; choose from 'step', 'onecycle'"):
         ProxyConfig(schedule="cosine")
