@@ -9,7 +9,7 @@ With ``--from-scratch`` it instead times the preset's own ``nas-proxy search`` i
 folder: condensation, then the preset's n_trials from its sampler, as a first-time user runs it.
 Appends a table to benchmarks/RESULTS.md.
 
-    python benchmarks/bench_study.py studies/fashion_mnist_dm.toml --data-root ../shared/data --trials 60
+    python benchmarks/bench_study.py studies/fashion_mnist.toml --data-root ../shared/data --trials 60
     python benchmarks/bench_study.py studies/quickstart.toml --from-scratch
 """
 
