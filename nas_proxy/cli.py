@@ -110,6 +110,7 @@ def _cmd_condense(args: argparse.Namespace) -> int:
 _EVALUATE_OPTIONS = {
     "lr": "SGD learning rate, x0.1 at half",
     "batch_size": "batch size",
+    "steps": "train exactly this many optimiser steps, whatever the set's size (0: --epochs passes)",
     "dsa_strategy": "per-image DSA during training: op families joined by '_', 'auto' or 'none'",
     "seed": "seed of the weights, batches, augmentation and of random:IPC's subset",
     "precision": "training precision; auto: bf16 autocast where the device runs it natively, else fp32",
@@ -133,7 +134,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(record))
     else:
         test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
-        print(f"{arch.id} on {args.train} ({result.train_size} images, {result.epochs} epochs, seed {result.seed}): "
+        budget = f"{config.steps} steps" if config.steps else f"{result.epochs} epochs"
+        print(f"{arch.id} on {args.train} ({result.train_size} images, {budget}, seed {result.seed}): "
               f"val {result.val_acc:.4f}{test}, {result.params} params, {result.seconds:.1f} s")
     return 0
 
