@@ -51,7 +51,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -66,6 +65,7 @@ from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, downlo
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas_proxy import _accel
+from nas_proxy._config import keyed_settings
 from nas_proxy._io import settings_key
 from nas_proxy._records import record_once
 from nas_proxy.condensation import CondensedSet, resolve_compile, resolve_precision
@@ -73,15 +73,11 @@ from nas_proxy.config import CondenseConfig, Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 
-LATER_OPTIONS = ("embed_space", "match")  # [condense] options a set's name holds only when they are set
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 
 
 def _condense_settings(config: CondenseConfig, data: Dataset, *, resolve_precision_too: bool = True) -> dict[str, Any]:
-    defaults = CondenseConfig()
-    # Options added after sets were first cached count only when set, so those sets keep their names.
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_every", "deterministic")
-                and not (k in LATER_OPTIONS and v == getattr(defaults, k))}
+    settings = keyed_settings(config, skip=("checkpoint_every", "deterministic"), later=("embed_space", "match"))
     device = data.train.x.device
     settings["compile"] = resolve_compile(config, device)
     if resolve_precision_too:

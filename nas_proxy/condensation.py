@@ -340,7 +340,7 @@ def _condense(data: Dataset, config: CondenseConfig, checkpoint: str | Path | No
         return net, (torch.compile(embed, dynamic=False) if compiled else embed), chunk
 
     net, embed, chunk = network(archs[0])
-    relative = len(archs) > 1 or config.match == "blocks"  # several networks or blocks: each on its own scale
+    relative = bool(config.embed_space) or config.match == "blocks"  # several networks or blocks: each on its scale
 
     start, losses, elapsed = 0, [], 0.0
     if state is not None:

@@ -27,12 +27,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from nas_proxy._accel import Precision
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, positive, read_toml
+from nas_proxy._config import ConfigError, check_fields, config_from_dict, keyed_settings, positive, read_toml
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy.augment import check_dsa_strategy
 from nas_proxy.errors import NasProxyError
@@ -183,20 +183,23 @@ class ProxyConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
         return config_from_dict(cls, data, where)
 
+    def batches(self, images: int) -> int:
+        """Batches in one pass over a set of ``images`` (the last may be short)."""
+        return -(-images // self.batch_size)
+
     def optimiser_steps(self, images: int) -> int:
         """Optimiser steps of training on a set of ``images``: ``steps``, or ``epochs`` passes of its batches."""
-        return self.steps or self.epochs * -(-images // self.batch_size)
+        return self.steps or self.epochs * self.batches(images)
 
     def presentations(self, images: int) -> int:
         """Images that training on a set of ``images`` feeds the network (its cost, in images)."""
-        passes, rest = divmod(self.optimiser_steps(images), -(-images // self.batch_size))
+        passes, rest = divmod(self.optimiser_steps(images), self.batches(images))
         return passes * images + min(rest * self.batch_size, images)
 
     def protocol(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
-        return {k: v for k, v in asdict(self).items() if k not in ("seed", "threads", "eval_batch_size", "compile",
-                                                         "deterministic", "jobs")
-                and not (k == "steps" and v == 0)}  # added later: scores cached before it keep their keys
+        return keyed_settings(self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"),
+                              later=("steps",))
 
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")

@@ -246,5 +246,6 @@ def run_reference(config: ReferenceConfig, data: Dataset, archs: list[ArchSpec],
     return read_reference(path)
 
 
-__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "fit_reference", "fit_seeds", "import_reference", "preset_reference", "protocol_warning", "read_reference",
-           "reference_accuracy", "reference_protocol", "reference_space", "run_reference", "seed_ceiling"]
+__all__ = ["MIN_TRUTH_EPOCHS", "check_same_data", "fit_reference", "fit_seeds", "import_reference", "preset_reference",
+           "protocol_warning", "read_reference", "reference_accuracy", "reference_protocol", "reference_space",
+           "run_reference", "seed_ceiling"]

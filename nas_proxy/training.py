@@ -221,7 +221,7 @@ def _train(arch: ArchSpec, train: Split, data: Dataset, config: ProxyConfig, tes
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    per_pass, steps = -(-len(x) // config.batch_size), config.optimiser_steps(len(x))
+    per_pass, steps = config.batches(len(x)), config.optimiser_steps(len(x))
     # Counted in steps, not epochs, so a 1-epoch run on full data also decays halfway through it. Never at step 0:
     # a run of a single step (or one so short that the fraction rounds to 0) trains at the configured rate.
     decay_step = max(1, int(steps * config.lr_decay_at)) if config.schedule == "step" else -1
