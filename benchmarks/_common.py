@@ -32,8 +32,13 @@ def machine() -> str:
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -47,8 +52,10 @@ def publish(title: str, table: str, notes: str = "", record: bool = True) -> Non
     if not record:
         return
     command = shlex.join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
-    section = (f"\n## {title} ({date.today().isoformat()}, commit {git_rev()})\n\n"
-               f"Command: `{command}`\n\nMachine: {machine()}\n\n{table}\n")
+    section = (
+        f"\n## {title} ({date.today().isoformat()}, commit {git_rev()})\n\n"
+        f"Command: `{command}`\n\nMachine: {machine()}\n\n{table}\n"
+    )
     if notes:
         section += f"\n{notes}\n"
     with RESULTS.open("a") as handle:

@@ -31,12 +31,12 @@ import tempfile
 import time
 
 import torch
-
-import nas_proxy.condensation
 from _common import publish
-from nas_proxy import DSA, ArchSpec, CondenseConfig, build_convnet, condense, load_dataset, matching_loss
+
+import nas_proxy.method._condense
+from nas_proxy import ArchSpec, condense, load_dataset
 from nas_proxy._accel import native_bf16
-from nas_proxy.condensation import resolve_compile
+from nas_proxy.method import DSA, CondenseConfig, build_convnet, matching_loss, resolve_compile
 
 DEFAULT = f"default (compile auto, {CondenseConfig().iterations:,}-iteration config)"
 VARIANTS = {
@@ -70,7 +70,7 @@ def per_class_loop(data, ipc: int, iterations: int, batch_real: int, seed: int, 
         loss = torch.zeros(())
         for c in range(data.num_classes):
             real = data.train.x[per_class[c][torch.randperm(len(per_class[c]), generator=generator)[:batch_real]]]
-            syn = images[c * ipc:(c + 1) * ipc]
+            syn = images[c * ipc : (c + 1) * ipc]
             draw = dsa.siamese_draw(1, (data.image_size, data.image_size), generator)
             real = draw.apply(real, torch.zeros(len(real), dtype=torch.long))
             syn = draw.apply(syn, torch.zeros(ipc, dtype=torch.long))
@@ -94,28 +94,37 @@ def run_variant(args, name: str) -> dict:
         if settings == "default":
             # The default run's decisions for its 20,000 iterations, timed over the first few of them.
             planned = CondenseConfig(ipc=args.ipc, batch_real=args.batch_real)
-            config = dataclasses.replace(planned, iterations=total,
-                                         compile=resolve_compile(planned, data.train.x.device))
+            config = dataclasses.replace(
+                planned, iterations=total, compile=resolve_compile(planned, data.train.x.device)
+            )
         else:
             config = CondenseConfig(ipc=args.ipc, iterations=total, batch_real=args.batch_real, **settings)
         # Time stamp at the start of every iteration: condense() re-initialises its network there.
-        init = nas_proxy.condensation.init_parameters
-        nas_proxy.condensation.init_parameters = lambda net, g: (stamps.append(now()), init(net, g))[1]
+        init = nas_proxy.method._condense.init_parameters
+        nas_proxy.method._condense.init_parameters = lambda net, g: (stamps.append(now()), init(net, g))[1]
         meta = condense(data, config, progress=False).meta
         runs_as = f"{'compiled' if meta['compile'] else 'eager'} {meta['precision']}"
-    timed = stamps[args.warmup:args.warmup + args.iterations + 1]
-    return {"variant": name, "runs_as": runs_as, "s_per_iter": (timed[-1][0] - timed[0][0]) / args.iterations,
-            "cpu_s_per_iter": (timed[-1][1] - timed[0][1]) / args.iterations,
-            "first_iter_s": stamps[1][0] - stamps[0][0],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    timed = stamps[args.warmup : args.warmup + args.iterations + 1]
+    return {
+        "variant": name,
+        "runs_as": runs_as,
+        "s_per_iter": (timed[-1][0] - timed[0][0]) / args.iterations,
+        "cpu_s_per_iter": (timed[-1][1] - timed[0][1]) / args.iterations,
+        "first_iter_s": stamps[1][0] - stamps[0][0],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_in_fresh_process(name: str) -> dict:
     """One variant in its own process, with an empty inductor cache of its own."""
     cache = tempfile.mkdtemp(prefix="bench_condense_inductor_")
     try:
-        out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--variant", name], capture_output=True,
-                             text=True, env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
+        out = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--variant", name],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+        )
         if out.returncode:
             raise SystemExit(f"variant {name!r} failed:\n{out.stderr}")
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -127,17 +136,25 @@ def loss_agreement(args) -> dict:
     """Relative difference of batched fp32/bf16 losses from the per-class fp32 loss on the same inputs."""
     data = load_dataset(args.dataset, args.data_root)
     generator = torch.Generator().manual_seed(1)
-    net = build_convnet(ArchSpec.parse(CondenseConfig().embed_arch), data.channels, data.num_classes,
-                        data.image_size, generator=generator)
+    net = build_convnet(
+        ArchSpec.parse(CondenseConfig().embed_arch),
+        data.channels,
+        data.num_classes,
+        data.image_size,
+        generator=generator,
+    )
     real = data.sample_per_class(min(args.batch_real, min(map(len, data.class_indices()))), generator=generator)
     syn = data.sample_per_class(args.ipc, generator=generator)
     with torch.no_grad():
-        looped = sum(((net.embed(real.x[real.y == c]).mean(0) - net.embed(syn.x[syn.y == c]).mean(0)) ** 2).sum()
-                     for c in range(data.num_classes)).item()
+        looped = sum(
+            ((net.embed(real.x[real.y == c]).mean(0) - net.embed(syn.x[syn.y == c]).mean(0)) ** 2).sum()
+            for c in range(data.num_classes)
+        ).item()
         out = {}
         for precision in ("fp32", "bf16"):
-            batched = matching_loss(net.embed, real.x, real.y, syn.x, syn.y, data.num_classes, chunk=256,
-                                    precision=precision).item()
+            batched = matching_loss(
+                net.embed, real.x, real.y, syn.x, syn.y, data.num_classes, chunk=256, precision=precision
+            ).item()
             out[precision] = abs(batched - looped) / looped
     return {"loss": looped, "rel_diff_fp32": out["fp32"], "rel_diff_bf16": out["bf16"]}
 
@@ -150,13 +167,22 @@ def main() -> None:
     parser.add_argument("--batch-real", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=8, help="timed iterations per variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations (compilation happens here)")
-    parser.add_argument("--variants", default=",".join(SHORT),
-                        help=f"comma-separated subset of {', '.join(SHORT)} (default: all)")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="runs of every variant, round-robin; the table shows medians (default: 1)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads per variant (default: torch's choice); with 1, CPU time per iteration "
-                             "is not inflated by other load on the machine")
+    parser.add_argument(
+        "--variants", default=",".join(SHORT), help=f"comma-separated subset of {', '.join(SHORT)} (default: all)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of every variant, round-robin; the table shows medians (default: 1)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per variant (default: torch's choice); with 1, CPU time per iteration "
+        "is not inflated by other load on the machine",
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -180,16 +206,24 @@ def main() -> None:
         return f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""
 
     loop = SHORT["loop"]
-    lines = ["| variant | runs as | s / iteration | CPU s / iteration | speed-up vs per-class loop (wall / CPU) | "
-             "first iteration (s) | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | runs as | s / iteration | CPU s / iteration | speed-up vs per-class loop (wall / CPU) | "
+        "first iteration (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         wall, cpu = median(name, "s_per_iter"), median(name, "cpu_s_per_iter")
-        ratio = (f"{median(loop, 's_per_iter') / wall:.2f}x / {median(loop, 'cpu_s_per_iter') / cpu:.2f}x"
-                 if loop in runs else "n/a")
-        lines.append(f"| {name} | {runs[name][0]['runs_as']} | {wall:.2f}{spread(name, 's_per_iter')} | "
-                     f"{cpu:.2f}{spread(name, 'cpu_s_per_iter')} | {ratio} | "
-                     f"{median(name, 'first_iter_s'):.1f}{spread(name, 'first_iter_s')} | "
-                     f"{median(name, 'peak_rss_mb'):.0f} |")
+        ratio = (
+            f"{median(loop, 's_per_iter') / wall:.2f}x / {median(loop, 'cpu_s_per_iter') / cpu:.2f}x"
+            if loop in runs
+            else "n/a"
+        )
+        lines.append(
+            f"| {name} | {runs[name][0]['runs_as']} | {wall:.2f}{spread(name, 's_per_iter')} | "
+            f"{cpu:.2f}{spread(name, 'cpu_s_per_iter')} | {ratio} | "
+            f"{median(name, 'first_iter_s'):.1f}{spread(name, 'first_iter_s')} | "
+            f"{median(name, 'peak_rss_mb'):.0f} |"
+        )
     table = "\n".join(lines)
     # Compilation cost: the first iteration of a compiled variant beyond its steady iteration; it
     # pays back after cost / (eager fp32 - compiled) iterations (eager fp32 is the CPU's non-compiled run).
@@ -202,22 +236,28 @@ def main() -> None:
             if eager in runs:
                 saving = median(eager, "s_per_iter") - median(name, "s_per_iter")
                 cpu_saving = median(eager, "cpu_s_per_iter") - median(name, "cpu_s_per_iter")
-                text += (f", saves {saving:.2f} s (CPU time: {cpu_saving:.2f} s) per iteration against batched fp32"
-                         + (f", paid back after {cost / saving:.0f} iterations" if saving > 0 else ""))
+                text += f", saves {saving:.2f} s (CPU time: {cpu_saving:.2f} s) per iteration against batched fp32" + (
+                    f", paid back after {cost / saving:.0f} iterations" if saving > 0 else ""
+                )
             payback.append(text)
     agreement = loss_agreement(args)
-    repeats = f"median of {args.repeats} runs per variant (range in brackets), round-robin" if args.repeats > 1 \
+    repeats = (
+        f"median of {args.repeats} runs per variant (range in brackets), round-robin"
+        if args.repeats > 1
         else "one run per variant"
-    notes = (f"{args.dataset}, ipc {args.ipc}, {args.batch_real} real images per class, embedding "
-             f"{CondenseConfig().embed_arch}, {args.iterations} timed iterations after {args.warmup} warm-up, "
-             f"{args.threads or torch.get_num_threads()} torch threads, "
-             f"{repeats}, each in a fresh process with an empty inductor cache. "
-             + ("; ".join(payback) + ". " if payback else "")
-             + f"Native bf16 on this CPU (AVX512-BF16 or AMX): {'yes' if native_bf16('cpu') else 'no'}. "
-             f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after. "
-             f"Loss on identical inputs (no augmentation): per-class loop {agreement['loss']:.4f}; batched fp32 "
-             f"differs by {agreement['rel_diff_fp32']:.1e} (relative), batched bf16 by {agreement['rel_diff_bf16']:.1e}. "
-             f"Peak RSS includes the loaded data set.")
+    )
+    notes = (
+        f"{args.dataset}, ipc {args.ipc}, {args.batch_real} real images per class, embedding "
+        f"{CondenseConfig().embed_arch}, {args.iterations} timed iterations after {args.warmup} warm-up, "
+        f"{args.threads or torch.get_num_threads()} torch threads, "
+        f"{repeats}, each in a fresh process with an empty inductor cache. "
+        + ("; ".join(payback) + ". " if payback else "")
+        + f"Native bf16 on this CPU (AVX512-BF16 or AMX): {'yes' if native_bf16('cpu') else 'no'}. "
+        f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after. "
+        f"Loss on identical inputs (no augmentation): per-class loop {agreement['loss']:.4f}; batched fp32 "
+        f"differs by {agreement['rel_diff_fp32']:.1e} (relative), batched bf16 by {agreement['rel_diff_bf16']:.1e}. "
+        f"Peak RSS includes the loaded data set."
+    )
     publish(f"Condensation speed: {args.dataset} ipc {args.ipc}", table, notes, record=not args.no_record)
 
 

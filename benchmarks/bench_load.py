@@ -24,16 +24,19 @@ import uuid
 from pathlib import Path
 
 import optuna
-
 from _common import publish
+
 from nas_proxy import load_preset, load_study
-from nas_proxy.proxies import PROXIES
+from nas_proxy.config import PROXIES
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--storage", default=os.environ.get("NAS_PROXY_TEST_POSTGRES"),
-                        help="PostgreSQL URL (default: $NAS_PROXY_TEST_POSTGRES)")
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("NAS_PROXY_TEST_POSTGRES"),
+        help="PostgreSQL URL (default: $NAS_PROXY_TEST_POSTGRES)",
+    )
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--proxy", default="params", choices=PROXIES, help="the trials' score (default: params)")
@@ -44,10 +47,20 @@ def main() -> None:
     name = f"load-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{name}.toml"
-        path.write_text(f'[study]\nname = "{name}"\ndataset = "digits"\nsearch_space = "nas720"\nsampler = "tpe"\n'
-                        f'out_dir = "{folder}/out"\nstorage = "{args.storage}"\n\n[score]\nproxy = "{args.proxy}"\n')
-        command = ["nas-proxy", "search", str(path), "--n-trials", str(args.trials),
-                   "--workers", str(args.workers), "--no-progress"]
+        path.write_text(
+            f'[study]\nname = "{name}"\ndataset = "digits"\nsearch_space = "nas720"\nsampler = "tpe"\n'
+            f'out_dir = "{folder}/out"\nstorage = "{args.storage}"\n\n[score]\nproxy = "{args.proxy}"\n'
+        )
+        command = [
+            "nas-proxy",
+            "search",
+            str(path),
+            "--n-trials",
+            str(args.trials),
+            "--workers",
+            str(args.workers),
+            "--no-progress",
+        ]
         tic = time.perf_counter()
         status = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
         wall = time.perf_counter() - tic
@@ -59,16 +72,28 @@ def main() -> None:
         "command exited 0 (no worker died)": status == 0,
         "trial numbers 0..n-1, each once": sorted(t.number for t in trials) == list(range(len(trials))),
         "every trial COMPLETE": set(states) == {"COMPLETE"},
-        f"{args.trials} to {args.trials + args.workers - 1} trials": args.trials <= len(trials) <= args.trials + args.workers - 1,
-        "best_value is the best trial's": study.best_value == max(t.value for t in trials
-                                                                 if t.state == optuna.trial.TrialState.COMPLETE),
+        f"{args.trials} to {args.trials + args.workers - 1} trials": args.trials
+        <= len(trials)
+        <= args.trials + args.workers - 1,
+        "best_value is the best trial's": study.best_value
+        == max(t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE),
     }
-    table = "\n".join(["| workers | trials | wall (s) | trials/s | trials per worker | checks |", "|---|---|---|---|---|---|",
-                       f"| {args.workers} | {len(trials)} | {wall:.1f} | {len(trials) / wall:.1f} | "
-                       f"{', '.join(map(str, per_worker))} | {sum(checks.values())}/{len(checks)} passed |"])
-    notes = "Checks: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()) + (
-        f". Proxy `{args.proxy}` on digits, TPE on the 720-architecture space; wall time includes the workers' "
-        f"start-up (imports, data loading). States: {dict(states)}.")
+    table = "\n".join(
+        [
+            "| workers | trials | wall (s) | trials/s | trials per worker | checks |",
+            "|---|---|---|---|---|---|",
+            f"| {args.workers} | {len(trials)} | {wall:.1f} | {len(trials) / wall:.1f} | "
+            f"{', '.join(map(str, per_worker))} | {sum(checks.values())}/{len(checks)} passed |",
+        ]
+    )
+    notes = (
+        "Checks: "
+        + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+        + (
+            f". Proxy `{args.proxy}` on digits, TPE on the 720-architecture space; wall time includes the workers' "
+            f"start-up (imports, data loading). States: {dict(states)}."
+        )
+    )
     publish(f"Load: {args.workers} workers on one PostgreSQL study", table, notes, record=not args.no_record)
     sys.exit(0 if all(checks.values()) else 1)
 

@@ -15,10 +15,11 @@ import argparse
 
 import pandas as pd
 import torch
-
 from _common import publish
-from nas_proxy import ArchSpec, ProxyConfig, _accel, load_dataset, train_proxy
-from nas_proxy.render import markdown_table
+
+from nas_proxy import ArchSpec, _accel, load_dataset, train_proxy
+from nas_proxy.method import ProxyConfig
+from nas_proxy.results._render import markdown_table
 
 NORMS = ("none", "batchnorm", "groupnorm", "layernorm", "instancenorm")
 
@@ -48,18 +49,34 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name, fmt in formats.items():
                     forced["format"] = fmt
-                    seconds[name] = min(seconds[name], train_proxy(arch, train, data, ProxyConfig(epochs=args.epochs)).seconds)
-            pick = "channels_last" if chosen(torch.device("cpu"), False, norm) == torch.channels_last else "channels_first"
-            rows.append({"arch": arch.id, "channels_first_s": round(seconds["channels_first"], 2),
-                         "channels_last_s": round(seconds["channels_last"], 2),
-                         "last_vs_first": round(seconds["channels_first"] / seconds["channels_last"], 2),
-                         "picked": pick, "picked_vs_first": round(seconds["channels_first"] / seconds[pick], 2)})
-    notes = (f"{args.dataset}, {args.ipc} images per class, {args.epochs} epochs of the paper's protocol, fp32, "
-             f"{torch.get_num_threads()} threads; seconds are the faster of {args.repeats} runs (training and scoring "
-             f"{len(data.val)} validation images). `last_vs_first` > 1: channels_last is faster; `picked`: what "
-             f"nas-proxy uses for that norm on a CPU.")
-    publish(f"Memory format per norm on a CPU: {args.dataset}", markdown_table(pd.DataFrame(rows)), notes,
-            record=not args.no_record)
+                    seconds[name] = min(
+                        seconds[name], train_proxy(arch, train, data, ProxyConfig(epochs=args.epochs)).seconds
+                    )
+            pick = (
+                "channels_last" if chosen(torch.device("cpu"), False, norm) == torch.channels_last else "channels_first"
+            )
+            rows.append(
+                {
+                    "arch": arch.id,
+                    "channels_first_s": round(seconds["channels_first"], 2),
+                    "channels_last_s": round(seconds["channels_last"], 2),
+                    "last_vs_first": round(seconds["channels_first"] / seconds["channels_last"], 2),
+                    "picked": pick,
+                    "picked_vs_first": round(seconds["channels_first"] / seconds[pick], 2),
+                }
+            )
+    notes = (
+        f"{args.dataset}, {args.ipc} images per class, {args.epochs} epochs of the paper's protocol, fp32, "
+        f"{torch.get_num_threads()} threads; seconds are the faster of {args.repeats} runs (training and scoring "
+        f"{len(data.val)} validation images). `last_vs_first` > 1: channels_last is faster; `picked`: what "
+        f"nas-proxy uses for that norm on a CPU."
+    )
+    publish(
+        f"Memory format per norm on a CPU: {args.dataset}",
+        markdown_table(pd.DataFrame(rows)),
+        notes,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from _common import publish
 from torch.utils.data import DataLoader, TensorDataset
 
-from _common import publish
-from nas_proxy import DSA, ArchSpec, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, condense, load_dataset
-from nas_proxy import train_proxy
-from nas_proxy.augment import resolve_strategy
-from nas_proxy.render import markdown_table
+from nas_proxy import ArchSpec, condense, load_dataset, train_proxy
+from nas_proxy.method import DSA, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, resolve_strategy
+from nas_proxy.results._render import markdown_table
 
 # name -> train_proxy settings; None is the authors' loop. "x2": two candidates at once, a thread each.
 VARIANTS = {
@@ -48,16 +47,18 @@ def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config:
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator)
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
-    loader = DataLoader(TensorDataset(x, y), batch_size=config.batch_size, shuffle=True, num_workers=0,
-                        generator=generator)
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=config.batch_size, shuffle=True, num_workers=0, generator=generator
+    )
     lr = config.lr
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     criterion = torch.nn.CrossEntropyLoss()
     for epoch in range(config.epochs):
         if epoch == int(config.epochs * config.lr_decay_at):
             lr *= 0.1
-            optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=config.momentum,
-                                        weight_decay=config.weight_decay)
+            optimizer = torch.optim.SGD(
+                net.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
         net.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for img, lab in loader:
@@ -85,8 +86,11 @@ def training_set(args, data) -> CondensedSet:
     path = args.out_dir / f"{args.dataset}_ipc{args.ipc}_it{args.condense_iterations}.pt"
     if path.is_file():
         return CondensedSet.load(path, data)
-    syn = condense(data, CondenseConfig(ipc=args.ipc, iterations=args.condense_iterations, precision="bf16",
-                                        compile=True), progress=False)
+    syn = condense(
+        data,
+        CondenseConfig(ipc=args.ipc, iterations=args.condense_iterations, precision="bf16", compile=True),
+        progress=False,
+    )
     syn.save(path)
     return syn
 
@@ -152,20 +156,27 @@ def main() -> None:
     rows = [row for name in args.variants.split(",") for row in measure(args, name)]
     frame = pd.DataFrame(rows)
     table = frame.groupby("variant", sort=False).agg(
-        seconds=("seconds", "mean"), val_mean=("val_acc", "mean"), val_std=("val_acc", "std"))
+        seconds=("seconds", "mean"), val_mean=("val_acc", "mean"), val_std=("val_acc", "std")
+    )
     table["candidates_per_hour"] = 3600 / table.seconds
     table["speed_up"] = table.candidates_per_hour / table.candidates_per_hour.iloc[0]
     table[["val_mean", "val_std"]] *= 100
     table = table.round({"seconds": 1, "val_mean": 2, "val_std": 2, "candidates_per_hour": 1, "speed_up": 2})
     text = markdown_table(table.reset_index())
-    notes = (f"{args.dataset}, DM set ipc {args.ipc} ({args.ipc * data.num_classes} images, "
-             f"{args.condense_iterations} DM iterations), {args.arch}, the paper's protocol (SGD lr 0.01, x0.1 "
-             f"halfway, batch 256, per-image DSA) for {args.epochs} epochs, scored on {len(data.val)} validation "
-             f"images; {args.seeds} seeds per variant, validation accuracy in %. Seconds are wall time per candidate "
-             f"(network build, training and scoring). Per-seed accuracies: "
-             + "; ".join(f"{name}: {np.round(group.val_acc.values * 100, 2).tolist()}"
-                         for name, group in frame.groupby("variant", sort=False)))
-    publish(f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}, {args.device}", text, notes, record=not args.no_record)
+    notes = (
+        f"{args.dataset}, DM set ipc {args.ipc} ({args.ipc * data.num_classes} images, "
+        f"{args.condense_iterations} DM iterations), {args.arch}, the paper's protocol (SGD lr 0.01, x0.1 "
+        f"halfway, batch 256, per-image DSA) for {args.epochs} epochs, scored on {len(data.val)} validation "
+        f"images; {args.seeds} seeds per variant, validation accuracy in %. Seconds are wall time per candidate "
+        f"(network build, training and scoring). Per-seed accuracies: "
+        + "; ".join(
+            f"{name}: {np.round(group.val_acc.values * 100, 2).tolist()}"
+            for name, group in frame.groupby("variant", sort=False)
+        )
+    )
+    publish(
+        f"Proxy evaluation speed: {args.dataset} ipc {args.ipc}, {args.device}", text, notes, record=not args.no_record
+    )
 
 
 if __name__ == "__main__":

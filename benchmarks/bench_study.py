@@ -25,10 +25,10 @@ import uuid
 from pathlib import Path
 
 import optuna
-
 from _common import publish
-from nas_proxy import load_preset, load_study, load_dataset
-from nas_proxy.proxies import get_condensed_set
+
+from nas_proxy import load_dataset, load_preset, load_study
+from nas_proxy.scoring._proxies import get_condensed_set
 
 
 def bench_preset(preset_path: Path, name: str, out_dir: Path, folder: Path) -> Path:
@@ -56,11 +56,19 @@ def from_scratch(args: argparse.Namespace) -> None:
         trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         setup = study.user_attrs.get("setup_seconds", float("nan"))
     train = sum(t.user_attrs["seconds"] for t in trials if not t.user_attrs.get("cached"))
-    table = "\n".join(["| study | trials | wall (s) | condensation (s) | training + scoring (s) |", "|---|---|---|---|---|",
-                       f"| {preset.study.name} from scratch | {len(trials)} | {wall:.0f} | {setup:.0f} | {train:.0f} |"])
-    publish(f"Study from scratch: {preset.study.name}", table,
-                   notes="`nas-proxy search` on an empty output folder, 1 worker: start-up, data loading, "
-                         "condensation, then the preset's trials. Repeated architectures reuse their score.")
+    table = "\n".join(
+        [
+            "| study | trials | wall (s) | condensation (s) | training + scoring (s) |",
+            "|---|---|---|---|---|",
+            f"| {preset.study.name} from scratch | {len(trials)} | {wall:.0f} | {setup:.0f} | {train:.0f} |",
+        ]
+    )
+    publish(
+        f"Study from scratch: {preset.study.name}",
+        table,
+        notes="`nas-proxy search` on an empty output folder, 1 worker: start-up, data loading, "
+        "condensation, then the preset's trials. Repeated architectures reuse their score.",
+    )
 
 
 def main() -> None:
@@ -69,8 +77,11 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--trials", type=int, default=8, help="architectures scored per run (default: 8)")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (default: 1,2)")
-    parser.add_argument("--from-scratch", action="store_true",
-                        help="time the preset's whole search (condensation included) in an empty folder, 1 worker")
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="time the preset's whole search (condensation included) in an empty folder, 1 worker",
+    )
     args = parser.parse_args()
     if args.from_scratch:
         from_scratch(args)
@@ -83,9 +94,18 @@ def main() -> None:
         for workers in [int(w) for w in args.workers.split(",")]:
             name = f"bench-{preset.study.name}-w{workers}-{uuid.uuid4().hex[:6]}"
             path = bench_preset(args.preset, name, preset.study.output.resolve(), Path(folder))
-            command = ["nas-proxy", "search", str(path), "--archs", str(args.trials + workers - 1),
-                       "--n-trials", str(args.trials),
-                       "--workers", str(workers), "--no-progress"]
+            command = [
+                "nas-proxy",
+                "search",
+                str(path),
+                "--archs",
+                str(args.trials + workers - 1),
+                "--n-trials",
+                str(args.trials),
+                "--workers",
+                str(workers),
+                "--no-progress",
+            ]
             if args.data_root:
                 command += ["--data-root", str(args.data_root)]
             tic = time.perf_counter()
@@ -96,16 +116,24 @@ def main() -> None:
             train = sum(t.user_attrs["seconds"] for t in scored)
             assert all(t.number < args.trials + workers - 1 for t in scored), "a trial came from the sampler"
             rows.append((workers, len(scored), wall, 3600 * len(scored) / wall, train / len(scored)))
-            print(f"{workers} worker(s): {len(scored)} trials in {wall:.0f} s -> {rows[-1][3]:.1f} trials/hour",
-                  flush=True)
+            print(
+                f"{workers} worker(s): {len(scored)} trials in {wall:.0f} s -> {rows[-1][3]:.1f} trials/hour",
+                flush=True,
+            )
     base = rows[0][3]
-    table = "\n".join(["| workers | trials | wall (s) | trials/hour | speed-up | mean train s/trial |",
-                       "|---|---|---|---|---|---|"] +
-                      [f"| {w} | {n} | {wall:.0f} | {rate:.1f} | {rate / base:.2f}x | {per:.1f} |"
-                       for w, n, wall, rate, per in rows])
-    publish(f"Study throughput: {preset.study.name}", table,
-                   notes="Same architectures in every run (the preset's reference sample); the condensed set is "
-                         "built before timing. Wall time includes each worker's start-up (imports, data loading).")
+    table = "\n".join(
+        ["| workers | trials | wall (s) | trials/hour | speed-up | mean train s/trial |", "|---|---|---|---|---|---|"]
+        + [
+            f"| {w} | {n} | {wall:.0f} | {rate:.1f} | {rate / base:.2f}x | {per:.1f} |"
+            for w, n, wall, rate, per in rows
+        ]
+    )
+    publish(
+        f"Study throughput: {preset.study.name}",
+        table,
+        notes="Same architectures in every run (the preset's reference sample); the condensed set is "
+        "built before timing. Wall time includes each worker's start-up (imports, data loading).",
+    )
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ import time
 
 import pandas as pd
 import torch
-
 from _common import publish
-from nas_proxy import ProxyConfig, load_dataset, load_search_space, train_proxies, train_proxy
-from nas_proxy.training import concurrent_jobs
-from nas_proxy.render import markdown_table
+
+from nas_proxy import load_dataset, load_search_space, train_proxy
+from nas_proxy.method import ProxyConfig, train_proxies
+from nas_proxy.method._train import concurrent_jobs
+from nas_proxy.results._render import markdown_table
 
 
 def _synchronize(device: torch.device) -> None:
@@ -78,20 +79,34 @@ def main() -> None:
     for key, name in (("alone", "one at a time"), ("together", f"together ({jobs} at once)")):
         wall = statistics.median(walls[key])
         per_hour = len(archs) * 3600 / wall
-        rows.append({"mode": name, "wall_s": round(wall, 1), "runs_s": " / ".join(f"{w:.1f}" for w in walls[key]),
-                     "candidates_per_hour": round(per_hour, 1), "speed_up": round(base / wall, 2),
-                     "space_minutes": round(len(space) / per_hour * 60, 1)})
+        rows.append(
+            {
+                "mode": name,
+                "wall_s": round(wall, 1),
+                "runs_s": " / ".join(f"{w:.1f}" for w in walls[key]),
+                "candidates_per_hour": round(per_hour, 1),
+                "speed_up": round(base / wall, 2),
+                "space_minutes": round(len(space) / per_hour * 60, 1),
+            }
+        )
     moved = [abs(a.val_acc - b.val_acc) * len(data.val) for a, b in zip(alone, together)]
-    notes = (f"{args.dataset} on {device}, space {space.name} ({len(space)} architectures; {len(archs)} sampled, seed "
-             f"{args.seed}), {args.ipc} images per class ({len(train)} in all, a random real subset), the paper's "
-             f"protocol for {args.epochs} epochs, fp32 unless the device runs bf16 natively; one at a time on "
-             f"{threads} kernel threads, together {jobs} candidates at once; wall time is the median of "
-             f"{args.repeats} runs of each, alternated. `space_minutes`: the whole space at that rate. Validation accuracy: {sum(m == 0 for m in moved)} of {len(archs)} identical, at most "
-             f"{max(moved):.0f} of {len(data.val)} validation images apart; mean "
-             f"{100 * sum(r.val_acc for r in alone) / len(alone):.2f}% one at a time, "
-             f"{100 * sum(r.val_acc for r in together) / len(together):.2f}% together.")
-    publish(f"Sweep throughput: {args.dataset}, {space.name}, {args.sample} candidates, {device.type}",
-            markdown_table(pd.DataFrame(rows)), notes, record=not args.no_record)
+    notes = (
+        f"{args.dataset} on {device}, space {space.name} ({len(space)} architectures; {len(archs)} sampled, seed "
+        f"{args.seed}), {args.ipc} images per class ({len(train)} in all, a random real subset), the paper's "
+        f"protocol for {args.epochs} epochs, fp32 unless the device runs bf16 natively; one at a time on "
+        f"{threads} kernel threads, together {jobs} candidates at once; wall time is the median of "
+        f"{args.repeats} runs of each, alternated. `space_minutes`: the whole space at that rate. "
+        f"Validation accuracy: {sum(m == 0 for m in moved)} of {len(archs)} identical, at most "
+        f"{max(moved):.0f} of {len(data.val)} validation images apart; mean "
+        f"{100 * sum(r.val_acc for r in alone) / len(alone):.2f}% one at a time, "
+        f"{100 * sum(r.val_acc for r in together) / len(together):.2f}% together."
+    )
+    publish(
+        f"Sweep throughput: {args.dataset}, {space.name}, {args.sample} candidates, {device.type}",
+        markdown_table(pd.DataFrame(rows)),
+        notes,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import argparse
 import dataclasses
 
 import pandas as pd
+from _common import publish
 from scipy import stats
 
-from _common import publish
-from nas_proxy import load_preset, load_dataset, select_archs, train_proxy
+from nas_proxy import load_dataset, load_preset, train_proxy
+from nas_proxy.study import select_archs
 
 
 def main() -> None:
@@ -35,16 +36,20 @@ def main() -> None:
     n = args.archs or preset.reference.sample
     if n < 5:
         parser.error("needs at least 5 architectures: pass --archs N")
-    epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else [protocol.epochs // 2, protocol.epochs,
-                                                                             2 * protocol.epochs]
+    epochs = (
+        [int(e) for e in args.epochs.split(",")]
+        if args.epochs
+        else [protocol.epochs // 2, protocol.epochs, 2 * protocol.epochs]
+    )
     data = load_dataset(preset.data, args.data_root)
     runs = [(e, 0) for e in epochs] + [(protocol.epochs, 1)]  # the second seed at the preset's epochs
     rows = []
     for arch in select_archs(str(n), preset.space(), preset.reference):
         for e, seed in runs:
             result = train_proxy(arch, data.train, data, dataclasses.replace(protocol, epochs=e, seed=seed), test=True)
-            rows.append({"arch": arch.id, "run": f"{e} ep, seed {seed}", "acc": result.test_acc,
-                         "seconds": result.seconds})
+            rows.append(
+                {"arch": arch.id, "run": f"{e} ep, seed {seed}", "acc": result.test_acc, "seconds": result.seconds}
+            )
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     wide = frame.pivot(index="arch", columns="run", values="acc")
@@ -56,9 +61,11 @@ def main() -> None:
             rho = stats.spearmanr(wide[base], wide[name]).statistic
             seconds = frame[frame["run"] == name]["seconds"].mean()
             lines.append(f"| {base} | {name} | {rho:+.3f} | {seconds:.1f} |")
-    notes = (f"{preset.study.name}: {n} architectures of the reference sample, {preset.data.dataset} "
-             f"({len(data.train)} training images), metric test accuracy, protocol {protocol.protocol()}. "
-             f"{base} against seed 1 is the noise ceiling; against more epochs, whether the ranking still moves.")
+    notes = (
+        f"{preset.study.name}: {n} architectures of the reference sample, {preset.data.dataset} "
+        f"({len(data.train)} training images), metric test accuracy, protocol {protocol.protocol()}. "
+        f"{base} against seed 1 is the noise ceiling; against more epochs, whether the ranking still moves."
+    )
     publish(f"Reference convergence: {preset.study.name}", "\n".join(lines), notes, record=not args.no_record)
 
 

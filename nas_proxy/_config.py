@@ -10,20 +10,9 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ConfigError, NasProxyError
 
 T = TypeVar("T")
-
-
-class ConfigError(NasProxyError):
-    """A bad value in one config field: ``section`` (e.g. ``[study]``), ``key`` and the ``problem``.
-
-    Loading from TOML re-raises it naming the file; the CLI re-raises it naming the flag.
-    """
-
-    def __init__(self, section: str, key: str, problem: str) -> None:
-        self.section, self.key, self.problem = section, key, problem
-        super().__init__(f"{section}.{key} {problem}")
 
 
 def _check(value: Any, annotation: Any, section: str, key: str) -> Any:
@@ -93,8 +82,11 @@ def config_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(fields)}")
-    required = [name for name, f in fields.items() if f.init and f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING and name not in data]
+    required = [
+        name
+        for name, f in fields.items()
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in data
+    ]
     if required:
         raise NasProxyError(f"{where}: missing key {required[0]!r}")
     try:
@@ -108,8 +100,9 @@ def keyed_settings(config: Any, *, skip: tuple[str, ...] = (), later: tuple[str,
     after such files were first written) only when they differ from their defaults, so those files keep their
     names."""
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    return {k: v for k, v in dataclasses.asdict(config).items()
-            if k not in skip and not (k in later and v == defaults[k])}
+    return {
+        k: v for k, v in dataclasses.asdict(config).items() if k not in skip and not (k in later and v == defaults[k])
+    }
 
 
 def positive(section: str, **values: int | float) -> None:

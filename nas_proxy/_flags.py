@@ -7,8 +7,9 @@ import typing
 from typing import Any, NoReturn
 
 
-def config_options(parser: argparse.ArgumentParser, cls: type, helps: dict[str, str], title: str
-                   ) -> argparse._ArgumentGroup:
+def config_options(
+    parser: argparse.ArgumentParser, cls: type, helps: dict[str, str], title: str
+) -> argparse._ArgumentGroup:
     """One flag per field of ``cls`` named in ``helps`` (``--lr-img`` for ``lr_img``), defaulting to the class's own
     default; a ``Literal`` field offers its values as choices, a bool field is a switch."""
     group = parser.add_argument_group(title)
@@ -20,8 +21,9 @@ def config_options(parser: argparse.ArgumentParser, cls: type, helps: dict[str, 
             group.add_argument(flag, action="store_true", help=text)
             continue
         choices = typing.get_args(hints[name]) if typing.get_origin(hints[name]) is typing.Literal else None
-        group.add_argument(flag, type=type(default), default=default, choices=choices,
-                           help=f"{text} (default: {default})")
+        group.add_argument(
+            flag, type=type(default), default=default, choices=choices, help=f"{text} (default: {default})"
+        )
     return group
 
 
@@ -32,6 +34,7 @@ def from_options(cls: type, args: argparse.Namespace, helps: dict[str, str], **f
 
 def numbers(kind: type) -> Any:
     """An argparse ``type`` for a comma-separated list of ``kind`` (``--short 0.02,0.05``)."""
+
     def parse(text: str) -> list:
         try:
             return [kind(item) for item in text.split(",") if item.strip()]

@@ -83,7 +83,9 @@ def file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")) -> None:
+def append_row(
+    path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")
+) -> None:
     """Add ``row`` to the CSV table at ``path``: read, append, rewrite atomically, all under a lock.
 
     Several processes may share the table; a row another one added meanwhile with the same
@@ -98,10 +100,18 @@ def append_row(path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key:
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
-def fill_table(path: Path, read: Callable[[Path], pd.DataFrame], archs: Sequence[Any], seeds: Iterable[int],
-               compute: Callable[[list[Any], int, Callable[[int, Any], None]], Any],
-               row: Callable[[Any, int, Any], dict], *, desc: str, progress: bool) -> None:
-    """Compute the (architecture, seed) rows missing from the table at ``path``, seed by seed, saving each as it is done.
+def fill_table(
+    path: Path,
+    read: Callable[[Path], pd.DataFrame],
+    archs: Sequence[Any],
+    seeds: Iterable[int],
+    compute: Callable[[list[Any], int, Callable[[int, Any], None]], Any],
+    row: Callable[[Any, int, Any], dict],
+    *,
+    desc: str,
+    progress: bool,
+) -> None:
+    """Compute the (architecture, seed) rows missing from the table at ``path``, seed by seed, saving each as done.
 
     ``compute(pending, seed, save)`` works through one seed's missing architectures (side by side, in any
     order) and calls ``save(i, value)`` as ``pending[i]`` finishes; ``row(arch, seed, value)`` is its row, to
@@ -111,17 +121,19 @@ def fill_table(path: Path, read: Callable[[Path], pd.DataFrame], archs: Sequence
     """
     done = row_keys(read(path))
     todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
-    with tqdm(total=sum(map(len, todo.values())), desc=desc, unit="net",
-              disable=not progress or not any(todo.values())) as bar:
+    with tqdm(
+        total=sum(map(len, todo.values())), desc=desc, unit="net", disable=not progress or not any(todo.values())
+    ) as bar:
         for seed, pending in todo.items():
             finished = row_keys(read(path))  # another process sharing the table may have done some
             pending = [arch for arch in pending if (arch.id, seed) not in finished]
             bar.update(len(todo[seed]) - len(pending))
             lap = Lap()
 
+            # called by compute() within this iteration only, so the loop's current values are the right ones
             def save(index: int, value: Any) -> None:
                 with shielded():
-                    append_row(path, {**row(pending[index], seed, value), "seconds": lap()}, read)
+                    append_row(path, {**row(pending[index], seed, value), "seconds": lap()}, read)  # noqa: B023
                 bar.update()
 
             if pending:
@@ -142,7 +154,7 @@ def write_png_grid(images: torch.Tensor, rows: int, path: str | Path, pad: int =
     for i in range(n):
         r, col = divmod(i, cols)
         top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, top:top + h, left:left + w] = images[i].expand(3, h, w)
+        grid[:, top : top + h, left : left + w] = images[i].expand(3, h, w)
     pixels = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     height, width = pixels.shape[:2]
     raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
@@ -150,8 +162,12 @@ def write_png_grid(images: torch.Tensor, rows: int, path: str | Path, pad: int =
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
     return atomic_write(path, lambda tmp: tmp.write_bytes(png))
 
 

@@ -24,8 +24,11 @@ _WHAT = {"studies": "study preset", "search_spaces": "search space"}
 
 def shipped_names(kind: Kind) -> list[str]:
     """The names of the shipped ``kind`` files, e.g. ``['cifar10_dm_ipc50', 'fashion_mnist_dm', 'quickstart']``."""
-    return sorted(Path(entry.name).stem for entry in resources.files(f"nas_proxy.{kind}").iterdir()
-                  if entry.name.endswith(".toml"))
+    return sorted(
+        Path(entry.name).stem
+        for entry in resources.files(f"nas_proxy.{kind}").iterdir()
+        if entry.name.endswith(".toml")
+    )
 
 
 def find_toml(name_or_path: str | Path, kind: Kind) -> Path:
@@ -34,13 +37,16 @@ def find_toml(name_or_path: str | Path, kind: Kind) -> Path:
     names = ", ".join(shipped_names(kind))
     if path.suffix == ".toml" or path.is_file() or len(path.parts) > 1:
         if not path.is_file():
-            raise NasProxyError(f"{_WHAT[kind]} not found: {path}; pass an existing .toml file or a shipped name "
-                                f"({names})")
+            raise NasProxyError(
+                f"{_WHAT[kind]} not found: {path}; pass an existing .toml file or a shipped name ({names})"
+            )
         return path
     shipped = resources.files(f"nas_proxy.{kind}") / f"{path.name}.toml"
     if not shipped.is_file():
-        raise NasProxyError(f"unknown {_WHAT[kind]} {str(name_or_path)!r}; choose a shipped one ({names}) or pass a "
-                            f"path to a .toml file")
+        raise NasProxyError(
+            f"unknown {_WHAT[kind]} {str(name_or_path)!r}; choose a shipped one ({names}) or pass a "
+            f"path to a .toml file"
+        )
     return Path(str(shipped))
 
 

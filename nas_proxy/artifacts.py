@@ -68,10 +68,10 @@ from nas_proxy import _accel
 from nas_proxy._config import keyed_settings
 from nas_proxy._io import settings_key
 from nas_proxy._records import record_once
-from nas_proxy.condensation import CondensedSet, resolve_compile, resolve_precision
-from nas_proxy.config import CondenseConfig, Preset
+from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
+from nas_proxy.method import CondenseConfig, CondensedSet, resolve_compile, resolve_precision
 
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 
@@ -187,8 +187,9 @@ def reference_table_path(preset: Preset) -> Path:
         return imported
     data = preset.data
     # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
-    key = settings_key(data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(),
-                       "step-decay")
+    key = settings_key(
+        data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(), "step-decay"
+    )
     return preset.study.output / "reference" / f"{data.dataset}-{key}.csv"
 
 
@@ -208,8 +209,10 @@ def open_artifact_store(spec: str, output: Path) -> Any:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise NasProxyError(f"[study].artifacts: cannot create the folder {folder} ({exc.strerror}); name a "
-                            f"writable folder or s3://bucket") from None
+        raise NasProxyError(
+            f"[study].artifacts: cannot create the folder {folder} ({exc.strerror}); name a "
+            f"writable folder or s3://bucket"
+        ) from None
     return FileSystemArtifactStore(str(folder))
 
 
@@ -227,8 +230,9 @@ def _describe(store: Any) -> str:
     return type(store).__name__
 
 
-def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], Any], *,
-                settle: float | None = None) -> Path:
+def shared_file(
+    study: optuna.Study, store: Any, path: Path, make: Callable[[], Any], *, settle: float | None = None
+) -> Path:
     """The study's copy of the file at ``path``: downloaded if another worker published it, else made here
     (``make()`` writes ``path`` if it is missing) and published. Returns ``path``, holding the study's copy.
     ``settle`` (default :data:`SETTLE_SECONDS`) is the wait for a racing record after publishing."""
@@ -249,19 +253,35 @@ def shared_file(study: optuna.Study, store: Any, path: Path, make: Callable[[], 
     try:
         download_artifact(artifact_store=store, artifact_id=record["artifact_id"], file_path=str(part))
     except ArtifactNotFound:
-        raise NasProxyError(f"study {study.study_name!r} uses {path.name}, artifact {record['artifact_id']} in "
-                            f"{record['store']}, which {_describe(store)} does not hold; set [study].artifacts to a "
-                            f"store every worker reaches (a shared folder or s3://bucket)") from None
+        raise NasProxyError(
+            f"study {study.study_name!r} uses {path.name}, artifact {record['artifact_id']} in "
+            f"{record['store']}, which {_describe(store)} does not hold; set [study].artifacts to a "
+            f"store every worker reaches (a shared folder or s3://bucket)"
+        ) from None
     if sha256(part) != record["sha256"]:
         part.unlink()
-        raise NasProxyError(f"artifact {record['artifact_id']} ({path.name}) in {_describe(store)} does not match "
-                            f"the SHA-256 the study recorded; the store was changed: restore it or use a new "
-                            f"[study].name")
+        raise NasProxyError(
+            f"artifact {record['artifact_id']} ({path.name}) in {_describe(store)} does not match "
+            f"the SHA-256 the study recorded; the store was changed: restore it or use a new "
+            f"[study].name"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, path)  # atomic: a reader sees the old copy or the study's, never half a file
     return path
 
 
-__all__ = ["SETTLE_SECONDS", "adopt_legacy_condensed_set", "adopt_legacy_record", "condensed_set_path", "imported_table_path",
-           "is_imported_table", "legacy_condensed_set_path", "recorded_under_old_name",
-           "open_artifact_store", "reference_table_path", "score_table_path", "sha256", "shared_file"]
+__all__ = [
+    "SETTLE_SECONDS",
+    "adopt_legacy_condensed_set",
+    "adopt_legacy_record",
+    "condensed_set_path",
+    "imported_table_path",
+    "is_imported_table",
+    "legacy_condensed_set_path",
+    "recorded_under_old_name",
+    "open_artifact_store",
+    "reference_table_path",
+    "score_table_path",
+    "sha256",
+    "shared_file",
+]

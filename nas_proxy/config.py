@@ -9,19 +9,20 @@ Each stage reads its own config and nothing else: :class:`DataConfig` (which dat
 stage) bundles them for the functions that join stages into a study: naming its files
 (:mod:`nas_proxy.artifacts`), making a proxy, running the search, the report and the
 comparison. This module imports no stage, only the vocabulary its checks need (architecture ids
-from :mod:`nas_proxy.space`, DSA op families from :mod:`nas_proxy.augment`, neither of which imports
+from :mod:`nas_proxy.space._space`, DSA op families from :mod:`nas_proxy.method._augment`, neither of which imports
 anything of the package beyond helpers), so every stage can import it. Each config checks its own
 values, so one built in Python is checked like one read from TOML.
 
 Example:
-    >>> from nas_proxy import CondenseConfig, load_preset
+    >>> from nas_proxy.method import CondenseConfig
+    >>> from nas_proxy import load_preset
     >>> preset = load_preset("quickstart")
     >>> preset.data.dataset, preset.condense.iterations, preset.reference.training.epochs
     ('digits', 100, 50)
     >>> CondenseConfig(ipc=0)
     Traceback (most recent call last):
     ...
-    nas_proxy._config.ConfigError: [condense].ipc must be positive, got 0
+    nas_proxy.errors.ConfigError: [condense].ipc must be positive, got 0
 """
 
 from __future__ import annotations
@@ -31,179 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas_proxy._accel import Precision
-from nas_proxy._config import ConfigError, check_fields, config_from_dict, keyed_settings, positive, read_toml
+from nas_proxy._config import check_fields, config_from_dict, positive, read_toml
 from nas_proxy._shipped import find_toml, shipped_name
-from nas_proxy.augment import check_dsa_strategy
-from nas_proxy.errors import NasProxyError
-from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set and which validation carve-out: the ``[data]`` table.
-
-    ``val_fraction`` of each class of the official training data is held out for validation
-    (the split a proxy is scored on), drawn with ``split_seed``; the test set is never used for
-    search. :func:`~nas_proxy.load_dataset` takes it.
-    """
-
-    dataset: str = "digits"
-    val_fraction: float = 0.1
-    split_seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[data]")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError("[data]", "val_fraction", f"must be between 0 and 1, got {self.val_fraction}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[data]") -> DataConfig:
-        return config_from_dict(cls, data, where)
-
-
-@dataclass(frozen=True)
-class CondenseConfig:
-    """Settings of one DM run; the defaults are the paper's.
-
-    ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
-    bf16 natively (on a CPU only when the embedding is compiled: eager bf16 is slower there), fp32
-    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one compilation, then every
-    iteration faster): true, false, or ``"auto"``, which compiles runs of at least
-    :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations (see :func:`resolve_compile`), so the paper's
-    20,000 compile and a 100-iteration quickstart does not. ``deterministic`` asks CUDA for
-    deterministic kernels (:func:`nas_proxy._accel.deterministic`); a CPU run is repeatable
-    without it. ``benchmarks/RESULTS.md`` has the speed of each and the accuracy of the sets
-    they make.
-    """
-
-    ipc: int = 10
-    iterations: int = 20_000
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: int = 256
-    init: Literal["real", "noise"] = "real"
-    embed_arch: str = DEFAULT_ARCH.id
-    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
-    precision: Precision = "auto"
-    compile: Literal["auto", True, False] = "auto"
-    real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
-    checkpoint_every: int = 500
-    deterministic: bool = False
-    # Each iteration's embedding network: "" the one `embed_arch` (the paper's), or drawn from this search space
-    # (a shipped name or a TOML path), so the set is matched in the networks a study will train on it.
-    embed_space: str = ""
-    # What is matched: "last" the features the classifier sees (the paper's); "blocks" the features after every
-    # block. With embed_space or "blocks" the loss is relative (each distance over the real means' squared norm:
-    # matching_loss), about 1/5000 of the paper's raw loss for its ConvNet on FashionMNIST, so lr_img scales up.
-    match: Literal["last", "blocks"] = "last"
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[condense]")
-        positive("[condense]", ipc=self.ipc, batch_real=self.batch_real, lr_img=self.lr_img,
-                 real_chunk=self.real_chunk, checkpoint_every=self.checkpoint_every)
-        if self.iterations < 0:
-            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
-        try:
-            ArchSpec.parse(self.embed_arch)
-        except NasProxyError as exc:
-            raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
-        check_dsa_strategy("[condense]", self.dsa_strategy)
-        if self.embed_space:
-            try:
-                load_search_space(self.embed_space)
-            except NasProxyError as exc:
-                raise ConfigError("[condense]", "embed_space", f"= {self.embed_space!r}: {exc}") from None
-            if self.compile is True:
-                raise ConfigError("[condense]", "compile", "must be false or \"auto\" with embed_space: a compiled "
-                                  "embedding is one fixed network, and embed_space draws a new one every iteration")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
-        return config_from_dict(cls, data, where)
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
-
-    ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
-    since Ampere, CPUs with AVX512-BF16 or AMX) and in fp32 elsewhere; ``"fp32"``/``"bf16"`` force
-    one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
-    architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
-    few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
-    ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
-    and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
-    is bit-identical without it. It changes how a result is computed, not what is expected, so
-    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
-    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
-    CUDA, where concurrent streams have not been measured yet); it changes only the speed.
-    """
-
-    epochs: int = 1000
-    # 0: `epochs` passes over the training set; N: exactly N optimiser steps (batches drawn pass by pass) whatever
-    # the set's size, so sets of different sizes train at the same cost and a tiny set gets enough steps.
-    steps: int = 0
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    lr_decay_at: float = 0.5  # `schedule = "step"`: x0.1 after this fraction of the steps
-    # "step": the paper's (lr, then lr/10 from lr_decay_at); "onecycle": warm up to lr over the first `warmup` of the
-    # steps, then cosine decay (torch's OneCycleLR, momentum kept): the usual full-data schedule, compressed into
-    # however many steps the run has, so a short run ends annealed like a long one.
-    schedule: Literal["step", "onecycle"] = "step"
-    warmup: float = 0.15
-    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
-    precision: Precision = "auto"
-    compile: bool = False
-    eval_batch_size: int = 2048
-    threads: int = 0
-    deterministic: bool = False
-    jobs: int = 0
-
-    def __post_init__(self) -> None:
-        check_fields(self, "[proxy]")
-        positive("[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                 eval_batch_size=self.eval_batch_size)
-        if not 0 < self.lr_decay_at <= 1:
-            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
-        if not 0 < self.warmup < 1:
-            raise ConfigError("[proxy]", "warmup", f"must be between 0 and 1, got {self.warmup}")
-        for name in ("threads", "jobs", "steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
-        check_dsa_strategy("[proxy]", self.dsa_strategy)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
-        return config_from_dict(cls, data, where)
-
-    def batches(self, images: int) -> int:
-        """Batches in one pass over a set of ``images`` (the last may be short)."""
-        return -(-images // self.batch_size)
-
-    def optimiser_steps(self, images: int) -> int:
-        """Optimiser steps of training on a set of ``images``: ``steps``, or ``epochs`` passes of its batches."""
-        return self.steps or self.epochs * self.batches(images)
-
-    def presentations(self, images: int) -> int:
-        """Images that training on a set of ``images`` feeds the network (its cost, in images)."""
-        passes, rest = divmod(self.optimiser_steps(images), self.batches(images))
-        return passes * images + min(rest * self.batch_size, images)
-
-    def protocol(self) -> dict[str, Any]:
-        """The settings that change a result (not the seed or how it is executed): cache keys."""
-        return keyed_settings(self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"),
-                              later=("steps",))
-
+from nas_proxy.data import DataConfig
+from nas_proxy.errors import ConfigError, NasProxyError
+from nas_proxy.method import REFERENCE_DEFAULTS, CondenseConfig, ProxyConfig
+from nas_proxy.space import SearchSpace, load_search_space
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
-# Fitted on the reference table (nas_proxy.calibration): the factors alone, or with the [score].features scores.
+# Fitted on the reference table (nas_proxy.scoring.Calibration): the factors alone, or with the [score].features scores.
 FITTED_PROXIES = ("calibrated", "factors")
 PROXIES = BASE_PROXIES + FITTED_PROXIES
 ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
@@ -231,29 +68,37 @@ class ScoreConfig:
             raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
         bad = next((f for f in self.features if f not in BASE_PROXIES), None)
         if bad is not None:
-            raise ConfigError("[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}")
+            raise ConfigError(
+                "[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}"
+            )
         if len(set(self.features)) != len(self.features):
             raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
         bad = next((f for f in self.refine if f not in BASE_PROXIES or f in self.features), None)
         if bad is not None:
-            raise ConfigError("[score]", "refine", f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that "
-                                                   f"are not already features")
+            raise ConfigError(
+                "[score]",
+                "refine",
+                f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that are not already features",
+            )
         if self.refine and self.proxy != "calibrated":
-            raise ConfigError("[score]", "refine", f"needs proxy = \"calibrated\" (both fidelities are predictions of "
-                                                   f"the reference rank), got proxy = {self.proxy!r}")
+            raise ConfigError(
+                "[score]",
+                "refine",
+                f'needs proxy = "calibrated" (both fidelities are predictions of '
+                f"the reference rank), got proxy = {self.proxy!r}",
+            )
         if self.reduction_factor < 2:
             raise ConfigError("[score]", "reduction_factor", f"must be at least 2, got {self.reduction_factor}")
         if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
-            raise ConfigError("[score]", "early_epochs", f"= {self.early_epochs} must be whole above 1 (below 1 it "
-                                                         f"is a fraction of one pass)")
+            raise ConfigError(
+                "[score]",
+                "early_epochs",
+                f"= {self.early_epochs} must be whole above 1 (below 1 it is a fraction of one pass)",
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[score]") -> ScoreConfig:
         return config_from_dict(cls, data, where)
-
-
-# Full data needs far fewer epochs than the 1000 of a 10-image-per-class set.
-REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -281,8 +126,12 @@ class ReferenceConfig:
         if self.sample < 0:
             raise ConfigError("[reference]", "sample", f"must be >= 0, got {self.sample}")
         if self.training.precision == "auto":  # one table, one protocol: "auto" differs from machine to machine
-            raise ConfigError("[reference]", "precision", "= \"auto\" trains in bf16 on some machines and fp32 on "
-                                                          "others; the yardstick needs one: set \"fp32\" or \"bf16\"")
+            raise ConfigError(
+                "[reference]",
+                "precision",
+                '= "auto" trains in bf16 on some machines and fp32 on '
+                'others; the yardstick needs one: set "fp32" or "bf16"',
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
@@ -291,10 +140,12 @@ class ReferenceConfig:
         protocol = {f.name for f in dataclasses.fields(ProxyConfig)}
         unknown = sorted(set(data) - own - protocol)
         if unknown:
-            raise NasProxyError(f"{where}: unknown key {unknown[0]!r}; allowed keys are "
-                                f"{', '.join(sorted(own | protocol))}")
-        training = config_from_dict(ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items()
-                                                                           if k in protocol}}, where)
+            raise NasProxyError(
+                f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(own | protocol))}"
+            )
+        training = config_from_dict(
+            ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items() if k in protocol}}, where
+        )
         own_config = config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where)
         try:
             return dataclasses.replace(own_config, training=training)
@@ -332,8 +183,12 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "[study]")
-        positive("[study]", n_trials=self.n_trials, heartbeat_interval=self.heartbeat_interval,
-                 reconnect_timeout=self.reconnect_timeout)
+        positive(
+            "[study]",
+            n_trials=self.n_trials,
+            heartbeat_interval=self.heartbeat_interval,
+            reconnect_timeout=self.reconnect_timeout,
+        )
         for key in ("grace_period", "max_retry"):
             if getattr(self, key) < 0:
                 raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")
@@ -376,8 +231,14 @@ class Preset:
         return shipped_name(self.path, "studies") or str(self.path)
 
 
-_SECTIONS = {"data": DataConfig, "study": StudyConfig, "condense": CondenseConfig, "proxy": ProxyConfig,
-             "score": ScoreConfig, "reference": ReferenceConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "study": StudyConfig,
+    "condense": CondenseConfig,
+    "proxy": ProxyConfig,
+    "score": ScoreConfig,
+    "reference": ReferenceConfig,
+}
 
 
 def _data_table(raw: dict[str, Any], path: Path) -> Any:
@@ -404,10 +265,11 @@ def load_preset(name_or_path: str | Path) -> Preset:
     raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        raise NasProxyError(f"{path}: unknown table [{unknown[0]}]; allowed tables are "
-                            f"{', '.join(f'[{s}]' for s in _SECTIONS)}")
+        raise NasProxyError(
+            f"{path}: unknown table [{unknown[0]}]; allowed tables are {', '.join(f'[{s}]' for s in _SECTIONS)}"
+        )
     if "study" not in raw:
-        raise NasProxyError(f"{path}: missing [study] table (it needs at least name = \"...\")")
+        raise NasProxyError(f'{path}: missing [study] table (it needs at least name = "...")')
     raw = {**raw, "study": dict(raw["study"]) if isinstance(raw["study"], dict) else raw["study"]}
     raw["data"] = _data_table(raw, path)  # after the copy above: it moves keys out of [study]
     configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
@@ -416,6 +278,17 @@ def load_preset(name_or_path: str | Path) -> Preset:
     return preset
 
 
-__all__ = ["ACCURACY_PROXIES", "BASE_PROXIES", "FITTED_PROXIES", "PROXIES", "REFERENCE_DEFAULTS",
-           "CondenseConfig", "DataConfig", "Preset", "ProxyConfig", "ReferenceConfig", "ScoreConfig", "StudyConfig",
-           "load_preset"]
+__all__ = [
+    "ACCURACY_PROXIES",
+    "BASE_PROXIES",
+    "FITTED_PROXIES",
+    "PROXIES",
+    "CondenseConfig",
+    "DataConfig",
+    "Preset",
+    "ProxyConfig",
+    "ReferenceConfig",
+    "ScoreConfig",
+    "StudyConfig",
+    "load_preset",
+]

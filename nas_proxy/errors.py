@@ -1,4 +1,4 @@
-"""The one exception type the command line turns into a one-line message."""
+"""The exception types the command line turns into a one-line message; every other error is a bug."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class DataError(NasProxyError):
 
         .. testcode::
 
-            from nas_proxy.data import DataError, load_dataset
+            from nas_proxy import DataError, load_dataset
 
             try:
                 load_dataset("mnist", root="/nonexistent")
@@ -29,3 +29,14 @@ class DataError(NasProxyError):
 
             True
     """
+
+
+class ConfigError(NasProxyError):
+    """A bad value in one config field: ``section`` (e.g. ``[study]``), ``key`` and the ``problem``.
+
+    Loading from TOML re-raises it naming the file; the CLI re-raises it naming the flag.
+    """
+
+    def __init__(self, section: str, key: str, problem: str) -> None:
+        self.section, self.key, self.problem = section, key, problem
+        super().__init__(f"{section}.{key} {problem}")

@@ -1,1 +1,1 @@
-"""Search spaces shipped with nas-proxy; installed as the package data ``nas_proxy.search_spaces`` (see pyproject.toml)."""
+"""Search spaces shipped with nas-proxy; installed as package data ``nas_proxy.search_spaces`` (see pyproject.toml)."""

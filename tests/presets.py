@@ -11,7 +11,7 @@ dataset = "digits"
 search_space = "{space}"
 sampler = "random"
 n_trials = 6
-out_dir = "{tmp_path / 'out'}"
+out_dir = "{tmp_path / "out"}"
 {extra}
 [condense]
 ipc = 2

@@ -14,15 +14,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from presets import write_preset
 
 import nas_proxy.artifacts
-import nas_proxy.proxies
-from nas_proxy import NasProxyError, load_preset, load_study
-from nas_proxy.artifacts import open_artifact_store, sha256, shared_file
-from nas_proxy.artifacts import condensed_set_path
-from nas_proxy.proxies import get_condensed_set
-from nas_proxy.study import open_study
-from presets import write_preset
+import nas_proxy.scoring._proxies
+from nas_proxy import NasProxyError, load_preset, load_study, open_study
+from nas_proxy.artifacts import condensed_set_path, open_artifact_store, sha256, shared_file
+from nas_proxy.scoring._proxies import get_condensed_set
 
 
 @pytest.fixture(autouse=True)
@@ -34,27 +32,27 @@ def _worker(tmp_path: Path, folder: str, storage: str, artifacts: str):
     """One worker's view of a study: its own output folder, the shared storage and artifact store."""
     (tmp_path / folder).mkdir()
     preset = load_preset(write_preset(tmp_path / folder, name="shared"))
-    study = dataclasses.replace(preset.study, storage=storage, out_dir=str(tmp_path / folder / "out"),
-                                artifacts=artifacts)
+    study = dataclasses.replace(
+        preset.study, storage=storage, out_dir=str(tmp_path / folder / "out"), artifacts=artifacts
+    )
     return dataclasses.replace(preset, study=study)
 
 
 @pytest.fixture
 def unrepeatable_condense(monkeypatch):
     """Condensation that differs run to run, as on CUDA: every call shifts the images by its call number."""
-    real, calls = nas_proxy.proxies.condense, []
+    real, calls = nas_proxy.scoring._proxies.condense, []
 
     def condense(*args, **kwargs):
         syn = real(*args, **kwargs)
         calls.append(1)
         return dataclasses.replace(syn, images=syn.images + len(calls))
 
-    monkeypatch.setattr(nas_proxy.proxies, "condense", condense)
+    monkeypatch.setattr(nas_proxy.scoring._proxies, "condense", condense)
     return calls
 
 
-def test_a_second_worker_downloads_the_first_workers_set_instead_of_condensing(tmp_path, digits,
-                                                                               unrepeatable_condense):
+def test_a_second_worker_downloads_the_first_workers_set_instead_of_condensing(tmp_path, digits, unrepeatable_condense):
     storage, store = str(tmp_path / "study.journal"), str(tmp_path / "store")
     first, second = _worker(tmp_path, "a", storage, store), _worker(tmp_path, "b", storage, store)
     made = get_condensed_set(first, digits, progress=False, study=open_study(first))
@@ -68,8 +66,11 @@ def test_a_second_worker_downloads_the_first_workers_set_instead_of_condensing(t
 
 def test_workers_that_condensed_at_once_end_on_one_set(tmp_path):
     """Both build a different file at the same instant and race to publish: both use the one the study records."""
-    study = optuna.create_study(storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.journal"))))
+    study = optuna.create_study(
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.journal"))
+        )
+    )
     store = open_artifact_store(str(tmp_path / "store"), tmp_path)
     barrier, paths = threading.Barrier(2), [tmp_path / w / "set.pt" for w in ("a", "b")]
 
@@ -93,8 +94,11 @@ def test_a_store_the_worker_cannot_reach_is_one_clear_line(tmp_path, digits):
     storage = str(tmp_path / "study.journal")
     first, second = _worker(tmp_path, "a", storage, ""), _worker(tmp_path, "b", storage, "")  # each its own folder
     get_condensed_set(first, digits, progress=False, study=open_study(first))
-    with pytest.raises(NasProxyError, match=r"which folder .*b/out/artifacts does not hold; set \[study\].artifacts "
-                                            r"to a store every worker reaches"):
+    with pytest.raises(
+        NasProxyError,
+        match=r"which folder .*b/out/artifacts does not hold; set \[study\].artifacts "
+        r"to a store every worker reaches",
+    ):
         get_condensed_set(second, digits, progress=False, study=open_study(second))
 
 
@@ -103,21 +107,27 @@ def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, mo
     again and gets a working storage (a real database here; the race itself: test_database.py)."""
     from sqlalchemy.exc import IntegrityError
 
-    import nas_proxy._storage
-    real, attempts = nas_proxy._storage.ResilientRDBStorage, []
+    import nas_proxy.study._storage
+
+    real, attempts = nas_proxy.study._storage.ResilientRDBStorage, []
 
     def storage(url, **kwargs):
         attempts.append(url)
         if len(attempts) == 1:
-            raise IntegrityError("CREATE TABLE studies", {}, Exception('duplicate key value violates unique '
-                                                                       'constraint "pg_type_typname_nsp_index"'))
+            raise IntegrityError(
+                "CREATE TABLE studies",
+                {},
+                Exception('duplicate key value violates unique constraint "pg_type_typname_nsp_index"'),
+            )
         return real(url, **kwargs)
 
-    monkeypatch.setattr(nas_proxy._storage, "ResilientRDBStorage", storage)
-    monkeypatch.setattr(nas_proxy._storage.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(nas_proxy.study._storage, "ResilientRDBStorage", storage)
+    monkeypatch.setattr(nas_proxy.study._storage.time, "sleep", lambda seconds: None)
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="x", storage=nas_proxy._storage.open_storage(
-        nas_proxy.config.StudyConfig(name="x", storage=url)))
+    study = optuna.create_study(
+        study_name="x",
+        storage=nas_proxy.study._storage.open_storage(nas_proxy.config.StudyConfig(name="x", storage=url)),
+    )
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     assert len(attempts) == 2 and len(optuna.load_study(study_name="x", storage=url).trials) == 2
 
@@ -133,8 +143,14 @@ def test_a_changed_artifact_is_refused(tmp_path, digits):
     assert not condensed_set_path(second, digits).exists()  # nothing half-written left behind
 
 
-@pytest.mark.parametrize("spec, message", [("s3://", "name a bucket alone"), ("s3://bucket/prefix", "name a bucket"),
-                                           ("/proc/no/such/folder", "cannot create the folder")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("s3://", "name a bucket alone"),
+        ("s3://bucket/prefix", "name a bucket"),
+        ("/proc/no/such/folder", "cannot create the folder"),
+    ],
+)
 def test_bad_artifact_stores_are_named(tmp_path, spec, message):
     with pytest.raises(NasProxyError, match=r"\[study\].artifacts"):
         try:
@@ -163,20 +179,39 @@ def test_two_workers_on_postgresql_sharing_no_folder_score_against_one_set(tmp_p
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         bucket = f"nas-proxy-{uuid.uuid4().hex[:8]}"
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
-                     aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=bucket)
+        boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=bucket)
         name = f"pg_artifact_{uuid.uuid4().hex[:8]}"
         presets = []
         for folder in ("machine_a", "machine_b"):
             (tmp_path / folder).mkdir()
-            presets.append(write_preset(tmp_path / folder, name=name, extra=f'storage = "{url}"\n'
-                                                                          f'artifacts = "s3://{bucket}"'))
-        workers = [subprocess.Popen([sys.executable, "-m", "nas_proxy.cli", "search", str(p), "--n-trials", "6",
-                                     "--no-progress"], cwd=p.parent, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for p in presets]
+            presets.append(
+                write_preset(tmp_path / folder, name=name, extra=f'storage = "{url}"\nartifacts = "s3://{bucket}"')
+            )
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "nas_proxy.cli", "search", str(p), "--n-trials", "6", "--no-progress"],
+                cwd=p.parent,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for p in presets
+        ]
         outputs = [w.communicate(timeout=600) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
         sets = [next((p.parent / "out" / "condensed").glob("*.pt")) for p in presets]

@@ -11,8 +11,13 @@ SMALL = ["--ipc", "2", "--batch-real", "16", "--embed-arch", "d1-w8-relu-instanc
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "nas_proxy.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nas_proxy.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_condense_then_evaluate_on_condensed_random_and_full(tmp_path, capsys):
@@ -21,8 +26,22 @@ def test_condense_then_evaluate_on_condensed_random_and_full(tmp_path, capsys):
     assert out.is_file() and out.with_suffix(".png").is_file()
     capsys.readouterr()
     for train in (str(out), "random:2", "full"):
-        assert main(["evaluate", "--arch", "d1-w8-relu-none-avgpool", "--train", train, "--epochs", "1", "--json",
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--arch",
+                    "d1-w8-relu-none-avgpool",
+                    "--train",
+                    train,
+                    "--epochs",
+                    "1",
+                    "--json",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         record = json.loads(capsys.readouterr().out)
         assert {"arch", "train", "epochs", "seed", "val_acc", "test_acc", "params", "flops", "seconds"} <= set(record)
         assert record["train"] == train and record["arch"] == "d1-w8-relu-none-avgpool" and record["epochs"] == 1
@@ -36,19 +55,27 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"keep me"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["evaluate", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
-    (["evaluate", "--train", "random:ten"], "random:<images per class>"),
-    (["evaluate", "--train", "missing.pt"], "condensed set not found: missing.pt"),
-    (["evaluate", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
-    (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),
-    (["evaluate", "--epochs", "0"], "error: --epochs must be positive, got 0"),  # not silently the default
-    # No CUDA, or fewer than 100 GPUs: either way one line naming the device and the fix.
-    (["evaluate", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
+        (["evaluate", "--train", "random:ten"], "random:<images per class>"),
+        (["evaluate", "--train", "missing.pt"], "condensed set not found: missing.pt"),
+        (["evaluate", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
+        (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),
+        (["evaluate", "--epochs", "0"], "error: --epochs must be positive, got 0"),  # not silently the default
+        # No CUDA, or fewer than 100 GPUs: either way one line naming the device and the fix.
+        (["evaluate", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_no_traceback(args, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nas_proxy.cli", *args, "--no-progress"], capture_output=True,
-                            text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nas_proxy.cli", *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -78,7 +105,7 @@ def test_an_interrupted_run_is_not_overwritten_without_resume(tmp_path, capsys):
 
 
 def test_one_search_worker_per_visible_gpu(monkeypatch):
-    from nas_proxy import workers
+    from nas_proxy.study import _workers as workers
 
     assert workers.worker_devices("cpu", 0) == ["cpu"] and workers.worker_devices("cpu", 3) == ["cpu"] * 3
     monkeypatch.setattr(workers.torch.cuda, "is_available", lambda: True)

@@ -1,21 +1,24 @@
-"""One config per stage (issue 15): the [data] table, what each config refuses, and artifact keys from resolved settings."""
+"""One config per stage (issue 15): the [data] table, what each config refuses, artifact keys from resolved settings."""
 
 import dataclasses
 import json
 
 import pytest
 import torch
-
-from nas_proxy import NasProxyError, load_dataset, load_preset, run_search
-from nas_proxy import _accel
-from nas_proxy.artifacts import (adopt_legacy_condensed_set, condensed_set_path, legacy_condensed_set_path,
-                                 score_table_path)
-from nas_proxy.condensation import CondensedSet
-from nas_proxy.config import DataConfig, ReferenceConfig
-from nas_proxy.proxies import get_condensed_set, make_proxy
-from nas_proxy.search import record_proxy
-from nas_proxy.study import open_study
 from presets import write_preset
+
+from nas_proxy import NasProxyError, _accel, load_dataset, load_preset, make_proxy, open_study, run_search
+from nas_proxy.artifacts import (
+    adopt_legacy_condensed_set,
+    condensed_set_path,
+    legacy_condensed_set_path,
+    score_table_path,
+)
+from nas_proxy.config import ReferenceConfig
+from nas_proxy.data import DataConfig
+from nas_proxy.method import CondensedSet
+from nas_proxy.scoring._proxies import get_condensed_set
+from nas_proxy.study._search import record_proxy
 
 
 def _data_preset(tmp_path, data_table, study_keys=""):
@@ -96,8 +99,11 @@ def test_a_study_begun_under_the_old_set_name_continues(tmp_path, digits, monkey
     _bf16(monkeypatch, False)
     study = open_study(preset)
     proxy = make_proxy("dm", preset, digits)
-    old = json.loads(json.dumps(proxy.settings).replace(condensed_set_path(preset, digits).name,
-                                                        legacy_condensed_set_path(preset, digits).name))
+    old = json.loads(
+        json.dumps(proxy.settings).replace(
+            condensed_set_path(preset, digits).name, legacy_condensed_set_path(preset, digits).name
+        )
+    )
     study.set_user_attr("proxy", old)  # what a study recorded before the fix
     record_proxy(study, preset, proxy, data=digits)  # accepted: the same set under its new name
     other = dataclasses.replace(preset, proxy=dataclasses.replace(preset.proxy, epochs=3))

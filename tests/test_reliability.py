@@ -20,21 +20,27 @@ import torch
 from presets import write_preset
 from test_data import _write_mnist
 
-from nas_proxy import CondenseConfig, CondensedSet, ProxyConfig, condense, load_preset, load_study, train_proxy
+from nas_proxy import ArchSpec, condense, load_preset, load_study, train_proxy
 from nas_proxy._io import atomic_write
-from nas_proxy.cli import main
 from nas_proxy.artifacts import reference_table_path
+from nas_proxy.cli import main
+from nas_proxy.method import CondenseConfig, CondensedSet, ProxyConfig
 from nas_proxy.reference import read_reference
-from nas_proxy.space import ArchSpec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nas_proxy"
-COMPLETE, FAIL, RUNNING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                           optuna.trial.TrialState.RUNNING)
+COMPLETE, FAIL, RUNNING = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.FAIL,
+    optuna.trial.TrialState.RUNNING,
+)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _space(tmp_path: Path, body: str) -> Path:
@@ -86,8 +92,10 @@ def _case_set_corrupt(tmp_path):
 
 def _case_set_other_format(tmp_path):
     torch.save({"format": "nas-proxy-condense-checkpoint/1", "images": torch.zeros(2, 1, 16, 16)}, tmp_path / "set.pt")
-    return (["evaluate", "--train", str(tmp_path / "set.pt")],
-            "not a readable nas-proxy condensed set .format 'nas-proxy-condense-checkpoint/1', expected")
+    return (
+        ["evaluate", "--train", str(tmp_path / "set.pt")],
+        "not a readable nas-proxy condensed set .format 'nas-proxy-condense-checkpoint/1', expected",
+    )
 
 
 def _case_set_other_dataset(tmp_path):
@@ -145,8 +153,10 @@ def _case_ipc_too_large(tmp_path):
 
 
 def _case_storage_unreachable(tmp_path):
-    return (["search", str(write_preset(tmp_path)), "--storage", "postgresql://postgres@127.0.0.1:1/nas_proxy"],
-            "cannot use storage postgresql://")
+    return (
+        ["search", str(write_preset(tmp_path)), "--storage", "postgresql://postgres@127.0.0.1:1/nas_proxy"],
+        "cannot use storage postgresql://",
+    )
 
 
 def _case_study_other_space(tmp_path):
@@ -191,8 +201,18 @@ def _wait_for(predicate, timeout: float = 120.0, process: subprocess.Popen | Non
 
 
 def test_condensation_killed_resumes_bit_identical(tmp_path):
-    settings = ["--ipc", "5", "--iterations", "240", "--checkpoint-every", "20", "--batch-real", "64",
-                "--embed-arch", "d3-w32-relu-instancenorm-avgpool"]
+    settings = [
+        "--ipc",
+        "5",
+        "--iterations",
+        "240",
+        "--checkpoint-every",
+        "20",
+        "--batch-real",
+        "64",
+        "--embed-arch",
+        "d3-w32-relu-instancenorm-avgpool",
+    ]
     killed, whole = tmp_path / "killed.pt", tmp_path / "whole.pt"
     checkpoint = killed.with_name(killed.name + ".ckpt")
     process = subprocess.Popen(_cli("condense", *settings, "--out", str(killed)))
@@ -225,9 +245,11 @@ def _running_trial_of(preset, pid: int):
         return None
     done = study.get_trials(deepcopy=False, states=(COMPLETE,))
     scored = {t.user_attrs.get("arch") for t in done}  # a repeat reuses that score and finishes at once: no target
-    running = [t for t in study.get_trials(deepcopy=False, states=(RUNNING,))  # past suggesting: training
-               if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.user_attrs.get("arch", None) not in
-               scored | {None}]
+    running = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(RUNNING,))  # past suggesting: training
+        if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.user_attrs.get("arch", None) not in scored | {None}
+    ]
     return running[0] if done and running else None
 
 
@@ -258,7 +280,9 @@ def _assert_retried_once(study: optuna.Study, victim: int, n_trials: int) -> Non
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state == COMPLETE
     assert retries[0].params == trials[killed].params  # the same architecture, scored by the survivor
-    assert len([t for t in trials if t.state == COMPLETE]) == n_trials  # the workers end together at --n-trials (issue 21)
+    assert (
+        len([t for t in trials if t.state == COMPLETE]) == n_trials
+    )  # the workers end together at --n-trials (issue 21)
 
 
 def test_a_killed_worker_trial_is_failed_and_retried_once_on_a_journal(tmp_path):
@@ -285,7 +309,9 @@ def _on_storage(path: Path, url: str):
 
 def test_a_killed_worker_trial_is_failed_by_the_heartbeat_and_retried_on_postgresql(tmp_path):
     url = _postgres_url()
-    path = _slow_preset(tmp_path, name=f"killed_{uuid.uuid4().hex[:8]}", extra="heartbeat_interval = 1\ngrace_period = 2")
+    path = _slow_preset(
+        tmp_path, name=f"killed_{uuid.uuid4().hex[:8]}", extra="heartbeat_interval = 1\ngrace_period = 2"
+    )
     preset = _on_storage(path, url)
     assert main(["search", str(path), "--storage", url, "--n-trials", "1", "--no-progress"]) == 0
     victim = _kill_one_of_two_workers(path, preset, 14, ["--storage", url])
@@ -379,8 +405,11 @@ def _in_place_writes(source: str, filename: str) -> list[str]:
                 callbacks.add(write)
             elif isinstance(write, ast.Name):
                 callback_names.add(write.id)
-    callbacks |= {node for node in ast.walk(tree)
-                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in callback_names}
+    callbacks |= {
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in callback_names
+    }
 
     def tmp_of_enclosing_callback(node: ast.AST) -> str | None:
         while node in parents:
@@ -395,8 +424,15 @@ def _in_place_writes(source: str, filename: str) -> list[str]:
             return False
         handle, body = item.optional_vars.id, ast.Module(body=parents[item].body, type_ignores=[])
         uses = [n for n in ast.walk(body) if isinstance(n, ast.Name) and n.id == handle]
-        locks = [n for n in ast.walk(body) if isinstance(n, ast.Call) and _call_name(n.func) == ("fcntl", "flock")
-                 and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == handle]
+        locks = [
+            n
+            for n in ast.walk(body)
+            if isinstance(n, ast.Call)
+            and _call_name(n.func) == ("fcntl", "flock")
+            and n.args
+            and isinstance(n.args[0], ast.Name)
+            and n.args[0].id == handle
+        ]
         return bool(locks) and len(uses) == len(locks)  # the handle is used for nothing but flock
 
     found = []
@@ -414,42 +450,50 @@ def _in_place_writes(source: str, filename: str) -> list[str]:
 
 
 def test_every_file_the_package_writes_goes_through_atomic_write():
-    sources = sorted(PACKAGE.glob("*.py"))
-    assert len(sources) > 10
-    found = [line for path in sources for line in _in_place_writes(path.read_text(), path.name)]
+    sources = sorted(PACKAGE.rglob("*.py"))
+    assert len(sources) > 30
+    found = [line for path in sources for line in _in_place_writes(path.read_text(), str(path.relative_to(PACKAGE)))]
     assert not found, "\n".join(found)
 
 
-@pytest.mark.parametrize("source", [
-    'Path("x").write_text("y")',
-    'path.write_bytes(data)',
-    'frame.to_csv(path, index=False)',
-    'figure.savefig(out / "a.png")',
-    'torch.save(state, path)',
-    'np.save(path, array)',
-    'with open(path, "w") as handle:\n    handle.write("x")',
-    'open(path, mode="ab")',
-    'path.open("w")',
-    'gzip.open(path, "wb")',
-    'atomic_write(path, lambda tmp: path.write_text("x"))',  # the callback writes the final file
-    'atomic_write(path, lambda tmp: tmp.write_text("x"))\nother.write_text("y")',
-    'def write(tmp):\n    torch.save(x, tmp)\n\nwrite(path)',  # a callback never handed to atomic_write
-    'with open(lock_path, "w") as lock:\n    fcntl.flock(lock, fcntl.LOCK_EX)\n    lock.write("pid")',
-], ids=lambda source: source.splitlines()[-1])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'Path("x").write_text("y")',
+        "path.write_bytes(data)",
+        "frame.to_csv(path, index=False)",
+        'figure.savefig(out / "a.png")',
+        "torch.save(state, path)",
+        "np.save(path, array)",
+        'with open(path, "w") as handle:\n    handle.write("x")',
+        'open(path, mode="ab")',
+        'path.open("w")',
+        'gzip.open(path, "wb")',
+        'atomic_write(path, lambda tmp: path.write_text("x"))',  # the callback writes the final file
+        'atomic_write(path, lambda tmp: tmp.write_text("x"))\nother.write_text("y")',
+        "def write(tmp):\n    torch.save(x, tmp)\n\nwrite(path)",  # a callback never handed to atomic_write
+        'with open(lock_path, "w") as lock:\n    fcntl.flock(lock, fcntl.LOCK_EX)\n    lock.write("pid")',
+    ],
+    ids=lambda source: source.splitlines()[-1],
+)
 def test_the_atomic_write_scan_catches_writes_in_place(source):
     assert len(_in_place_writes(source, "module.py")) == 1
 
 
-@pytest.mark.parametrize("source", [
-    'atomic_write(path, lambda tmp: tmp.write_text("x"))',
-    'atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))',
-    'atomic_write(path, write=lambda tmp: torch.save(state, tmp))',
-    'def write(tmp):\n    with open(tmp, "wb") as handle:\n        handle.write(b"x")\n\natomic_write(path, write)',
-    'with open(lock_path, "w") as lock:\n    fcntl.flock(lock, fcntl.LOCK_EX)\n    table = read(path)',
-    'with gzip.open(path, "rb") as handle:\n    data = handle.read()',
-    'text = frame.to_csv(index=False)',
-    'path.open()',
-], ids=lambda source: source.splitlines()[-1])
+@pytest.mark.parametrize(
+    "source",
+    [
+        'atomic_write(path, lambda tmp: tmp.write_text("x"))',
+        "atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))",
+        "atomic_write(path, write=lambda tmp: torch.save(state, tmp))",
+        'def write(tmp):\n    with open(tmp, "wb") as handle:\n        handle.write(b"x")\n\natomic_write(path, write)',
+        'with open(lock_path, "w") as lock:\n    fcntl.flock(lock, fcntl.LOCK_EX)\n    table = read(path)',
+        'with gzip.open(path, "rb") as handle:\n    data = handle.read()',
+        "text = frame.to_csv(index=False)",
+        "path.open()",
+    ],
+    ids=lambda source: source.splitlines()[-1],
+)
 def test_the_atomic_write_scan_passes_atomic_writes_and_reads(source):
     assert _in_place_writes(source, "module.py") == []
 

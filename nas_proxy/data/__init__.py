@@ -1,0 +1,39 @@
+"""Data: a data set as whole tensors on the device, with its validation carve-out.
+
+:func:`load_dataset` takes a :class:`DataConfig` (the ``[data]`` table) or a name and returns a
+:class:`Dataset`: train / val / test :class:`Split` tensors, normalised. The validation split is
+carved from the official training data; search and condensation never see the test set. Built-in
+readers and downloads live in ``_sources``, any other torchvision data set in ``_torchvision``.
+
+Example:
+    >>> from nas_proxy.data import DataConfig, load_dataset
+    >>> data = load_dataset(DataConfig(dataset="digits", val_fraction=0.2))
+    >>> data.num_classes, data.image_size, len(data.val) > 0
+    (10, 16, True)
+"""
+
+from __future__ import annotations
+
+from nas_proxy.data._config import DataConfig
+from nas_proxy.data._dataset import (
+    Dataset,
+    Split,
+    default_data_root,
+    default_dsa_strategy,
+    load_dataset,
+    resolve_device,
+)
+from nas_proxy.data._sources import DATASETS, STRATEGY_NO_FLIP, STRATEGY_WITH_FLIP
+
+__all__ = [
+    "DATASETS",
+    "DataConfig",
+    "Dataset",
+    "STRATEGY_NO_FLIP",
+    "STRATEGY_WITH_FLIP",
+    "Split",
+    "default_data_root",
+    "default_dsa_strategy",
+    "load_dataset",
+    "resolve_device",
+]

@@ -1,0 +1,171 @@
+"""The method's settings: how DM condenses a set (``[condense]``) and how a candidate trains (``[proxy]``).
+
+Each config checks its own values, so one built in Python is checked like one read from TOML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nas_proxy._accel import Precision
+from nas_proxy._config import check_fields, config_from_dict, keyed_settings, positive
+from nas_proxy.errors import ConfigError, NasProxyError
+from nas_proxy.method._augment import check_dsa_strategy
+from nas_proxy.space import DEFAULT_ARCH, ArchSpec, load_search_space
+
+
+@dataclass(frozen=True)
+class CondenseConfig:
+    """Settings of one DM run; the defaults are the paper's.
+
+    ``precision="auto"`` runs the embedding passes under bfloat16 autocast where the device runs
+    bf16 natively (on a CPU only when the embedding is compiled: eager bf16 is slower there), fp32
+    elsewhere; ``compile`` wraps the embedding in ``torch.compile`` (one compilation, then every
+    iteration faster): true, false, or ``"auto"``, which compiles runs of at least
+    :data:`COMPILE_AUTO_MIN_ITERATIONS` iterations (see :func:`resolve_compile`), so the paper's
+    20,000 compile and a 100-iteration quickstart does not. ``deterministic`` asks CUDA for
+    deterministic kernels (:func:`nas_proxy._accel.deterministic`); a CPU run is repeatable
+    without it. ``benchmarks/RESULTS.md`` has the speed of each and the accuracy of the sets
+    they make.
+    """
+
+    ipc: int = 10
+    iterations: int = 20_000
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    embed_arch: str = DEFAULT_ARCH.id
+    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
+    seed: int = 0
+    precision: Precision = "auto"
+    compile: Literal["auto", True, False] = "auto"
+    real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
+    checkpoint_every: int = 500
+    deterministic: bool = False
+    # Each iteration's embedding network: "" the one `embed_arch` (the paper's), or drawn from this search space
+    # (a shipped name or a TOML path), so the set is matched in the networks a study will train on it.
+    embed_space: str = ""
+    # What is matched: "last" the features the classifier sees (the paper's); "blocks" the features after every
+    # block. With embed_space or "blocks" the loss is relative (each distance over the real means' squared norm:
+    # matching_loss), about 1/5000 of the paper's raw loss for its ConvNet on FashionMNIST, so lr_img scales up.
+    match: Literal["last", "blocks"] = "last"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[condense]")
+        positive(
+            "[condense]",
+            ipc=self.ipc,
+            batch_real=self.batch_real,
+            lr_img=self.lr_img,
+            real_chunk=self.real_chunk,
+            checkpoint_every=self.checkpoint_every,
+        )
+        if self.iterations < 0:
+            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
+        try:
+            ArchSpec.parse(self.embed_arch)
+        except NasProxyError as exc:
+            raise ConfigError("[condense]", "embed_arch", f"= {self.embed_arch!r}: {exc}") from None
+        check_dsa_strategy("[condense]", self.dsa_strategy)
+        if self.embed_space:
+            try:
+                load_search_space(self.embed_space)
+            except NasProxyError as exc:
+                raise ConfigError("[condense]", "embed_space", f"= {self.embed_space!r}: {exc}") from None
+            if self.compile is True:
+                raise ConfigError(
+                    "[condense]",
+                    "compile",
+                    'must be false or "auto" with embed_space: a compiled '
+                    "embedding is one fixed network, and embed_space draws a new one every iteration",
+                )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[condense]") -> CondenseConfig:
+        return config_from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
+
+    ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
+    since Ampere, CPUs with AVX512-BF16 or AMX) and in fp32 elsewhere; ``"fp32"``/``"bf16"`` force
+    one. ``compile`` wraps the network in ``torch.compile``: a one-off cost of about 10 s per
+    architecture on a CPU that pays back over long runs (the paper's 1000 epochs), not over a
+    few dozen steps. ``threads`` sets PyTorch's CPU threads (0 leaves PyTorch's default).
+    ``deterministic`` makes CUDA training bit-repeatable for the same seed (deterministic cuDNN
+    and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
+    is bit-identical without it. It changes how a result is computed, not what is expected, so
+    like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
+    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
+    CUDA, where concurrent streams have not been measured yet); it changes only the speed.
+    """
+
+    epochs: int = 1000
+    # 0: `epochs` passes over the training set; N: exactly N optimiser steps (batches drawn pass by pass) whatever
+    # the set's size, so sets of different sizes train at the same cost and a tiny set gets enough steps.
+    steps: int = 0
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    lr_decay_at: float = 0.5  # `schedule = "step"`: x0.1 after this fraction of the steps
+    # "step": the paper's (lr, then lr/10 from lr_decay_at); "onecycle": warm up to lr over the first `warmup` of the
+    # steps, then cosine decay (torch's OneCycleLR, momentum kept): the usual full-data schedule, compressed into
+    # however many steps the run has, so a short run ends annealed like a long one.
+    schedule: Literal["step", "onecycle"] = "step"
+    warmup: float = 0.15
+    dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
+    seed: int = 0
+    precision: Precision = "auto"
+    compile: bool = False
+    eval_batch_size: int = 2048
+    threads: int = 0
+    deterministic: bool = False
+    jobs: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "[proxy]")
+        positive(
+            "[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size
+        )
+        if not 0 < self.lr_decay_at <= 1:
+            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
+        if not 0 < self.warmup < 1:
+            raise ConfigError("[proxy]", "warmup", f"must be between 0 and 1, got {self.warmup}")
+        for name in ("threads", "jobs", "steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
+        check_dsa_strategy("[proxy]", self.dsa_strategy)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
+        return config_from_dict(cls, data, where)
+
+    def batches(self, images: int) -> int:
+        """Batches in one pass over a set of ``images`` (the last may be short)."""
+        return -(-images // self.batch_size)
+
+    def optimiser_steps(self, images: int) -> int:
+        """Optimiser steps of training on a set of ``images``: ``steps``, or ``epochs`` passes of its batches."""
+        return self.steps or self.epochs * self.batches(images)
+
+    def presentations(self, images: int) -> int:
+        """Images that training on a set of ``images`` feeds the network (its cost, in images)."""
+        passes, rest = divmod(self.optimiser_steps(images), self.batches(images))
+        return passes * images + min(rest * self.batch_size, images)
+
+    def protocol(self) -> dict[str, Any]:
+        """The settings that change a result (not the seed or how it is executed): cache keys."""
+        return keyed_settings(
+            self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"), later=("steps",)
+        )
+
+
+# Full data needs far fewer epochs than the 1000 of a 10-image-per-class set: the [reference] protocol's defaults.
+REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}

@@ -1,0 +1,64 @@
+"""The truth a ranking is measured against: full-data reference runs, and agreement with them.
+
+:func:`run_reference` trains architectures on the full data (``[reference]``), one CSV row per
+(arch, seed); :func:`import_reference` adopts a table trained elsewhere; :func:`seed_ceiling` is
+the agreement of the reference with itself across seeds. :func:`rank_agreement` compares any
+ranking with it (Spearman, Kendall with intervals, top-k, precision@k, regret).
+
+Example:
+    >>> import pandas as pd
+    >>> from nas_proxy.reference import rank_agreement
+    >>> truth = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5})
+    >>> round(rank_agreement(truth * 2, truth, n_boot=0)["spearman"], 6)
+    1.0
+"""
+
+from __future__ import annotations
+
+from nas_proxy.reference._agreement import (
+    MIN_PAIRS,
+    N_BOOT,
+    TOP_K,
+    correlation_line,
+    factor_bias,
+    interval,
+    rank_agreement,
+    rank_ensemble,
+)
+from nas_proxy.reference._reference import (
+    check_same_data,
+    fit_reference,
+    fit_seeds,
+    import_reference,
+    preset_reference,
+    protocol_warning,
+    read_reference,
+    reference_accuracy,
+    reference_protocol,
+    reference_space,
+    run_reference,
+    seed_ceiling,
+)
+
+__all__ = [
+    "MIN_PAIRS",
+    "N_BOOT",
+    "TOP_K",
+    "check_same_data",
+    "correlation_line",
+    "factor_bias",
+    "fit_reference",
+    "fit_seeds",
+    "import_reference",
+    "interval",
+    "preset_reference",
+    "protocol_warning",
+    "rank_agreement",
+    "rank_ensemble",
+    "read_reference",
+    "reference_accuracy",
+    "reference_protocol",
+    "reference_space",
+    "run_reference",
+    "seed_ceiling",
+]

@@ -1,0 +1,325 @@
+"""Full-data reference accuracies: the ranking a proxy is measured against.
+
+A :class:`~nas_proxy.ReferenceConfig` (a preset's ``[reference]`` table) holds the full-data
+training protocol (any :class:`~nas_proxy.ProxyConfig` key; ``epochs`` defaults to 50 here) and
+how reference architectures are drawn (``sample_seed``, optionally a ``search_space`` inside the
+study's to draw from, ``seeds`` per architecture). The table itself is a CSV, one row per
+(architecture, seed), at the path :func:`~nas_proxy.artifacts.reference_table_path` names for a
+preset. Architectures train side by side (:func:`~nas_proxy.train_proxies`, ``jobs`` at once)
+and the table is rewritten atomically as each one finishes, so an interrupted run loses at most
+the architectures in flight and a second run skips what is done.
+
+Example:
+    >>> from pathlib import Path
+    >>> from nas_proxy import load_dataset, load_preset, run_reference
+    >>> from nas_proxy.artifacts import reference_table_path
+    >>> from nas_proxy.study import select_archs
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ...
+    ... [data]
+    ... dataset = "digits"
+    ...
+    ... [reference]
+    ... epochs = 1
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
+    >>> data = load_dataset(preset.data)
+    >>> archs = select_archs("d1-w32-relu-none-avgpool", preset.space(), preset.reference)
+    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
+    >>> table[["arch", "seed", "epochs", "train_size"]].values.tolist()
+    [['d1-w32-relu-none-avgpool', 0, 1, 1293]]
+    >>> len(run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False))  # done
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nas_proxy._io import atomic_write, fill_table, read_table
+from nas_proxy.artifacts import is_imported_table, reference_table_path
+from nas_proxy.config import Preset, ReferenceConfig
+from nas_proxy.data import Dataset, default_dsa_strategy
+from nas_proxy.errors import NasProxyError
+from nas_proxy.method import ProxyResult, network_size, resolve_strategy, train_proxies
+from nas_proxy.reference._agreement import N_BOOT, rank_agreement
+from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
+
+COLUMNS = [
+    "arch",
+    "seed",
+    "val_acc",
+    "test_acc",
+    "params",
+    "flops",
+    "seconds",
+    "epochs",
+    "train_size",
+    "device",
+    "fingerprint",
+]
+
+
+# A ranking one pass over the data gives measures how fast a network starts to learn, not where it
+# ends: on FashionMNIST one epoch ranks the 720 space at Spearman ~0.55 against converged training
+# (issue 13); the shared 6-epoch table and the quickstart's 50 epochs have converged (RESULTS.md).
+MIN_TRUTH_EPOCHS = 5
+
+
+def read_reference(path: str | Path) -> pd.DataFrame:
+    """The reference table at ``path`` (empty, with the right columns, if there is none yet)."""
+    return read_table(
+        path,
+        COLUMNS,
+        "reference table",
+        "move it away and run `nas-proxy reference` again",
+        dtype={"arch": str, "device": str, "fingerprint": str},
+    )  # hex may look numeric
+
+
+def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
+    """Refuse a reference table built on other data than ``data`` (another copy, another version)."""
+    other = set(table["fingerprint"].dropna()) - {data.fingerprint} if "fingerprint" in table else set()
+    if other:
+        raise NasProxyError(
+            f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
+            f"{data.fingerprint}); move it away or point --data-root at the original data"
+        )
+
+
+def import_reference(
+    source: str | Path, path: str | Path, data: Dataset, space: SearchSpace, *, metric: str, protocol: str = ""
+) -> pd.DataFrame:
+    """Make the table at ``source`` (a CSV trained elsewhere) the reference at ``path``; return it.
+
+    ``path`` is where a preset keeps it (:func:`~nas_proxy.artifacts.imported_table_path`); ``space`` is
+    the study's search space and ``metric`` the column ranked by (``[reference].metric``).
+
+    ``source`` has columns ``arch``, ``seed``, ``test_acc`` and optionally ``val_acc``,
+    ``seconds`` and ``epochs``; ``protocol`` is a note on how it was trained, kept beside it. Every
+    row is checked first (ids in the study's space, no (arch, seed) twice, accuracies in [0, 1]);
+    a bad one raises one line naming the row, and nothing is written. Report, compare and search
+    then use it in place of a computed table; ``--import`` again replaces it.
+    """
+    source, path = Path(source), Path(path)
+    if not source.is_file():
+        raise NasProxyError(f"no file to import at {source}; pass the path of a CSV with columns arch, seed, test_acc")
+    raw = read_table(
+        source,
+        ["arch", "seed", "test_acc"],
+        "reference table to import",
+        "it needs columns arch, seed, test_acc (val_acc optional)",
+        dtype={"arch": str},
+    )
+    if raw.empty:
+        raise NasProxyError(f"{source}: no rows to import")
+    if metric not in raw:
+        raise NasProxyError(
+            f'{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set metric = "test_acc"'
+        )
+    archs = []
+    for line, row in zip(range(2, len(raw) + 2), raw.itertuples(index=False)):
+        where = f"{source}, line {line}"
+        try:
+            arch = ArchSpec.parse(str(row.arch))
+        except NasProxyError as exc:
+            raise NasProxyError(f"{where}: {exc}") from None
+        archs.append(arch)
+        if arch not in space:
+            raise NasProxyError(
+                f"{where}: {arch.id} is not in the study's search space {space.name!r}; import only architectures of it"
+            )
+        if pd.isna(row.seed) or float(row.seed) != int(row.seed):
+            raise NasProxyError(f"{where}: seed {row.seed!r} is not a whole number")
+        for column in ("test_acc", "val_acc"):
+            value = getattr(row, column, 0.0)
+            if pd.isna(value) and column == metric or not pd.isna(value) and not 0 <= float(value) <= 1:
+                raise NasProxyError(
+                    f"{where}: {column} {value!r} is not an accuracy in [0, 1] (a fraction, not a percentage)"
+                )
+    duplicated = raw.duplicated(["arch", "seed"], keep="first")
+    if duplicated.any():
+        line = int(duplicated.to_numpy().argmax()) + 2
+        raise NasProxyError(
+            f"{source}, line {line}: {raw['arch'].iloc[line - 2]} seed {raw['seed'].iloc[line - 2]} "
+            f"appears twice; keep one row per (arch, seed)"
+        )
+    sizes = [network_size(arch, data) for arch in archs]
+    table = pd.DataFrame(
+        {
+            "arch": [arch.id for arch in archs],
+            "seed": raw["seed"].astype(int),
+            "val_acc": raw.get("val_acc", math.nan),
+            "test_acc": raw["test_acc"],
+            "params": [p for p, _ in sizes],
+            "flops": [f for _, f in sizes],
+            "seconds": raw.get("seconds", math.nan),
+            "epochs": raw.get("epochs", math.nan),
+            "train_size": math.nan,
+            "device": "imported",
+            "fingerprint": math.nan,
+        },
+        columns=COLUMNS,
+    )
+    note = {"source": str(source.resolve()), "protocol": protocol or f"imported from {source.name}", "rows": len(table)}
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(note, indent=1) + "\n"))
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    return read_reference(path)
+
+
+def reference_protocol(config: ReferenceConfig, path: Path, dataset: str) -> str:
+    """How the reference table at ``path`` was trained: the imported note, or ``config``'s protocol on the data set
+    named ``dataset`` (whose DSA strategy ``auto`` stands for)."""
+    if is_imported_table(path):
+        note = path.with_suffix(".json")
+        return json.loads(note.read_text())["protocol"] if note.is_file() else f"imported ({path})"
+    training = config.training
+    strategy = resolve_strategy(training.dsa_strategy, default_dsa_strategy(dataset))
+    return (
+        f"{training.epochs} epochs on the full training data, lr {training.lr} (x0.1 at {training.lr_decay_at:g} of "
+        f"the steps), batch {training.batch_size}, augmentation {strategy}"
+    )
+
+
+def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
+    """A warning when the table at ``path`` is computed with a protocol too short to be a truth."""
+    if is_imported_table(path):
+        return None
+    epochs = config.training.epochs
+    if epochs >= MIN_TRUTH_EPOCHS:
+        return None
+    return (
+        f"[reference] trains {epochs} epoch(s): too short for a ranking that has converged (it ranks how fast "
+        f"networks start to learn); use epochs >= {MIN_TRUTH_EPOCHS} (fewer images if need be), check with "
+        f"benchmarks/reference_convergence.py, or import a converged table with --import"
+    )
+
+
+def seed_ceiling(
+    table: pd.DataFrame, metric: str = ReferenceConfig.metric, *, n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, Any] | None:
+    """How well the reference's first seed ranks its second (:func:`rank_agreement`): the best a proxy can do.
+
+    None when the table has fewer than two seeds of at least four architectures.
+    """
+    seeds = sorted(table["seed"].unique())
+    if len(seeds) < 2:
+        return None
+    wide = table.pivot_table(index="arch", columns="seed", values=metric).dropna(subset=seeds[:2])
+    if len(wide) < 4:
+        return None
+    return rank_agreement(wide[seeds[0]], wide[seeds[1]], n_boot=n_boot, seed=seed)
+
+
+def reference_accuracy(table: pd.DataFrame, metric: str = ReferenceConfig.metric) -> pd.Series:
+    """Mean ``metric`` over seeds, one value per architecture id."""
+    return table.groupby("arch")[metric].mean().rename("reference")
+
+
+def fit_seeds(table: pd.DataFrame, config: ReferenceConfig) -> list[int]:
+    """The reference seeds a calibration learns from: those ``config`` names (``[reference].seeds``) that the table
+    holds, or every seed it holds when it holds none of them."""
+    held = sorted(set(table["seed"]))
+    return [s for s in config.seed_values if s in held] or held
+
+
+def fit_reference(table: pd.DataFrame, config: ReferenceConfig) -> pd.Series:
+    """What a calibration learns from: the mean ``config.metric`` over :func:`fit_seeds`. A table imported with
+    more seeds than the preset pays for is still scored against the mean of all of them."""
+    return reference_accuracy(table[table["seed"].isin(fit_seeds(table, config))], config.metric)
+
+
+def preset_reference(preset: Preset, data: Dataset) -> tuple[Path, pd.DataFrame]:
+    """The preset's reference table and its path, refused when it is empty or was built on other data than
+    ``data``."""
+    path = reference_table_path(preset)
+    table = read_reference(path)
+    if table.empty:
+        raise NasProxyError(
+            f"no reference table at {path}; import one with `nas-proxy reference {preset.ref} "
+            f"--import FILE.csv` or train one with --archs 30"
+        )
+    check_same_data(table, data, path)
+    return path, table
+
+
+def reference_space(space: SearchSpace, config: ReferenceConfig) -> SearchSpace:
+    """The space ``--archs N`` draws from: ``[reference].search_space``, which must lie inside the study's ``space``."""
+    if not config.search_space:
+        return space
+    sub = load_search_space(config.search_space)
+    outside = next((arch for arch in sub.archs() if arch not in space), None)
+    if outside is not None:
+        raise NasProxyError(
+            f"[reference].search_space {sub.name!r} holds {outside.id}, which is not "
+            f"in the study's space {space.name!r}; use a sub-space of it"
+        )
+    return sub
+
+
+def run_reference(
+    config: ReferenceConfig, data: Dataset, archs: list[ArchSpec], path: str | Path, *, progress: bool = True
+) -> pd.DataFrame:
+    """Train each architecture on the full training data for every reference seed; return the table at ``path``.
+
+    ``path`` is where a preset keeps it (:func:`~nas_proxy.artifacts.reference_table_path`). Rows already in
+    the table are skipped, so re-running after a crash continues where it stopped.
+    """
+    path = Path(path)
+    table = read_reference(path)
+    check_same_data(table, data, path)
+    if is_imported_table(path):  # rows trained here would mix two protocols in one truth
+        missing = [arch.id for arch in archs if arch.id not in set(table["arch"])]
+        if missing:
+            raise NasProxyError(
+                f"the reference table is imported ({path}) and lacks {missing[0]}; import a table "
+                f"that has it, or move {path.name} away to train with [reference]"
+            )
+        return table
+
+    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, ProxyResult], None]) -> None:
+        train_proxies(
+            pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True, on_result=save
+        )
+
+    fill_table(
+        path,
+        read_reference,
+        archs,
+        config.seed_values,
+        train,
+        lambda arch, seed, result: {
+            **result.to_dict(),
+            "device": str(data.train.x.device),
+            "fingerprint": data.fingerprint,
+        },
+        desc="reference",
+        progress=progress,
+    )
+    return read_reference(path)
+
+
+__all__ = [
+    "MIN_TRUTH_EPOCHS",
+    "check_same_data",
+    "fit_reference",
+    "fit_seeds",
+    "import_reference",
+    "preset_reference",
+    "protocol_warning",
+    "read_reference",
+    "reference_accuracy",
+    "reference_protocol",
+    "reference_space",
+    "run_reference",
+    "seed_ceiling",
+]

@@ -1,0 +1,30 @@
+"""What a study shows: the report, every proxy compared, and the cost-fidelity frontier.
+
+:func:`make_report` (ranking.csv, report.md, summary.json, scatter.png), :func:`compare_proxies`
+(every proxy against the reference, one row each), :func:`run_frontier` (ranking quality against
+cost, every method on the same reference); ``_render`` writes their tables and plots.
+
+Example:
+    >>> from nas_proxy.results import FAMILIES
+    >>> FAMILIES
+    ('zero-cost', 'subset', 'dm', 'short', 'halving', 'calibrated')
+"""
+
+from __future__ import annotations
+
+from nas_proxy.results._compare import Comparison, compare_proxies
+from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SHORT, Frontier, run_frontier
+from nas_proxy.results._report import Report, make_report
+
+__all__ = [
+    "Comparison",
+    "FAMILIES",
+    "FIT_SIZES",
+    "Frontier",
+    "IPCS",
+    "Report",
+    "SHORT",
+    "compare_proxies",
+    "make_report",
+    "run_frontier",
+]

@@ -1,0 +1,410 @@
+"""What each way of ranking buys: ranking quality against cost, every method on the same reference.
+
+``nas-proxy frontier PRESET`` scores the reference table's architectures with every method of the
+families asked for and measures each ranking against the reference:
+
+- ``zero-cost``: grad_norm, naswot, synflow at initialisation, as they are;
+- ``subset``: a network trained on a random real subset of ``ipc`` images per class ([proxy] protocol);
+- ``dm``: the same on the preset's DM set at each ``ipc`` (condensed once per size);
+- ``short``: the reference's own protocol and schedule on the full training data, cut to a fraction
+  of its optimiser steps (the baseline a NAS user reaches for first);
+- ``halving``: successive halving on real data: every architecture trained for the shortest budget,
+  the best ``1/[score].reduction_factor`` for the next; ranked by the longest budget each reached;
+- ``calibrated``: the calibration (:mod:`nas_proxy.scoring._calibration`) on the factors and zero-cost scores,
+  fitted on k reference architectures (drawn uniformly, spread over the choices, or grown from a
+  spread start where the fit is least certain: fewer reference runs), and with a short-training
+  score, for all architectures or (multi-fidelity) for the promoted fraction only.
+
+Every figure is honest: methods without a fit are scored directly; fitted ones by repeated nested
+k-fold (:func:`~nas_proxy.scoring.resampled_predictions`), every choice made inside each
+training fold. Cost is the arithmetic (forward FLOPs x images, a training pass counted as three)
+of ranking the whole space that way (condensation, every candidate's training and evaluation,
+the reference runs a fit uses) as a fraction of training every architecture of the space once on
+the full data with the reference protocol. Scores are cached per method, so an interrupted
+frontier continues and a later one with more families reuses what is done.
+
+Example:
+    >>> from nas_proxy.results import FAMILIES
+    >>> FAMILIES
+    ('zero-cost', 'subset', 'dm', 'short', 'halving', 'calibrated')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas_proxy._io import atomic_write
+from nas_proxy.config import Preset
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.method import count_flops, embedding_archs
+from nas_proxy.reference import N_BOOT, fit_reference, fit_seeds, preset_reference, rank_agreement, reference_accuracy
+from nas_proxy.results._render import frontier_markdown, frontier_plot
+from nas_proxy.scoring import MIN_FIT, Calibration, make_proxy, resampled_agreement, resampled_predictions, score_archs
+from nas_proxy.space import ArchSpec
+
+FAMILIES = ("zero-cost", "subset", "dm", "short", "halving", "calibrated")
+ZERO_COST = ("grad_norm", "naswot", "synflow")
+ZERO_COST_PASSES = {"grad_norm": 3, "naswot": 1, "synflow": 3}  # image passes per batch image (backward = 2)
+IPCS = (1, 10, 50)
+SHORT = (0.02, 0.05, 0.1, 0.2)  # fractions of the reference's optimiser steps
+FIT_SIZES = (10, 20, 30)  # reference architectures a calibration is fitted on (besides all of them)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One base proxy's scores on the reference architectures and its cost per architecture, as a fraction of
+    that architecture's reference training (the same for every architecture: both scale with its FLOPs)."""
+
+    label: str
+    scores: pd.Series
+    cost: float
+    setup: float = 0.0  # one-off arithmetic (condensation), as a fraction of the whole space's reference cost
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """``table``: one row per method (family, method, cost, the honest figures, ``pareto``); ``files``: written."""
+
+    name: str
+    table: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        return frontier_markdown(self.table)
+
+
+def short_label(fraction: float) -> str:
+    """The method name of short training at ``fraction`` of the reference's steps: ``short 5%``, ``short 2.5%``."""
+    return f"short {100 * fraction:.4g}%"
+
+
+def _short_preset(preset: Preset, fraction: float) -> Preset:
+    # rounded: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
+    score = dataclasses.replace(preset.score, early_epochs=round(fraction * preset.reference.training.epochs, 9))
+    return dataclasses.replace(preset, score=score)
+
+
+def _ipc_preset(preset: Preset, ipc: int) -> Preset:
+    return dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, ipc=ipc))
+
+
+class _Costs:
+    """Arithmetic of each kind of work, relative to the reference training of one architecture or the space."""
+
+    def __init__(self, preset: Preset, data: Dataset, archs: Sequence[ArchSpec]) -> None:
+        size = (data.channels, data.num_classes, data.image_size)
+        self.flops = pd.Series({a.id: count_flops(a, *size) for a in archs}, dtype=float)
+        self.space_flops = float(sum(count_flops(a, *size) for a in preset.space().archs()))
+        self.reference_images = len(data.train) * preset.reference.training.epochs * 3  # per FLOP of the arch
+        self.val = len(data.val)
+        embedding = embedding_archs(preset.condense, data.image_size)  # one drawn per iteration: their mean
+        self.embed_flops = float(np.mean([count_flops(a, *size) for a in embedding]))
+        self.classes = data.num_classes
+
+    def per_arch(self, train_images: float) -> float:
+        """Training on ``train_images`` image presentations, then one evaluation pass over the validation split."""
+        return (3 * train_images + self.val) / self.reference_images
+
+    def of_archs(self, archs: Sequence[str], seeds: int = 1) -> float:
+        """Reference runs of ``archs`` as a fraction of the whole space's."""
+        return seeds * float(self.flops[list(archs)].sum()) / self.space_flops
+
+    def share(self, archs: Sequence[str]) -> float:
+        """The share of the reference architectures' arithmetic that ``archs`` hold (for a promoted fraction)."""
+        return float(self.flops[list(archs)].sum() / self.flops.sum())
+
+    def condensation(self, ipc: int, iterations: int, batch_real: int) -> float:
+        """DM: per iteration and class, a forward pass of the real batch, forward and backward of the synthetic."""
+        work = iterations * self.classes * (batch_real + 3 * ipc) * self.embed_flops
+        return work / (self.space_flops * self.reference_images)
+
+
+def _score(preset: Preset, data: Dataset, proxy: str, archs: list[ArchSpec], progress: bool) -> pd.Series:
+    scorer = make_proxy(proxy, preset, data, progress=progress)
+    rows = score_archs(scorer, archs, [preset.proxy.seed], preset, data, progress=progress)
+    return rows.groupby("arch")["score"].mean()
+
+
+def base_scores(
+    preset: Preset,
+    data: Dataset,
+    archs: list[ArchSpec],
+    families: Sequence[str] = FAMILIES,
+    ipcs: Sequence[int] = IPCS,
+    short: Sequence[float] = SHORT,
+    progress: bool = True,
+    dm_ipcs: Sequence[int] | None = None,
+) -> dict[str, Scored]:
+    """Every base proxy the ``families`` need, scored (or read from the cache) on ``archs``, by label
+    (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``)."""
+    costs = _Costs(preset, data, archs)
+    out: dict[str, Scored] = {}
+    if {"zero-cost", "calibrated"} & set(families):
+        for name in ZERO_COST:
+            passes = ZERO_COST_PASSES[name] * (1 if name == "synflow" else preset.score.batch_size)
+            out[name] = Scored(name, _score(preset, data, name, archs, progress), passes / costs.reference_images)
+    if "subset" in families:
+        for ipc in ipcs:
+            images = preset.proxy.presentations(ipc * data.num_classes)
+            out[f"random ipc {ipc}"] = Scored(
+                f"random ipc {ipc}",
+                _score(_ipc_preset(preset, ipc), data, "random", archs, progress),
+                costs.per_arch(images),
+            )
+    if "dm" in families:
+        for ipc in ipcs if dm_ipcs is None else dm_ipcs:  # each size is a condensation
+            sized = _ipc_preset(preset, ipc)
+            images = preset.proxy.presentations(ipc * data.num_classes)
+            setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
+            out[f"dm ipc {ipc}"] = Scored(
+                f"dm ipc {ipc}", _score(sized, data, "dm", archs, progress), costs.per_arch(images), setup
+            )
+    if {"short", "halving", "calibrated"} & set(families):
+        for fraction in short:
+            images = fraction * len(data.train) * preset.reference.training.epochs
+            label = short_label(fraction)
+            out[label] = Scored(
+                label, _score(_short_preset(preset, fraction), data, "early", archs, progress), costs.per_arch(images)
+            )
+    return out
+
+
+def _row(family: str, method: str, cost: float, agreement: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    keep = (
+        "n",
+        "spearman",
+        "spearman_low",
+        "spearman_high",
+        "kendall",
+        "top10_spearman",
+        "top20_spearman",
+        "precision10",
+        "regret",
+    )
+    return {"family": family, "method": method, "cost": cost, **{k: agreement.get(k, math.nan) for k in keep}, **extra}
+
+
+def _fitted(
+    first: Calibration,
+    refined: Calibration | None,
+    reduction_factor: int,
+    truth: pd.Series,
+    fit_size: int | None,
+    choose: str,
+    preset: Preset,
+    n_boot: int,
+    seed: int,
+) -> tuple[dict[str, Any], list[pd.Series], list[list[str]]]:
+    """Honest figures of a calibrated ranking fitted on ``fit_size`` reference architectures of each training fold
+    (None: all of them), drawn uniformly, spread over the choices, or grown where the fit is least certain
+    (:meth:`~nas_proxy.scoring.Calibration.least_certain`); also the promoted and fitted archs."""
+    space = preset.space()
+    fitted_on: list[list[str]] = []
+
+    def subset(train: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if fit_size is None or fit_size >= len(train):
+            picked = train
+        elif choose in ("spread", "uncertain"):
+            pool = [ArchSpec.parse(first.archs[i]) for i in train]
+            index = {a: i for a, i in zip(pool, train)}
+            start = fit_size if choose == "spread" else min(fit_size, MIN_FIT)
+            picked = np.array([index[a] for a in space.spread(start, int(rng.integers(1 << 31)), among=pool)])
+            if choose == "uncertain":
+                picked = first.least_certain(picked, train, fit_size, rng)
+        else:
+            picked = rng.choice(train, fit_size, replace=False)
+        fitted_on.append([first.archs[i] for i in picked])
+        return picked
+
+    predictions = resampled_predictions(first, refined, reduction_factor, fit_rows=subset, seed=seed)
+    return resampled_agreement(predictions, truth, n_boot=n_boot, seed=seed), predictions, fitted_on
+
+
+def run_frontier(
+    preset: Preset,
+    data: Dataset,
+    *,
+    families: Sequence[str] = FAMILIES,
+    ipcs: Sequence[int] = IPCS,
+    dm_ipcs: Sequence[int] | None = None,
+    short: Sequence[float] = SHORT,
+    fit_sizes: Sequence[int] = FIT_SIZES,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    plot: bool = True,
+    progress: bool = True,
+) -> Frontier:
+    """Measure every method of ``families`` on the preset's reference table; write ``frontier.csv``, ``.md``, ``.png``.
+
+    ``ipcs`` are the subset and DM sizes (``dm_ipcs``, when given, the DM ones: each is a condensation), ``short``
+    the fractions of the reference's steps,
+    ``fit_sizes`` the numbers of reference architectures calibrations are fitted on (and all).
+    The calibration uses the reference seeds ``[reference].seeds`` names (its cost counts them);
+    every ranking is scored against the mean over all the table's seeds.
+    """
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+    if "halving" in families and len(short) < 2:
+        raise NasProxyError("the halving family needs at least two --short budgets (the rungs)")
+    data.check(preset.data)
+    path, table = preset_reference(preset, data)
+    space = preset.space()
+    metric = preset.reference.metric
+    truth = reference_accuracy(table, metric)
+    truth = truth[[a in space for a in map(ArchSpec.parse, truth.index)]]
+    seeds = fit_seeds(table, preset.reference)
+    fit_truth = fit_reference(table, preset.reference)[truth.index]
+    archs = [ArchSpec.parse(a) for a in truth.index]
+    costs = _Costs(preset, data, archs)
+    base = base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs)
+    rf = preset.score.reduction_factor
+    rows = []
+
+    def raw(family: str, scored: Scored) -> None:
+        agreement = rank_agreement(scored.scores, truth, n_boot=n_boot, seed=seed)
+        rows.append(_row(family, scored.label, scored.cost + scored.setup, agreement))
+
+    for name in ZERO_COST if "zero-cost" in families else ():
+        raw("zero-cost", base[name])
+    dm_sizes = ipcs if dm_ipcs is None else dm_ipcs
+    for family, prefix, sizes in (("subset", "random ipc", ipcs), ("dm", "dm ipc", dm_sizes)):
+        for ipc in sizes if family in families else ():
+            raw(family, base[f"{prefix} {ipc}"])
+    shorts = [base[short_label(f)] for f in short] if {"short", "halving", "calibrated"} & set(families) else []
+    for scored in shorts if "short" in families else []:
+        raw("short", scored)
+    if "halving" in families:
+        for low, high in zip(shorts, shorts[1:]):
+            promoted = low.scores.sort_values(ascending=False).index[: math.ceil(len(low.scores) / rf)]
+            # survivors above the rest (successive halving's order), each group by its own score
+            ranking = low.scores.rank(pct=True)
+            ranking[promoted] = 1 + high.scores[promoted].rank(pct=True)
+            agreement = rank_agreement(ranking, truth, n_boot=n_boot, seed=seed)
+            rows.append(
+                _row(
+                    "halving",
+                    f"{low.label} -> best 1/{rf}: {high.label}",
+                    low.cost + high.cost * costs.share(promoted),
+                    agreement,
+                )
+            )
+    if "calibrated" in families:
+
+        def fit(features: Sequence[str]) -> Calibration:
+            frame = pd.DataFrame({f: base[f].scores for f in features}, index=truth.index)
+            return Calibration.fit(frame[list(features)], fit_truth, space)
+
+        def fitted_row(
+            method: str,
+            first: Calibration,
+            refined: Calibration | None,
+            scoring: float,
+            refine_cost: float,
+            fit_size: int | None,
+            choose: str = "uniform",
+        ) -> None:
+            agreement, predictions, fitted_on = _fitted(
+                first, refined, rf, truth, fit_size, choose, preset, n_boot, seed
+            )
+            # A fit on all of them is estimated from training folds of 4/5 of them (a slightly pessimistic figure)
+            # and costs all of them, as the study's fit does.
+            fitted_on = fitted_on if fit_size is not None else [list(truth.index)]
+            reference_cost = float(np.mean([costs.of_archs(a, len(seeds)) for a in fitted_on]))
+            k = int(np.mean([len(a) for a in fitted_on]))
+            promoted_share = 0.0
+            if refined is not None:
+                top = [p.sort_values(ascending=False).index[: math.ceil(len(p) / rf)] for p in predictions]
+                promoted_share = float(np.mean([costs.share(t) for t in top]))
+                # the promoted share of the space, plus the fit's own architectures scored at both fidelities
+                refine_cost = refine_cost * promoted_share + refine_cost * reference_cost / len(seeds)
+            rows.append(
+                _row(
+                    "calibrated",
+                    method,
+                    reference_cost + scoring + refine_cost,
+                    agreement,
+                    reference_archs=k,
+                    reference_cost=reference_cost,
+                )
+            )
+
+        zero = [f for f in preset.score.features if f in ZERO_COST] or ["grad_norm", "naswot"]
+        zero_cost = sum(base[f].cost for f in zero)
+        label = " + ".join(zero)
+        fitted_row("factors alone", fit([]), None, 0.0, 0.0, None)
+        for k in [*fit_sizes, None]:
+            if k is not None and k >= len(truth) * (1 - 1 / 5):
+                continue  # no fewer than a training fold holds
+            fitted_row(f"factors + {label}, fitted on {k or 'all'}", fit(zero), None, zero_cost, 0.0, k)
+            if k is not None:
+                for choose in ("spread", "uncertain"):
+                    fitted_row(f"factors + {label}, fitted on {k} {choose}", fit(zero), None, zero_cost, 0.0, k, choose)
+        trained = [scored for name, scored in base.items() if name not in ZERO_COST]  # short, subset and DM
+        for scored in trained:  # a DM set's condensation is paid once, whichever architectures train on it
+            fitted_row(
+                f"factors + {label} + {scored.label}, all architectures",
+                fit([*zero, scored.label]),
+                None,
+                zero_cost + scored.cost + scored.setup,
+                0.0,
+                None,
+            )
+            fitted_row(
+                f"factors + {label}, best 1/{rf} + {scored.label}",
+                fit(zero),
+                fit([*zero, scored.label]),
+                zero_cost + scored.setup,
+                scored.cost,
+                None,
+            )
+    frame = pd.DataFrame(rows)
+    frame["pareto"] = _pareto(frame, "spearman")
+    frame["pareto_top20"] = _pareto(frame, "top20_spearman")
+    out = Path(out_dir) if out_dir is not None else preset.study.output / "frontier"
+    frontier = Frontier(preset.study.name, frame)
+    header = (
+        f"# {preset.study.name}: ranking quality against cost\n\n"
+        f"{len(truth)} reference architectures ({metric}, mean over {table['seed'].nunique()} seed(s), "
+        f"{path}); calibrations fitted on seed(s) {', '.join(map(str, seeds))}. Methods without a fit are "
+        f"scored as they are; fitted ones by nested 5-fold cross-validation repeated 20 times (every choice "
+        f"made inside each training fold). Cost: the arithmetic of ranking the whole {space.name} space "
+        f"that way, reference runs included, over training each of its {len(space)} architectures once "
+        f"with the reference protocol.\n\n"
+    )
+    files = [
+        atomic_write(out / "frontier.csv", lambda tmp: frame.to_csv(tmp, index=False)),
+        atomic_write(out / "frontier.md", lambda tmp: tmp.write_text(header + frontier.markdown() + "\n")),
+    ]
+    if plot:
+        figure = frontier_plot(frame, out / "frontier.png", f"{preset.study.name}: {len(truth)} reference archs")
+        if figure is not None:
+            files.append(figure)
+    return dataclasses.replace(frontier, files=files)
+
+
+def _pareto(frame: pd.DataFrame, key: str) -> pd.Series:
+    """Whether each method is on the Pareto front of cost against ``key`` (no other is as cheap and better, or
+    cheaper and as good)."""
+    cost, value = frame["cost"].to_numpy(float), np.nan_to_num(frame[key].to_numpy(float), nan=-np.inf)
+    front = [
+        not any(
+            (cost[j] <= cost[i] and value[j] > value[i]) or (cost[j] < cost[i] and value[j] >= value[i])
+            for j in range(len(frame))
+        )
+        for i in range(len(frame))
+    ]
+    return pd.Series(front, index=frame.index)
+
+
+__all__ = ["FAMILIES", "Frontier", "Scored", "base_scores", "run_frontier", "short_label"]

@@ -1,0 +1,215 @@
+"""The study's ranking beside the full-data reference: tables, faithfulness figures and a plot.
+
+Works on a study that is still running: it reads whatever trials and reference rows exist.
+
+Example:
+    >>> from pathlib import Path
+    >>> from nas_proxy import load_dataset, load_preset, make_report, run_search
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ...
+    ... [data]
+    ... dataset = "digits"
+    ...
+    ... [score]
+    ... proxy = "naswot"
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
+    >>> study = run_search(preset, load_dataset(preset.data), n_trials=3, progress=False, verbose=False)
+    >>> report = make_report(preset, plot=False)
+    >>> report.agreement["scored"], len(report.ranking)
+    (3, 3)
+    >>> [path.name for path in report.files]
+    ['ranking.csv', 'report.md', 'summary.json']
+    >>> print(report.markdown().splitlines()[0])
+    # tiny: proxy ranking vs full-data reference
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nas_proxy._io import atomic_write
+from nas_proxy.artifacts import is_imported_table, reference_table_path
+from nas_proxy.config import Preset
+from nas_proxy.reference import (
+    N_BOOT,
+    factor_bias,
+    rank_agreement,
+    read_reference,
+    reference_accuracy,
+    reference_protocol,
+    seed_ceiling,
+)
+from nas_proxy.results._render import report_markdown, report_scatter
+from nas_proxy.scoring import Calibration, honest_estimate
+from nas_proxy.study import load_study, proxy_scores
+
+
+@dataclass(frozen=True)
+class Report:
+    """``ranking``: one row per scored architecture, best proxy score first; ``agreement``: see
+    :func:`rank_agreement`, plus counts and costs; ``files``: what :func:`make_report` wrote."""
+
+    name: str
+    ranking: pd.DataFrame
+    agreement: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    calibration: pd.DataFrame | None = None  # a fitted proxy's honest estimate (render.calibration_lines)
+    bias: pd.DataFrame | None = None  # its per-choice rank error beside the factors alone's
+
+    def markdown(self, rows: int | None = None) -> str:
+        """The report as markdown (:func:`nas_proxy.results._render.report_markdown`)."""
+        return report_markdown(self.name, self.ranking, self.agreement, self.calibration, self.bias, rows)
+
+
+FACTORS_ALONE = "factors alone"
+
+
+def _calibration(
+    study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int, seed: int
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The honest estimate (:func:`~nas_proxy.scoring.honest_estimate`: repeated nested k-fold) of the study's
+    calibrated ranking, of its multi-fidelity ranking and of the factors alone, with the ceiling; and their
+    per-choice rank error (:func:`factor_bias`, leave-one-out)."""
+    recorded = study_attrs.get("calibration")
+    if not recorded:
+        return None, None
+    calibration = Calibration.from_dict(recorded, preset.space())
+    truth = reference[list(calibration.archs)]  # the mean over every seed, whichever the fit learnt from
+    estimates = {f"calibrated: factors + {' + '.join(calibration.chosen) or 'no scores'}": (calibration, None)}
+    if study_attrs.get("calibration_refined"):
+        refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
+        estimates[
+            f"the study's ranking: best 1/{preset.score.reduction_factor} promoted to factors + "
+            f"{' + '.join(refined.chosen) or 'no scores'}"
+        ] = (calibration, refined)
+    estimates[FACTORS_ALONE] = (calibration.factors_only(), None)
+    rows = [
+        {
+            "ranking": name,
+            **honest_estimate(first, refined, preset.score.reduction_factor, truth, n_boot=n_boot, seed=seed),
+        }
+        for name, (first, refined) in estimates.items()
+    ]
+    ceiling = seed_ceiling(
+        table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot, seed=seed
+    )
+    if ceiling is not None:
+        rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling})
+    loo = {name: first.cross_validated() for name, (first, refined) in estimates.items() if refined is None}
+    bias = pd.DataFrame(
+        {
+            name: factor_bias(prediction, reference).set_index(["axis", "value"])["rank_error"]
+            for name, prediction in loo.items()
+        }
+    ).round(1)
+    bias.index = [f"{axis}={value}" for axis, value in bias.index]
+    return pd.DataFrame(rows), bias.rename_axis("choice").reset_index()
+
+
+def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.DataFrame:
+    ranking = scores.assign(reference=scores["arch"].map(reference))
+    ranking.insert(0, "rank", range(1, len(ranking) + 1))
+    ranking["reference_rank"] = ranking["reference"].rank(ascending=False, method="min")
+    ranking["mflops"] = ranking["flops"] / 1e6
+    columns = ["rank", "arch", "score", "reference", "reference_rank", "params", "mflops", "seconds", "trial"]
+    if ranking["fidelity"].notna().any():  # a multi-fidelity study: which score each architecture reached
+        columns.insert(3, "fidelity")
+    return ranking[columns].rename(
+        columns={"score": "proxy_score", "reference": f"reference_{metric}", "seconds": "proxy_seconds"}
+    )
+
+
+def make_report(
+    preset: Preset, out_dir: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, plot: bool = True
+) -> Report:
+    """Rank the study's architectures, compare with the reference table and write the report files.
+
+    Files (in ``out_dir``, default ``<study output>/report``): ``ranking.csv``, ``report.md``
+    (figures and the ranking as markdown), ``summary.json`` and, with matplotlib, ``scatter.png``.
+    """
+    study = load_study(preset)
+    metric = preset.reference.metric
+    table_path = reference_table_path(preset)
+    table = read_reference(table_path)
+    scores = proxy_scores(study)
+    reference = reference_accuracy(table, metric)
+    ranking = _ranking(scores, reference, metric)
+    agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
+    states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
+    agreement.update(
+        proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy),
+        metric=metric,
+        reference_protocol=reference_protocol(preset.reference, table_path, preset.data.dataset),
+        reference_table=str(table_path),
+        reference_imported=is_imported_table(table_path),
+        reference_seeds=int(table["seed"].nunique()),
+        preset=preset.ref,
+        trials_complete=int(states.get("COMPLETE", 0)),
+        trials_running=int(states.get("RUNNING", 0)),
+        trials_failed=int(states.get("FAIL", 0)),
+        scored=len(scores),
+        reference_archs=int(table["arch"].nunique()),
+        study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
+        setup_seconds=float(study.user_attrs.get("setup_seconds", 0.0)),
+        proxy_seconds=float(scores["seconds"].sum()),
+        reference_seconds=float(table["seconds"].sum(min_count=1)),
+        proxy_seconds_mean=float(scores["seconds"].mean()) if len(scores) else math.nan,
+        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean())
+        if len(table)
+        else math.nan,
+    )
+    calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    if calibration is not None:
+        fitted = study.user_attrs["calibration"]
+        rows = calibration.set_index("ranking")
+        study_row = rows.index[1] if "calibration_refined" in study.user_attrs else rows.index[0]
+        agreement.update(
+            calibration_n=len(fitted["archs"]),
+            calibration_features=fitted["features"],
+            calibration_ranking=study_row,
+            **{
+                f"calibration_{key}": rows.loc[study_row, key]
+                for key in (
+                    "spearman",
+                    "spearman_low",
+                    "spearman_high",
+                    "kendall",
+                    "top20_spearman",
+                    "precision10",
+                    "regret",
+                )
+            },
+            **{f"factors_{key}": rows.loc[FACTORS_ALONE, key] for key in ("spearman", "spearman_low", "spearman_high")},
+        )
+    out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
+    report = Report(preset.study.name, ranking, agreement, calibration=calibration, bias=bias)
+    files = [
+        atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
+        atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),
+        atomic_write(
+            out / "summary.json",
+            lambda tmp: tmp.write_text(
+                json.dumps(
+                    {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in agreement.items()}, indent=2
+                )
+            ),
+        ),
+    ]
+    if plot and len(ranking):
+        scatter = report_scatter(ranking, agreement, metric, out / "scatter.png")
+        if scatter is not None:
+            files.append(scatter)
+    return dataclasses.replace(report, files=files)
+
+
+__all__ = ["FACTORS_ALONE", "Report", "make_report"]

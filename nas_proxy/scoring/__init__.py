@@ -1,0 +1,34 @@
+"""Scoring rules: a :class:`Proxy` turns (architecture, seed) into a score where higher predicts better.
+
+:func:`make_proxy` builds one by name (``dm``, ``random``, ``early``, ``params``, ``flops``, the
+zero-cost ``synflow``, ``naswot``, ``grad_norm``, and the fitted ``calibrated`` and ``factors``);
+:func:`score_archs` caches its scores. :class:`Calibration` maps factors and scores to the
+reference rank, with honest (nested, resampled) estimates.
+
+Example:
+    >>> from nas_proxy.scoring import Proxy, make_proxy
+    >>> callable(make_proxy)
+    True
+"""
+
+from __future__ import annotations
+
+from nas_proxy.scoring._calibration import (
+    MIN_FIT,
+    Calibration,
+    honest_estimate,
+    resampled_agreement,
+    resampled_predictions,
+)
+from nas_proxy.scoring._proxies import Proxy, make_proxy, score_archs
+
+__all__ = [
+    "Calibration",
+    "MIN_FIT",
+    "Proxy",
+    "honest_estimate",
+    "make_proxy",
+    "resampled_agreement",
+    "resampled_predictions",
+    "score_archs",
+]

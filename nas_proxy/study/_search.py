@@ -1,0 +1,378 @@
+"""The search: condense once, train the reference sample, then let Optuna propose architectures the proxy scores.
+
+:func:`run_search` runs one worker's share of a preset's study: the condensed set is built
+once per (settings, data) and shared by every run and worker (:mod:`nas_proxy.artifacts`); trials
+record the architecture and its cost, and an architecture suggested again reuses its earlier
+score. Whenever a trial scores an architecture that has a reference accuracy, the Spearman and
+Kendall correlation over all such architectures is printed and stored on the study. Several
+workers are :func:`nas_proxy.study.run_workers`.
+
+Example (a preset of one's own; keys left out take their defaults; results go to ``runs/<name>/``):
+    >>> from pathlib import Path
+    >>> from nas_proxy import ArchSpec, load_dataset, load_preset, run_search
+    >>> _ = Path("tiny.toml").write_text('''
+    ... [study]
+    ... name = "tiny"
+    ... search_space = "small"
+    ...
+    ... [data]
+    ... dataset = "digits"
+    ...
+    ... [score]
+    ... proxy = "naswot"
+    ... ''')
+    >>> preset = load_preset("tiny.toml")
+    >>> preset.study.sampler, preset.score.proxy, preset.reference.training.epochs
+    ('tpe', 'naswot', 50)
+    >>> study = run_search(preset, load_dataset(preset.data), n_trials=3, progress=False)  # doctest: +ELLIPSIS
+    study 'tiny' on ...
+    running 3 trials
+    >>> [trial.state.name for trial in study.trials]
+    ['COMPLETE', 'COMPLETE', 'COMPLETE']
+    >>> best = ArchSpec.parse(study.best_trial.user_attrs["arch"])  # the best-scoring architecture
+    >>> best in preset.space()
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+
+import optuna
+from tqdm.auto import tqdm
+
+from nas_proxy._config import positive
+from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
+from nas_proxy._records import record_once
+from nas_proxy.artifacts import recorded_under_old_name, reference_table_path
+from nas_proxy.config import Preset
+from nas_proxy.data import Dataset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.method import network_size
+from nas_proxy.reference import (
+    MIN_PAIRS,
+    correlation_line,
+    rank_agreement,
+    read_reference,
+    reference_accuracy,
+    run_reference,
+)
+from nas_proxy.scoring import Calibration, Proxy, make_proxy
+from nas_proxy.space import AXES, ArchSpec, SearchSpace
+from nas_proxy.study._database import error_chain, hide_password, trial_slot
+from nas_proxy.study._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
+from nas_proxy.study._storage import journal_file, retry_callback, stable_experimental
+from nas_proxy.study._study import enqueue_archs, open_study, proxy_scores, select_archs
+
+_DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # trials that count towards n_trials
+
+
+def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
+    return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
+
+
+def record_proxy(
+    study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None, data: Dataset | None = None
+) -> None:
+    """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
+
+    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``); with ``data``, a study
+    that recorded the condensed set's name from before issue 15 is accepted (the set is the same one).
+    """
+    settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
+    if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
+        if proxy.calibration is not None:
+            record_once(study, "calibration", proxy.calibration.to_dict())
+        if refined is not None and refined.calibration is not None:
+            record_once(study, "calibration_refined", refined.calibration.to_dict())
+    recorded = record_once(study, "proxy", settings)
+    if recorded != settings and not (data is not None and recorded_under_old_name(recorded, settings, preset, data)):
+        raise NasProxyError(
+            f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
+            f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
+            f"[proxy], [condense] and [score] settings"
+        )
+
+
+def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress: bool) -> tuple[Proxy, Proxy | None]:
+    """The preset's proxy and, with ``[score].refine``, its higher fidelity; fitted ones reuse the calibrations
+    the study recorded, so every trial and worker shares them."""
+
+    def fitted(preset: Preset, key: str) -> Proxy:
+        def make(fit: dict | None) -> Proxy:
+            calibration = Calibration.from_dict(fit, preset.space()) if fit else None
+            return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration, study=study)
+
+        proxy = make(study.user_attrs.get(key))
+        if proxy.calibration is None:
+            return proxy
+        ours = json.loads(json.dumps(proxy.calibration.to_dict()))  # as the storage returns it
+        recorded = record_once(study, key, ours)
+        return proxy if recorded == ours else make(recorded)  # a worker fitting at the same time recorded first
+
+    proxy = fitted(preset, "calibration")
+    if not preset.score.refine:
+        return proxy, None
+    score = dataclasses.replace(preset.score, features=[*preset.score.features, *preset.score.refine], refine=[])
+    return proxy, fitted(dataclasses.replace(preset, score=score), "calibration_refined")
+
+
+def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if trial.user_attrs.get("arch") == arch_id and not trial.user_attrs.get("cached", False):
+            return trial
+    return None
+
+
+def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None):
+    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds).
+
+    With ``refined`` (multi-fidelity), the proxy's score is reported as the first fidelity; a trial
+    the pruner stops there keeps it (pruned, ``fidelity`` 0), the others go on to ``refined``'s
+    score (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
+    """
+    space = preset.space()
+    seeds = range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds)
+    reference_path = reference_table_path(preset)
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = suggest_arch(trial, space)
+        trial.set_user_attr("arch", arch.id)
+        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
+        if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
+            trial.set_user_attr("reference_acc", float(reference[arch.id]))
+        earlier = _previous_score(trial.study, arch.id)
+        if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
+            for key in ("params", "flops", "seconds"):
+                trial.set_user_attr(key, earlier.user_attrs[key])
+            trial.set_user_attr("cached", True)
+            return earlier.value
+        params, flops = network_size(arch, data)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("flops", flops)
+        tic = time.perf_counter()
+        with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
+            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
+        if refined is not None:
+            trial.report(score, 1)  # successive halving's first rung
+            trial.set_user_attr("fidelity", 0)
+            if trial.should_prune():
+                trial.set_user_attr("seconds", time.perf_counter() - tic)
+                raise optuna.TrialPruned()
+            with interruptible():
+                score = sum(refined.score(arch, seed) for seed in seeds) / len(seeds)
+            trial.set_user_attr("fidelity", 1)
+        trial.set_user_attr("seconds", time.perf_counter() - tic)
+        return score
+
+    return objective
+
+
+class ReferenceCorrelation:
+    """Optuna callback: after a trial that scores a reference architecture, update the correlation.
+
+    Spearman and Kendall between proxy score and reference accuracy, over every architecture the
+    study has scored that is in the reference table, go to the study's user attributes
+    (``reference_spearman``, ``reference_kendall``, ``reference_n``) once there are
+    :data:`~nas_proxy.reference.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
+    """
+
+    def __init__(self, preset: Preset, verbose: bool = True) -> None:
+        self.path = reference_table_path(preset)
+        self.metric = preset.reference.metric
+        self.verbose = verbose
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        attrs = trial.user_attrs
+        if trial.state != optuna.trial.TrialState.COMPLETE or "reference_acc" not in attrs or attrs.get("cached"):
+            return  # a repeated architecture changes nothing
+        reference = reference_accuracy(read_reference(self.path), self.metric)
+        scores = proxy_scores(study).set_index("arch")["score"]
+        agreement = rank_agreement(scores, reference, top_k=(), n_boot=0)
+        if agreement["n"] >= MIN_PAIRS:
+            study.set_user_attr("reference_n", agreement["n"])
+            study.set_user_attr("reference_spearman", agreement["spearman"])
+            study.set_user_attr("reference_kendall", agreement["kendall"])
+        if self.verbose:
+            tqdm.write(f"trial {trial.number}: {correlation_line(agreement)}")
+
+
+def run_search(
+    preset: Preset, data: Dataset, n_trials: int | None = None, *, progress: bool = True, verbose: bool = True
+) -> optuna.Study:
+    """Condense once, train the reference sample, then run trials until the study holds ``n_trials``.
+
+    The steps: the preset's condensed set (built once, then reused); the ``[reference].sample``
+    architectures trained on the full data if the preset asks for a sample, and queued to be
+    scored first; then trials until the study holds ``n_trials`` finished ones (default
+    ``[study].n_trials``, raised if needed so that every queued trial runs). Several processes
+    may call this on one storage at once: a worker starts a trial only while the study's finished
+    and running trials leave one, so together they end at the target and no work is done twice; a
+    trial whose worker died is run again by another (:func:`_run_trials`). ``verbose`` prints what
+    the study is doing and the correlation with the reference as trials complete; ``progress``
+    shows progress bars.
+
+    Ctrl-C stops at once while a network trains (that trial is marked failed) and otherwise at
+    the next safe point; either way it raises ``KeyboardInterrupt`` and the study is left
+    consistent, ready to continue.
+    """
+    data.check(preset.data)
+    target = n_trials if n_trials is not None else preset.study.n_trials
+    positive("[study]", n_trials=target)
+    say = tqdm.write if verbose else (lambda message: None)
+    say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
+    with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
+        space, reference = preset.space(), preset.reference
+        sample = select_archs(str(reference.sample), space, reference) if reference.sample else []
+        if sample:  # before the proxy: a calibrated one is fitted on the reference
+            run_reference(reference, data, sample, reference_table_path(preset), progress=progress)
+        study = open_study(preset)
+        if preset.score.proxy == "calibrated" and "calibration" not in study.user_attrs:
+            scores = ", ".join([*preset.score.features, *preset.score.refine])
+            say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
+        proxy, refined = _search_proxies(preset, data, study, progress)
+        record_proxy(study, preset, proxy, refined, data)
+        if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
+            study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
+        enqueue_archs(study, sample)
+        done = len(study.get_trials(deepcopy=False, states=_DONE))
+        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        if done + waiting > target:
+            say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
+            target = done + waiting
+        if done:
+            say(f"continuing study {study.study_name!r}: {done} of {target} trials done")
+        else:
+            say(f"running {target} trials")
+        if done >= target:
+            say(
+                f"nothing to run: the study already holds {done} finished trials; ask for more with "
+                f"--n-trials {done + preset.study.n_trials} (or n_trials=...)"
+            )
+            return study
+        _run_trials(
+            preset,
+            study,
+            make_objective(preset, data, proxy, refined),
+            target,
+            [ReferenceCorrelation(preset, verbose), interrupt.callback],
+            interrupt,
+            progress,
+            say,
+        )
+    return study
+
+
+_POLL_SECONDS = 1.0  # how often a worker with no slot left looks whether the last trials finished or died
+
+
+def _run_trials(
+    preset: Preset,
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    target: int,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+    interrupt: SafeInterrupt,
+    progress: bool,
+    say: Callable[[str], None],
+) -> None:
+    """Run trials until the study holds ``target`` finished ones, counted over all its workers.
+
+    A worker takes a slot only while finished plus running trials leave one (under the study's slot
+    lock, :func:`~nas_proxy.study._database.trial_slot`, held until the trial is running), so several
+    workers end at ``target`` together. Running trials of dead workers are failed first and queued
+    again (the heartbeat on a database, the process table on a journal), so a worker with no slot
+    left waits for the others' last trials, and takes over any whose worker died.
+    """
+    config = preset.study
+    on_journal = journal_file(config.storage_url) is not None
+    retry = retry_callback(config)
+
+    def tally() -> tuple[int, int]:
+        """Finished and running trials, from one read of the study."""
+        states = [t.state for t in study.get_trials(deepcopy=False, states=(*_DONE, optuna.trial.TrialState.RUNNING))]
+        running = states.count(optuna.trial.TrialState.RUNNING)
+        return len(states) - running, running
+
+    def fail_the_dead(exclusive: bool) -> None:
+        # Study has no public storage accessor. Under the slot lock no worker is between taking a trial and
+        # naming itself on it, so a running trial that names no worker was left by one that stopped in between.
+        retry_dead_local_trials(study, study._storage, retry, ownerless=exclusive)
+        if not on_journal:  # other machines' dead workers: the heartbeat
+            with stable_experimental():
+                optuna.storages.fail_stale_trials(study)
+
+    waited = False
+    with tqdm(
+        total=target, initial=tally()[0], desc="trials", unit="trial", disable=not progress, dynamic_ncols=True
+    ) as bar:
+        while not interrupt.requested:
+            with contextlib.ExitStack() as slot:
+                exclusive = slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
+                fail_the_dead(exclusive)
+                done, running = tally()
+                bar.update(done - bar.n)
+                if done >= target:
+                    return
+                if done + running >= target:  # the last slots are taken: wait for them to finish or die
+                    slot.close()
+                    if not waited:
+                        say(
+                            f"waiting for the {running} trial(s) other workers are running (a dead worker's is "
+                            f"taken over once found dead: at once on this machine, else after the heartbeat's "
+                            f"grace period)"
+                        )
+                        waited = True
+                    time.sleep(_POLL_SECONDS)
+                    continue
+
+                taken: list[optuna.Trial] = []
+
+                def take_slot(trial: optuna.Trial) -> float:  # run by study.optimize in this iteration only
+                    taken.append(trial)  # noqa: B023
+                    trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
+                    slot.close()  # the trial is running and names its worker: the next worker may look
+                    return objective(trial)
+
+                try:
+                    study.optimize(take_slot, n_trials=1, callbacks=callbacks)
+                except Exception as exc:
+                    ours = _our_error(exc)
+                    if ours is not None:
+                        raise ours from None
+                    if not (taken and _failed_meanwhile(study, taken[0], exc)):
+                        raise
+                    say(
+                        f"trial {taken[0].number} was failed by another worker while this one ran it (it took "
+                        f"this worker for dead, e.g. after a database outage longer than the heartbeat's grace "
+                        f"period); its copy runs again"
+                    )
+            bar.update(tally()[0] - bar.n)
+
+
+def _failed_meanwhile(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> bool:
+    """Whether ``trial`` could not be told because another worker had already failed it (and queued its copy)."""
+
+    def refused(error: BaseException) -> bool:  # Optuna 5 may end in an AssertionError of its own, with this as context
+        return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or (
+            isinstance(error, ValueError) and str(error).startswith("Cannot tell a ")
+        )  # tell of a finished trial
+
+    if not any(refused(error) for error in error_chain(exc)):
+        return False
+    stored = next((t for t in study.get_trials(deepcopy=False) if t.number == trial.number), None)
+    return stored is not None and stored.state == optuna.trial.TrialState.FAIL
+
+
+def _our_error(exc: Exception) -> NasProxyError | None:
+    """The one-line error behind ``exc``, if any. When the storage is gone, Optuna's own handling of a failed
+    trial calls it again and ends in an error of its own (an ``UnboundLocalError`` in Optuna 5), with ours,
+    which names the database and the fix, as its context."""
+    return next((error for error in error_chain(exc) if isinstance(error, NasProxyError)), None)
+
+
+__all__ = ["ReferenceCorrelation", "make_objective", "record_proxy", "run_search", "suggest_arch"]

@@ -1,0 +1,186 @@
+"""The Optuna study of a preset: open or load it on its storage, queue architectures, read its scores.
+
+:func:`open_study` creates or resumes the study with the preset's sampler (TPE or random,
+seeded) and pruner, and records the search space on it; :func:`load_study` opens an existing
+one for reading (also while workers run); :func:`proxy_scores` is its ranking, one row per
+architecture; :func:`select_archs` reads the ``--archs`` language (a reference sample, the study's
+best, ids). Running trials is :func:`nas_proxy.study.run_search`'s job.
+
+Example:
+    >>> from nas_proxy import ArchSpec, load_preset, open_study
+    >>> from nas_proxy.study import enqueue_archs, proxy_scores
+    >>> study = open_study(load_preset("quickstart"))  # a new study: runs/quickstart/study.journal
+    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")])
+    1
+    >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")])  # queued already: skipped
+    0
+    >>> list(proxy_scores(study).columns)
+    ['arch', 'score', 'trial', 'params', 'flops', 'seconds', 'fidelity']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from nas_proxy._records import record_once
+from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig, load_preset
+from nas_proxy.errors import NasProxyError
+from nas_proxy.reference import reference_space
+from nas_proxy.space import AXES, ArchSpec, SearchSpace
+from nas_proxy.study._storage import journal_file, open_storage, storage_errors
+
+
+def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
+    """Successive halving over the fidelities when the preset refines its score, else none."""
+    if not score.refine:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=score.reduction_factor, min_early_stopping_rate=0
+    )
+
+
+def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.sampler_seed)
+    return optuna.samplers.TPESampler(seed=config.sampler_seed)
+
+
+def open_study(preset: Preset) -> optuna.Study:
+    """Create or resume the preset's study on its storage; the search space is recorded on it (a study is never
+    searched over two spaces)."""
+    space = preset.space()
+    url = preset.study.storage_url
+    with storage_errors(url):
+        storage, sampler, pruner = open_storage(preset.study), _sampler(preset.study), _pruner(preset.score)
+        try:  # load first: create_study(load_if_exists=True) appends to a journal even when the study exists
+            study = optuna.load_study(study_name=preset.study.name, storage=storage, sampler=sampler, pruner=pruner)
+        except KeyError:
+            study = optuna.create_study(
+                study_name=preset.study.name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction="maximize",
+                load_if_exists=True,
+            )
+    choices = {axis: list(values) for axis, values in space.choices().items()}
+    if record_once(study, "search_space", choices) != choices:
+        raise NasProxyError(
+            f"study {preset.study.name!r} on {url} was created with another "
+            f"search space; use a new [study].name or the original space"
+        )
+    return study
+
+
+def load_study(preset: Preset | str | Path) -> optuna.Study:
+    """The preset's existing Optuna study (a :class:`Preset`, a shipped name or a path); an error if none yet.
+
+    Example:
+        >>> import nas_proxy
+        >>> study = nas_proxy.load_study("quickstart")  # doctest: +SKIP
+        >>> study.trials_dataframe()  # doctest: +SKIP
+    """
+    if not isinstance(preset, Preset):
+        preset = load_preset(preset)
+    url = preset.study.storage_url
+    file = journal_file(url)
+    if file is not None and not file.is_file():
+        raise NasProxyError(f"no study yet at {file}; run `nas-proxy search {preset.ref}` first")
+    try:
+        with storage_errors(url):
+            return optuna.load_study(study_name=preset.study.name, storage=open_storage(preset.study))
+    except KeyError:
+        raise NasProxyError(
+            f"no study named {preset.study.name!r} on {url}; run `nas-proxy search {preset.ref}` first"
+        ) from None
+
+
+def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
+    """Queue ``archs`` as the study's next trials (skipping any it already has); return how many were queued."""
+    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    for arch in archs:
+        study.enqueue_trial({axis: getattr(arch, axis) for axis in AXES}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
+
+
+def proxy_scores(study: optuna.Study) -> pd.DataFrame:
+    """One row per architecture the study scored (best first): arch, score, trial, params, flops, seconds, fidelity.
+
+    Repeated suggestions of one architecture reuse its score, so each architecture counts once. A
+    trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
+    """
+    rows = []
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for trial in study.get_trials(deepcopy=False, states=states):
+        attrs = trial.user_attrs
+        if "arch" not in attrs or attrs.get("cached", False):
+            continue
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            if not trial.intermediate_values:
+                continue
+            value = trial.intermediate_values[max(trial.intermediate_values)]
+        else:
+            value = trial.value
+        rows.append(
+            {
+                "arch": attrs["arch"],
+                "score": value,
+                "trial": trial.number,
+                "params": attrs.get("params"),
+                "flops": attrs.get("flops"),
+                "seconds": attrs.get("seconds"),
+                "fidelity": attrs.get("fidelity"),
+            }
+        )
+    columns = ["arch", "score", "trial", "params", "flops", "seconds", "fidelity"]
+    table = pd.DataFrame(rows, columns=columns)
+    table = table.drop_duplicates("arch")  # two workers may score one architecture at once; keep the first
+    return table.sort_values(["score", "trial"], ascending=[False, True], ignore_index=True)
+
+
+def select_archs(
+    spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
+) -> list[ArchSpec]:
+    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``spread:N`` (N spread over every
+    axis's choices, :meth:`~nas_proxy.space.SearchSpace.spread`: a calibration needs fewer reference runs for
+    the same faithfulness, ``benchmarks/RESULTS.md``), ``all``, ``top-K`` (the study's best) or ids.
+
+    ``N`` and ``spread:N`` draw with ``config.sample_seed`` from :func:`reference_space`, so
+    ``reference --archs N`` and ``search --archs N`` name the same set.
+    """
+    spec = spec.strip()
+    if spec == "all":
+        return space.archs()
+    if spec.isdigit():
+        return reference_space(space, config).sample(int(spec), config.sample_seed)
+    if spec.startswith("spread:"):
+        n = spec.removeprefix("spread:")
+        if not n.isdigit() or int(n) < 1:
+            raise NasProxyError(f"--archs {spec!r}: expected spread:N with N a positive integer, e.g. spread:30")
+        sub = reference_space(space, config)
+        return sub.spread(int(n), config.sample_seed)
+    if spec.startswith("top-"):
+        k = spec.removeprefix("top-")
+        if not k.isdigit() or int(k) < 1:
+            raise NasProxyError(f"--archs {spec!r}: expected top-K with K a positive integer, e.g. top-10")
+        if study is None:
+            raise NasProxyError(f"--archs {spec!r} needs a study with finished trials; run `nas-proxy search` first")
+        scores = proxy_scores(study)
+        if scores.empty:
+            raise NasProxyError(
+                f"--archs {spec!r}: study {study.study_name!r} has no finished trials yet; run `nas-proxy search` first"
+            )
+        return [ArchSpec.parse(a) for a in scores["arch"].head(int(k))]
+    archs = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
+    for arch in archs:
+        if arch not in space:
+            raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
+    if not archs:
+        raise NasProxyError("--archs is empty; pass N, spread:N, all, top-K or comma-separated architecture ids")
+    return archs
+
+
+__all__ = ["enqueue_archs", "load_study", "open_study", "proxy_scores", "select_archs"]

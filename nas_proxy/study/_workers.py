@@ -1,0 +1,127 @@
+"""Several search workers on one machine: one process per GPU (or as many as asked), sharing one study.
+
+Workers share the study through its storage: the first to arrive condenses (and publishes the set,
+:mod:`nas_proxy.artifacts`), the rest wait and use that one; all stop together when the study holds
+its ``n_trials``. Workers on other machines run the same preset with the same ``[study].storage``.
+
+Example:
+    >>> from nas_proxy.study._workers import worker_devices
+    >>> worker_devices("cpu", 3)
+    ['cpu', 'cpu', 'cpu']
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from pathlib import Path
+
+import optuna
+import torch
+from tqdm.auto import tqdm
+
+from nas_proxy._interrupt import interruptible, safe_interrupt
+from nas_proxy.config import Preset
+from nas_proxy.data import load_dataset, resolve_device
+from nas_proxy.errors import NasProxyError
+from nas_proxy.study._search import run_search
+from nas_proxy.study._study import enqueue_archs, open_study, select_archs
+
+
+def worker_devices(device: str, workers: int) -> list[str]:
+    """The device of each local search worker: one worker per visible GPU unless ``workers`` says otherwise.
+
+    ``workers`` 0 means one per GPU on CUDA (one on a CPU). Workers beyond the GPU count share
+    GPUs round-robin; an explicit ``cuda:N`` puts every worker on that GPU.
+    """
+    if device == "auto":
+        device = resolve_device(device).type
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    workers = workers or max(1, gpus)
+    if gpus > 1:
+        return [f"cuda:{i % gpus}" for i in range(workers)]
+    return [device] * workers
+
+
+def quiet_optuna() -> None:
+    """Optuna's INFO lines (study created, trial finished) repeat what the progress bar and our own lines say."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _work(preset: Preset, data_root: Path | None, device: str, threads: int, progress: bool, verbose: bool) -> None:
+    """One worker: its share of the machine's CPU threads (the caller's count comes back after), its device's copy
+    of the data, then the search."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with safe_interrupt():
+            with interruptible():  # reading data writes nothing
+                data = load_dataset(preset.data, data_root, device=device)
+            run_search(preset, data, progress=progress, verbose=verbose)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _helper(preset: Preset, data_root: Path | None, device: str, threads: int) -> None:
+    """A spawned worker: the parent reports errors and interruptions, so exit quietly with a status."""
+    quiet_optuna()
+    try:
+        _work(preset, data_root, device, threads, False, False)
+    except NasProxyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_workers(
+    preset: Preset,
+    *,
+    workers: int = 0,
+    device: str = "auto",
+    data_root: str | Path | None = None,
+    archs: str | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> optuna.Study:
+    """Run the preset's study with ``workers`` local processes (:func:`worker_devices`); return the study.
+
+    ``archs`` (the ``--archs`` language of :func:`~nas_proxy.select_archs`: ``N``, ``all``, ids) are
+    queued first. This process is the first worker and shows progress; the others are spawned, each
+    with an equal share of the CPU threads. A worker that fails raises one error here after the
+    others finish; Ctrl-C stops them all, and running the same call again continues the study.
+    """
+    if workers < 0:
+        raise NasProxyError(f"--workers must be at least 1 (or 0: one per GPU), got {workers}")
+    say = tqdm.write if verbose else (lambda message: None)
+    root = Path(data_root) if data_root is not None else None
+    with safe_interrupt():  # every storage write below finishes before Ctrl-C takes effect
+        study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
+        if archs:
+            queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
+            say(f"queued {queued} architectures from --archs {archs} to run first")
+        devices = worker_devices(device, workers)
+        threads = max(1, torch.get_num_threads() // len(devices))
+        context = multiprocessing.get_context("spawn")
+        helpers = [context.Process(target=_helper, args=(preset, root, device, threads)) for device in devices[1:]]
+        for helper in helpers:
+            helper.start()
+        try:
+            _work(preset, root, devices[0], threads, progress, verbose)
+        except KeyboardInterrupt:
+            for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
+                if helper.is_alive():
+                    os.kill(helper.pid, signal.SIGINT)
+            for helper in helpers:
+                helper.join()
+            raise
+        for helper in helpers:
+            helper.join()
+        if any(helper.exitcode for helper in helpers):
+            raise NasProxyError("a search worker failed; run the same command again to continue the study")
+    return study
+
+
+__all__ = ["quiet_optuna", "run_workers", "worker_devices"]

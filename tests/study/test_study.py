@@ -1,0 +1,260 @@
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from presets import write_preset
+
+import nas_proxy
+from nas_proxy import NasProxyError, load_dataset, load_preset, load_study, open_study, run_search
+from nas_proxy.artifacts import condensed_set_path
+from nas_proxy.cli import main
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_search_records_trials_resumes_and_condenses_once(tmp_path):
+    preset = load_preset(write_preset(tmp_path))
+    data = load_dataset("digits")
+    study = run_search(preset, data, progress=False)
+    assert len(study.trials) == 6
+    for trial in study.trials:
+        assert {"arch", "params", "flops", "seconds"} <= set(trial.user_attrs) and 0 <= trial.value <= 1
+    condensed = condensed_set_path(preset, data)
+    stamp = condensed.stat().st_mtime_ns
+    study = run_search(preset, data, n_trials=9, progress=False)  # a second run continues the same study
+    assert len(study.trials) == 9 and condensed.stat().st_mtime_ns == stamp
+
+
+def test_a_repeated_architecture_reuses_its_score(tmp_path):
+    preset = load_preset(write_preset(tmp_path))
+    data = load_dataset("digits")
+    study = run_search(preset, data, n_trials=1, progress=False)
+    first = study.trials[0]
+    study.enqueue_trial(first.params)
+    study = run_search(preset, data, n_trials=2, progress=False)
+    repeat = study.trials[1]
+    assert repeat.user_attrs["arch"] == first.user_attrs["arch"] and repeat.user_attrs["cached"]
+    assert repeat.value == first.value
+
+
+def test_same_study_name_with_another_space_is_refused(tmp_path):
+    run_search(load_preset(write_preset(tmp_path)), load_dataset("digits"), n_trials=1, progress=False)
+    other = load_preset(write_preset(tmp_path, space="nas720"))
+    with pytest.raises(NasProxyError, match="another search space"):
+        open_study(other)
+
+
+@pytest.mark.parametrize(
+    "extra, body, message",
+    [
+        ("bogus = 1", None, "unknown key 'bogus'"),
+        ("sampler_seed = 'x'", None, r"\[study\].sampler_seed must be int"),
+        ("", "[study]\nname='x'\n[evaluate]\nepochs=1\n", r"unknown table \[evaluate\]"),
+        ("", "[condense]\nipc=1\n", r"missing \[study\]"),
+        ("", "[study]\nname='x'\nsearch_space='nope'\n", "unknown search space 'nope'; choose a shipped one"),
+        ("", "[study]\nname='x'\nsearch_space='nope.toml'\n", "search space not found: nope.toml"),
+        ("heartbeat_interval = 0", None, r"\[study\].heartbeat_interval must be positive, got 0"),
+        (
+            "",
+            "[study]\nname='x'\nsampler='grid'\n",
+            r"\[study\].sampler = 'grid' is not allowed; choose from 'tpe', 'random'",
+        ),
+        ("", "[study]\nsampler='tpe'\n", r"\[study\]: missing key 'name'"),
+    ],
+)
+def test_bad_presets_name_the_key(tmp_path, extra, body, message):
+    path = write_preset(tmp_path, extra=extra)
+    if body is not None:
+        path.write_text(body)
+    with pytest.raises(NasProxyError, match=message):
+        load_preset(path)
+
+
+def test_search_command_prints_a_storage_that_optuna_opens(tmp_path, capsys):
+    path = write_preset(tmp_path)
+    assert main(["search", str(path), "--n-trials", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 finished trials" in out
+    storage = re.search(r"^storage: (\S+) \(open it with `optuna-dashboard (\S+)`", out, re.M)
+    assert storage and storage.group(1) == storage.group(2)
+    # Optuna's own command line opens the printed storage as it is (optuna-dashboard takes it the same way)
+    listing = subprocess.run(
+        ["optuna", "trials", "--study-name", "tiny", "--storage", storage.group(1), "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(json.loads(listing.stdout)) == 2
+    assert len(nas_proxy.load_study(str(path)).trials) == 2  # the Python helper, from the preset
+    assert main(["search", str(path), "--no-progress"]) == 0  # again: it continues the same study and says so
+    assert "continuing study 'tiny'" in capsys.readouterr().out
+    assert main(["search", str(tmp_path / "missing.toml")]) == 2
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--n-trials", "0", "error: --n-trials must be positive, got 0"),
+        ("--n-trials", "-3", "error: --n-trials must be positive, got -3"),
+        ("--n-trials", "x", "error: argument --n-trials: invalid int value: 'x'"),
+    ],
+)
+def test_bad_counts_name_the_flag(tmp_path, capsys, flag, value, message):
+    path = write_preset(tmp_path)
+    try:
+        code = main(["search", str(path), flag, value, "--no-progress"])
+    except SystemExit as exc:  # argparse's own errors exit from inside parse_args
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_queued_architectures_on_a_finished_study_are_run_and_said(tmp_path, capsys):
+    path = write_preset(tmp_path)
+    assert main(["search", str(path), "--n-trials", "2", "--no-progress"]) == 0
+    assert main(["search", str(path), "--archs", "4", "--n-trials", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "queued trials would not fit in 2" in out
+    study = nas_proxy.load_study(str(path))
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,)) and len(study.trials) > 2
+
+
+def test_shipped_presets_and_spaces_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no studies/ or search_spaces/ here: they come with the package
+    for name in ("quickstart", "fashion_mnist_dm", "cifar10_dm_ipc50"):
+        preset = load_preset(name)
+        assert preset.study.name == name and preset.ref == name and len(preset.space()) > 0
+    own = write_preset(tmp_path)
+    assert load_preset(own).ref == str(own)  # a path still works, and is how the user names it
+    with pytest.raises(
+        NasProxyError,
+        match="unknown study preset 'quickstrat'; choose a shipped one "
+        r"\(cifar10_dm_ipc50, fashion_mnist, fashion_mnist_dm, quickstart\)",
+    ):
+        load_preset("quickstrat")
+
+
+def test_the_benchmark_presets_load():
+    presets = sorted((Path(__file__).parents[2] / "benchmarks" / "presets").glob("*.toml"))
+    assert presets
+    for path in presets:
+        assert load_preset(path).study.name == f"bench_{path.stem}"
+
+
+def test_two_workers_share_one_study_and_record_every_trial_once(tmp_path, capsys):
+    preset = write_preset(tmp_path)
+    assert main(["search", str(preset), "--n-trials", "8", "--workers", "2", "--no-progress"]) == 0
+    _record_every_trial_once(load_study(load_preset(preset)), 8)
+    assert len(list((tmp_path / "out" / "condensed").glob("*.pt"))) == 1
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _finished(preset, states=(optuna.trial.TrialState.COMPLETE,)):
+    try:
+        return len(load_study(preset).get_trials(deepcopy=False, states=states))
+    except NasProxyError:
+        return 0
+
+
+def _interrupt_search(command, delay):
+    """Start ``command``, send SIGINT ``delay`` seconds after its first line of output; return (rc, out, err)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()  # the search has started: it prints which study it runs
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return process.returncode, first + out, err
+
+
+def test_ctrl_c_at_many_moments_exits_130_with_one_line_and_the_study_continues(tmp_path):
+    # Four architectures: once each is scored, every trial reuses an earlier score, so it does nothing
+    # but write to the storage; the later moments all land in such trials.
+    space = tmp_path / "four.toml"
+    space.write_text(
+        'name = "four"\n[choices]\ndepth = [1]\nwidth = [8, 16]\nactivation = ["relu"]\n'
+        'norm = ["none", "instancenorm"]\npooling = ["avgpool"]\n'
+    )
+    path = write_preset(tmp_path, space=str(space))
+    preset = load_preset(path)
+    command = [sys.executable, "-m", "nas_proxy.cli", "search", str(path), "--n-trials", "2000", "--no-progress"]
+
+    def interrupt_at(delays):
+        for delay in delays:
+            returncode, out, err = _interrupt_search(command, delay)
+            assert returncode == 130, (delay, returncode, err)
+            assert err == "search interrupted; run the same command to continue the study\n", (delay, err)
+            study = load_study(preset)  # the journal still opens, and nothing is left half-done in it
+            assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
+
+    interrupt_at([0.0, 0.05, 0.1, 0.2])  # early trials: sampling, training, storage writes
+    assert main(["search", str(path), "--n-trials", str(_finished(preset) + 20), "--no-progress"]) == 0
+    assert {t.user_attrs["arch"] for t in load_study(preset).trials if t.value is not None} == {
+        a.id for a in preset.space().archs()
+    }, "every architecture is scored: from here on trials are cached"
+    before = len(load_study(preset).trials)
+    interrupt_at([0.0, 0.03, 0.07, 0.15, 0.3, 0.6])
+    assert len(load_study(preset).trials) > before + 6  # the moments fell among cached trials
+    done = _finished(preset)
+    assert main(["search", str(path), "--n-trials", str(done + 3), "--no-progress"]) == 0
+    assert _finished(preset) == done + 3
+
+
+def _record_every_trial_once(study, n_trials):
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # numbered once, no gaps
+    assert len({t._trial_id for t in trials}) == len(trials)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}  # nothing left running or failed
+    assert len(trials) == n_trials and all("arch" in t.user_attrs and t.value is not None for t in trials)
+
+
+def test_two_worker_processes_on_postgresql_record_every_trial_once(tmp_path, capsys):
+    url = os.environ.get("NAS_PROXY_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL test: .ci/run exports NAS_PROXY_TEST_POSTGRES")
+        pytest.skip("set NAS_PROXY_TEST_POSTGRES (bash .ci/postgres.sh prints one) to run against PostgreSQL")
+    name = f"pg_{uuid.uuid4().hex[:8]}"  # the database outlives the test: a fresh study each run
+    path = write_preset(tmp_path, name=name)
+    assert main(["search", str(path), "--storage", url, "--n-trials", "10", "--workers", "2", "--no-progress"]) == 0
+    assert f"on {url}" in capsys.readouterr().out
+    preset = dataclasses.replace(load_preset(path), study=dataclasses.replace(load_preset(path).study, storage=url))
+    study = load_study(preset)
+    _record_every_trial_once(study, 10)
+    assert not (tmp_path / "out" / "study.journal").exists()  # nothing went to the default storage
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("postgresql://postgres@127.0.0.1:1/nas_proxy", "cannot use storage postgresql://"),
+        ("sqlite:////nonexistent-folder/study.db", "unable to open database file"),
+        ("mysql://user@localhost/db", "needs a database driver"),
+    ],
+)
+def test_unusable_storage_is_one_line_and_writes_nothing(tmp_path, capsys, url, message):
+    assert main(["search", str(write_preset(tmp_path)), "--storage", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
