@@ -17,8 +17,8 @@ import pandas as pd
 import torch
 from _common import publish
 
-from nas_proxy import ArchSpec, _accel, load_dataset, train_proxy
-from nas_proxy.method import ProxyConfig
+from nas_proxy import ArchSpec, _accel, load_dataset, train_candidate
+from nas_proxy.method import TrainConfig
 from nas_proxy.results._render import markdown_table
 
 NORMS = ("none", "batchnorm", "groupnorm", "layernorm", "instancenorm")
@@ -40,7 +40,7 @@ def main() -> None:
     _accel.memory_format = lambda *args, **kwargs: forced["format"]
     formats = {"channels_first": torch.contiguous_format, "channels_last": torch.channels_last}
     forced["format"] = torch.contiguous_format
-    train_proxy(ArchSpec.parse("d1-w16-relu-none-maxpool"), train, data, ProxyConfig(epochs=2))  # warm-up
+    train_candidate(ArchSpec.parse("d1-w16-relu-none-maxpool"), train, data, TrainConfig(epochs=2))  # warm-up
     rows = []
     for norm in NORMS:
         for pool in ("maxpool", "avgpool"):
@@ -50,7 +50,7 @@ def main() -> None:
                 for name, fmt in formats.items():
                     forced["format"] = fmt
                     seconds[name] = min(
-                        seconds[name], train_proxy(arch, train, data, ProxyConfig(epochs=args.epochs)).seconds
+                        seconds[name], train_candidate(arch, train, data, TrainConfig(epochs=args.epochs)).seconds
                     )
             pick = (
                 "channels_last" if chosen(torch.device("cpu"), False, norm) == torch.channels_last else "channels_first"

@@ -4,7 +4,7 @@ The baseline is written here with the structure of the authors' public evaluatio
 (``evaluate_synset``/``epoch`` in their ``utils.py``): a DataLoader over a TensorDataset,
 DSA applied per batch, ``loss.item()`` and a NumPy accuracy every batch, the optimiser rebuilt
 at the learning-rate drop, fp32, and the validation split scored through a DataLoader too.
-nas-proxy's ``train_proxy`` runs the same protocol (same architecture, set, epochs and seed)
+nas-proxy's ``train_candidate`` runs the same protocol (same architecture, set, epochs and seed)
 in its variants. Each variant runs in a fresh process, so allocator settings and thread pools
 do not leak between them; ``bf16-x2`` runs two candidates at once, one thread each.
 
@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from _common import publish
 from torch.utils.data import DataLoader, TensorDataset
 
-from nas_proxy import ArchSpec, condense, load_dataset, train_proxy
-from nas_proxy.method import DSA, CondenseConfig, CondensedSet, ProxyConfig, build_convnet, resolve_strategy
+from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
+from nas_proxy.method import DSA, CondenseConfig, CondensedSet, TrainConfig, build_convnet, resolve_strategy
 from nas_proxy.results._render import markdown_table
 
-# name -> train_proxy settings; None is the authors' loop. "x2": two candidates at once, a thread each.
+# name -> train_candidate settings; None is the authors' loop. "x2": two candidates at once, a thread each.
 VARIANTS = {
     "authors-loop-fp32": None,
     "fp32": dict(precision="fp32"),
@@ -42,7 +42,7 @@ VARIANTS = {
 }
 
 
-def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config: ProxyConfig) -> float:
+def authors_loop(arch: ArchSpec, x: torch.Tensor, y: torch.Tensor, data, config: TrainConfig) -> float:
     """The authors' evaluate_synset structure; returns validation accuracy."""
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator)
@@ -100,12 +100,12 @@ def run_variant(args, name: str, seed: int) -> dict:
     train = training_set(args, data).split(data.train.x.device)
     arch = ArchSpec.parse(args.arch)
     settings = dict(VARIANTS[name] or {})
-    config = ProxyConfig(epochs=args.epochs, seed=seed, **settings)
+    config = TrainConfig(epochs=args.epochs, seed=seed, **settings)
     start = time.monotonic()  # system-wide on Linux: windows of concurrent processes compare
     if VARIANTS[name] is None:
         val_acc = authors_loop(arch, train.x, train.y, data, config)
     else:
-        val_acc = train_proxy(arch, train, data, config).val_acc
+        val_acc = train_candidate(arch, train, data, config).val_acc
     if data.train.x.device.type == "cuda":
         torch.cuda.synchronize()
     return {"variant": name, "seed": seed, "val_acc": val_acc, "start": start, "end": time.monotonic()}

@@ -1,8 +1,8 @@
 """Sweep throughput: a sample of a search space trained one at a time and together, in one run.
 
-The same architectures, training set, protocol and seed go through ``train_proxy`` one after
+The same architectures, training set, protocol and seed go through ``train_candidate`` one after
 another (the baseline: each candidate uses every CPU thread, or the GPU alone) and then through
-``train_proxies`` (several candidates at once: on a CPU one kernel thread each, on CUDA a stream
+``train_candidates`` (several candidates at once: on a CPU one kernel thread each, on CUDA a stream
 each). It prints candidates per hour, the speed-up, the minutes the whole space would take at
 each rate (the sample's mix standing in for the space's), and how far the two runs' validation
 accuracies differ (the same on a CPU at equal thread counts; here the baseline runs on more
@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 from _common import publish
 
-from nas_proxy import load_dataset, load_search_space, train_proxy
-from nas_proxy.method import ProxyConfig, train_proxies
+from nas_proxy import load_dataset, load_search_space, train_candidate
+from nas_proxy.method import TrainConfig, train_candidates
 from nas_proxy.method._train import concurrent_jobs
 from nas_proxy.results._render import markdown_table
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default: 100; the paper's: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample, the subset and the training")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--jobs", type=int, default=0, help="candidates at once (default: train_proxies' choice)")
+    parser.add_argument("--jobs", type=int, default=0, help="candidates at once (default: train_candidates' choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated; the median counts")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -56,21 +56,21 @@ def main() -> None:
     space = load_search_space(args.space)
     archs = space.sample(args.sample, seed=args.seed)
     train = data.sample_per_class(args.ipc, seed=args.seed)
-    config = ProxyConfig(epochs=args.epochs, seed=args.seed, jobs=args.jobs)
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, jobs=args.jobs)
     jobs = concurrent_jobs(config, device, len(archs))
     threads = torch.get_num_threads()
     # Warm-up outside the clocks: first-call costs (kernel selection, allocator growth, thread pools).
-    train_proxies(archs[:2], train, data, dataclasses.replace(config, epochs=2))
+    train_candidates(archs[:2], train, data, dataclasses.replace(config, epochs=2))
 
     walls: dict[str, list[float]] = {"alone": [], "together": []}
     for _ in range(args.repeats):  # alternated, so a slow spell of a shared machine hits both modes
         _synchronize(device)
         tic = time.perf_counter()
-        alone = [train_proxy(arch, train, data, config) for arch in archs]
+        alone = [train_candidate(arch, train, data, config) for arch in archs]
         _synchronize(device)
         walls["alone"].append(time.perf_counter() - tic)
         tic = time.perf_counter()
-        together = train_proxies(archs, train, data, config)
+        together = train_candidates(archs, train, data, config)
         _synchronize(device)
         walls["together"].append(time.perf_counter() - tic)
 

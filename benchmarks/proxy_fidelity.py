@@ -30,15 +30,15 @@ MAXPOOL_EMBED = "d3-w128-relu-instancenorm-maxpool"
 
 
 def proxy_epochs(epochs: int) -> Callable[[Preset], Preset]:
-    return lambda p: dataclasses.replace(p, proxy=dataclasses.replace(p.proxy, epochs=epochs))
+    return lambda p: dataclasses.replace(p, training=dataclasses.replace(p.training, epochs=epochs))
 
 
 def proxy_batch(batch: int) -> Callable[[Preset], Preset]:
-    return lambda p: dataclasses.replace(p, proxy=dataclasses.replace(p.proxy, batch_size=batch))
+    return lambda p: dataclasses.replace(p, training=dataclasses.replace(p.training, batch_size=batch))
 
 
 def no_dsa(p: Preset) -> Preset:
-    return dataclasses.replace(p, proxy=dataclasses.replace(p.proxy, dsa_strategy="none"))
+    return dataclasses.replace(p, training=dataclasses.replace(p.training, dsa_strategy="none"))
 
 
 def maxpool_embedding(p: Preset) -> Preset:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from _common import publish
 
-from nas_proxy import ArchSpec, condense, load_dataset, train_proxy
-from nas_proxy.method import CondenseConfig, CondensedSet, ProxyConfig
+from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
+from nas_proxy.method import CondenseConfig, CondensedSet, TrainConfig
 from nas_proxy.results._render import markdown_table
 
 
@@ -63,9 +63,9 @@ def main() -> None:
 
     rows = []
     for seed in range(args.seeds):
-        proxy = ProxyConfig(epochs=args.epochs, seed=seed, precision=args.train_precision)
+        proxy = TrainConfig(epochs=args.epochs, seed=seed, precision=args.train_precision)
         for name, train in (("DM", syn.split()), ("random real", data.sample_per_class(args.ipc, seed=seed))):
-            result = train_proxy(arch, train, data, proxy, test=True)
+            result = train_candidate(arch, train, data, proxy, test=True)
             rows.append(
                 {
                     "train": name,

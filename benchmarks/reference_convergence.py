@@ -19,7 +19,7 @@ import pandas as pd
 from _common import publish
 from scipy import stats
 
-from nas_proxy import load_dataset, load_preset, train_proxy
+from nas_proxy import load_dataset, load_preset, train_candidate
 from nas_proxy.study import select_archs
 
 
@@ -46,7 +46,9 @@ def main() -> None:
     rows = []
     for arch in select_archs(str(n), preset.space(), preset.reference):
         for e, seed in runs:
-            result = train_proxy(arch, data.train, data, dataclasses.replace(protocol, epochs=e, seed=seed), test=True)
+            result = train_candidate(
+                arch, data.train, data, dataclasses.replace(protocol, epochs=e, seed=seed), test=True
+            )
             rows.append(
                 {"arch": arch.id, "run": f"{e} ep, seed {seed}", "acc": result.test_acc, "seconds": result.seconds}
             )

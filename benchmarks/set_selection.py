@@ -17,7 +17,7 @@ only by noise, it does not, and tuning the set on reference rows buys nothing.
         subset_onecycle:random
 
 A candidate is ``PRESET:FAMILY[@SEEDS]``: a preset of ``benchmarks/presets`` (or a path), ``random`` or
-``dm``, and the seeds (of ``[proxy] seed`` for a random subset, which draws it, or of ``[condense] seed``
+``dm``, and the seeds (of ``[training] seed`` for a random subset, which draws it, or of ``[condense] seed``
 for a DM set). Every candidate's files go to ``--cache`` (names are keyed on the settings, so they coexist).
 """
 
@@ -53,7 +53,7 @@ def candidate_presets(spec: str, cache: Path) -> list[tuple[str, str, Preset]]:
     for seed in [int(s) for s in seeds.split(",")] if seeds else [None]:
         preset = base
         if seed is not None and family == "random":
-            preset = dataclasses.replace(preset, proxy=dataclasses.replace(preset.proxy, seed=seed))
+            preset = dataclasses.replace(preset, training=dataclasses.replace(preset.training, seed=seed))
         elif seed is not None:
             preset = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, seed=seed))
         label = f"{Path(name).stem} {family} ipc {preset.condense.ipc}" + ("" if seed is None else f" seed {seed}")

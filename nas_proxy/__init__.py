@@ -9,12 +9,12 @@ The subpackages follow the data flow: :mod:`~nas_proxy.data` -> :mod:`~nas_proxy
 module exports the entry points a user calls; each subpackage exports the rest of its stage.
 
 Example:
-    >>> from nas_proxy import ArchSpec, condense, load_dataset, train_proxy
-    >>> from nas_proxy.method import CondenseConfig, ProxyConfig
+    >>> from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
+    >>> from nas_proxy.method import CondenseConfig, TrainConfig
     >>> data = load_dataset("digits")
     >>> syn = condense(data, CondenseConfig(ipc=2, iterations=2, batch_real=32,
     ...                                     embed_arch="d2-w32-relu-instancenorm-avgpool"), progress=False)
-    >>> score = train_proxy(ArchSpec.parse("d2-w32-relu-none-avgpool"), syn.split(), data, ProxyConfig(epochs=2))
+    >>> score = train_candidate(ArchSpec.parse("d2-w32-relu-none-avgpool"), syn.split(), data, TrainConfig(epochs=2))
     >>> score.train_size, 0.0 <= score.val_acc <= 1.0
     (20, True)
 """
@@ -23,7 +23,7 @@ from nas_proxy._version import __version__
 from nas_proxy.config import Preset, load_preset
 from nas_proxy.data import load_dataset
 from nas_proxy.errors import ConfigError, DataError, NasProxyError
-from nas_proxy.method import condense, train_proxy
+from nas_proxy.method import condense, train_candidate
 from nas_proxy.reference import import_reference, rank_agreement, run_reference, seed_ceiling
 from nas_proxy.results import compare_proxies, make_report, run_frontier
 from nas_proxy.scoring import make_proxy
@@ -53,5 +53,5 @@ __all__ = [
     "run_search",
     "run_workers",
     "seed_ceiling",
-    "train_proxy",
+    "train_candidate",
 ]

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -30,11 +31,11 @@ from nas_proxy.errors import ConfigError, NasProxyError
 from nas_proxy.method import (
     COMPILE_AUTO_MIN_ITERATIONS,
     CondenseConfig,
-    ProxyConfig,
+    TrainConfig,
     condense,
     default_epochs,
     resolve_compile,
-    train_proxy,
+    train_candidate,
     training_set,
 )
 from nas_proxy.reference import (
@@ -164,13 +165,13 @@ _EVALUATE_OPTIONS = {
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    """:func:`~nas_proxy.method.training_set`, then :func:`~nas_proxy.train_proxy`."""
+    """:func:`~nas_proxy.method.training_set`, then :func:`~nas_proxy.train_candidate`."""
     epochs = args.epochs if args.epochs is not None else default_epochs(args.train)
-    config = from_options(ProxyConfig, args, _EVALUATE_OPTIONS, epochs=epochs)
+    config = from_options(TrainConfig, args, _EVALUATE_OPTIONS, epochs=epochs)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
     train = training_set(args.train, data, args.seed)
-    result = train_proxy(arch, train, data, config, test=not args.no_test, progress=not args.no_progress)
+    result = train_candidate(arch, train, data, config, test=not args.no_test, progress=not args.no_progress)
     record = {"dataset": data.name, "train": args.train, **result.to_dict(), "device": str(data.train.x.device)}
     if args.json:
         print(json.dumps(record))
@@ -429,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"training epochs (default: {default_epochs('full')} with --train full, the reference "
         f"protocol's; else {default_epochs('random:10')}, the paper's)",
     )
-    config_options(p, ProxyConfig, _EVALUATE_OPTIONS, "training ([proxy] of a preset)")
+    config_options(p, TrainConfig, _EVALUATE_OPTIONS, "training ([training] of a preset)")
     p.add_argument("--no-test", action="store_true", help="skip the test-set accuracy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
     p.set_defaults(run=_cmd_evaluate)
@@ -568,11 +569,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A preset in an old layout (``FutureWarning`` from :func:`~nas_proxy.load_preset`): one line, no source."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_optuna()
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", FutureWarning)
+            warnings.showwarning = _one_line_warning
+            return args.run(args)
     except ConfigError as exc:  # a config built from flags: name the flag the bad value came from
         flag = f"--{exc.key.replace('_', '-')}" if exc.key in vars(args) else f"{exc.section}.{exc.key}"
         print(f"error: {flag} {exc.problem}", file=sys.stderr)

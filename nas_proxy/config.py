@@ -2,8 +2,8 @@
 
 Each stage reads its own config and nothing else: :class:`DataConfig` (which data and split;
 :func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution Matching;
-:func:`~nas_proxy.condense`), :class:`ProxyConfig` (how a candidate trains;
-:func:`~nas_proxy.train_proxies`), :class:`ScoreConfig` (which proxy scores a trial),
+:func:`~nas_proxy.condense`), :class:`TrainConfig` (how a candidate trains;
+:func:`~nas_proxy.train_candidates`), :class:`ScoreConfig` (which proxy scores a trial),
 :class:`ReferenceConfig` (the full-data truth; :func:`~nas_proxy.run_reference`) and
 :class:`StudyConfig` (the Optuna study). A :class:`Preset` (``studies/*.toml``, one table per
 stage) bundles them for the functions that join stages into a study: naming its files
@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +37,7 @@ from nas_proxy._config import check_fields, config_from_dict, positive, read_tom
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy.data import DataConfig
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import REFERENCE_DEFAULTS, CondenseConfig, ProxyConfig
+from nas_proxy.method import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
 from nas_proxy.space import SearchSpace, load_search_space
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
@@ -51,7 +52,7 @@ class ScoreConfig:
     """The ``[score]`` table: which proxy scores a trial, over how many seeds, and its own knobs."""
 
     proxy: str = "dm"
-    seeds: int = 1  # the score is the mean over seeds [proxy].seed, +1, ..., +seeds-1
+    seeds: int = 1  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
     early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
     batch_size: int = 64  # zero-cost proxies: training images in their one batch
     # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
@@ -110,7 +111,7 @@ class ReferenceConfig:
     The reference trains in fp32 unless ``precision`` says otherwise: it is the yardstick.
     """
 
-    training: ProxyConfig = field(default_factory=lambda: ProxyConfig(**REFERENCE_DEFAULTS))
+    training: TrainConfig = field(default_factory=lambda: TrainConfig(**REFERENCE_DEFAULTS))
     seeds: int = 1
     sample_seed: int = 0
     search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
@@ -135,16 +136,16 @@ class ReferenceConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "[reference]") -> ReferenceConfig:
-        """Flat keys: the training protocol's (a :class:`ProxyConfig`) and this table's own."""
+        """Flat keys: the training protocol's (a :class:`TrainConfig`) and this table's own."""
         own = {f.name for f in dataclasses.fields(cls)} - {"training"}
-        protocol = {f.name for f in dataclasses.fields(ProxyConfig)}
+        protocol = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(data) - own - protocol)
         if unknown:
             raise NasProxyError(
                 f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(sorted(own | protocol))}"
             )
         training = config_from_dict(
-            ProxyConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items() if k in protocol}}, where
+            TrainConfig, {**REFERENCE_DEFAULTS, **{k: v for k, v in data.items() if k in protocol}}, where
         )
         own_config = config_from_dict(cls, {k: v for k, v in data.items() if k in own}, where)
         try:
@@ -154,7 +155,7 @@ class ReferenceConfig:
 
     @property
     def seed_values(self) -> list[int]:
-        return list(range(self.training.seed, self.training.seed + self.seeds))
+        return self.training.seed_values(self.seeds)
 
 
 @dataclass(frozen=True)
@@ -217,13 +218,18 @@ class Preset:
     data: DataConfig
     study: StudyConfig
     condense: CondenseConfig
-    proxy: ProxyConfig
+    training: TrainConfig  # how a candidate trains (the [training] table); [score] says how it is scored
     score: ScoreConfig
     reference: ReferenceConfig
     path: Path
 
     def space(self) -> SearchSpace:
         return load_search_space(self.study.search_space)
+
+    @property
+    def score_seeds(self) -> list[int]:
+        """The seeds a trial's score is the mean over: ``[training].seed`` and the ``[score].seeds - 1`` after it."""
+        return self.training.seed_values(self.score.seeds)
 
     @property
     def ref(self) -> str:
@@ -235,25 +241,39 @@ _SECTIONS = {
     "data": DataConfig,
     "study": StudyConfig,
     "condense": CondenseConfig,
-    "proxy": ProxyConfig,
+    "training": TrainConfig,
     "score": ScoreConfig,
     "reference": ReferenceConfig,
 }
 
 
-def _data_table(raw: dict[str, Any], path: Path) -> Any:
-    """The ``[data]`` table. Presets written before it existed hold its keys in ``[study]``: they are read the
-    same (moved out of ``raw["study"]``), so those files keep working unchanged."""
-    data, study = raw.get("data", {}), raw["study"]
-    if not isinstance(data, dict) or not isinstance(study, dict):
-        return data  # config_from_dict names the table that is not one
-    data = dict(data)
-    for key in (f.name for f in dataclasses.fields(DataConfig)):
-        if key in study:
+def _upgrade(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A preset written for an earlier version, in today's tables, with one warning line per renamed key.
+
+    The one place that knows old preset layouts: ``[proxy]`` (now ``[training]``: "proxy" names a scoring
+    rule only) and the data keys once kept in ``[study]`` (now ``[data]``). Errors after this name the new
+    tables, so what they say is what to write.
+    """
+    raw = dict(raw)
+    if "proxy" in raw:
+        if "training" in raw:
+            raise NasProxyError(f"{path}: both [proxy] and [training]; [proxy] is the old name, keep [training]")
+        warnings.warn(f"{path}: [proxy] is now [training]; rename the table", FutureWarning, stacklevel=3)
+        raw["training"] = raw.pop("proxy")
+    study, data = raw.get("study"), raw.get("data", {})
+    if not isinstance(study, dict) or not isinstance(data, dict):
+        return raw  # config_from_dict names the table that is not one
+    moved = [f.name for f in dataclasses.fields(DataConfig) if f.name in study]
+    if moved:
+        raw["study"], raw["data"] = dict(study), dict(data)
+        for key in moved:
             if key in data:
                 raise NasProxyError(f"{path}: {key} is set in both [data] and [study]; keep it in [data]")
-            data[key] = study.pop(key)
-    return data
+            raw["data"][key] = raw["study"].pop(key)
+        warnings.warn(
+            f"{path}: [study] {', '.join(moved)} belong in [data] now; move them there", FutureWarning, stacklevel=3
+        )
+    return raw
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
@@ -262,7 +282,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
     Errors name the file and the key.
     """
     path = find_toml(name_or_path, "studies")
-    raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
+    raw = _upgrade(read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml"), path)
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise NasProxyError(
@@ -270,8 +290,6 @@ def load_preset(name_or_path: str | Path) -> Preset:
         )
     if "study" not in raw:
         raise NasProxyError(f'{path}: missing [study] table (it needs at least name = "...")')
-    raw = {**raw, "study": dict(raw["study"]) if isinstance(raw["study"], dict) else raw["study"]}
-    raw["data"] = _data_table(raw, path)  # after the copy above: it moves keys out of [study]
     configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
     preset = Preset(path=path, **configs)
     preset.space()  # the search space must exist and be valid
@@ -286,7 +304,7 @@ __all__ = [
     "CondenseConfig",
     "DataConfig",
     "Preset",
-    "ProxyConfig",
+    "TrainConfig",
     "ReferenceConfig",
     "ScoreConfig",
     "StudyConfig",

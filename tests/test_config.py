@@ -14,6 +14,7 @@ from nas_proxy.artifacts import (
     legacy_condensed_set_path,
     score_table_path,
 )
+from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
 from nas_proxy.data import DataConfig
 from nas_proxy.method import CondensedSet
@@ -29,7 +30,11 @@ def _data_preset(tmp_path, data_table, study_keys=""):
 
 def test_the_data_table_and_the_older_study_keys_read_the_same(tmp_path):
     new = load_preset(_data_preset(tmp_path, 'dataset = "digits"\nval_fraction = 0.2\nsplit_seed = 3'))
-    old = load_preset(write_preset(tmp_path, extra="val_fraction = 0.2\nsplit_seed = 3"))  # keys in [study]
+    old_keys = 'dataset = "digits"\nval_fraction = 0.2\nsplit_seed = 3'
+    with pytest.warns(
+        FutureWarning, match=r"data.toml: \[study\] dataset, val_fraction, split_seed belong in \[data\]"
+    ):
+        old = load_preset(_data_preset(tmp_path, "", study_keys=old_keys))
     assert new.data == old.data == DataConfig("digits", 0.2, 3)
     with pytest.raises(NasProxyError, match=r"data.toml: split_seed is set in both \[data\] and \[study\]"):
         load_preset(_data_preset(tmp_path, "split_seed = 1", study_keys="split_seed = 2"))
@@ -38,10 +43,30 @@ def test_the_data_table_and_the_older_study_keys_read_the_same(tmp_path):
 
 
 def test_a_stage_refuses_data_loaded_for_another_split(tmp_path, digits):
-    preset = load_preset(write_preset(tmp_path, extra="split_seed = 1"))
+    preset = load_preset(write_preset(tmp_path, data="split_seed = 1"))
     with pytest.raises(NasProxyError, match=r"split_seed 0\) but the preset asks for digits .*split_seed 1\)"):
         run_search(preset, digits, n_trials=1, progress=False, verbose=False)
     assert load_dataset(preset.data).fingerprint != digits.fingerprint
+
+
+def test_an_old_proxy_table_loads_as_training_with_one_line(tmp_path, capsys):
+    """Issue 24: "proxy" names a scoring rule only; the table of how a candidate trains is [training]."""
+    new = load_preset(write_preset(tmp_path))
+    old_path = tmp_path / "old.toml"
+    old_path.write_text(write_preset(tmp_path).read_text().replace("[training]", "[proxy]"))
+    with pytest.warns(FutureWarning, match=r"old.toml: \[proxy\] is now \[training\]; rename the table"):
+        old = load_preset(old_path)
+    assert old.training == new.training and old.training.epochs == 2
+    both = tmp_path / "both.toml"
+    both.write_text(old_path.read_text() + "\n[training]\nepochs = 3\n")
+    with pytest.raises(NasProxyError, match=r"both \[proxy\] and \[training\]; \[proxy\] is the old name"):
+        load_preset(both)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(old_path.read_text().replace("epochs = 2\n\n[reference]", "epochs = 0\n\n[reference]", 1))
+    assert main(["search", str(bad), "--n-trials", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"warning: {bad}: [proxy] is now [training]; rename the table"
+    assert err[1] == f"error: {bad}: [training].epochs must be positive, got 0"  # the error names the new table
 
 
 def test_the_reference_names_its_precision(tmp_path):
@@ -55,9 +80,9 @@ def _bf16(monkeypatch, native):
 
 
 def test_score_keys_hold_the_precision_that_runs(tmp_path, digits, monkeypatch):
-    auto = load_preset(write_preset(tmp_path))  # [proxy] precision = "auto"
-    fp32 = dataclasses.replace(auto, proxy=dataclasses.replace(auto.proxy, precision="fp32"))
-    bf16 = dataclasses.replace(auto, proxy=dataclasses.replace(auto.proxy, precision="bf16"))
+    auto = load_preset(write_preset(tmp_path))  # [training] precision = "auto"
+    fp32 = dataclasses.replace(auto, training=dataclasses.replace(auto.training, precision="fp32"))
+    bf16 = dataclasses.replace(auto, training=dataclasses.replace(auto.training, precision="bf16"))
 
     def path(preset):
         proxy = make_proxy("random", preset, digits)
@@ -106,7 +131,7 @@ def test_a_study_begun_under_the_old_set_name_continues(tmp_path, digits, monkey
     )
     study.set_user_attr("proxy", old)  # what a study recorded before the fix
     record_proxy(study, preset, proxy, data=digits)  # accepted: the same set under its new name
-    other = dataclasses.replace(preset, proxy=dataclasses.replace(preset.proxy, epochs=3))
+    other = dataclasses.replace(preset, training=dataclasses.replace(preset.training, epochs=3))
     with pytest.raises(NasProxyError, match="scored by another proxy"):
         record_proxy(study, other, make_proxy("dm", other, digits), data=digits)
 

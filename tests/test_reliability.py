@@ -20,11 +20,11 @@ import torch
 from presets import write_preset
 from test_data import _write_mnist
 
-from nas_proxy import ArchSpec, condense, load_preset, load_study, train_proxy
+from nas_proxy import ArchSpec, condense, load_preset, load_study, train_candidate
 from nas_proxy._io import atomic_write
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
-from nas_proxy.method import CondenseConfig, CondensedSet, ProxyConfig
+from nas_proxy.method import CondenseConfig, CondensedSet, TrainConfig
 from nas_proxy.reference import read_reference
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nas_proxy"
@@ -131,7 +131,7 @@ def _case_study_unknown_key(tmp_path):
 
 
 def _case_study_wrong_type(tmp_path):
-    return ["search", str(write_preset(tmp_path, extra='split_seed = "zero"'))], "split_seed must be int, got 'zero'"
+    return ["search", str(write_preset(tmp_path, data='split_seed = "zero"'))], "split_seed must be int, got 'zero'"
 
 
 def _case_study_missing(tmp_path):
@@ -234,7 +234,7 @@ def test_condensation_killed_resumes_bit_identical(tmp_path):
 def _slow_preset(tmp_path, name="killed", extra=""):
     """Trials of a few seconds (a 150-epoch proxy), so a kill lands inside one."""
     path = write_preset(tmp_path, name=name, extra=extra)
-    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 150"))
+    path.write_text(path.read_text().replace("[training]\nepochs = 2", "[training]\nepochs = 150"))
     return path
 
 
@@ -520,5 +520,5 @@ def test_same_seed_same_condensed_set_and_same_proxy_scores(digits):
     first, second = (condense(digits, config, progress=False) for _ in range(2))
     assert torch.equal(first.images, second.images) and first.meta["losses"] == second.meta["losses"]
     arch = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
-    scores = [train_proxy(arch, first.split(), digits, ProxyConfig(epochs=10), test=True) for _ in range(2)]
+    scores = [train_candidate(arch, first.split(), digits, TrainConfig(epochs=10), test=True) for _ in range(2)]
     assert (scores[0].val_acc, scores[0].test_acc) == (scores[1].val_acc, scores[1].test_acc)

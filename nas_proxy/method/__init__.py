@@ -3,8 +3,8 @@
 - :func:`build_convnet` (``_model``): the ConvNet family of DC/DSA/DM from an :class:`~nas_proxy.space.ArchSpec`;
 - :class:`DSA` (``_augment``): Siamese (condensation) or per-image (training) augmentation on whole batches;
 - :func:`condense` (``_condense``): DM with a :class:`CondenseConfig` -> a :class:`CondensedSet`;
-- :func:`train_proxy`, :func:`train_proxies` (``_train``): a candidate trained on a set with a
-  :class:`ProxyConfig`, scored on the validation split -> :class:`ProxyResult`.
+- :func:`train_candidate`, :func:`train_candidates` (``_train``): a candidate trained on a set with a
+  :class:`TrainConfig`, scored on the validation split -> :class:`TrainResult`.
 
 Example:
     >>> from nas_proxy.data import load_dataset
@@ -26,9 +26,16 @@ from nas_proxy.method._condense import (
     resolve_compile,
     resolve_precision,
 )
-from nas_proxy.method._config import REFERENCE_DEFAULTS, CondenseConfig, ProxyConfig
+from nas_proxy.method._config import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
 from nas_proxy.method._model import ConvNet, build_convnet, count_flops, count_params, init_parameters, network_size
-from nas_proxy.method._train import ProxyResult, accuracy, default_epochs, train_proxies, train_proxy, training_set
+from nas_proxy.method._train import (
+    TrainResult,
+    accuracy,
+    default_epochs,
+    train_candidate,
+    train_candidates,
+    training_set,
+)
 
 __all__ = [
     "COMPILE_AUTO_MIN_ITERATIONS",
@@ -38,8 +45,8 @@ __all__ = [
     "ConvNet",
     "DSA",
     "DSAParams",
-    "ProxyConfig",
-    "ProxyResult",
+    "TrainConfig",
+    "TrainResult",
     "accuracy",
     "build_convnet",
     "check_dsa_strategy",
@@ -54,7 +61,7 @@ __all__ = [
     "resolve_compile",
     "resolve_precision",
     "resolve_strategy",
-    "train_proxies",
-    "train_proxy",
+    "train_candidates",
+    "train_candidate",
     "training_set",
 ]

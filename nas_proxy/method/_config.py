@@ -1,4 +1,4 @@
-"""The method's settings: how DM condenses a set (``[condense]``) and how a candidate trains (``[proxy]``).
+"""The method's settings: how DM condenses a set (``[condense]``) and how a candidate trains (``[training]``).
 
 Each config checks its own values, so one built in Python is checked like one read from TOML.
 """
@@ -90,7 +90,7 @@ class CondenseConfig:
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
+class TrainConfig:
     """Settings for training a candidate; the defaults are the paper's (1000 epochs on a DM set).
 
     ``precision="auto"`` trains under bfloat16 autocast where the device runs bf16 natively (CUDA
@@ -102,7 +102,7 @@ class ProxyConfig:
     and PyTorch kernels, no cuDNN autotuning: :func:`nas_proxy._accel.deterministic`); a CPU run
     is bit-identical without it. It changes how a result is computed, not what is expected, so
     like ``compile`` and ``threads`` it is not part of :meth:`protocol` (cache keys). ``jobs`` is how
-    many candidates :func:`train_proxies` trains at once (0: one per CPU thread on a CPU, one on
+    many candidates :func:`train_candidates` trains at once (0: one per CPU thread on a CPU, one on
     CUDA, where concurrent streams have not been measured yet); it changes only the speed.
     """
 
@@ -130,22 +130,30 @@ class ProxyConfig:
     jobs: int = 0
 
     def __post_init__(self) -> None:
-        check_fields(self, "[proxy]")
+        check_fields(self, "[training]")
         positive(
-            "[proxy]", epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size
+            "[training]",
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size,
         )
         if not 0 < self.lr_decay_at <= 1:
-            raise ConfigError("[proxy]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
+            raise ConfigError("[training]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
         if not 0 < self.warmup < 1:
-            raise ConfigError("[proxy]", "warmup", f"must be between 0 and 1, got {self.warmup}")
+            raise ConfigError("[training]", "warmup", f"must be between 0 and 1, got {self.warmup}")
         for name in ("threads", "jobs", "steps"):
             if getattr(self, name) < 0:
-                raise ConfigError("[proxy]", name, f"must be >= 0, got {getattr(self, name)}")
-        check_dsa_strategy("[proxy]", self.dsa_strategy)
+                raise ConfigError("[training]", name, f"must be >= 0, got {getattr(self, name)}")
+        check_dsa_strategy("[training]", self.dsa_strategy)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "[proxy]") -> ProxyConfig:
+    def from_dict(cls, data: dict[str, Any], where: str = "[training]") -> TrainConfig:
         return config_from_dict(cls, data, where)
+
+    def seed_values(self, count: int) -> list[int]:
+        """``count`` consecutive seeds from ``seed``: the one rule for a score's or a reference's seeds."""
+        return list(range(self.seed, self.seed + count))
 
     def batches(self, images: int) -> int:
         """Batches in one pass over a set of ``images`` (the last may be short)."""

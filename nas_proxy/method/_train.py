@@ -9,12 +9,12 @@ the loop waits on the device. Where the hardware runs bf16 natively the passes r
 autocast (``precision="auto"``); ``benchmarks/RESULTS.md`` has the speed and the accuracy.
 
 Example:
-    >>> from nas_proxy import ArchSpec, load_dataset, train_proxy
-    >>> from nas_proxy.method import ProxyConfig
+    >>> from nas_proxy import ArchSpec, load_dataset, train_candidate
+    >>> from nas_proxy.method import TrainConfig
     >>> data = load_dataset("digits")
     >>> train = data.sample_per_class(5, seed=0)
-    >>> result = train_proxy(ArchSpec.parse("d2-w32-relu-instancenorm-avgpool"), train, data,
-    ...                      ProxyConfig(epochs=5))
+    >>> result = train_candidate(ArchSpec.parse("d2-w32-relu-instancenorm-avgpool"), train, data,
+    ...                      TrainConfig(epochs=5))
     >>> 0.0 <= result.val_acc <= 1.0
     True
 """
@@ -38,13 +38,13 @@ from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method._augment import DSA, resolve_strategy
 from nas_proxy.method._condense import CondensedSet
-from nas_proxy.method._config import REFERENCE_DEFAULTS, ProxyConfig
+from nas_proxy.method._config import REFERENCE_DEFAULTS, TrainConfig
 from nas_proxy.method._model import build_convnet, count_flops, count_params
 from nas_proxy.space import ArchSpec
 
 
 @dataclass(frozen=True)
-class ProxyResult:
+class TrainResult:
     """What one proxy evaluation measured; ``test_acc`` is None unless asked for."""
 
     arch: str
@@ -98,28 +98,28 @@ def training_set(spec: str, data: Dataset, seed: int = 0) -> Split:
 def default_epochs(spec: str) -> int:
     """Epochs for training on the set ``spec`` names (:func:`training_set`) when none are given: full data needs the
     reference protocol's (``REFERENCE_DEFAULTS``), not the paper's 1000 for a few images per class."""
-    return REFERENCE_DEFAULTS["epochs"] if spec == "full" else ProxyConfig().epochs
+    return REFERENCE_DEFAULTS["epochs"] if spec == "full" else TrainConfig().epochs
 
 
-def train_proxy(
+def train_candidate(
     arch: ArchSpec,
     train: Split,
     data: Dataset,
-    config: ProxyConfig = ProxyConfig(),
+    config: TrainConfig = TrainConfig(),
     *,
     test: bool = False,
     progress: bool = False,
-) -> ProxyResult:
+) -> TrainResult:
     """Train ``arch`` from scratch on ``train`` and score it on ``data.val`` (and ``data.test`` if asked).
 
     ``train`` is any labelled split: a condensed set's ``split()``, ``data.sample_per_class(ipc)``
     or ``data.train``. The seed fixes the initial weights, the batch order and the augmentation.
     """
-    return train_proxies([arch], train, data, config, test=test, progress=progress)[0]
+    return train_candidates([arch], train, data, config, test=test, progress=progress)[0]
 
 
-def concurrent_jobs(config: ProxyConfig, device: torch.device, candidates: int) -> int:
-    """How many of ``candidates`` :func:`train_proxies` trains at once: ``config.jobs``, or by default one per
+def concurrent_jobs(config: TrainConfig, device: torch.device, candidates: int) -> int:
+    """How many of ``candidates`` :func:`train_candidates` trains at once: ``config.jobs``, or by default one per
     CPU thread on a CPU (each single-threaded) and one on CUDA. Compiled networks train one at a time:
     ``torch.compile`` is not safe to run from several threads at once."""
     if config.compile:
@@ -128,19 +128,19 @@ def concurrent_jobs(config: ProxyConfig, device: torch.device, candidates: int) 
     return max(1, min(jobs, candidates))
 
 
-def train_proxies(
+def train_candidates(
     archs: Sequence[ArchSpec],
     train: Split,
     data: Dataset,
-    config: ProxyConfig = ProxyConfig(),
+    config: TrainConfig = TrainConfig(),
     *,
     test: bool = False,
     progress: bool = False,
-    on_result: Callable[[int, ProxyResult], None] | None = None,
-) -> list[ProxyResult]:
+    on_result: Callable[[int, TrainResult], None] | None = None,
+) -> list[TrainResult]:
     """Train several architectures on ``train`` with the same settings and seed; results in ``archs``' order.
 
-    Each result equals :func:`train_proxy`'s for that architecture (bit for bit on a CPU: the tests
+    Each result equals :func:`train_candidate`'s for that architecture (bit for bit on a CPU: the tests
     check it); only the execution differs. ``config.jobs`` candidates train at once, each in its own
     thread: on a CPU with one kernel thread each (small networks use two cores better side by side
     than one kernel across both), on CUDA each on its own stream. The longest candidates start
@@ -151,10 +151,10 @@ def train_proxies(
 
     Example:
         >>> from nas_proxy import ArchSpec, load_dataset
-        >>> from nas_proxy.method import ProxyConfig, train_proxies
+        >>> from nas_proxy.method import TrainConfig, train_candidates
         >>> data = load_dataset("digits")
         >>> archs = [ArchSpec.parse(a) for a in ("d1-w32-relu-none-avgpool", "d2-w32-relu-batchnorm-maxpool")]
-        >>> results = train_proxies(archs, data.sample_per_class(5, seed=0), data, ProxyConfig(epochs=5, jobs=2))
+        >>> results = train_candidates(archs, data.sample_per_class(5, seed=0), data, TrainConfig(epochs=5, jobs=2))
         >>> [r.arch for r in results] == [a.id for a in archs]
         True
     """
@@ -185,17 +185,17 @@ def _train_concurrently(
     archs: Sequence[ArchSpec],
     train: Split,
     data: Dataset,
-    config: ProxyConfig,
+    config: TrainConfig,
     test: bool,
     progress: bool,
     jobs: int,
-    report: Callable[[int, ProxyResult], None],
-) -> list[ProxyResult]:
+    report: Callable[[int, TrainResult], None],
+) -> list[TrainResult]:
     device = data.train.x.device
     size = (data.channels, data.num_classes, data.image_size)
     order = sorted(range(len(archs)), key=lambda i: -count_flops(archs[i], *size))  # longest first
     stop = threading.Event()
-    results: list[ProxyResult | None] = [None] * len(archs)
+    results: list[TrainResult | None] = [None] * len(archs)
     kernel_threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)  # read by each new thread at its first kernel: the pool starts below
@@ -229,11 +229,11 @@ def _train_one(
     arch: ArchSpec,
     train: Split,
     data: Dataset,
-    config: ProxyConfig,
+    config: TrainConfig,
     test: bool,
     progress: bool,
     stop: threading.Event | None = None,
-) -> ProxyResult:
+) -> TrainResult:
     device = data.train.x.device
     if device.type != "cuda" or stop is None:
         return _train(arch, train, data, config, test, progress, stop)
@@ -247,11 +247,11 @@ def _train(
     arch: ArchSpec,
     train: Split,
     data: Dataset,
-    config: ProxyConfig,
+    config: TrainConfig,
     test: bool,
     progress: bool,
     stop: threading.Event | None,
-) -> ProxyResult:
+) -> TrainResult:
     device = data.train.x.device
     if device.type == "cuda" and not config.deterministic:
         torch.backends.cudnn.benchmark = True  # one batch shape (two at most) for the whole run
@@ -301,7 +301,7 @@ def _train(
     net = net.to(memory_format=_accel.memory_format(device, False, arch.norm))
     val_acc = accuracy(net, data.val, config.eval_batch_size, precision)
     test_acc = accuracy(net, data.test, config.eval_batch_size, precision) if test else None
-    return ProxyResult(
+    return TrainResult(
         arch=arch.id,
         val_acc=val_acc,
         test_acc=test_acc,
@@ -315,11 +315,11 @@ def _train(
 
 
 __all__ = [
-    "ProxyResult",
+    "TrainResult",
     "accuracy",
     "concurrent_jobs",
     "default_epochs",
-    "train_proxies",
-    "train_proxy",
+    "train_candidates",
+    "train_candidate",
     "training_set",
 ]

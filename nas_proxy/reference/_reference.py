@@ -1,11 +1,11 @@
 """Full-data reference accuracies: the ranking a proxy is measured against.
 
 A :class:`~nas_proxy.ReferenceConfig` (a preset's ``[reference]`` table) holds the full-data
-training protocol (any :class:`~nas_proxy.ProxyConfig` key; ``epochs`` defaults to 50 here) and
+training protocol (any :class:`~nas_proxy.TrainConfig` key; ``epochs`` defaults to 50 here) and
 how reference architectures are drawn (``sample_seed``, optionally a ``search_space`` inside the
 study's to draw from, ``seeds`` per architecture). The table itself is a CSV, one row per
 (architecture, seed), at the path :func:`~nas_proxy.artifacts.reference_table_path` names for a
-preset. Architectures train side by side (:func:`~nas_proxy.train_proxies`, ``jobs`` at once)
+preset. Architectures train side by side (:func:`~nas_proxy.train_candidates`, ``jobs`` at once)
 and the table is rewritten atomically as each one finishes, so an interrupted run loses at most
 the architectures in flight and a second run skips what is done.
 
@@ -50,7 +50,7 @@ from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset, ReferenceConfig
 from nas_proxy.data import Dataset, default_dsa_strategy
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import ProxyResult, network_size, resolve_strategy, train_proxies
+from nas_proxy.method import TrainResult, network_size, resolve_strategy, train_candidates
 from nas_proxy.reference._agreement import N_BOOT, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 
@@ -286,8 +286,8 @@ def run_reference(
             )
         return table
 
-    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, ProxyResult], None]) -> None:
-        train_proxies(
+    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, TrainResult], None]) -> None:
+        train_candidates(
             pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True, on_result=save
         )
 

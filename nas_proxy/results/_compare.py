@@ -147,7 +147,7 @@ def compare_proxies(
     n_seeds = seeds if seeds is not None else preset.score.seeds
     if n_seeds < 1:
         raise NasProxyError(f"--seeds must be at least 1, got {n_seeds}")
-    seed_values = list(range(preset.proxy.seed, preset.proxy.seed + n_seeds))
+    seed_values = preset.training.seed_values(n_seeds)
     reference_seconds = float(table["seconds"].sum(min_count=1))  # NaN for an imported table without timings
 
     scores: dict[str, pd.Series] = {}

@@ -4,7 +4,7 @@
 families asked for and measures each ranking against the reference:
 
 - ``zero-cost``: grad_norm, naswot, synflow at initialisation, as they are;
-- ``subset``: a network trained on a random real subset of ``ipc`` images per class ([proxy] protocol);
+- ``subset``: a network trained on a random real subset of ``ipc`` images per class ([training] protocol);
 - ``dm``: the same on the preset's DM set at each ``ipc`` (condensed once per size);
 - ``short``: the reference's own protocol and schedule on the full training data, cut to a fraction
   of its optimiser steps (the baseline a NAS user reaches for first);
@@ -130,7 +130,7 @@ class _Costs:
 
 def _score(preset: Preset, data: Dataset, proxy: str, archs: list[ArchSpec], progress: bool) -> pd.Series:
     scorer = make_proxy(proxy, preset, data, progress=progress)
-    rows = score_archs(scorer, archs, [preset.proxy.seed], preset, data, progress=progress)
+    rows = score_archs(scorer, archs, [preset.training.seed], preset, data, progress=progress)
     return rows.groupby("arch")["score"].mean()
 
 
@@ -154,7 +154,7 @@ def base_scores(
             out[name] = Scored(name, _score(preset, data, name, archs, progress), passes / costs.reference_images)
     if "subset" in families:
         for ipc in ipcs:
-            images = preset.proxy.presentations(ipc * data.num_classes)
+            images = preset.training.presentations(ipc * data.num_classes)
             out[f"random ipc {ipc}"] = Scored(
                 f"random ipc {ipc}",
                 _score(_ipc_preset(preset, ipc), data, "random", archs, progress),
@@ -163,7 +163,7 @@ def base_scores(
     if "dm" in families:
         for ipc in ipcs if dm_ipcs is None else dm_ipcs:  # each size is a condensation
             sized = _ipc_preset(preset, ipc)
-            images = preset.proxy.presentations(ipc * data.num_classes)
+            images = preset.training.presentations(ipc * data.num_classes)
             setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
             out[f"dm ipc {ipc}"] = Scored(
                 f"dm ipc {ipc}", _score(sized, data, "dm", archs, progress), costs.per_arch(images), setup

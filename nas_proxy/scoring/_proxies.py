@@ -4,7 +4,7 @@ A :class:`Proxy` turns (architecture, seed) into a score where higher predicts a
 network. The preset's ``[score]`` table picks the one a study searches with; ``nas-proxy
 compare`` measures them side by side against the reference table.
 
-- ``dm``: train on the condensed set with the ``[proxy]`` protocol, score = validation accuracy;
+- ``dm``: train on the condensed set with the ``[training]`` protocol, score = validation accuracy;
 - ``random``: the same on a class-balanced random real subset of the same size (new per seed);
 - ``early``: the ``[reference]`` protocol cut to ``[score].early_epochs`` passes over the full
   training data (below 1: that fraction of one pass);
@@ -54,7 +54,7 @@ from nas_proxy.artifacts import (
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import CondensedSet, ProxyConfig, build_convnet, condense, network_size, train_proxies
+from nas_proxy.method import CondensedSet, TrainConfig, build_convnet, condense, network_size, train_candidates
 from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.scoring import _zero_cost as zero_cost
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
@@ -133,14 +133,14 @@ def _trained(
     settings: dict[str, Any],
     setup_seconds: float,
     data: Dataset,
-    config: ProxyConfig,
+    config: TrainConfig,
     training_set: Callable[[int], Any],
 ) -> Proxy:
     def batch(archs: list[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
         if not archs:
             return []
         report = None if on_score is None else (lambda index, result: on_score(index, result.val_acc))
-        results = train_proxies(
+        results = train_candidates(
             archs, training_set(seed), data, dataclasses.replace(config, seed=seed), on_result=report
         )
         return [result.val_acc for result in results]
@@ -200,20 +200,20 @@ def make_proxy(
         train = syn.split(data.train.x.device)
         return _trained(
             name,
-            {"proxy": name, "condensed": condensed_set_path(preset, data).name, "protocol": preset.proxy.protocol()},
+            {"proxy": name, "condensed": condensed_set_path(preset, data).name, "protocol": preset.training.protocol()},
             float(syn.meta["seconds"]),
             data,
-            preset.proxy,
+            preset.training,
             lambda seed: train,
         )
     if name == "random":
         ipc = preset.condense.ipc
         return _trained(
             name,
-            {"proxy": name, "ipc": ipc, "protocol": preset.proxy.protocol()},
+            {"proxy": name, "ipc": ipc, "protocol": preset.training.protocol()},
             0.0,
             data,
-            preset.proxy,
+            preset.training,
             lambda seed: data.sample_per_class(ipc, seed=seed),
         )
     if name == "early":
@@ -246,7 +246,7 @@ def _fitted(
 ) -> Proxy:
     features = preset.score.features if name == "calibrated" else []
     members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    seeds = list(range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds))
+    seeds = preset.score_seeds
     if calibration is None:
         path = reference_table_path(preset)
         table = read_reference(path)

@@ -94,7 +94,7 @@ def record_proxy(
         raise NasProxyError(
             f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
-            f"[proxy], [condense] and [score] settings"
+            f"[training], [condense] and [score] settings"
         )
 
 
@@ -136,7 +136,7 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy |
     score (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
     """
     space = preset.space()
-    seeds = range(preset.proxy.seed, preset.proxy.seed + preset.score.seeds)
+    seeds = preset.score_seeds
     reference_path = reference_table_path(preset)
 
     def objective(trial: optuna.Trial) -> float:

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from nas_proxy import ArchSpec, condense, load_dataset, train_proxy
-from nas_proxy.method import CondenseConfig, ProxyConfig
+from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
+from nas_proxy.method import CondenseConfig, TrainConfig
 
 ARCH = "d3-w32-relu-instancenorm-avgpool"
 SEEDS = (0, 1, 2)
@@ -24,9 +24,9 @@ def test_dm_set_beats_random_subset_on_fashion_mnist(shared_data):
     arch = ArchSpec.parse(ARCH)
     dm, rnd = [], []
     for seed in SEEDS:
-        config = ProxyConfig(epochs=150, seed=seed)
-        dm.append(train_proxy(arch, syn.split(), data, config).val_acc)
-        rnd.append(train_proxy(arch, data.sample_per_class(10, seed=seed), data, config).val_acc)
+        config = TrainConfig(epochs=150, seed=seed)
+        dm.append(train_candidate(arch, syn.split(), data, config).val_acc)
+        rnd.append(train_candidate(arch, data.sample_per_class(10, seed=seed), data, config).val_acc)
     mean_dm, mean_rnd = sum(dm) / len(dm), sum(rnd) / len(rnd)
     print(f"DM {dm} mean {mean_dm:.4f}; random {rnd} mean {mean_rnd:.4f}")
     assert mean_dm > mean_rnd + 0.01, (dm, rnd)

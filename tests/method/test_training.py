@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from nas_proxy import ArchSpec, NasProxyError, _accel, load_dataset, train_proxy
-from nas_proxy.method import ProxyConfig, build_convnet, train_proxies
+from nas_proxy import ArchSpec, NasProxyError, _accel, load_dataset, train_candidate
+from nas_proxy.method import TrainConfig, build_convnet, train_candidates
 from nas_proxy.method._train import concurrent_jobs
 
 ARCH = ArchSpec.parse("d2-w16-relu-instancenorm-avgpool")
@@ -18,9 +18,9 @@ def test_same_seed_same_result_and_a_different_seed_other_weights(digits, monkey
     """What holds on every CPU: the same seed repeats bit for bit on one machine; another seed starts from other
     weights, batches and augmentations, so it trains other weights (its 145-image accuracy may still tie)."""
     train = digits.sample_per_class(5, seed=0)
-    a, weights_a = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
-    b, weights_b = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=1), test=True)
-    c, weights_c = _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=20, seed=2))
+    a, weights_a = _train_capturing_weights(monkeypatch, ARCH, train, digits, TrainConfig(epochs=20, seed=1), test=True)
+    b, weights_b = _train_capturing_weights(monkeypatch, ARCH, train, digits, TrainConfig(epochs=20, seed=1), test=True)
+    c, weights_c = _train_capturing_weights(monkeypatch, ARCH, train, digits, TrainConfig(epochs=20, seed=2))
     assert (a.val_acc, a.test_acc) == (b.val_acc, b.test_acc)
     assert all(torch.equal(weights_a[name], weights_b[name]) for name in weights_a)
     assert c.test_acc is None and c.seed == 2
@@ -42,7 +42,7 @@ def test_the_rate_decays_after_half_the_steps_and_a_one_step_run_trains_at_the_c
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", record)
-    train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=epochs, lr=0.01))
+    train_candidate(ARCH, digits.sample_per_class(20, seed=0), digits, TrainConfig(epochs=epochs, lr=0.01))
     assert seen == pytest.approx(rates)
 
 
@@ -58,11 +58,11 @@ def test_one_cycle_warms_up_to_the_peak_then_anneals_over_the_run_whatever_its_l
     monkeypatch.setattr(torch.optim.SGD, "step", record)
     for epochs in (2, 6):
         seen.clear()
-        train_proxy(
+        train_candidate(
             ARCH,
             digits.sample_per_class(10, seed=0),
             digits,
-            ProxyConfig(epochs=epochs, lr=0.02, batch_size=10, schedule="onecycle", warmup=0.25),
+            TrainConfig(epochs=epochs, lr=0.02, batch_size=10, schedule="onecycle", warmup=0.25),
         )
         rates = [lr for lr, _ in seen]
         peak = rates.index(max(rates))
@@ -85,29 +85,29 @@ def test_a_budget_in_steps_trains_exactly_that_many_whatever_the_set_size(digits
     monkeypatch.setattr(torch.optim.SGD, "step", record)
     for ipc in (2, 7):  # 20 and 70 images in batches of 8: 3 and 9 steps per pass
         seen.clear()
-        config = ProxyConfig(steps=13, batch_size=8, schedule="onecycle")
-        train_proxy(ARCH, digits.sample_per_class(ipc, seed=0), digits, config)
+        config = TrainConfig(steps=13, batch_size=8, schedule="onecycle")
+        train_candidate(ARCH, digits.sample_per_class(ipc, seed=0), digits, config)
         assert len(seen) == 13 == config.optimiser_steps(10 * ipc) and seen[-1] < 1e-4  # annealed at the budget's end
-    assert ProxyConfig(steps=13, batch_size=8).presentations(20) == 4 * 20 + 8
-    assert ProxyConfig(epochs=3, batch_size=8).presentations(20) == 60
+    assert TrainConfig(steps=13, batch_size=8).presentations(20) == 4 * 20 + 8
+    assert TrainConfig(epochs=3, batch_size=8).presentations(20) == 60
     train = digits.sample_per_class(2, seed=0)
-    by_epochs = train_proxy(ARCH, train, digits, ProxyConfig(epochs=4, batch_size=8))
-    by_steps = train_proxy(ARCH, train, digits, ProxyConfig(epochs=1, steps=12, batch_size=8))
+    by_epochs = train_candidate(ARCH, train, digits, TrainConfig(epochs=4, batch_size=8))
+    by_steps = train_candidate(ARCH, train, digits, TrainConfig(epochs=1, steps=12, batch_size=8))
     assert by_epochs.val_acc == by_steps.val_acc
-    assert "steps" not in ProxyConfig().protocol() and ProxyConfig(steps=5).protocol()["steps"] == 5
+    assert "steps" not in TrainConfig().protocol() and TrainConfig(steps=5).protocol()["steps"] == 5
 
 
 def test_a_schedule_that_does_not_exist_is_named(digits):
     with pytest.raises(
-        NasProxyError, match=r"\[proxy\].schedule = 'cosine' is not allowed; choose from 'step', 'onecycle'"
+        NasProxyError, match=r"\[training\].schedule = 'cosine' is not allowed; choose from 'step', 'onecycle'"
     ):
-        ProxyConfig(schedule="cosine")
-    with pytest.raises(NasProxyError, match=r"\[proxy\].warmup must be between 0 and 1"):
-        ProxyConfig(schedule="onecycle", warmup=1.0)
+        TrainConfig(schedule="cosine")
+    with pytest.raises(NasProxyError, match=r"\[training\].warmup must be between 0 and 1"):
+        TrainConfig(schedule="onecycle", warmup=1.0)
 
 
 def test_training_learns_and_reports_cost(digits):
-    result = train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=40), test=True)
+    result = train_candidate(ARCH, digits.sample_per_class(20, seed=0), digits, TrainConfig(epochs=40), test=True)
     assert result.val_acc > 0.5 and result.test_acc > 0.5  # chance is 0.1
     assert result.params == sum(
         p.numel() for p in build_convnet(ARCH, 1, 10, 16, generator=torch.Generator()).parameters()
@@ -116,8 +116,8 @@ def test_training_learns_and_reports_cost(digits):
 
 
 def test_untrained_network_is_near_chance_so_training_matters(digits):
-    trained = train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=40))
-    barely = train_proxy(ARCH, digits.sample_per_class(20, seed=0), digits, ProxyConfig(epochs=1))
+    trained = train_candidate(ARCH, digits.sample_per_class(20, seed=0), digits, TrainConfig(epochs=40))
+    barely = train_candidate(ARCH, digits.sample_per_class(20, seed=0), digits, TrainConfig(epochs=1))
     assert trained.val_acc > barely.val_acc + 0.2
 
 
@@ -130,7 +130,7 @@ def test_learning_rate_decays_in_place_keeping_momentum(digits, monkeypatch):
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    train_proxy(ARCH, digits.sample_per_class(2, seed=0), digits, ProxyConfig(epochs=4, lr=0.1))
+    train_candidate(ARCH, digits.sample_per_class(2, seed=0), digits, TrainConfig(epochs=4, lr=0.1))
     assert [lr for lr, _ in seen] == pytest.approx([0.1, 0.1, 0.01, 0.01])
     assert seen[2][1]  # the momentum buffers survive the decay
 
@@ -145,14 +145,14 @@ def test_sample_per_class_is_balanced_seeded_and_bounded(digits):
 
 def test_config_validation():
     with pytest.raises(NasProxyError, match="epochs"):
-        ProxyConfig(epochs=0)
+        TrainConfig(epochs=0)
     with pytest.raises(NasProxyError, match="unknown key 'epoch'"):
-        ProxyConfig.from_dict({"epoch": 3})
-    assert ProxyConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
+        TrainConfig.from_dict({"epoch": 3})
+    assert TrainConfig.from_dict({"epochs": 3, "lr": 1}).lr == 1.0
     with pytest.raises(
-        NasProxyError, match=r"\[proxy\].precision = 'fp16' is not allowed; choose from 'auto', 'fp32', 'bf16'"
+        NasProxyError, match=r"\[training\].precision = 'fp16' is not allowed; choose from 'auto', 'fp32', 'bf16'"
     ):
-        ProxyConfig(precision="fp16")
+        TrainConfig(precision="fp16")
 
 
 @pytest.fixture
@@ -290,30 +290,30 @@ def test_training_together_equals_one_at_a_time(digits, monkeypatch):
     """The stated tolerance on a CPU: bit for bit at the same kernel thread count (each candidate of a batch runs
     on one), and within 2 validation images of a run on more threads (their reductions round differently)."""
     train = digits.sample_per_class(5, seed=0)
-    config = ProxyConfig(epochs=6, seed=3)
+    config = TrainConfig(epochs=6, seed=3)
     weights = _capture_weights(monkeypatch)
     threads = torch.get_num_threads()
-    alone_default = {arch.id: train_proxy(arch, train, digits, config, test=True) for arch in BATCH}
+    alone_default = {arch.id: train_candidate(arch, train, digits, config, test=True) for arch in BATCH}
     torch.set_num_threads(1)
     weights.clear()
     try:
-        alone = {arch.id: train_proxy(arch, train, digits, config, test=True) for arch in BATCH}
+        alone = {arch.id: train_candidate(arch, train, digits, config, test=True) for arch in BATCH}
     finally:
         torch.set_num_threads(threads)
     alone_weights = dict(weights)
     weights.clear()
-    together = train_proxies(BATCH, train, digits, dataclasses.replace(config, jobs=3), test=True)
+    together = train_candidates(BATCH, train, digits, dataclasses.replace(config, jobs=3), test=True)
     assert torch.get_num_threads() == threads  # the kernel threads are given back
     assert [r.arch for r in together] == [a.id for a in BATCH]
     for result in together:
         assert (result.val_acc, result.test_acc) == (alone[result.arch].val_acc, alone[result.arch].test_acc)
         assert all(torch.equal(t, alone_weights[result.arch][n]) for n, t in weights[result.arch].items())
         assert abs(result.val_acc - alone_default[result.arch].val_acc) <= 2 / len(digits.val)
-    assert concurrent_jobs(ProxyConfig(), torch.device("cpu"), 10) == torch.get_num_threads()
-    assert concurrent_jobs(ProxyConfig(jobs=8), torch.device("cpu"), 3) == 3
-    assert concurrent_jobs(ProxyConfig(), torch.device("cuda"), 10) == 1
-    assert concurrent_jobs(ProxyConfig(jobs=4, compile=True), torch.device("cpu"), 10) == 1  # compile: one thread
-    assert "jobs" not in ProxyConfig(jobs=4).protocol()  # speed only: cached results are shared
+    assert concurrent_jobs(TrainConfig(), torch.device("cpu"), 10) == torch.get_num_threads()
+    assert concurrent_jobs(TrainConfig(jobs=8), torch.device("cpu"), 3) == 3
+    assert concurrent_jobs(TrainConfig(), torch.device("cuda"), 10) == 1
+    assert concurrent_jobs(TrainConfig(jobs=4, compile=True), torch.device("cpu"), 10) == 1  # compile: one thread
+    assert "jobs" not in TrainConfig(jobs=4).protocol()  # speed only: cached results are shared
 
 
 def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, monkeypatch):
@@ -337,13 +337,13 @@ def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, 
     monkeypatch.setattr(nas_proxy.method._train, "build_convnet", build)
     threads = torch.get_num_threads()
     with pytest.raises(NasProxyError, match="out of memory"):
-        train_proxies(
-            [BATCH[2], BATCH[0], BATCH[1]], digits.sample_per_class(2, seed=0), digits, ProxyConfig(epochs=2000, jobs=2)
+        train_candidates(
+            [BATCH[2], BATCH[0], BATCH[1]], digits.sample_per_class(2, seed=0), digits, TrainConfig(epochs=2000, jobs=2)
         )
     assert 0 < len(steps) < 2000  # the healthy candidate stopped at its next step; the waiting one never started
     assert torch.get_num_threads() == threads
-    with pytest.raises(NasProxyError, match=r"\[proxy\].jobs.*>= 0"):
-        ProxyConfig(jobs=-1)
+    with pytest.raises(NasProxyError, match=r"\[training\].jobs.*>= 0"):
+        TrainConfig(jobs=-1)
 
 
 _MALLINFO = """
@@ -378,8 +378,8 @@ def test_cpu_allocator_tuning_serves_large_blocks_from_the_heap(mode, mapped):
 
 def test_bf16_training_is_deterministic_and_as_accurate_as_fp32(digits):
     train = digits.sample_per_class(20, seed=0)
-    fp32 = train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="fp32"))
-    bf16 = [train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="bf16")) for _ in range(2)]
+    fp32 = train_candidate(ARCH, train, digits, TrainConfig(epochs=40, precision="fp32"))
+    bf16 = [train_candidate(ARCH, train, digits, TrainConfig(epochs=40, precision="bf16")) for _ in range(2)]
     assert bf16[0].val_acc == bf16[1].val_acc
     assert abs(bf16[0].val_acc - fp32.val_acc) < 0.05
 
@@ -387,20 +387,20 @@ def test_bf16_training_is_deterministic_and_as_accurate_as_fp32(digits):
 def test_compiled_training_matches_eager(digits):
     """torch.compile (channels_last on a CPU) changes speed, not the result beyond rounding."""
     train = digits.sample_per_class(10, seed=0)
-    eager = train_proxy(ARCH, train, digits, ProxyConfig(epochs=8, precision="fp32"), test=True)
-    compiled = train_proxy(ARCH, train, digits, ProxyConfig(epochs=8, precision="fp32", compile=True), test=True)
+    eager = train_candidate(ARCH, train, digits, TrainConfig(epochs=8, precision="fp32"), test=True)
+    compiled = train_candidate(ARCH, train, digits, TrainConfig(epochs=8, precision="fp32", compile=True), test=True)
     assert abs(compiled.val_acc - eager.val_acc) <= 2 / len(digits.val)
     assert abs(compiled.test_acc - eager.test_acc) <= 2 / len(digits.test)
-    assert "compile" not in ProxyConfig(compile=True).protocol()  # cached results are shared with eager runs
+    assert "compile" not in TrainConfig(compile=True).protocol()  # cached results are shared with eager runs
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_training_in_auto_precision_tracks_fp32_on_cpu(digits):
     cuda = load_dataset("digits", device="cuda")
     train = digits.sample_per_class(20, seed=0)
-    on_cpu = train_proxy(ARCH, train, digits, ProxyConfig(epochs=40, precision="fp32"))
+    on_cpu = train_candidate(ARCH, train, digits, TrainConfig(epochs=40, precision="fp32"))
     for compile in (False, True):
-        on_gpu = train_proxy(ARCH, train, cuda, ProxyConfig(epochs=40, compile=compile))
+        on_gpu = train_candidate(ARCH, train, cuda, TrainConfig(epochs=40, compile=compile))
         assert abs(on_gpu.val_acc - on_cpu.val_acc) < 0.05
 
 
@@ -408,9 +408,9 @@ def test_cuda_training_in_auto_precision_tracks_fp32_on_cpu(digits):
 
 
 def _train_capturing_weights(monkeypatch, *args, **kwargs):
-    """train_proxy(...) and the trained weights (captured when it scores the network)."""
+    """train_candidate(...) and the trained weights (captured when it scores the network)."""
     weights = _capture_weights(monkeypatch)
-    result = train_proxy(*args, **kwargs)
+    result = train_candidate(*args, **kwargs)
     return result, weights[result.arch]
 
 
@@ -418,7 +418,7 @@ def test_deterministic_runs_and_is_bit_identical_on_a_cpu(digits, monkeypatch):
     """Accepted and harmless on a CPU: the same weights and scores twice, and the same as without it."""
     train = digits.sample_per_class(10, seed=0)
     runs = [
-        _train_capturing_weights(monkeypatch, ARCH, train, digits, ProxyConfig(epochs=6, deterministic=flag), test=True)
+        _train_capturing_weights(monkeypatch, ARCH, train, digits, TrainConfig(epochs=6, deterministic=flag), test=True)
         for flag in (True, True, False)
     ]
     (a, wa), (b, wb), (c, wc) = runs
@@ -426,7 +426,7 @@ def test_deterministic_runs_and_is_bit_identical_on_a_cpu(digits, monkeypatch):
     for name in wa:
         assert torch.equal(wa[name], wb[name]) and torch.equal(wa[name], wc[name]), name
     assert not torch.are_deterministic_algorithms_enabled()  # nothing leaks out of the call
-    assert ProxyConfig(deterministic=True).protocol() == ProxyConfig().protocol()  # not a cache key
+    assert TrainConfig(deterministic=True).protocol() == TrainConfig().protocol()  # not a cache key
 
 
 def test_the_deterministic_block_sets_and_restores_the_global_switches(monkeypatch):
@@ -455,7 +455,7 @@ def test_the_deterministic_block_sets_and_restores_the_global_switches(monkeypat
 def test_deterministic_cuda_training_is_bit_identical(digits, monkeypatch):
     """Without ``deterministic``, atomics in CUDA kernels can change a score between identical runs."""
     cuda = load_dataset("digits", device="cuda")
-    config = ProxyConfig(epochs=10, deterministic=True)
+    config = TrainConfig(epochs=10, deterministic=True)
     (a, wa), (b, wb) = (
         _train_capturing_weights(monkeypatch, ARCH, cuda.train, cuda, config, test=True) for _ in range(2)
     )

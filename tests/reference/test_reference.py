@@ -8,7 +8,7 @@ import pytest
 from presets import write_preset
 from scipy import stats
 
-import nas_proxy.method._train as proxy_module
+import nas_proxy.method._train as train_module
 from nas_proxy import (
     ArchSpec,
     NasProxyError,
@@ -119,7 +119,7 @@ def test_select_archs_errors_and_top_k(tmp_path, digits):
 def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits, monkeypatch):
     preset = load_preset(write_preset(tmp_path, reference="seeds = 2\njobs = 1"))  # one at a time: exact counts
     archs = select_archs("3", preset.space(), preset.reference)
-    real_train = proxy_module._train
+    real_train = train_module._train
     calls = []
 
     def crash_on_third(arch, *args, **kwargs):
@@ -128,14 +128,14 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
         calls.append(arch.id)
         return real_train(arch, *args, **kwargs)
 
-    monkeypatch.setattr(proxy_module, "_train", crash_on_third)
+    monkeypatch.setattr(train_module, "_train", crash_on_third)
     with pytest.raises(RuntimeError):
         run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     path = reference_table_path(preset)
     table = read_reference(path)
     # finished rows kept; seed by seed, so an early stop leaves more architectures with one seed each
     assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[1].id, 0)]
-    monkeypatch.setattr(proxy_module, "_train", real_train)
+    monkeypatch.setattr(train_module, "_train", real_train)
     table = run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
     assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
     assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()

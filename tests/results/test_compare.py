@@ -9,7 +9,7 @@ import torch
 from presets import write_preset
 from scipy import stats
 
-import nas_proxy.method._train as proxy_module
+import nas_proxy.method._train as train_module
 from nas_proxy import (
     ArchSpec,
     NasProxyError,
@@ -19,12 +19,12 @@ from nas_proxy import (
     open_study,
     run_reference,
     run_search,
-    train_proxy,
+    train_candidate,
 )
 from nas_proxy.artifacts import reference_table_path, score_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import BASE_PROXIES
-from nas_proxy.method import ProxyConfig, build_convnet, count_params
+from nas_proxy.method import TrainConfig, build_convnet, count_params
 from nas_proxy.results._render import CEILING
 from nas_proxy.scoring._proxies import read_scores
 from nas_proxy.scoring._zero_cost import grad_norm, naswot, synflow
@@ -126,7 +126,7 @@ def test_params_proxy_counts_the_built_network(tmp_path, digits):
 
 def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch):
     sizes, subsets = [], []
-    real = proxy_module.train_proxies
+    real = train_module.train_candidates
 
     def spy(archs, train, data, config, **kw):
         sizes.append(len(train))
@@ -135,7 +135,7 @@ def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch)
 
     import nas_proxy.scoring._proxies as proxies_module
 
-    monkeypatch.setattr(proxies_module, "train_proxies", spy)
+    monkeypatch.setattr(proxies_module, "train_candidates", spy)
     preset = load_preset(write_preset(tmp_path))
     proxy = make_proxy("random", preset, digits)
     proxy.score(ARCH, 0), proxy.score(ARCH, 1)
@@ -144,7 +144,7 @@ def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch)
 
 def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeypatch):
     seen = []
-    real = proxy_module.train_proxies
+    real = train_module.train_candidates
 
     def spy(archs, train, data, config, **kw):
         seen.append((len(train), config.epochs, config.lr))
@@ -152,7 +152,7 @@ def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeyp
 
     import nas_proxy.scoring._proxies as proxies_module
 
-    monkeypatch.setattr(proxies_module, "train_proxies", spy)
+    monkeypatch.setattr(proxies_module, "train_candidates", spy)
     path = write_preset(tmp_path, reference="lr = 0.05")
     path.write_text(path.read_text() + "\n[score]\nearly_epochs = 0.25\n")
     preset = load_preset(path)
@@ -183,7 +183,7 @@ def test_learning_rate_drops_halfway_through_a_single_epoch(digits, monkeypatch)
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.SGD, "step", step)
-    train_proxy(ARCH, digits.train, digits, ProxyConfig(epochs=1, batch_size=128, lr=0.01, dsa_strategy="none"))
+    train_candidate(ARCH, digits.train, digits, TrainConfig(epochs=1, batch_size=128, lr=0.01, dsa_strategy="none"))
     steps = -(-len(digits.train) // 128)
     assert rates == [0.01] * (steps // 2) + [pytest.approx(0.001)] * (steps - steps // 2)
 
@@ -255,8 +255,8 @@ def test_ceiling_is_the_reference_seed_to_seed_agreement(compared, digits):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits, monkeypatch, jobs):
     """One at a time the crash loses nothing finished; side by side, at most the other network in flight."""
-    compared = dataclasses.replace(compared, proxy=dataclasses.replace(compared.proxy, jobs=jobs))
-    real, calls = proxy_module._train, []
+    compared = dataclasses.replace(compared, training=dataclasses.replace(compared.training, jobs=jobs))
+    real, calls = train_module._train, []
 
     def crash_on_third(arch, *args, **kwargs):
         calls.append(arch.id)
@@ -264,7 +264,7 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
             raise KeyboardInterrupt
         return real(arch, *args, **kwargs)
 
-    monkeypatch.setattr(proxy_module, "_train", crash_on_third)
+    monkeypatch.setattr(train_module, "_train", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         compare_proxies(compared, digits, ["random"], progress=False)
     path = _score_path(compared, "random", digits)
@@ -273,7 +273,7 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
     before = len(calls)  # 3, or 4 when the other thread took the next network before the crash stopped it
     first = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
     assert len(calls) - before == 6 - kept and len(read_scores(path)) == 6  # only the missing ones were scored
-    monkeypatch.setattr(proxy_module, "_train", lambda *a, **k: pytest.fail("scored again"))
+    monkeypatch.setattr(train_module, "_train", lambda *a, **k: pytest.fail("scored again"))
     again = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
     assert again.table["spearman"].iloc[0] == first.table["spearman"].iloc[0]
 

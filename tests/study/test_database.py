@@ -208,7 +208,7 @@ def test_a_database_restart_in_the_middle_of_a_study_loses_nothing(tmp_path):
     new ones refused): both ride through, every architecture is scored exactly once, nothing fails."""
     url, restart = _postgres_url(), _restart_command()
     path = write_preset(tmp_path, name=f"restart_{uuid.uuid4().hex[:8]}")
-    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))  # trials of ~0.5 s
+    path.write_text(path.read_text().replace("[training]\nepochs = 2", "[training]\nepochs = 40"))  # trials of ~0.5 s
     preset = _on_storage(path, url)
     archs = [arch.id for arch in load_search_space("small").sample(12, 3)]
     worker = subprocess.Popen(
@@ -254,7 +254,7 @@ def test_a_database_down_past_the_bound_stops_the_worker_in_one_line_and_the_stu
     ends with every trial done."""
     url, restart = _postgres_url(), _restart_command()
     path = write_preset(tmp_path, name=f"down_{uuid.uuid4().hex[:8]}", extra="reconnect_timeout = 2\n")
-    path.write_text(path.read_text().replace("[proxy]\nepochs = 2", "[proxy]\nepochs = 40"))
+    path.write_text(path.read_text().replace("[training]\nepochs = 2", "[training]\nepochs = 40"))
     preset = _on_storage(path, url)
     command = [
         sys.executable,
