@@ -28,7 +28,7 @@ import optuna
 from _common import publish
 
 from nas_proxy import load_dataset, load_preset, load_study
-from nas_proxy.scoring._proxies import get_condensed_set
+from nas_proxy.artifacts import get_condensed_set
 
 
 def bench_preset(preset_path: Path, name: str, out_dir: Path, folder: Path) -> Path:

@@ -44,7 +44,7 @@ def main() -> None:
     data = load_dataset(preset.data, args.data_root)
     runs = [(e, 0) for e in epochs] + [(protocol.epochs, 1)]  # the second seed at the preset's epochs
     rows = []
-    for arch in select_archs(str(n), preset.space(), preset.reference):
+    for arch in select_archs(n, preset.space(), preset.reference):
         for e, seed in runs:
             result = train_candidate(
                 arch, data.train, data, dataclasses.replace(protocol, epochs=e, seed=seed), test=True

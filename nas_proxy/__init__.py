@@ -22,7 +22,7 @@ Example:
 from nas_proxy._version import __version__
 from nas_proxy.config import Preset, load_preset
 from nas_proxy.data import load_dataset
-from nas_proxy.errors import ConfigError, DataError, NasProxyError
+from nas_proxy.errors import ArgumentError, ConfigError, DataError, NasProxyError
 from nas_proxy.method import condense, train_candidate
 from nas_proxy.reference import import_reference, rank_agreement, run_reference, seed_ceiling
 from nas_proxy.results import compare_proxies, make_report, run_frontier
@@ -31,6 +31,7 @@ from nas_proxy.space import ArchSpec, load_search_space
 from nas_proxy.study import load_study, open_study, run_search, run_workers
 
 __all__ = [
+    "ArgumentError",
     "ArchSpec",
     "ConfigError",
     "DataError",

@@ -52,7 +52,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -66,12 +65,13 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas_proxy import _accel
 from nas_proxy._config import keyed_settings
-from nas_proxy._io import settings_key
+from nas_proxy._interrupt import interruptible
+from nas_proxy._io import file_lock, settings_key
 from nas_proxy._records import record_once
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import CondenseConfig, CondensedSet, resolve_compile, resolve_precision
+from nas_proxy.method import CondenseConfig, CondensedSet, checkpoint_path, condense, resolve_compile, resolve_precision
 
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 
@@ -95,46 +95,38 @@ def condensed_set_path(preset: Preset, data: Dataset) -> Path:
     return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
 
 
-def legacy_condensed_set_path(preset: Preset, data: Dataset) -> Path | None:
-    """The name the set had before issue 15 (``precision = "auto"`` unresolved in the key), or None where that is
-    its current name."""
-    old = settings_key(_condense_settings(preset.condense, data, resolve_precision_too=False), data.fingerprint)
-    path = preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{old}.pt"
-    return None if path == condensed_set_path(preset, data) else path
+def get_condensed_set(
+    preset: Preset, data: Dataset, progress: bool = True, study: optuna.Study | None = None
+) -> CondensedSet:
+    """Load the preset's condensed set, or build it once (workers sharing the folder wait on a file lock).
 
+    With ``study``, the study's one copy (:func:`shared_file`): the first worker
+    publishes its set to the ``[study].artifacts`` store, and every other worker, on any machine,
+    downloads that one instead of scoring against a set of its own.
+    """
+    path = condensed_set_path(preset, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
-def adopt_legacy_condensed_set(preset: Preset, data: Dataset) -> None:
-    """Keep a set cached under its old name readable: rename it to its current name when it was made in the
-    precision that runs here (its ``meta`` records it); one made in the other precision is left alone and a new
-    set is built. An interrupted condensation's checkpoint moves too when it was made with the compile decision
-    that runs here (checkpoints do not record the precision; under ``"auto"`` it follows from that decision on
-    one machine). Call it holding the set's lock."""
-    legacy, path = legacy_condensed_set_path(preset, data), condensed_set_path(preset, data)
-    if legacy is None or path.is_file():
-        return
-    settings = _condense_settings(preset.condense, data)
-    old_checkpoint, checkpoint = (p.with_name(p.name + ".ckpt") for p in (legacy, path))
-    if not legacy.is_file():
-        if old_checkpoint.is_file() and not checkpoint.exists():
-            state = torch.load(old_checkpoint, map_location="cpu", weights_only=True)
-            if state.get("compiled") == settings["compile"]:
-                os.replace(old_checkpoint, checkpoint)
-        return
-    if CondensedSet.load(legacy, data).meta.get("precision") == settings["precision"]:
-        if legacy.with_suffix(".png").is_file():  # the grid beside it first: the set's name is what others look for
-            os.replace(legacy.with_suffix(".png"), path.with_suffix(".png"))
-        os.replace(legacy, path)
+    def make() -> None:
+        # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
+        with interruptible(), file_lock(path):  # one worker condenses; the rest find the file afterwards
+            _adopt_legacy_set(preset, data)  # a set cached under an older name
+            if not path.is_file():
+                syn = condense(
+                    data,
+                    preset.condense,
+                    checkpoint=checkpoint_path(path),
+                    resume=True,
+                    progress=progress,
+                )
+                syn.save(path)
 
-
-def adopt_legacy_record(study: optuna.Study, preset: Preset, data: Dataset) -> None:
-    """A study that shared its set under the old name (``artifact:<old name>``) shares that same copy under the new
-    one, so no worker condenses a second set for it (on CUDA two condensations differ)."""
-    legacy = legacy_condensed_set_path(preset, data)
-    if legacy is None:
-        return
-    old, new = f"artifact:{legacy.name}", f"artifact:{condensed_set_path(preset, data).name}"
-    if old in study.user_attrs and new not in study.user_attrs:
-        record_once(study, new, study.user_attrs[old])
+    if study is None:
+        make()
+    else:
+        _adopt_legacy_records(study, preset, data)
+        shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
+    return CondensedSet.load(path, data)
 
 
 def _with_values(settings: Any, key: str, change: Callable[[Any], Any]) -> Any:
@@ -144,17 +136,6 @@ def _with_values(settings: Any, key: str, change: Callable[[Any], Any]) -> Any:
     if isinstance(settings, list):
         return [_with_values(v, key, change) for v in settings]
     return settings
-
-
-def recorded_under_old_name(recorded: Any, settings: dict[str, Any], preset: Preset, data: Dataset) -> bool:
-    """Whether proxy settings a study ``recorded`` are ``settings`` but for the condensed set's name before issue 15,
-    so that a study begun then continues: its set is the same one, renamed."""
-    legacy = legacy_condensed_set_path(preset, data)
-    if legacy is None:
-        return False
-    new = condensed_set_path(preset, data).name
-    renamed = _with_values(recorded, "condensed", lambda name: new if name == legacy.name else name)
-    return renamed == json.loads(json.dumps(settings))  # as the storage returns it
 
 
 def score_table_path(preset: Preset, name: str, settings: dict[str, Any], data: Dataset) -> Path:
@@ -270,15 +251,66 @@ def shared_file(
     return path
 
 
+# Older layouts. The one place that knows a file or record the tool once wrote under another name, and brings it
+# up to date where it is read (get_condensed_set), so nothing else in the package deals with old names. Names
+# of today are keyed as above; a change to a key adds its old form here, or refuses the old file with one line.
+
+
+def _legacy_set_path(preset: Preset, data: Dataset) -> Path | None:
+    """The name the set had before issue 15 (``precision = "auto"`` unresolved in the key), or None where that is
+    its current name."""
+    old = settings_key(_condense_settings(preset.condense, data, resolve_precision_too=False), data.fingerprint)
+    path = preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{old}.pt"
+    return None if path == condensed_set_path(preset, data) else path
+
+
+def _adopt_legacy_set(preset: Preset, data: Dataset) -> None:
+    """Keep a set cached under its old name readable: rename it to its current name when it was made in the
+    precision that runs here (its ``meta`` records it); one made in the other precision is left alone and a new
+    set is built. An interrupted condensation's checkpoint moves too when it was made with the compile decision
+    that runs here (checkpoints do not record the precision; under ``"auto"`` it follows from that decision on
+    one machine). Call it holding the set's lock."""
+    legacy, path = _legacy_set_path(preset, data), condensed_set_path(preset, data)
+    if legacy is None or path.is_file():
+        return
+    settings = _condense_settings(preset.condense, data)
+    old_checkpoint, checkpoint = checkpoint_path(legacy), checkpoint_path(path)
+    if not legacy.is_file():
+        if old_checkpoint.is_file() and not checkpoint.exists():
+            state = torch.load(old_checkpoint, map_location="cpu", weights_only=True)
+            if state.get("compiled") == settings["compile"]:
+                os.replace(old_checkpoint, checkpoint)
+        return
+    if CondensedSet.load(legacy, data).meta.get("precision") == settings["precision"]:
+        if legacy.with_suffix(".png").is_file():  # the grid beside it first: the set's name is what others look for
+            os.replace(legacy.with_suffix(".png"), path.with_suffix(".png"))
+        os.replace(legacy, path)
+
+
+def _adopt_legacy_records(study: optuna.Study, preset: Preset, data: Dataset) -> None:
+    """A study that shared its set under the old name (``artifact:<old name>``) shares that same copy under the new
+    one, so no worker condenses a second set for it (on CUDA two condensations differ), and the scoring settings it
+    recorded name the set by its new name, so the study continues (the set is the same one)."""
+    legacy = _legacy_set_path(preset, data)
+    if legacy is None:
+        return
+    name = condensed_set_path(preset, data).name
+    old, new = f"artifact:{legacy.name}", f"artifact:{name}"
+    if old in study.user_attrs and new not in study.user_attrs:
+        record_once(study, new, study.user_attrs[old])
+    recorded = study.user_attrs.get("proxy")  # the scoring settings it recorded name the set: the same one, renamed
+    if recorded is not None:
+        renamed = _with_values(recorded, "condensed", lambda old_name: name if old_name == legacy.name else old_name)
+        if renamed != recorded:
+            study.set_user_attr("proxy", renamed)
+
+
 __all__ = [
     "SETTLE_SECONDS",
-    "adopt_legacy_condensed_set",
-    "adopt_legacy_record",
     "condensed_set_path",
+    "get_condensed_set",
     "imported_table_path",
     "is_imported_table",
-    "legacy_condensed_set_path",
-    "recorded_under_old_name",
     "open_artifact_store",
     "reference_table_path",
     "score_table_path",

@@ -32,6 +32,7 @@ from nas_proxy.method import (
     COMPILE_AUTO_MIN_ITERATIONS,
     CondenseConfig,
     TrainConfig,
+    checkpoint_path,
     condense,
     default_epochs,
     resolve_compile,
@@ -128,7 +129,7 @@ def _cmd_condense(args: argparse.Namespace) -> int:
     )
     if args.out.exists() and not args.force:
         raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
-    checkpoint = args.out.with_name(args.out.name + ".ckpt")
+    checkpoint = checkpoint_path(args.out)
     if checkpoint.exists() and not args.resume:
         raise NasProxyError(
             f"{checkpoint} holds an interrupted run; pass --resume to continue it, or delete it to start over"

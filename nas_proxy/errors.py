@@ -40,3 +40,16 @@ class ConfigError(NasProxyError):
     def __init__(self, section: str, key: str, problem: str) -> None:
         self.section, self.key, self.problem = section, key, problem
         super().__init__(f"{section}.{key} {problem}")
+
+
+class ArgumentError(ConfigError):
+    """A bad argument to a library call: names the function and the parameter, so a notebook user reads the
+    name they typed (``select_archs(): archs 'top-x': expected top-K ...``); the CLI names the flag instead
+    (``--archs 'top-x': ...``), as for any :class:`ConfigError` whose key is one of its options."""
+
+    def __init__(self, function: str, parameter: str, problem: str) -> None:
+        super().__init__(function, parameter, problem)
+        self.args = (f"{function}(): {parameter} {problem}",)
+
+    def __str__(self) -> str:
+        return self.args[0]

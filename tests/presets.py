@@ -1,4 +1,9 @@
-"""A tiny study preset shared by the study, reference and report tests."""
+"""Files several tests write: a tiny study preset, and synthetic MNIST files in torchvision's layout."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
 
 
 def write_preset(tmp_path, name="tiny", space="small", extra="", reference="", data=""):
@@ -31,3 +36,34 @@ epochs = 2
 {reference}
 """)
     return path
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+    return header + arr.tobytes()
+
+
+def write_mnist(
+    root: Path, folder: str = "MNIST", n_train: int = 40, n_test: int = 20, gz: tuple[str, ...] = ()
+) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(n_train) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.arange(n_test) % 10,
+    }
+    paths = {}
+    for name, arr in arrays.items():
+        data = idx_bytes(arr)
+        if name in gz:
+            path = raw / (name + ".gz")
+            path.write_bytes(gzip.compress(data))
+        else:
+            path = raw / name
+            path.write_bytes(data)
+        paths[name] = path
+    return paths

@@ -17,10 +17,8 @@ import torch
 from presets import write_preset
 
 import nas_proxy.artifacts
-import nas_proxy.scoring._proxies
 from nas_proxy import NasProxyError, load_preset, load_study, open_study
-from nas_proxy.artifacts import condensed_set_path, open_artifact_store, sha256, shared_file
-from nas_proxy.scoring._proxies import get_condensed_set
+from nas_proxy.artifacts import condensed_set_path, get_condensed_set, open_artifact_store, sha256, shared_file
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +39,14 @@ def _worker(tmp_path: Path, folder: str, storage: str, artifacts: str):
 @pytest.fixture
 def unrepeatable_condense(monkeypatch):
     """Condensation that differs run to run, as on CUDA: every call shifts the images by its call number."""
-    real, calls = nas_proxy.scoring._proxies.condense, []
+    real, calls = nas_proxy.artifacts.condense, []
 
     def condense(*args, **kwargs):
         syn = real(*args, **kwargs)
         calls.append(1)
         return dataclasses.replace(syn, images=syn.images + len(calls))
 
-    monkeypatch.setattr(nas_proxy.scoring._proxies, "condense", condense)
+    monkeypatch.setattr(nas_proxy.artifacts, "condense", condense)
     return calls
 
 

@@ -9,16 +9,16 @@ from presets import write_preset
 
 from nas_proxy import NasProxyError, _accel, load_dataset, load_preset, make_proxy, open_study, run_search
 from nas_proxy.artifacts import (
-    adopt_legacy_condensed_set,
+    _adopt_legacy_set,
+    _legacy_set_path,
     condensed_set_path,
-    legacy_condensed_set_path,
+    get_condensed_set,
     score_table_path,
 )
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
 from nas_proxy.data import DataConfig
-from nas_proxy.method import CondensedSet
-from nas_proxy.scoring._proxies import get_condensed_set
+from nas_proxy.method import CondensedSet, checkpoint_path
 from nas_proxy.study._search import record_proxy
 
 
@@ -38,8 +38,11 @@ def test_the_data_table_and_the_older_study_keys_read_the_same(tmp_path):
     assert new.data == old.data == DataConfig("digits", 0.2, 3)
     with pytest.raises(NasProxyError, match=r"data.toml: split_seed is set in both \[data\] and \[study\]"):
         load_preset(_data_preset(tmp_path, "split_seed = 1", study_keys="split_seed = 2"))
-    with pytest.raises(NasProxyError, match=r"data.toml: \[data\].val_fraction must be between 0 and 1, got 1.5"):
+    with pytest.raises(NasProxyError, match=r"data.toml: \[data\].val_fraction must be a number in \[0, 1\), got 1.5"):
         load_preset(_data_preset(tmp_path, "val_fraction = 1.5"))
+    with pytest.raises(NasProxyError, match=r"\[data\].val_fraction must be above 0: a study scores its candidates"):
+        load_preset(_data_preset(tmp_path, "val_fraction = 0"))
+    assert len(load_dataset("digits", val_fraction=0).val) == 0  # the same rule, and data to train on only
 
 
 def test_a_stage_refuses_data_loaded_for_another_split(tmp_path, digits):
@@ -99,9 +102,9 @@ def test_condensed_set_keys_hold_the_precision_and_old_names_stay_readable(tmp_p
     _bf16(monkeypatch, False)
     fp32 = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, precision="fp32"))
     assert condensed_set_path(preset, digits) == condensed_set_path(fp32, digits)
-    legacy = legacy_condensed_set_path(preset, digits)
+    legacy = _legacy_set_path(preset, digits)
     assert legacy is not None and legacy != condensed_set_path(preset, digits)
-    assert legacy_condensed_set_path(fp32, digits) is None  # explicit settings kept their names
+    assert _legacy_set_path(fp32, digits) is None  # explicit settings kept their names
 
     made = get_condensed_set(preset, digits, progress=False)
     condensed_set_path(preset, digits).rename(legacy)  # a set cached before the fix, with its grid
@@ -126,20 +129,22 @@ def test_a_study_begun_under_the_old_set_name_continues(tmp_path, digits, monkey
     proxy = make_proxy("dm", preset, digits)
     old = json.loads(
         json.dumps(proxy.settings).replace(
-            condensed_set_path(preset, digits).name, legacy_condensed_set_path(preset, digits).name
+            condensed_set_path(preset, digits).name, _legacy_set_path(preset, digits).name
         )
     )
     study.set_user_attr("proxy", old)  # what a study recorded before the fix
-    record_proxy(study, preset, proxy, data=digits)  # accepted: the same set under its new name
+    proxy = make_proxy("dm", preset, digits, study=study)  # getting the study's set brings its record up to date
+    assert study.user_attrs["proxy"] == json.loads(json.dumps(proxy.settings))
+    record_proxy(study, preset, proxy)  # accepted: the same set under its new name
     other = dataclasses.replace(preset, training=dataclasses.replace(preset.training, epochs=3))
     with pytest.raises(NasProxyError, match="scored by another proxy"):
-        record_proxy(study, other, make_proxy("dm", other, digits), data=digits)
+        record_proxy(study, other, make_proxy("dm", other, digits, study=study))
 
 
 def test_a_study_shares_its_old_named_set_and_an_interrupted_run_continues(tmp_path, digits, monkeypatch):
     preset = load_preset(write_preset(tmp_path))
     _bf16(monkeypatch, False)
-    path, legacy = condensed_set_path(preset, digits), legacy_condensed_set_path(preset, digits)
+    path, legacy = condensed_set_path(preset, digits), _legacy_set_path(preset, digits)
     study = open_study(preset)
     published = get_condensed_set(preset, digits, progress=False, study=study)
     record = study.user_attrs[f"artifact:{path.name}"]
@@ -148,8 +153,8 @@ def test_a_study_shares_its_old_named_set_and_an_interrupted_run_continues(tmp_p
     again = get_condensed_set(preset, digits, progress=False, study=other)
     assert other.user_attrs[f"artifact:{path.name}"] == record and torch.equal(again.images, published.images)
 
-    checkpoint = path.with_name(path.name + ".ckpt")
+    checkpoint = checkpoint_path(path)
     path.unlink()
-    torch.save({"compiled": False, "iteration": 1}, legacy.with_name(legacy.name + ".ckpt"))  # an interrupted run
-    adopt_legacy_condensed_set(preset, digits)
-    assert checkpoint.is_file() and not legacy.with_name(legacy.name + ".ckpt").exists()
+    torch.save({"compiled": False, "iteration": 1}, checkpoint_path(legacy))  # an interrupted run
+    _adopt_legacy_set(preset, digits)
+    assert checkpoint.is_file() and not checkpoint_path(legacy).exists()

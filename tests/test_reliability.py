@@ -17,8 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from presets import write_preset
-from test_data import _write_mnist
+from presets import write_mnist, write_preset
 
 from nas_proxy import ArchSpec, condense, load_preset, load_study, train_candidate
 from nas_proxy._io import atomic_write
@@ -66,13 +65,13 @@ def _case_data_root(tmp_path):
 
 
 def _case_data_file(tmp_path):
-    paths = _write_mnist(tmp_path / "root")
+    paths = write_mnist(tmp_path / "root")
     paths["t10k-labels-idx1-ubyte"].unlink()
     return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], "t10k-labels-idx1-ubyte"
 
 
 def _case_idx_truncated(tmp_path):
-    path = _write_mnist(tmp_path / "root")["train-images-idx3-ubyte"]
+    path = write_mnist(tmp_path / "root")["train-images-idx3-ubyte"]
     path.write_bytes(path.read_bytes()[:-100])
     return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], f"{path}.*corrupt"
 

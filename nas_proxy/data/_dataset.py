@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas_proxy.data._config import DataConfig
+from nas_proxy.data._config import DataConfig, val_fraction_problem
 
 # DATASETS and DataError are defined lower down (_sources, errors) so that the modules this
 # one uses need not import it; both are re-exported here as the public API. The validation
@@ -328,15 +327,9 @@ def load_dataset(
         name, val_fraction, seed = name.dataset, name.val_fraction, name.split_seed
     val_fraction = DataConfig.val_fraction if val_fraction is None else val_fraction  # the defaults live there
     seed = DataConfig.split_seed if seed is None else seed
-    if (
-        isinstance(val_fraction, bool)
-        or not isinstance(val_fraction, (int, float))
-        or not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0)
-    ):
-        raise DataError(
-            f"val_fraction must be a number in [0, 1), got {val_fraction!r}; pass for "
-            f"example 0.1 (or 0 for no validation split)"
-        )
+    problem = val_fraction_problem(val_fraction)
+    if problem is not None:
+        raise DataError(f"val_fraction {problem}; pass for example 0.1 (or 0 for no validation split)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise DataError(f"seed must be an integer, got {seed!r}; pass for example seed=0")
     if not isinstance(name, str) or not name.strip():

@@ -20,6 +20,7 @@ from nas_proxy.method._augment import DSA, DSAParams, check_dsa_strategy, resolv
 from nas_proxy.method._condense import (
     COMPILE_AUTO_MIN_ITERATIONS,
     CondensedSet,
+    checkpoint_path,
     condense,
     embedding_archs,
     matching_loss,
@@ -49,6 +50,7 @@ __all__ = [
     "TrainResult",
     "accuracy",
     "build_convnet",
+    "checkpoint_path",
     "check_dsa_strategy",
     "condense",
     "count_flops",

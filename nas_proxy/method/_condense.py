@@ -61,6 +61,12 @@ _RESUMABLE = {"iterations", "checkpoint_every", "compile", "deterministic"}
 COMPILE_AUTO_MIN_ITERATIONS = {"cpu": 1000, "cuda": 10_000}
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    """Where an interrupted condensation that will write ``path`` keeps its state: ``<path>.ckpt``."""
+    path = Path(path)
+    return path.with_name(path.name + ".ckpt")
+
+
 @dataclass
 class CondensedSet:
     """Synthetic images (normalised like the real data), their labels and provenance."""

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from nas_proxy import _accel
 from nas_proxy._accel import autocast
 from nas_proxy.data import Dataset, Split
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method._augment import DSA, resolve_strategy
 from nas_proxy.method._condense import CondensedSet
 from nas_proxy.method._config import REFERENCE_DEFAULTS, TrainConfig
@@ -74,8 +74,8 @@ def accuracy(net: torch.nn.Module, split: Split, batch_size: int = 2048, precisi
     return correct.item() / len(split)
 
 
-def training_set(spec: str, data: Dataset, seed: int = 0) -> Split:
-    """The training split ``spec`` names: ``full`` (``data.train``), ``random:IPC`` (a class-balanced random real
+def training_set(train: str, data: Dataset, seed: int = 0) -> Split:
+    """The training split ``train`` names: ``full`` (``data.train``), ``random:IPC`` (a class-balanced random real
     subset drawn with ``seed``) or the path of a condensed set (checked against ``data``).
 
     Example:
@@ -84,15 +84,17 @@ def training_set(spec: str, data: Dataset, seed: int = 0) -> Split:
         >>> len(training_set("random:3", load_dataset("digits")))
         30
     """
-    if spec == "full":
+    if train == "full":
         return data.train
-    if spec.startswith("random:"):
+    if train.startswith("random:"):
         try:
-            ipc = int(spec.split(":", 1)[1])
+            ipc = int(train.split(":", 1)[1])
         except ValueError:
-            raise NasProxyError(f"--train {spec!r}: expected random:<images per class>, e.g. random:10") from None
+            raise ArgumentError(
+                "training_set", "train", f"{train!r}: expected random:<images per class>, e.g. random:10"
+            ) from None
         return data.sample_per_class(ipc, seed=seed)
-    return CondensedSet.load(spec, data).split(data.train.x.device)
+    return CondensedSet.load(train, data).split(data.train.x.device)
 
 
 def default_epochs(spec: str) -> int:

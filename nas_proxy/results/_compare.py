@@ -45,7 +45,7 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.config import PROXIES, Preset
 from nas_proxy.data import Dataset
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ArgumentError
 from nas_proxy.reference import (
     N_BOOT,
     factor_bias,
@@ -108,13 +108,14 @@ def _parse(proxies: list[str]) -> list[list[str]]:
         members = [m.strip() for m in name.split("+")]
         bad = next((m for m in members if m not in PROXIES), None)
         if bad is not None:
-            raise NasProxyError(
-                f"unknown proxy {bad!r} in --proxies; choose from {', '.join(PROXIES)} "
-                f"(join with + for a rank ensemble)"
+            raise ArgumentError(
+                "compare_proxies",
+                "proxies",
+                f"holds {bad!r}, not a proxy; choose from {', '.join(PROXIES)} (join with + for a rank ensemble)",
             )
         parsed.append(members)
     if not parsed:
-        raise NasProxyError("--proxies is empty; pass e.g. dm,random,early,synflow,naswot,params")
+        raise ArgumentError("compare_proxies", "proxies", "is empty; pass e.g. dm,random,early,synflow,naswot,params")
     return parsed
 
 
@@ -146,7 +147,7 @@ def compare_proxies(
     archs = [ArchSpec.parse(a) for a in reference.index]
     n_seeds = seeds if seeds is not None else preset.score.seeds
     if n_seeds < 1:
-        raise NasProxyError(f"--seeds must be at least 1, got {n_seeds}")
+        raise ArgumentError("compare_proxies", "seeds", f"must be at least 1, got {n_seeds}")
     seed_values = preset.training.seed_values(n_seeds)
     reference_seconds = float(table["seconds"].sum(min_count=1))  # NaN for an imported table without timings
 

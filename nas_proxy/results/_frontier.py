@@ -44,7 +44,7 @@ import pandas as pd
 from nas_proxy._io import atomic_write
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method import count_flops, embedding_archs
 from nas_proxy.reference import N_BOOT, fit_reference, fit_seeds, preset_reference, rank_agreement, reference_accuracy
 from nas_proxy.results._render import frontier_markdown, frontier_plot
@@ -256,7 +256,7 @@ def run_frontier(
     if unknown:
         raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
     if "halving" in families and len(short) < 2:
-        raise NasProxyError("the halving family needs at least two --short budgets (the rungs)")
+        raise ArgumentError("run_frontier", "short", "needs at least two budgets for the halving family (its rungs)")
     data.check(preset.data)
     path, table = preset_reference(preset, data)
     space = preset.space()

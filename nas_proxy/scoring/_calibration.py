@@ -53,12 +53,12 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from nas_proxy.config import ACCURACY_PROXIES
 from nas_proxy.errors import NasProxyError
 from nas_proxy.reference import rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace
 
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge penalties on standardised inputs, chosen by leave-one-out
-ACCURACY_FEATURES = ("dm", "random", "early")  # accuracies enter as they are; other scores as signed log
 MAX_FEATURES = 6  # candidate features of one fit: every subset is tried (2^6 = 64 ridge fits)
 
 
@@ -78,7 +78,7 @@ def factors(archs: Sequence[ArchSpec | str], space: SearchSpace) -> pd.DataFrame
 
 def feature_value(proxy: str, score: float) -> float:
     """A proxy's score as a regression input: accuracies as they are, other scores (spanning decades) as signed log."""
-    if proxy in ACCURACY_FEATURES:
+    if proxy in ACCURACY_PROXIES:  # accuracies enter as they are; other scores as signed log
         return float(score)
     return float(np.sign(score) * np.log1p(abs(score)))
 

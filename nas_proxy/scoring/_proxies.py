@@ -40,21 +40,12 @@ import optuna
 import pandas as pd
 import torch
 
-from nas_proxy._interrupt import interruptible
-from nas_proxy._io import file_lock, fill_table, read_table, settings_key
-from nas_proxy.artifacts import (
-    adopt_legacy_condensed_set,
-    adopt_legacy_record,
-    condensed_set_path,
-    open_artifact_store,
-    reference_table_path,
-    score_table_path,
-    shared_file,
-)
+from nas_proxy._io import fill_table, read_table, settings_key
+from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import CondensedSet, TrainConfig, build_convnet, condense, network_size, train_candidates
+from nas_proxy.method import TrainConfig, build_convnet, network_size, train_candidates
 from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.scoring import _zero_cost as zero_cost
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
@@ -92,40 +83,6 @@ class Proxy:
             if on_score is not None:
                 on_score(index, values[-1])
         return values
-
-
-def get_condensed_set(
-    preset: Preset, data: Dataset, progress: bool = True, study: optuna.Study | None = None
-) -> CondensedSet:
-    """Load the preset's condensed set, or build it once (workers sharing the folder wait on a file lock).
-
-    With ``study``, the study's one copy (:func:`nas_proxy.artifacts.shared_file`): the first worker
-    publishes its set to the ``[study].artifacts`` store, and every other worker, on any machine,
-    downloads that one instead of scoring against a set of its own.
-    """
-    path = condensed_set_path(preset, data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def make() -> None:
-        # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
-        with interruptible(), file_lock(path):  # one worker condenses; the rest find the file afterwards
-            adopt_legacy_condensed_set(preset, data)  # a set cached under its old name
-            if not path.is_file():
-                syn = condense(
-                    data,
-                    preset.condense,
-                    checkpoint=path.with_name(path.name + ".ckpt"),
-                    resume=True,
-                    progress=progress,
-                )
-                syn.save(path)
-
-    if study is None:
-        make()
-    else:
-        adopt_legacy_record(study, preset, data)
-        shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
-    return CondensedSet.load(path, data)
 
 
 def _trained(
@@ -187,7 +144,7 @@ def make_proxy(
     """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
 
     ``dm`` loads the preset's condensed set, condensing it first if no run has yet (with ``study``:
-    the study's one copy, see :func:`get_condensed_set`). ``calibrated``
+    the study's one copy, see :func:`nas_proxy.artifacts.get_condensed_set`). ``calibrated``
     and ``factors`` fit a :class:`~nas_proxy.scoring.Calibration` on the preset's reference
     table (scoring its architectures with each ``[score].features`` proxy first, cached), unless
     given the ``calibration`` a study recorded.
@@ -329,4 +286,4 @@ def score_archs(
     return table[wanted]
 
 
-__all__ = ["OnScore", "Proxy", "get_condensed_set", "make_proxy", "read_scores", "score_archs"]
+__all__ = ["OnScore", "Proxy", "make_proxy", "read_scores", "score_archs"]

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from nas_proxy._config import positive
 from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
 from nas_proxy._records import record_once
-from nas_proxy.artifacts import recorded_under_old_name, reference_table_path
+from nas_proxy.artifacts import reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
@@ -75,13 +75,11 @@ def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
     return ArchSpec(*(trial.suggest_categorical(axis, list(space.choices()[axis])) for axis in AXES))
 
 
-def record_proxy(
-    study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None, data: Dataset | None = None
-) -> None:
+def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None) -> None:
     """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
 
-    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``); with ``data``, a study
-    that recorded the condensed set's name from before issue 15 is accepted (the set is the same one).
+    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``). A record in an older
+    layout was brought up to date when the proxy got its condensed set (:func:`~nas_proxy.artifacts.get_condensed_set`).
     """
     settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
@@ -90,7 +88,7 @@ def record_proxy(
         if refined is not None and refined.calibration is not None:
             record_once(study, "calibration_refined", refined.calibration.to_dict())
     recorded = record_once(study, "proxy", settings)
-    if recorded != settings and not (data is not None and recorded_under_old_name(recorded, settings, preset, data)):
+    if recorded != settings:
         raise NasProxyError(
             f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
@@ -227,7 +225,7 @@ def run_search(
     say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
     with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
         space, reference = preset.space(), preset.reference
-        sample = select_archs(str(reference.sample), space, reference) if reference.sample else []
+        sample = select_archs(reference.sample, space, reference) if reference.sample else []
         if sample:  # before the proxy: a calibrated one is fitted on the reference
             run_reference(reference, data, sample, reference_table_path(preset), progress=progress)
         study = open_study(preset)
@@ -235,7 +233,7 @@ def run_search(
             scores = ", ".join([*preset.score.features, *preset.score.refine])
             say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
         proxy, refined = _search_proxies(preset, data, study, progress)
-        record_proxy(study, preset, proxy, refined, data)
+        record_proxy(study, preset, proxy, refined)
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
             study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
         enqueue_archs(study, sample)

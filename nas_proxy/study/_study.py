@@ -27,7 +27,7 @@ import pandas as pd
 
 from nas_proxy._records import record_once
 from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig, load_preset
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.reference import reference_space
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._storage import journal_file, open_storage, storage_errors
@@ -142,16 +142,16 @@ def proxy_scores(study: optuna.Study) -> pd.DataFrame:
 
 
 def select_archs(
-    spec: str, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
+    archs: str | int, space: SearchSpace, config: ReferenceConfig, study: optuna.Study | None = None
 ) -> list[ArchSpec]:
-    """Architectures of ``space`` named by ``spec``: ``N`` (a seeded sample), ``spread:N`` (N spread over every
-    axis's choices, :meth:`~nas_proxy.space.SearchSpace.spread`: a calibration needs fewer reference runs for
+    """Architectures of ``space`` named by ``archs``: ``N`` (a seeded sample; also an int), ``spread:N`` (N spread over
+    every axis's choices, :meth:`~nas_proxy.space.SearchSpace.spread`: a calibration needs fewer reference runs for
     the same faithfulness, ``benchmarks/RESULTS.md``), ``all``, ``top-K`` (the study's best) or ids.
 
     ``N`` and ``spread:N`` draw with ``config.sample_seed`` from :func:`reference_space`, so
     ``reference --archs N`` and ``search --archs N`` name the same set.
     """
-    spec = spec.strip()
+    spec = str(archs).strip()
     if spec == "all":
         return space.archs()
     if spec.isdigit():
@@ -159,28 +159,38 @@ def select_archs(
     if spec.startswith("spread:"):
         n = spec.removeprefix("spread:")
         if not n.isdigit() or int(n) < 1:
-            raise NasProxyError(f"--archs {spec!r}: expected spread:N with N a positive integer, e.g. spread:30")
+            raise ArgumentError(
+                "select_archs", "archs", f"{spec!r}: expected spread:N with N a positive integer, e.g. spread:30"
+            )
         sub = reference_space(space, config)
         return sub.spread(int(n), config.sample_seed)
     if spec.startswith("top-"):
         k = spec.removeprefix("top-")
         if not k.isdigit() or int(k) < 1:
-            raise NasProxyError(f"--archs {spec!r}: expected top-K with K a positive integer, e.g. top-10")
+            raise ArgumentError(
+                "select_archs", "archs", f"{spec!r}: expected top-K with K a positive integer, e.g. top-10"
+            )
         if study is None:
-            raise NasProxyError(f"--archs {spec!r} needs a study with finished trials; run `nas-proxy search` first")
+            raise ArgumentError(
+                "select_archs", "archs", f"{spec!r} needs a study with finished trials; run `nas-proxy search` first"
+            )
         scores = proxy_scores(study)
         if scores.empty:
-            raise NasProxyError(
-                f"--archs {spec!r}: study {study.study_name!r} has no finished trials yet; run `nas-proxy search` first"
+            raise ArgumentError(
+                "select_archs",
+                "archs",
+                f"{spec!r}: study {study.study_name!r} has no finished trials yet; run `nas-proxy search` first",
             )
         return [ArchSpec.parse(a) for a in scores["arch"].head(int(k))]
-    archs = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
-    for arch in archs:
+    named = [ArchSpec.parse(item) for item in spec.split(",") if item.strip()]
+    for arch in named:
         if arch not in space:
             raise NasProxyError(f"architecture {arch.id} is not in search space {space.name!r}; pick one from it")
-    if not archs:
-        raise NasProxyError("--archs is empty; pass N, spread:N, all, top-K or comma-separated architecture ids")
-    return archs
+    if not named:
+        raise ArgumentError(
+            "select_archs", "archs", "is empty; pass N, spread:N, all, top-K or comma-separated architecture ids"
+        )
+    return named
 
 
 __all__ = ["enqueue_archs", "load_study", "open_study", "proxy_scores", "select_archs"]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy.config import Preset
 from nas_proxy.data import load_dataset, resolve_device
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.study._search import run_search
 from nas_proxy.study._study import enqueue_archs, open_study, select_archs
 
@@ -94,7 +94,7 @@ def run_workers(
     others finish; Ctrl-C stops them all, and running the same call again continues the study.
     """
     if workers < 0:
-        raise NasProxyError(f"--workers must be at least 1 (or 0: one per GPU), got {workers}")
+        raise ArgumentError("run_workers", "workers", f"must be at least 1 (or 0: one per GPU), got {workers}")
     say = tqdm.write if verbose else (lambda message: None)
     root = Path(data_root) if data_root is not None else None
     with safe_interrupt():  # every storage write below finishes before Ctrl-C takes effect

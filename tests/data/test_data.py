@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import pickle
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from presets import idx_bytes, write_mnist
 
 from nas_proxy import DataError, NasProxyError, load_dataset
 from nas_proxy.data import DATASETS, Dataset, Split, default_data_root
@@ -40,37 +40,6 @@ def _rows(x: torch.Tensor) -> list[bytes]:
 
 
 # ------------------------------------------------------------------ IDX / CIFAR writers
-
-
-def _idx_bytes(arr: np.ndarray) -> bytes:
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
-    return header + arr.tobytes()
-
-
-def _write_mnist(
-    root: Path, folder: str = "MNIST", n_train: int = 40, n_test: int = 20, gz: tuple[str, ...] = ()
-) -> dict[str, Path]:
-    rng = np.random.default_rng(0)
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
-        "train-labels-idx1-ubyte": np.arange(n_train) % 10,
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
-        "t10k-labels-idx1-ubyte": np.arange(n_test) % 10,
-    }
-    paths = {}
-    for name, arr in arrays.items():
-        data = _idx_bytes(arr)
-        if name in gz:
-            path = raw / (name + ".gz")
-            path.write_bytes(gzip.compress(data))
-        else:
-            path = raw / name
-            path.write_bytes(data)
-        paths[name] = path
-    return paths
 
 
 def _write_cifar(root: Path, hundred: bool = False, per_batch: int = 10) -> Path:
@@ -185,7 +154,7 @@ def test_default_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_data_root() == Path("./data")
     monkeypatch.setenv("NAS_PROXY_DATA", str(tmp_path))
     assert default_data_root() == tmp_path
-    _write_mnist(tmp_path)
+    write_mnist(tmp_path)
     assert len(load_dataset("mnist").test) == 20  # root=None uses $NAS_PROXY_DATA
 
 
@@ -237,14 +206,14 @@ def test_missing_root_names_expected_path(tmp_path: Path) -> None:
 
 
 def test_synthetic_idx_and_gz(tmp_path: Path) -> None:
-    _write_mnist(tmp_path, gz=("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    write_mnist(tmp_path, gz=("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
     ds = load_dataset("mnist", tmp_path, val_fraction=0.25)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (30, 10, 20)
     assert torch.bincount(ds.val.y, minlength=10).tolist() == [1] * 10
 
 
 def _corrupt_case(tmp_path: Path, mutate) -> None:
-    paths = _write_mnist(tmp_path)
+    paths = write_mnist(tmp_path)
     target = mutate(paths)
     before = target.read_bytes()
     with pytest.raises(DataError, match=re.escape(str(target)) + ".*corrupt") as info:
@@ -286,14 +255,14 @@ def test_bad_magic_idx(tmp_path: Path) -> None:
 def test_label_count_mismatch_and_range(tmp_path: Path) -> None:
     def fewer(paths: dict[str, Path]) -> Path:
         p = paths["t10k-labels-idx1-ubyte"]
-        p.write_bytes(_idx_bytes(np.zeros(7)))
+        p.write_bytes(idx_bytes(np.zeros(7)))
         return p
 
     _corrupt_case(tmp_path / "a", fewer)
 
     def out_of_range(paths: dict[str, Path]) -> Path:
         p = paths["train-labels-idx1-ubyte"]
-        p.write_bytes(_idx_bytes(np.full(40, 12)))
+        p.write_bytes(idx_bytes(np.full(40, 12)))
         return p
 
     _corrupt_case(tmp_path / "b", out_of_range)
@@ -391,7 +360,7 @@ def _fake_torchvision(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]
         def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
             calls.append(("MNIST", train))
             if download and not (Path(root) / "MNIST" / "raw").exists():
-                _write_mnist(Path(root))
+                write_mnist(Path(root))
 
     datasets = types.ModuleType("torchvision.datasets")
     datasets.KMNIST, datasets.MNIST = KMNIST, MNIST

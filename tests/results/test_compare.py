@@ -295,7 +295,7 @@ def test_compare_command_errors_are_one_line(tmp_path, capsys):
     path = write_preset(tmp_path)
     assert main(["compare", str(path), "--proxies", "dm,magic"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown proxy 'magic'") and err.count("\n") == 1
+    assert err.startswith("error: --proxies holds 'magic', not a proxy") and err.count("\n") == 1
     assert main(["compare", str(path), "--proxies", "dm"]) == 2
     err = capsys.readouterr().err
     assert "no reference table" in err and "nas-proxy reference" in err and "Traceback" not in err

@@ -113,7 +113,7 @@ def test_a_second_frontier_reuses_every_score(frontier_preset, digits, monkeypat
         raise AssertionError("a cached score was computed again")
 
     monkeypatch.setattr("nas_proxy.scoring._proxies.train_candidates", no_training)
-    monkeypatch.setattr("nas_proxy.scoring._proxies.condense", no_training)
+    monkeypatch.setattr("nas_proxy.artifacts.condense", no_training)
     again = run_frontier(
         frontier_preset, digits, families=["zero-cost", "short"], short=[0.25], plot=False, progress=False, n_boot=0
     )

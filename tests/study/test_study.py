@@ -14,9 +14,10 @@ import pytest
 from presets import write_preset
 
 import nas_proxy
-from nas_proxy import NasProxyError, load_dataset, load_preset, load_study, open_study, run_search
+from nas_proxy import ArgumentError, NasProxyError, load_dataset, load_preset, load_study, open_study, run_search
 from nas_proxy.artifacts import condensed_set_path
 from nas_proxy.cli import main
+from nas_proxy.study import select_archs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -258,3 +259,15 @@ def test_unusable_storage_is_one_line_and_writes_nothing(tmp_path, capsys, url, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_library_errors_name_the_parameter_and_the_cli_names_the_flag(tmp_path, capsys):
+    """Issue 24: a notebook user is told about the argument they passed, a shell user about the flag."""
+    preset = load_preset(write_preset(tmp_path))
+    with pytest.raises(ArgumentError, match=r"^select_archs\(\): archs 'top-x': expected top-K") as error:
+        select_archs("top-x", preset.space(), preset.reference)
+    assert "--" not in str(error.value) and error.value.key == "archs"
+    assert select_archs(3, preset.space(), preset.reference) == select_archs("3", preset.space(), preset.reference)
+    assert main(["reference", str(preset.path), "--archs", "spread:x"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == "error: --archs 'spread:x': expected spread:N with N a positive integer, e.g. spread:30"
