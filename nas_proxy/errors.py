@@ -15,19 +15,12 @@ class DataError(NasProxyError):
     """A dataset cannot be found, read or split; the message says which file and how to fix it.
 
     Example:
-
-        .. testcode::
-
-            from nas_proxy import DataError, load_dataset
-
-            try:
-                load_dataset("mnist", root="/nonexistent")
-            except DataError as exc:
-                print("MNIST not found" in str(exc))
-
-        .. testoutput::
-
-            True
+        >>> from nas_proxy import DataError, load_dataset
+        >>> try:
+        ...     load_dataset("mnist", root="/nonexistent")
+        ... except DataError as exc:
+        ...     print("MNIST not found" in str(exc))
+        True
     """
 
 

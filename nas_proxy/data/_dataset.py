@@ -13,17 +13,10 @@ Any other name is looked up in ``torchvision.datasets`` when torchvision is inst
 download files or to read a dataset the built-in readers do not know.
 
 Example:
-
-    .. testcode::
-
-        from nas_proxy.data._dataset import load_dataset
-
-        ds = load_dataset("digits", val_fraction=0.1, seed=0)
-        print(ds.train.x.shape[1:], ds.num_classes, len(ds.val) > 0)
-
-    .. testoutput::
-
-        torch.Size([1, 16, 16]) 10 True
+    >>> from nas_proxy.data import load_dataset
+    >>> ds = load_dataset("digits", val_fraction=0.1, seed=0)
+    >>> ds.train.x.shape[1:], ds.num_classes, len(ds.val) > 0
+    (torch.Size([1, 16, 16]), 10, True)
 """
 
 from __future__ import annotations
@@ -92,12 +85,12 @@ def default_data_root() -> Path:
     ``Path("./data")``.
 
     Example:
-
-        .. testcode::
-
-            from nas_proxy.data._dataset import default_data_root
-
-            print(default_data_root())
+        >>> import os
+        >>> from nas_proxy.data import default_data_root
+        >>> saved = os.environ.pop("NAS_PROXY_DATA", None)  # unset for the example
+        >>> default_data_root()
+        PosixPath('data')
+        >>> os.environ.update({} if saved is None else {"NAS_PROXY_DATA": saved})
     """
     env = os.environ.get("NAS_PROXY_DATA", "").strip()
     return Path(env).expanduser() if env else Path("./data")
@@ -112,19 +105,11 @@ class Split:
         y: Labels, ``(N,)`` int64.
 
     Example:
-
-        .. testcode::
-
-            import torch
-            from nas_proxy.data._dataset import load_dataset
-
-            train = load_dataset("digits").train
-            first = train.subset(torch.arange(10))
-            print(len(first), first.x.dtype, first.y.dtype)
-
-        .. testoutput::
-
-            10 torch.float32 torch.int64
+        >>> import torch
+        >>> from nas_proxy.data import load_dataset
+        >>> first = load_dataset("digits").train.subset(torch.arange(10))
+        >>> len(first), first.x.dtype, first.y.dtype
+        (10, torch.float32, torch.int64)
     """
 
     x: torch.Tensor
@@ -163,14 +148,12 @@ class Dataset:
             labels and the validation settings; it changes when the data or split does.
 
     Example:
-
-        .. testcode::
-
-            from nas_proxy.data._dataset import load_dataset
-
-            ds = load_dataset("digits", seed=1)
-            print(ds.channels, ds.image_size, ds.dsa_strategy)
-            print([len(i) for i in ds.class_indices()][:3])
+        >>> from nas_proxy.data import load_dataset
+        >>> ds = load_dataset("digits", seed=1)
+        >>> ds.channels, ds.image_size, ds.dsa_strategy
+        (1, 16, 'color_crop_cutout_scale_rotate')
+        >>> all(len(i) > 0 for i in ds.class_indices())
+        True
     """
 
     name: str

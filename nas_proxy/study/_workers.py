@@ -101,7 +101,10 @@ def run_workers(
         study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
         if archs:
             queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
-            say(f"queued {queued} architectures from --archs {archs} to run first")
+            named = (
+                str(archs) if len(str(archs)) <= 40 else f"{str(archs)[:40]}..."
+            )  # ids run to thousands of characters
+            say(f"queued {queued} architectures ({named}) to run first")
         devices = worker_devices(device, workers)
         threads = max(1, torch.get_num_threads() // len(devices))
         context = multiprocessing.get_context("spawn")
