@@ -1,9 +1,11 @@
-"""Build a frozen config dataclass from a TOML table, naming the bad key on any error."""
+"""Build a frozen config dataclass from a TOML table, naming the bad key on any error; settings as file keys."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import tomllib
 import types
 import typing
@@ -109,3 +111,8 @@ def positive(section: str, **values: int | float) -> None:
     for key, value in values.items():
         if value <= 0:
             raise ConfigError(section, key, f"must be positive, got {value!r}")
+
+
+def settings_key(*parts: object) -> str:
+    """12 hex chars naming an artifact by the settings (JSON-serialisable) that produced it."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,16 +1,12 @@
-"""Atomic file writes, shared CSV tables (filled row by row, resumable) and a dependency-free PNG writer."""
+"""Atomic file writes, file locks, and shared CSV tables filled row by row (resumable)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import os
-import struct
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +17,6 @@ from tqdm.auto import tqdm
 
 from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy.errors import NasProxyError
-
-
-def settings_key(*parts: object) -> str:
-    """12 hex chars naming an artifact by the settings (JSON-serialisable) that produced it."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -143,32 +134,6 @@ def fill_table(
 
 def atomic_torch_save(obj: object, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def write_png_grid(images: torch.Tensor, rows: int, path: str | Path, pad: int = 1) -> Path:
-    """Write ``images`` (N, C, H, W) with values in [0, 1] as a ``rows`` x ceil(N/rows) PNG grid."""
-    images = images.detach().float().clamp(0, 1).cpu()
-    n, c, h, w = images.shape
-    cols = -(-n // rows)
-    grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        grid[:, top : top + h, left : left + w] = images[i].expand(3, h, w)
-    pixels = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-    height, width = pixels.shape[:2]
-    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw, 6))
-        + chunk(b"IEND", b"")
-    )
-    return atomic_write(path, lambda tmp: tmp.write_bytes(png))
 
 
 class Lap:

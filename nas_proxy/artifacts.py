@@ -64,9 +64,9 @@ from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, downlo
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from nas_proxy import _accel
-from nas_proxy._config import keyed_settings
+from nas_proxy._config import keyed_settings, settings_key
 from nas_proxy._interrupt import interruptible
-from nas_proxy._io import file_lock, settings_key
+from nas_proxy._io import file_lock
 from nas_proxy._records import record_once
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset

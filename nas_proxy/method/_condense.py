@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import platform
+import struct
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from tqdm.auto import tqdm
 
 from nas_proxy import _accel
 from nas_proxy._accel import autocast
-from nas_proxy._io import atomic_torch_save, write_png_grid
+from nas_proxy._io import atomic_torch_save, atomic_write
 from nas_proxy._version import __version__
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import NasProxyError
@@ -59,6 +61,32 @@ _RESUMABLE = {"iterations", "checkpoint_every", "compile", "deterministic"}
 # CUDA: not measured (no GPU lent); about a minute of compilation against a few ms per iteration
 # pays back after roughly 10,000 iterations. Other devices never compile under "auto".
 COMPILE_AUTO_MIN_ITERATIONS = {"cpu": 1000, "cuda": 10_000}
+
+
+def _write_png_grid(images: torch.Tensor, rows: int, path: str | Path, pad: int = 1) -> Path:
+    """Write ``images`` (N, C, H, W) with values in [0, 1] as a ``rows`` x ceil(N/rows) PNG grid."""
+    images = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = images.shape
+    cols = -(-n // rows)
+    grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, top : top + h, left : left + w] = images[i].expand(3, h, w)
+    pixels = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    height, width = pixels.shape[:2]
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+    return atomic_write(path, lambda tmp: tmp.write_bytes(png))
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -87,7 +115,9 @@ class CondensedSet:
         if png:
             mean = torch.tensor(self.meta["mean"]).view(1, -1, 1, 1)
             std = torch.tensor(self.meta["std"]).view(1, -1, 1, 1)
-            write_png_grid(self.images.cpu() * std + mean, rows=self.meta["num_classes"], path=path.with_suffix(".png"))
+            _write_png_grid(
+                self.images.cpu() * std + mean, rows=self.meta["num_classes"], path=path.with_suffix(".png")
+            )
         return path
 
     @classmethod

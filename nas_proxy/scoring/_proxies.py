@@ -40,7 +40,8 @@ import optuna
 import pandas as pd
 import torch
 
-from nas_proxy._io import fill_table, read_table, settings_key
+from nas_proxy._config import settings_key
+from nas_proxy._io import fill_table, read_table
 from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset
