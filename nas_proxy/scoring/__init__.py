@@ -6,8 +6,11 @@ zero-cost ``synflow``, ``naswot``, ``grad_norm``, and the fitted ``calibrated`` 
 reference rank, with honest (nested, resampled) estimates.
 
 Example:
-    >>> from nas_proxy.scoring import Proxy, make_proxy
-    >>> callable(make_proxy)
+    >>> from nas_proxy import ArchSpec, load_dataset, load_preset
+    >>> from nas_proxy.scoring import make_proxy
+    >>> params = make_proxy("params", load_preset("quickstart"), load_dataset("digits"))
+    >>> small, large = (ArchSpec.parse(f"d2-w{w}-relu-none-avgpool") for w in (32, 64))
+    >>> params.score(large, seed=0) > params.score(small, seed=0)
     True
 """
 

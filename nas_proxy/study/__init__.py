@@ -5,9 +5,12 @@ database), :func:`run_search` (``_search``: condense once, the reference sample,
 the proxy), :func:`run_workers` (``_workers``: local worker processes on one study).
 
 Example:
-    >>> from nas_proxy.study import open_study, run_search
-    >>> callable(open_study) and callable(run_search)
-    True
+    >>> from nas_proxy import load_preset
+    >>> from nas_proxy.study import select_archs
+    >>> preset = load_preset("quickstart")
+    >>> archs = select_archs(3, preset.space(), preset.reference)  # the seeded sample `--archs 3` names
+    >>> len(archs), all(arch in preset.space() for arch in archs)
+    (3, True)
 """
 
 from __future__ import annotations
