@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import optuna
+
+
+def as_stored(value: Any) -> Any:
+    """``value`` as a study's storage returns it (JSON: tuples become lists, keys strings), so a record read
+    back compares equal to the value it was written from."""
+    return json.loads(json.dumps(value))
 
 
 def record_once(study: optuna.Study, key: str, value: Any) -> Any:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 
@@ -47,7 +46,7 @@ from tqdm.auto import tqdm
 
 from nas_proxy._config import positive
 from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
-from nas_proxy._records import record_once
+from nas_proxy._records import as_stored, record_once
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
@@ -81,7 +80,7 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``). A record in an older
     layout was brought up to date when the proxy got its condensed set (:func:`~nas_proxy.artifacts.get_condensed_set`).
     """
-    settings = proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings}
+    settings = as_stored(proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings})
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
         if proxy.calibration is not None:
             record_once(study, "calibration", proxy.calibration.to_dict())
@@ -108,7 +107,7 @@ def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress
         proxy = make(study.user_attrs.get(key))
         if proxy.calibration is None:
             return proxy
-        ours = json.loads(json.dumps(proxy.calibration.to_dict()))  # as the storage returns it
+        ours = as_stored(proxy.calibration.to_dict())
         recorded = record_once(study, key, ours)
         return proxy if recorded == ours else make(recorded)  # a worker fitting at the same time recorded first
 
