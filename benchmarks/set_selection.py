@@ -88,28 +88,11 @@ def main() -> None:
             dm_ipcs=[ipc],
             progress=not args.no_progress,
         )
-        scores[label] = scored[f"{'random' if family == 'random' else 'dm'} ipc {ipc}"].scores
+        scores[label] = scored[f"{family} ipc {ipc}"].scores  # base_scores' labels: "random ipc 10", "dm ipc 10"
     frame = pd.DataFrame(scores).loc[truth.index]
 
-    rows = []
-    for label in frame:
-        agreement = rank_agreement(frame[label], truth, seed=0)
-        rows.append(
-            {
-                "candidate": label,
-                "Spearman, all [95% CI]": f"{agreement['spearman']:+.3f} "
-                f"[{agreement['spearman_low']:+.3f}, {agreement['spearman_high']:+.3f}]",
-                "top-20 ρ": f"{agreement['top20_spearman']:+.2f}",
-            }
-        )
-    rows.append(
-        {
-            "candidate": "rank average of all candidates (pays for all)",
-            **{
-                k: v for k, v in zip(("Spearman, all [95% CI]", "top-20 ρ"), _figures(frame.rank().mean(axis=1), truth))
-            },
-        }
-    )
+    ranked = {**frame, "rank average of all candidates (pays for all)": frame.rank().mean(axis=1)}
+    rows = [{"candidate": label, **_figures(column, truth)} for label, column in ranked.items()]
 
     rng = np.random.default_rng(0)
     n, half = len(truth), len(truth) // 2
@@ -152,12 +135,13 @@ def main() -> None:
     )
 
 
-def _figures(scores: pd.Series, truth: pd.Series) -> tuple[str, str]:
+def _figures(scores: pd.Series, truth: pd.Series) -> dict[str, str]:
     agreement = rank_agreement(scores, truth, seed=0)
-    return (
-        f"{agreement['spearman']:+.3f} [{agreement['spearman_low']:+.3f}, {agreement['spearman_high']:+.3f}]",
-        f"{agreement['top20_spearman']:+.2f}",
-    )
+    return {
+        "Spearman, all [95% CI]": f"{agreement['spearman']:+.3f} "
+        f"[{agreement['spearman_low']:+.3f}, {agreement['spearman_high']:+.3f}]",
+        "top-20 ρ": f"{agreement['top20_spearman']:+.2f}",
+    }
 
 
 def _spread(values: np.ndarray) -> str:

@@ -42,7 +42,4 @@ class ArgumentError(ConfigError):
 
     def __init__(self, function: str, parameter: str, problem: str) -> None:
         super().__init__(function, parameter, problem)
-        self.args = (f"{function}(): {parameter} {problem}",)
-
-    def __str__(self) -> str:
-        return self.args[0]
+        self.args = (f"{function}(): {parameter} {problem}",)  # the message: a call, not a config table

@@ -101,9 +101,8 @@ def run_workers(
         study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
         if archs:
             queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
-            named = (
-                str(archs) if len(str(archs)) <= 40 else f"{str(archs)[:40]}..."
-            )  # ids run to thousands of characters
+            named = str(archs)
+            named = named if len(named) <= 40 else f"{named[:40]}..."  # a list of ids runs to thousands of characters
             say(f"queued {queued} architectures ({named}) to run first")
         devices = worker_devices(device, workers)
         threads = max(1, torch.get_num_threads() // len(devices))
