@@ -28,7 +28,7 @@ from scipy import stats
 
 from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.artifacts import reference_table_path
-from nas_proxy.reference import fit_reference, read_reference, reference_accuracy
+from nas_proxy.reference import Agreement, fit_reference, read_reference, reference_accuracy
 from nas_proxy.results._frontier import base_scores, short_label
 from nas_proxy.results._render import markdown_table
 from nas_proxy.scoring import Calibration, honest_estimate
@@ -108,7 +108,7 @@ def main() -> None:
         for name, (first, refined) in on_a.items():
             estimate = honest_estimate(
                 first, refined, rf, truth[truth.index[a]], repeats=args.inner_repeats, n_boot=0, seed=split
-            )["spearman"]
+            ).spearman
             full_first, full_refined = whole[name]
             predicted = predict_half(full_first, full_refined, a, b, rf)
             actual = stats.spearmanr(predicted, truth.to_numpy()[b]).statistic
@@ -118,16 +118,16 @@ def main() -> None:
 
     rows = []
 
-    def summary(label: str, group: pd.DataFrame, estimate: dict | None) -> None:
+    def summary(label: str, group: pd.DataFrame, estimate: Agreement | None) -> None:
         diff = group["estimate"] - group["actual"]
         rows.append(
             {
                 "design": label,
                 "printed estimate, all 50 [95% CI]": ""
                 if estimate is None
-                else f"{estimate['spearman']:+.3f} [{estimate['spearman_low']:+.3f}, {estimate['spearman_high']:+.3f}]",
-                "top-20 ρ": "" if estimate is None else f"{estimate['top20_spearman']:+.2f}",
-                "P@10": "" if estimate is None else f"{estimate['precision10']:.2f}",
+                else f"{estimate.spearman:+.3f} {estimate.interval('spearman')}",
+                "top-20 ρ": "" if estimate is None else f"{estimate.top_spearman[20]:+.2f}",
+                "P@10": "" if estimate is None else f"{estimate.precision[10]:.2f}",
                 "estimate on A": f"{group['estimate'].mean():+.3f}",
                 "actual on B": f"{group['actual'].mean():+.3f}",
                 "estimate - actual: mean [5%, 95%]": f"{diff.mean():+.3f} [{diff.quantile(0.05):+.3f}, "

@@ -110,13 +110,13 @@ def two_sets(preset: Preset, data, args) -> dict:
         out_dir=preset.study.output / "fidelity" / "dm-maxpool",
     )
     scores = rank_ensemble([base.scores["dm"], other.scores["dm"]])
-    row = rank_agreement(scores, base.reference, n_boot=args.bootstrap)
+    agreement = rank_agreement(scores, base.reference, n_boot=args.bootstrap)
     seconds = base.table["seconds"].iloc[0] + other.table["seconds"].iloc[0]
     setup = base.table["setup_seconds"].iloc[0] + other.table["setup_seconds"].iloc[0]
     return {
         "variant": "dm-2sets",
         "proxy": "dm(avg)+dm(max)",
-        **row,
+        **agreement.row(),
         "seconds": seconds,
         "setup_seconds": setup,
         "cost_ratio": seconds / base.table["reference_seconds"].iloc[0],

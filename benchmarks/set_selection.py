@@ -138,9 +138,8 @@ def main() -> None:
 def _figures(scores: pd.Series, truth: pd.Series) -> dict[str, str]:
     agreement = rank_agreement(scores, truth, seed=0)
     return {
-        "Spearman, all [95% CI]": f"{agreement['spearman']:+.3f} "
-        f"[{agreement['spearman_low']:+.3f}, {agreement['spearman_high']:+.3f}]",
-        "top-20 ρ": f"{agreement['top20_spearman']:+.2f}",
+        "Spearman, all [95% CI]": f"{agreement.spearman:+.3f} {agreement.interval('spearman')}",
+        "top-20 ρ": f"{agreement.top_spearman[20]:+.2f}",
     }
 
 

@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,6 @@ def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype:
     return table
 
 
-def row_keys(table: pd.DataFrame, key: tuple[str, ...] = ("arch", "seed")) -> set[tuple]:
-    """The ``key`` values of every row of ``table``, e.g. the (arch, seed) pairs already done."""
-    return set(zip(*(table[k].tolist() for k in key)))
-
-
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (through ``<path>.lock`` beside it) for the block: the one way
@@ -74,62 +70,77 @@ def file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def append_row(
-    path: Path, row: dict, read: Callable[[Path], pd.DataFrame], key: tuple[str, ...] = ("arch", "seed")
-) -> None:
-    """Add ``row`` to the CSV table at ``path``: read, append, rewrite atomically, all under a lock.
+KEY = ("arch", "seed")  # a shared table's row key: one row per architecture and seed
 
-    Several processes may share the table; a row another one added meanwhile with the same
-    ``key`` values wins and this one is dropped, so no row is ever written twice.
+
+def _keys(table: pd.DataFrame) -> set[tuple]:
+    return set(zip(*(table[k].tolist() for k in KEY)))
+
+
+@dataclass(frozen=True)
+class SharedTable:
+    """A CSV table with one row per (architecture, seed), which several processes fill side by side.
+
+    ``reader`` reads the file at a path (checking its columns; empty, with them, when there is none yet):
+    :func:`read_table` with the table's columns. Every write is a read, an append and an atomic rewrite
+    under :func:`file_lock`, so a crash never leaves half a table and no row is ever written twice.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path):
-        table = read(path)
-        if tuple(row[k] for k in key) in row_keys(table, key):
-            return
-        table = pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
-        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
+    path: Path
+    reader: Callable[[Path], pd.DataFrame]
 
-def fill_table(
-    path: Path,
-    read: Callable[[Path], pd.DataFrame],
-    archs: Sequence[Any],
-    seeds: Iterable[int],
-    compute: Callable[[list[Any], int, Callable[[int, Any], None]], Any],
-    row: Callable[[Any, int, Any], dict],
-    *,
-    desc: str,
-    progress: bool,
-) -> None:
-    """Compute the (architecture, seed) rows missing from the table at ``path``, seed by seed, saving each as done.
+    def read(self) -> pd.DataFrame:
+        return self.reader(self.path)
 
-    ``compute(pending, seed, save)`` works through one seed's missing architectures (side by side, in any
-    order) and calls ``save(i, value)`` as ``pending[i]`` finishes; ``row(arch, seed, value)`` is its row, to
-    which ``seconds`` is added: the wall time since the previous row, so the costs add up to the wall time.
-    Rows another process sharing the table finished meanwhile are skipped. A crash or Ctrl-C (which stops
-    ``compute`` at once) loses only the work in flight, and never lands inside a table's write.
-    """
-    done = row_keys(read(path))
-    todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
-    with tqdm(
-        total=sum(map(len, todo.values())), desc=desc, unit="net", disable=not progress or not any(todo.values())
-    ) as bar:
-        for seed, pending in todo.items():
-            finished = row_keys(read(path))  # another process sharing the table may have done some
-            pending = [arch for arch in pending if (arch.id, seed) not in finished]
-            bar.update(len(todo[seed]) - len(pending))
-            lap = Lap()
+    def append(self, row: dict) -> None:
+        """Add ``row``; a row another process added meanwhile for the same architecture and seed wins."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.path):
+            table = self.read()
+            if tuple(row[k] for k in KEY) in _keys(table):
+                return
+            table = pd.concat([table, pd.DataFrame([row], columns=table.columns)], ignore_index=True)
+            atomic_write(self.path, lambda tmp: table.to_csv(tmp, index=False))
 
-            # called by compute() within this iteration only, so the loop's current values are the right ones
-            def save(index: int, value: Any) -> None:
-                with shielded():
-                    append_row(path, {**row(pending[index], seed, value), "seconds": lap()}, read)  # noqa: B023
-                bar.update()
+    def fill(
+        self,
+        archs: Sequence[Any],
+        seeds: Iterable[int],
+        compute: Callable[[list[Any], int, Callable[[int, dict], None]], Any],
+        *,
+        desc: str,
+        progress: bool,
+    ) -> pd.DataFrame:
+        """Compute the (architecture, seed) rows missing from the table, seed by seed, saving each as done;
+        return the whole table.
 
-            if pending:
-                with interruptible():
-                    compute(pending, seed, save)
+        ``compute(pending, seed, save)`` works through one seed's missing architectures (side by side, in any
+        order) and calls ``save(i, fields)`` as ``pending[i]`` finishes. Its row is ``arch``, ``seed``, the
+        ``fields`` and ``seconds``: the wall time since the previous row, so the costs add up to the wall time.
+        Rows another process finished meanwhile are skipped. A crash or Ctrl-C (which stops ``compute`` at
+        once) loses only the work in flight, and never lands inside a table's write.
+        """
+        done = _keys(self.read())
+        todo = {seed: [arch for arch in archs if (arch.id, seed) not in done] for seed in seeds}
+        with tqdm(
+            total=sum(map(len, todo.values())), desc=desc, unit="net", disable=not progress or not any(todo.values())
+        ) as bar:
+            for seed, pending in todo.items():
+                finished = _keys(self.read())  # another process sharing the table may have done some
+                pending = [arch for arch in pending if (arch.id, seed) not in finished]
+                bar.update(len(todo[seed]) - len(pending))
+                lap = Lap()
+
+                # called by compute() within this iteration only, so the loop's current values are the right ones
+                def save(index: int, fields: dict) -> None:
+                    with shielded():
+                        self.append({"arch": pending[index].id, "seed": seed, **fields, "seconds": lap()})  # noqa: B023
+                    bar.update()
+
+                if pending:
+                    with interruptible():
+                        compute(pending, seed, save)
+        return self.read()
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -42,9 +43,7 @@ from nas_proxy.method import (
 from nas_proxy.reference import (
     MIN_PAIRS,
     N_BOOT,
-    correlation_line,
     import_reference,
-    interval,
     protocol_warning,
     reference_accuracy,
     run_reference,
@@ -239,28 +238,27 @@ def _cmd_search(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     report = make_report(preset, plot=True)
-    a = report.agreement
-    best = f"; best by the proxy {a['study_best_arch']}" if a["study_best_arch"] else ""
+    summary, a = report.summary, report.summary.agreement
+    best = f"; best by the proxy {summary.study_best_arch}" if summary.study_best_arch else ""
     print(
-        f"study {preset.study.name}: {a['trials_complete']} finished trials, {a['scored']} architectures scored{best}"
+        f"study {preset.study.name}: {summary.trials_complete} finished trials, {summary.scored} architectures "
+        f"scored{best}"
     )
-    if a["n"] >= MIN_PAIRS:
-        print(f"{correlation_line(a)}; among them the proxy's pick is {a['regret']:.2f} points below the best")
-    if "calibration_n" in a:
-        top = (
-            ""
-            if a["calibration_top20_spearman"] != a["calibration_top20_spearman"]
-            else (f", top-20 Spearman {a['calibration_top20_spearman']:+.3f}, P@10 {a['calibration_precision10']:.2f}")
-        )
+    if a.n >= MIN_PAIRS:
+        print(f"{a.correlation_line()}; among them the proxy's pick is {a.regret:.2f} points below the best")
+    if summary.calibrated is not None:
+        c = summary.calibrated
+        top20, p10 = c.estimate.top_spearman[20], c.estimate.precision[10]
+        top = "" if math.isnan(top20) else f", top-20 Spearman {top20:+.3f}, P@10 {p10:.2f}"
         print(
-            f"ranked by a calibration fitted on {a['calibration_n']} reference architectures; expected on "
-            f"architectures it has never seen (nested, repeated 5-fold): Spearman {a['calibration_spearman']:+.3f} "
-            f"{interval(a, 'calibration_spearman')}{top}; factors alone {a['factors_spearman']:+.3f} "
-            f"{interval(a, 'factors_spearman')}"
+            f"ranked by a calibration fitted on {c.n} reference architectures; expected on "
+            f"architectures it has never seen (nested, repeated 5-fold): Spearman {c.estimate.spearman:+.3f} "
+            f"{c.estimate.interval('spearman')}{top}; factors alone {c.factors.spearman:+.3f} "
+            f"{c.factors.interval('spearman')}"
         )
-    elif a["n"] < MIN_PAIRS:
+    elif a.n < MIN_PAIRS:
         print(
-            f"{correlation_line(a)}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
+            f"{a.correlation_line()}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
             f"data, then run this command again"
         )
     _print_files(report, plot=True)
@@ -310,9 +308,9 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     else:
         first, second = sorted(table["seed"].unique())[:2]
         print(
-            f"seed-to-seed ceiling: seed {first} ranks seed {second} at Spearman {ceiling['spearman']:+.3f} "
-            f"{interval(ceiling, 'spearman')}, Kendall {ceiling['kendall']:+.3f} {interval(ceiling, 'kendall')} "
-            f"(n = {ceiling['n']}); no proxy can be expected to rank closer than this"
+            f"seed-to-seed ceiling: seed {first} ranks seed {second} at Spearman {ceiling.spearman:+.3f} "
+            f"{ceiling.interval('spearman')}, Kendall {ceiling.kendall:+.3f} {ceiling.interval('kendall')} "
+            f"(n = {ceiling.n}); no proxy can be expected to rank closer than this"
         )
     return 0
 

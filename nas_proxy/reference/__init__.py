@@ -9,19 +9,19 @@ Example:
     >>> import pandas as pd
     >>> from nas_proxy.reference import rank_agreement
     >>> truth = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5})
-    >>> round(rank_agreement(truth * 2, truth, n_boot=0)["spearman"], 6)
+    >>> round(rank_agreement(truth * 2, truth, n_boot=0).spearman, 6)
     1.0
 """
 
 from __future__ import annotations
 
 from nas_proxy.reference._agreement import (
+    ESTIMATED,
     MIN_PAIRS,
     N_BOOT,
     TOP_K,
-    correlation_line,
+    Agreement,
     factor_bias,
-    interval,
     rank_agreement,
     rank_ensemble,
 )
@@ -41,16 +41,16 @@ from nas_proxy.reference._reference import (
 )
 
 __all__ = [
+    "Agreement",
+    "ESTIMATED",
     "MIN_PAIRS",
     "N_BOOT",
     "TOP_K",
     "check_same_data",
-    "correlation_line",
     "factor_bias",
     "fit_reference",
     "fit_seeds",
     "import_reference",
-    "interval",
     "preset_reference",
     "protocol_warning",
     "rank_agreement",

@@ -41,17 +41,16 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from nas_proxy._io import atomic_write, fill_table, read_table
+from nas_proxy._io import SharedTable, atomic_write, read_table
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset, ReferenceConfig
 from nas_proxy.data import Dataset, default_dsa_strategy
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import TrainResult, network_size, resolve_strategy, train_candidates
-from nas_proxy.reference._agreement import N_BOOT, rank_agreement
+from nas_proxy.reference._agreement import N_BOOT, Agreement, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
 
 COLUMNS = [
@@ -206,7 +205,7 @@ def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
 
 def seed_ceiling(
     table: pd.DataFrame, metric: str = ReferenceConfig.metric, *, n_boot: int = N_BOOT, seed: int = 0
-) -> dict[str, Any] | None:
+) -> Agreement | None:
     """How well the reference's first seed ranks its second (:func:`rank_agreement`): the best a proxy can do.
 
     None when the table has fewer than two seeds of at least four architectures.
@@ -286,26 +285,14 @@ def run_reference(
             )
         return table
 
-    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, TrainResult], None]) -> None:
-        train_candidates(
-            pending, data.train, data, dataclasses.replace(config.training, seed=seed), test=True, on_result=save
-        )
+    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, dict], None]) -> None:
+        def row(i: int, result: TrainResult) -> None:
+            save(i, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint})
 
-    fill_table(
-        path,
-        read_reference,
-        archs,
-        config.seed_values,
-        train,
-        lambda arch, seed, result: {
-            **result.to_dict(),
-            "device": str(data.train.x.device),
-            "fingerprint": data.fingerprint,
-        },
-        desc="reference",
-        progress=progress,
-    )
-    return read_reference(path)
+        training = dataclasses.replace(config.training, seed=seed)
+        train_candidates(pending, data.train, data, training, test=True, on_result=row)
+
+    return SharedTable(path, read_reference).fill(archs, config.seed_values, train, desc="reference", progress=progress)
 
 
 __all__ = [

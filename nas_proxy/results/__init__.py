@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from nas_proxy.results._compare import Comparison, compare_proxies
 from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SHORT, Frontier, run_frontier
-from nas_proxy.results._report import Report, make_report
+from nas_proxy.results._report import Calibrated, Report, Summary, make_report
 
 __all__ = [
+    "Calibrated",
     "Comparison",
     "FAMILIES",
     "FIT_SIZES",
@@ -24,6 +25,7 @@ __all__ = [
     "IPCS",
     "Report",
     "SHORT",
+    "Summary",
     "compare_proxies",
     "make_report",
     "run_frontier",

@@ -95,7 +95,7 @@ def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[s
     return {
         "proxy": CEILING,
         "seeds": 1,
-        **agreement,
+        **agreement.row(),
         "seconds": float(first["seconds"].sum(min_count=1)),
         "setup_seconds": 0.0,
         "reference_runs": 0,
@@ -182,7 +182,7 @@ def compare_proxies(
             {
                 "proxy": name,
                 "seeds": n_seeds,
-                **agreement,
+                **agreement.row(),
                 "seconds": seconds,
                 "setup_seconds": setup,
                 "reference_runs": max(fitted_on[m] for m in members),

@@ -46,7 +46,15 @@ from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method import count_flops, embedding_archs
-from nas_proxy.reference import N_BOOT, fit_reference, fit_seeds, preset_reference, rank_agreement, reference_accuracy
+from nas_proxy.reference import (
+    N_BOOT,
+    Agreement,
+    fit_reference,
+    fit_seeds,
+    preset_reference,
+    rank_agreement,
+    reference_accuracy,
+)
 from nas_proxy.results._render import frontier_markdown, frontier_plot
 from nas_proxy.scoring import MIN_FIT, Calibration, make_proxy, resampled_agreement, resampled_predictions, score_archs
 from nas_proxy.space import ArchSpec
@@ -178,7 +186,7 @@ def base_scores(
     return out
 
 
-def _row(family: str, method: str, cost: float, agreement: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _row(family: str, method: str, cost: float, agreement: Agreement, **extra: Any) -> dict[str, Any]:
     keep = (
         "n",
         "spearman",
@@ -190,7 +198,8 @@ def _row(family: str, method: str, cost: float, agreement: dict[str, Any], **ext
         "precision10",
         "regret",
     )
-    return {"family": family, "method": method, "cost": cost, **{k: agreement.get(k, math.nan) for k in keep}, **extra}
+    row = agreement.row()
+    return {"family": family, "method": method, "cost": cost, **{k: row.get(k, math.nan) for k in keep}, **extra}
 
 
 def _fitted(
@@ -203,7 +212,7 @@ def _fitted(
     preset: Preset,
     n_boot: int,
     seed: int,
-) -> tuple[dict[str, Any], list[pd.Series], list[list[str]]]:
+) -> tuple[Agreement, list[pd.Series], list[list[str]]]:
     """Honest figures of a calibrated ranking fitted on ``fit_size`` reference architectures of each training fold
     (None: all of them), drawn uniformly, spread over the choices, or grown where the fit is least certain
     (:meth:`~nas_proxy.scoring.Calibration.least_certain`); also the promoted and fitted archs."""

@@ -1,8 +1,8 @@
 """Every table and figure the tool shows: markdown for reports and comparisons, scatter plots, number formats.
 
-Data flows in as plain frames and dicts (:func:`~nas_proxy.rank_agreement`'s figures, a
-:class:`~nas_proxy.Report`, a :class:`~nas_proxy.Comparison`); nothing here computes a
-statistic. Plots need matplotlib (the ``plot`` extra) and are skipped without it.
+Data flows in as frames and typed results (an :class:`~nas_proxy.reference.Agreement`, a report's
+:class:`~nas_proxy.results.Summary`, a comparison's table); nothing here computes a statistic.
+Plots need matplotlib (the ``plot`` extra) and are skipped without it.
 
 Example:
     >>> import pandas as pd
@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.config import ACCURACY_PROXIES
-from nas_proxy.reference import MIN_PAIRS, TOP_K, interval
+from nas_proxy.reference import TOP_K, Agreement
+
+if TYPE_CHECKING:  # the report's types; importing them here would be a circle (the report renders with this)
+    from nas_proxy.results._report import Calibrated, Summary
 
 CEILING = "reference seed-to-seed"  # the comparison's row for the reference's own seed-to-seed agreement
 
@@ -36,42 +39,28 @@ def pct(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def statistic(a: dict[str, Any], key: str) -> str:
-    """A rank statistic of :func:`rank_agreement`, or why it is absent."""
-    if a["n"] < MIN_PAIRS:
-        return f"too few (n < {MIN_PAIRS})"
-    value = a[key]
-    return "n/a (no spread)" if math.isnan(value) else f"{value:+.3f}"
-
-
-def precision(a: dict[str, Any], k: int) -> str:
-    """precision@k beside what a random ranking scores on average; empty where k is not small against n."""
-    value = a[f"precision{k}"]
-    return "" if math.isnan(value) else f"{value:.2f} (chance {a[f'chance{k}']:.2f})"
-
-
-def top1(a: dict[str, Any]) -> str:
+def top1(a: Agreement) -> str:
     """The proxy's pick with its reference accuracy; a tie for the best score is shown as such."""
-    if a["top1_ties"] > 1:
-        return f"{a['top1_ties']}-way tie for the best score (mean of them: {pct(a['top1_reference'])})"
-    return f"{a['top1_arch']}: {pct(a['top1_reference'])}"
+    if a.top1_ties > 1:
+        return f"{a.top1_ties}-way tie for the best score (mean of them: {pct(a.top1_reference)})"
+    return f"{a.top1_arch}: {pct(a.top1_reference)}"
 
 
-def costs(a: dict[str, Any]) -> list[tuple[str, str]]:
+def costs(summary: Summary) -> list[tuple[str, str]]:
     """The cost rows that have a value (never a NaN)."""
     per_arch = [
-        f"{side} {a[f'{side}_seconds_mean']:.1f} s"
-        for side in ("proxy", "reference")
-        if not math.isnan(a[f"{side}_seconds_mean"])
+        f"{side} {mean:.1f} s"
+        for side, mean in (("proxy", summary.proxy_seconds_mean), ("reference", summary.reference_seconds_mean))
+        if not math.isnan(mean)
     ]
     total = [
-        f"{label} {a[key]:.0f} s"
-        for key, label in (
-            ("setup_seconds", "setup (condensation, fitting)"),
-            ("proxy_seconds", "proxy"),
-            ("reference_seconds", "reference"),
+        f"{label} {value:.0f} s"
+        for value, label, always in (
+            (summary.setup_seconds, "setup (condensation, fitting)", False),
+            (summary.proxy_seconds, "proxy", True),
+            (summary.reference_seconds, "reference", False),
         )
-        if not math.isnan(a[key]) and (a[key] > 0 or key == "proxy_seconds")
+        if not math.isnan(value) and (value > 0 or always)
     ]
     rows = [("cost per architecture", ", ".join(per_arch))] if per_arch else []
     return rows + [("cost in total", ", ".join(total))]
@@ -94,68 +83,66 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def report_markdown(
     name: str,
     ranking: pd.DataFrame,
-    agreement: dict[str, Any],
+    summary: Summary,
     calibration: pd.DataFrame | None = None,
     bias: pd.DataFrame | None = None,
     rows: int | None = None,
 ) -> str:
     """The report as markdown: the faithfulness figures, the calibration's, then the ranking (its first ``rows``)."""
-    a = agreement
-    n = a["n"]
+    s, a = summary, summary.agreement
+    n = a.n
     lines = [
         f"# {name}: proxy ranking vs full-data reference",
         "",
-        f"{a['trials_complete']} finished trials ({a['trials_running']} running, {a['trials_failed']} "
-        f"failed) scored {a['scored']} architectures; the reference table holds {a['reference_archs']} "
-        f"({a['metric']}, {a['reference_protocol']}, {plural(a['reference_seeds'], 'seed')}); {n} are in "
+        f"{s.trials_complete} finished trials ({s.trials_running} running, {s.trials_failed} "
+        f"failed) scored {s.scored} architectures; the reference table holds {s.reference_archs} "
+        f"({s.metric}, {s.reference_protocol}, {plural(s.reference_seeds, 'seed')}); {n} are in "
         f"both.",
         "",
         "| measure | value | 95% interval | n |",
         "|---|---|---|---|",
     ]
     for key, label in (("spearman", "Spearman"), ("kendall", "Kendall")):
-        lines.append(f"| {label} | {statistic(a, key)} | {interval(a, key)} | {n} |")
-    for k in TOP_K:
-        if not math.isnan(a[f"top{k}_spearman"]):
-            lines.append(f"| Spearman among the reference's top {k} | {a[f'top{k}_spearman']:+.3f} | | {k} |")
-    for k in TOP_K:
-        if not math.isnan(a[f"precision{k}"]):
-            lines.append(f"| precision@{k} | {precision(a, k)} | | {n} |")
-    if a["top1_arch"] is not None:
+        lines.append(f"| {label} | {a.statistic(key)} | {a.interval(key)} | {n} |")
+    for k, value in a.top_spearman.items():
+        if not math.isnan(value):
+            lines.append(f"| Spearman among the reference's top {k} | {value:+.3f} | | {k} |")
+    for k in a.precision:
+        if a.precision_text(k):
+            lines.append(f"| precision@{k} | {a.precision_text(k)} | | {n} |")
+    if a.top1_arch is not None:
         lines += [
             f"| proxy's top-1 | {top1(a)} | | |",
-            f"| best of the reference table | {a['best_arch']}: {pct(a['best_reference'])} | | "
-            f"{a['reference_archs']} |",
-            f"| top-1 regret | {a['regret']:.2f} points | | |",
+            f"| best of the reference table | {a.best_arch}: {pct(a.best_reference)} | | {s.reference_archs} |",
+            f"| top-1 regret | {a.regret:.2f} points | | |",
         ]
-    if a["ties"]:
-        lines.append(f"| ties | {a['ties']} of the {n} proxy scores equal another's | | |")
+    if a.ties:
+        lines.append(f"| ties | {a.ties} of the {n} proxy scores equal another's | | |")
     if (
-        a.get("study_best_arch")
-        and not a["reference_imported"]
-        and a["study_best_arch"] not in ranking.dropna(subset=[f"reference_{a['metric']}"])["arch"].values
+        s.study_best_arch
+        and not s.reference_imported
+        and s.study_best_arch not in ranking.dropna(subset=[f"reference_{s.metric}"])["arch"].values
     ):
         lines.append(
-            f"| study's best ({a['study_best_arch']}) | no reference yet: `nas-proxy reference "
-            f"{a['preset']} --archs top-1` | | |"
+            f"| study's best ({s.study_best_arch}) | no reference yet: `nas-proxy reference "
+            f"{s.preset} --archs top-1` | | |"
         )
-    lines += [f"| {label} | {value} | | |" for label, value in costs(a)] + [""]
-    lines += calibration_lines(agreement, calibration, bias)
+    lines += [f"| {label} | {value} | | |" for label, value in costs(s)] + [""]
+    lines += calibration_lines(s.calibrated, calibration, bias)
     lines.append(markdown_table(ranking if rows is None else ranking.head(rows)))
     return "\n".join(lines) + "\n"
 
 
 def calibration_lines(
-    agreement: dict[str, Any], calibration: pd.DataFrame | None, bias: pd.DataFrame | None
+    calibrated: Calibrated | None, calibration: pd.DataFrame | None, bias: pd.DataFrame | None
 ) -> list[str]:
     """For a study ranked by a fitted proxy: how it ranks architectures it was not fitted on, beside the
     factors alone and the reference's own seed-to-seed ceiling."""
-    fit = calibration
-    if fit is None or fit.empty:
+    if calibrated is None or calibration is None or calibration.empty:
         return []
-    features = agreement["calibration_features"] or ["none"]
+    features = calibrated.features or ["none"]
     lines = [
-        f"## Calibration: fitted on {agreement['calibration_n']} reference architectures "
+        f"## Calibration: fitted on {calibrated.n} reference architectures "
         f"(candidate features: {', '.join(features)}, with the architecture's factors)",
         "",
         "How each ranking ranks architectures none of its choices saw: 5-fold cross-validation repeated 20 "
@@ -166,12 +153,13 @@ def calibration_lines(
         "| ranking | Spearman [95% CI] | Kendall | top-20 Spearman | P@10 | regret (pts) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    for _, row in fit.iterrows():
-        top20 = "" if math.isnan(row["top20_spearman"]) else f"{row['top20_spearman']:+.3f}"
-        p10 = "" if math.isnan(row["precision10"]) else f"{row['precision10']:.2f}"
+    for _, row in calibration.iterrows():
+        a = Agreement.from_row(row)
+        top20 = _signed(a.top_spearman.get(20, math.nan))
+        p10 = a.precision.get(10, math.nan)
         lines.append(
-            f"| {row['ranking']} | {statistic(row, 'spearman')} {interval(row, 'spearman')} | "
-            f"{statistic(row, 'kendall')} | {top20} | {p10} | {row['regret']:.2f} | {row['n']} |"
+            f"| {row['ranking']} | {a.statistic('spearman')} {a.interval('spearman')} | "
+            f"{a.statistic('kendall')} | {top20} | {'' if math.isnan(p10) else f'{p10:.2f}'} | {a.regret:.2f} | {a.n} |"
         )
     if bias is not None:
         lines += [
@@ -199,26 +187,27 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     def num(value: float, fmt: str) -> str:
         return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
-    def corr(row: pd.Series, key: str) -> str:
-        return f"{statistic(row, key)} {interval(row, key)}".strip()
+    def corr(a: Agreement, key: str) -> str:
+        return f"{a.statistic(key)} {a.interval(key)}".strip()
 
     shown = [k for k in TOP_K if t[f"top{k}_spearman"].notna().any()]  # columns with at least one value
     picks = [k for k in TOP_K if t[f"precision{k}"].notna().any()]
     rows = []
     for _, row in t.iterrows():
+        a = Agreement.from_row(row)
         rows.append(
             {
                 "proxy": row["proxy"],
                 "seeds": row["seeds"],
                 "n": row["n"],
-                "Spearman [95% CI]": corr(row, "spearman"),
-                "Kendall [95% CI]": corr(row, "kendall"),
-                **{f"top-{k} ρ": num(row[f"top{k}_spearman"], "{:+.2f}") for k in shown},
-                **{f"P@{k}": precision(row, k) for k in picks},
-                "top-1 ref acc": num(100 * row["top1_reference"], "{:.2f}%")
-                + (f" ({row['top1_ties']}-way tie)" if row["top1_ties"] > 1 else ""),
-                "regret (pts)": num(row["regret"], "{:.2f}"),
-                "ties": row["ties"],
+                "Spearman [95% CI]": corr(a, "spearman"),
+                "Kendall [95% CI]": corr(a, "kendall"),
+                **{f"top-{k} ρ": num(a.top_spearman.get(k, math.nan), "{:+.2f}") for k in shown},
+                **{f"P@{k}": a.precision_text(k) for k in picks},
+                "top-1 ref acc": num(100 * a.top1_reference, "{:.2f}%")
+                + (f" ({a.top1_ties}-way tie)" if a.top1_ties > 1 else ""),
+                "regret (pts)": num(a.regret, "{:.2f}"),
+                "ties": a.ties,
                 "cost (s)": num(row["seconds"], "{:.0f}"),
                 "setup (s)": num(row["setup_seconds"], "{:.0f}"),
                 "cost / reference": num(row["cost_ratio"], "{:.3f}"),
@@ -248,13 +237,14 @@ def save_figure(figure: Any, path: Path) -> Path:
     return path
 
 
-def report_scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str, path: Path) -> Path | None:
+def report_scatter(ranking: pd.DataFrame, summary: Summary, path: Path) -> Path | None:
     """The study's proxy scores against the reference, its pick circled; None without matplotlib."""
     plt = pyplot()
     if plt is None:
         return None
+    a, metric, proxy = summary.agreement, summary.metric, summary.proxy
     both = ranking.dropna(subset=[f"reference_{metric}"])
-    accuracy = agreement["proxy"] in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
+    accuracy = proxy in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
     x = both["proxy_score"] * (100 if accuracy else 1)
     figure, axes = plt.subplots(figsize=(5, 4.2), dpi=120)
     axes.scatter(x, 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
@@ -266,16 +256,13 @@ def report_scatter(ranking: pd.DataFrame, agreement: dict[str, Any], metric: str
             s=60,
             facecolors="none",
             edgecolors="red",
-            label=f"proxy top-1 (regret {agreement['regret']:.2f} points)",
+            label=f"proxy top-1 (regret {a.regret:.2f} points)",
         )
         axes.legend(loc="lower right", fontsize=8)
-    axes.set_xlabel(
-        f"proxy: validation accuracy (%), {agreement['proxy']}" if accuracy else f"proxy score ({agreement['proxy']})"
-    )
+    axes.set_xlabel(f"proxy: validation accuracy (%), {proxy}" if accuracy else f"proxy score ({proxy})")
     axes.set_ylabel(f"full-data reference: {metric.replace('_acc', '')} accuracy (%)")
     axes.set_title(
-        f"Spearman {statistic(agreement, 'spearman')}, Kendall {statistic(agreement, 'kendall')} "
-        f"(n = {agreement['n']})",
+        f"Spearman {a.statistic('spearman')}, Kendall {a.statistic('kendall')} (n = {a.n})",
         fontsize=10,
     )
     return save_figure(figure, path)
@@ -300,7 +287,8 @@ def comparison_scatter(
         picked = both.iloc[:, 0] == both.iloc[:, 0].max()
         ax.scatter(x[picked], 100 * both.iloc[:, 1][picked], s=50, facecolors="none", edgecolors="red")
         ax.set_title(
-            f"{row['proxy']}: ρ {statistic(row, 'spearman')}, regret {row['regret']:.1f} points (n = {row['n']})",
+            f"{row['proxy']}: ρ {Agreement.from_row(row).statistic('spearman')}, regret {row['regret']:.1f} points "
+            f"(n = {row['n']})",
             fontsize=8,
         )
         ax.set_xlabel("validation accuracy (%)" if accuracy else "proxy score", fontsize=8)
@@ -323,7 +311,7 @@ def frontier_markdown(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in table.sort_values("cost", kind="stable").iterrows():
-        span = "" if math.isnan(row["spearman_low"]) else f" [{row['spearman_low']:+.3f}, {row['spearman_high']:+.3f}]"
+        span = f" {Agreement.from_row(row).interval('spearman')}".rstrip()
         p10 = "" if math.isnan(row["precision10"]) else f"{row['precision10']:.2f}"
         mark = " + ".join(name for name, key in (("ρ", "pareto"), ("top-20", "pareto_top20")) if row[key])
         lines.append(
@@ -370,11 +358,9 @@ __all__ = [
     "markdown_table",
     "pct",
     "plural",
-    "precision",
     "pyplot",
     "report_markdown",
     "report_scatter",
     "save_figure",
-    "statistic",
     "top1",
 ]

@@ -18,7 +18,7 @@ Example:
     >>> preset = load_preset("tiny.toml")
     >>> study = run_search(preset, load_dataset(preset.data), n_trials=3, progress=False, verbose=False)
     >>> report = make_report(preset, plot=False)
-    >>> report.agreement["scored"], len(report.ranking)
+    >>> report.summary.scored, len(report.ranking)
     (3, 3)
     >>> [path.name for path in report.files]
     ['ranking.csv', 'report.md', 'summary.json']
@@ -42,6 +42,7 @@ from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.reference import (
     N_BOOT,
+    Agreement,
     factor_bias,
     rank_agreement,
     read_reference,
@@ -55,20 +56,81 @@ from nas_proxy.study import load_study, proxy_scores
 
 
 @dataclass(frozen=True)
+class Calibrated:
+    """A study ranked by a fitted proxy: what it was fitted on, and how it ranks architectures it never saw."""
+
+    n: int  # the reference architectures it was fitted on
+    features: list[str]  # the candidate features, besides the architecture's factors
+    ranking: str  # which ranking of :attr:`Report.calibration` the study ranks by
+    estimate: Agreement  # that ranking's honest estimate (:func:`~nas_proxy.scoring.honest_estimate`)
+    factors: Agreement  # the factors alone's, the baseline the scores must beat
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The study's agreement with the reference, where both tables come from, and what ranking them cost."""
+
+    agreement: Agreement
+    proxy: str
+    metric: str
+    reference_protocol: str
+    reference_table: str
+    reference_imported: bool
+    reference_seeds: int
+    preset: str
+    trials_complete: int
+    trials_running: int
+    trials_failed: int
+    scored: int
+    reference_archs: int
+    study_best_arch: str | None
+    setup_seconds: float
+    proxy_seconds: float
+    reference_seconds: float
+    proxy_seconds_mean: float
+    reference_seconds_mean: float
+    calibrated: Calibrated | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """``summary.json``: one flat object, NaN written as null."""
+        out = self.agreement.row()
+        out.update(
+            {
+                f.name: getattr(self, f.name)
+                for f in dataclasses.fields(self)
+                if f.name not in ("agreement", "calibrated")
+            }
+        )
+        c = self.calibrated
+        if c is not None:
+            estimate = c.estimate.row()
+            out.update(calibration_n=c.n, calibration_features=c.features, calibration_ranking=c.ranking)
+            out.update({f"calibration_{key}": estimate[key] for key in CALIBRATION_KEYS})
+            out.update(
+                {f"factors_{key}": getattr(c.factors, key) for key in ("spearman", "spearman_low", "spearman_high")}
+            )
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+
+
+# The honest estimate's figures that summary.json keeps for the study's ranking.
+CALIBRATION_KEYS = ("spearman", "spearman_low", "spearman_high", "kendall", "top20_spearman", "precision10", "regret")
+
+
+@dataclass(frozen=True)
 class Report:
-    """``ranking``: one row per scored architecture, best proxy score first; ``agreement``: see
-    :func:`rank_agreement`, plus counts and costs; ``files``: what :func:`make_report` wrote."""
+    """``ranking``: one row per scored architecture, best proxy score first; ``summary``: its agreement with
+    the reference, counts and costs; ``files``: what :func:`make_report` wrote."""
 
     name: str
     ranking: pd.DataFrame
-    agreement: dict[str, Any]
+    summary: Summary
     files: list[Path] = field(default_factory=list)
     calibration: pd.DataFrame | None = None  # a fitted proxy's honest estimate (render.calibration_lines)
     bias: pd.DataFrame | None = None  # its per-choice rank error beside the factors alone's
 
     def markdown(self, rows: int | None = None) -> str:
         """The report as markdown (:func:`nas_proxy.results._render.report_markdown`)."""
-        return report_markdown(self.name, self.ranking, self.agreement, self.calibration, self.bias, rows)
+        return report_markdown(self.name, self.ranking, self.summary, self.calibration, self.bias, rows)
 
 
 FACTORS_ALONE = "factors alone"
@@ -96,7 +158,7 @@ def _calibration(
     rows = [
         {
             "ranking": name,
-            **honest_estimate(first, refined, preset.score.reduction_factor, truth, n_boot=n_boot, seed=seed),
+            **honest_estimate(first, refined, preset.score.reduction_factor, truth, n_boot=n_boot, seed=seed).row(),
         }
         for name, (first, refined) in estimates.items()
     ]
@@ -104,7 +166,7 @@ def _calibration(
         table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot, seed=seed
     )
     if ceiling is not None:
-        rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling})
+        rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling.row()})
     loo = {name: first.cross_validated() for name, (first, refined) in estimates.items() if refined is None}
     bias = pd.DataFrame(
         {
@@ -146,7 +208,21 @@ def make_report(
     ranking = _ranking(scores, reference, metric)
     agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
-    agreement.update(
+    calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    calibrated = None
+    if calibration is not None:
+        rows = calibration.set_index("ranking")
+        study_row = rows.index[1] if "calibration_refined" in study.user_attrs else rows.index[0]
+        fitted = study.user_attrs["calibration"]
+        calibrated = Calibrated(
+            n=len(fitted["archs"]),
+            features=fitted["features"],
+            ranking=study_row,
+            estimate=Agreement.from_row(rows.loc[study_row]),
+            factors=Agreement.from_row(rows.loc[FACTORS_ALONE]),
+        )
+    summary = Summary(
+        agreement=agreement,
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy),
         metric=metric,
         reference_protocol=reference_protocol(preset.reference, table_path, preset.data.dataset),
@@ -167,49 +243,23 @@ def make_report(
         reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean())
         if len(table)
         else math.nan,
+        calibrated=calibrated,
     )
-    calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
-    if calibration is not None:
-        fitted = study.user_attrs["calibration"]
-        rows = calibration.set_index("ranking")
-        study_row = rows.index[1] if "calibration_refined" in study.user_attrs else rows.index[0]
-        agreement.update(
-            calibration_n=len(fitted["archs"]),
-            calibration_features=fitted["features"],
-            calibration_ranking=study_row,
-            **{
-                f"calibration_{key}": rows.loc[study_row, key]
-                for key in (
-                    "spearman",
-                    "spearman_low",
-                    "spearman_high",
-                    "kendall",
-                    "top20_spearman",
-                    "precision10",
-                    "regret",
-                )
-            },
-            **{f"factors_{key}": rows.loc[FACTORS_ALONE, key] for key in ("spearman", "spearman_low", "spearman_high")},
-        )
     out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
-    report = Report(preset.study.name, ranking, agreement, calibration=calibration, bias=bias)
+    report = Report(preset.study.name, ranking, summary, calibration=calibration, bias=bias)
     files = [
         atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
         atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),
         atomic_write(
             out / "summary.json",
-            lambda tmp: tmp.write_text(
-                json.dumps(
-                    {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in agreement.items()}, indent=2
-                )
-            ),
+            lambda tmp: tmp.write_text(json.dumps(summary.as_json(), indent=2)),
         ),
     ]
     if plot and len(ranking):
-        scatter = report_scatter(ranking, agreement, metric, out / "scatter.png")
+        scatter = report_scatter(ranking, summary, out / "scatter.png")
         if scatter is not None:
             files.append(scatter)
     return dataclasses.replace(report, files=files)
 
 
-__all__ = ["FACTORS_ALONE", "Report", "make_report"]
+__all__ = ["FACTORS_ALONE", "Calibrated", "Report", "Summary", "make_report"]

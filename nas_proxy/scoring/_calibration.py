@@ -55,7 +55,7 @@ from sklearn.preprocessing import StandardScaler
 
 from nas_proxy.config import ACCURACY_PROXIES
 from nas_proxy.errors import NasProxyError
-from nas_proxy.reference import rank_agreement
+from nas_proxy.reference import ESTIMATED, Agreement, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace
 
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge penalties on standardised inputs, chosen by leave-one-out
@@ -321,25 +321,23 @@ def resampled_predictions(
     return out
 
 
-ESTIMATED = ("spearman", "kendall", "top10_spearman", "top20_spearman", "precision10", "regret")
-
-
 def resampled_agreement(
     predictions: Sequence[pd.Series], reference: pd.Series, *, n_boot: int = 1000, seed: int = 0
-) -> dict[str, Any]:
+) -> Agreement:
     """:func:`~nas_proxy.reference.rank_agreement`'s figures for resampled predictions (one series per repetition):
-    each the mean over repetitions. ``spearman_low``/``_high`` is a 95% bootstrap interval over architectures,
-    pooled over the repetitions (the uncertainty of a new draw of architectures); ``*_spread`` is the range of
-    the middle 90% of repetitions (the uncertainty of the partition alone)."""
-    each = [rank_agreement(p, reference, n_boot=0) for p in predictions]
+    each figure of :data:`~nas_proxy.reference.ESTIMATED` the mean over repetitions. ``spearman_low``/``_high`` is
+    a 95% bootstrap interval over architectures, pooled over the repetitions (the uncertainty of a new draw of
+    architectures); ``spread`` is the range of the middle 90% of repetitions (the uncertainty of the partition
+    alone)."""
+    each = [rank_agreement(p, reference, n_boot=0).row() for p in predictions]
     per = pd.DataFrame(each)
-    out: dict[str, Any] = {"n": int(per["n"].iloc[0]), "repeats": len(predictions)}
+    means: dict[str, float] = {}
+    spread: dict[str, tuple[float, float]] = {}
     for key in ESTIMATED:
         values = per[key].astype(float)
-        out[key] = float(values.mean()) if values.notna().any() else math.nan
-        out[f"{key}_spread"] = (
-            tuple(float(v) for v in np.nanpercentile(values, [5, 95])) if values.notna().any() else (math.nan, math.nan)
-        )
+        known = values.notna().any()
+        means[key] = float(values.mean()) if known else math.nan
+        spread[key] = tuple(float(v) for v in np.nanpercentile(values, [5, 95])) if known else (math.nan, math.nan)
     boots = []
     rng = np.random.default_rng(seed)
     per_repeat = max(1, n_boot // len(predictions)) if n_boot else 0
@@ -350,9 +348,21 @@ def resampled_agreement(
             if np.ptp(pick[:, 0]) > 0 and np.ptp(pick[:, 1]) > 0:
                 boots.append(stats.spearmanr(pick[:, 0], pick[:, 1]).statistic)
     low, high = np.nanpercentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan)
-    out.update(spearman_low=float(low), spearman_high=float(high), kendall_low=math.nan, kendall_high=math.nan)
-    out.update({k: each[0][k] for k in ("best_arch", "best_reference", "ties")})
-    return out
+    return Agreement(
+        n=int(per["n"].iloc[0]),
+        repeats=len(predictions),
+        spearman=means["spearman"],
+        spearman_low=float(low),
+        spearman_high=float(high),
+        kendall=means["kendall"],
+        top_spearman={10: means["top10_spearman"], 20: means["top20_spearman"]},
+        precision={10: means["precision10"]},
+        regret=means["regret"],
+        spread=spread,
+        best_arch=each[0]["best_arch"],
+        best_reference=each[0]["best_reference"],
+        ties=each[0]["ties"],
+    )
 
 
 def honest_estimate(
@@ -365,7 +375,7 @@ def honest_estimate(
     repeats: int = REPEATS,
     n_boot: int = 1000,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> Agreement:
     """How the calibrated ranking ranks architectures none of its choices saw: repeated, nested k-fold.
 
     ``reference`` is the truth it is scored against (default: what the fit learnt from; pass the mean over
@@ -382,7 +392,6 @@ def honest_estimate(
 
 __all__ = [
     "Calibration",
-    "ESTIMATED",
     "FOLDS",
     "MIN_FIT",
     "REPEATS",

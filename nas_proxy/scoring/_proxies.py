@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from nas_proxy._config import settings_key
-from nas_proxy._io import fill_table, read_table
+from nas_proxy._io import SharedTable, read_table
 from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset
@@ -271,18 +271,12 @@ def score_archs(
 ) -> pd.DataFrame:
     """Score every (architecture, seed) not yet in ``proxy``'s cached table on ``data`` (in ``preset``'s output
     folder, :func:`~nas_proxy.artifacts.score_table_path`); return the rows asked for."""
-    path = score_table_path(preset, proxy.name, proxy.settings, data)
-    fill_table(
-        path,
-        read_scores,
-        archs,
-        seeds,
-        proxy.scores,
-        lambda arch, seed, score: {"arch": arch.id, "seed": seed, "score": score, "fingerprint": data.fingerprint},
-        desc=f"score {proxy.name}",
-        progress=progress,
-    )
-    table = read_scores(path)
+    scores = SharedTable(score_table_path(preset, proxy.name, proxy.settings, data), read_scores)
+
+    def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict], None]) -> None:
+        proxy.scores(pending, seed, lambda i, score: save(i, {"score": score, "fingerprint": data.fingerprint}))
+
+    table = scores.fill(archs, seeds, compute, desc=f"score {proxy.name}", progress=progress)
     wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
     return table[wanted]
 

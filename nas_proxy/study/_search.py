@@ -54,7 +54,6 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.method import network_size
 from nas_proxy.reference import (
     MIN_PAIRS,
-    correlation_line,
     rank_agreement,
     read_reference,
     reference_accuracy,
@@ -190,12 +189,12 @@ class ReferenceCorrelation:
         reference = reference_accuracy(read_reference(self.path), self.metric)
         scores = proxy_scores(study).set_index("arch")["score"]
         agreement = rank_agreement(scores, reference, top_k=(), n_boot=0)
-        if agreement["n"] >= MIN_PAIRS:
-            study.set_user_attr("reference_n", agreement["n"])
-            study.set_user_attr("reference_spearman", agreement["spearman"])
-            study.set_user_attr("reference_kendall", agreement["kendall"])
+        if agreement.n >= MIN_PAIRS:
+            study.set_user_attr("reference_n", agreement.n)
+            study.set_user_attr("reference_spearman", agreement.spearman)
+            study.set_user_attr("reference_kendall", agreement.kendall)
         if self.verbose:
-            tqdm.write(f"trial {trial.number}: {correlation_line(agreement)}")
+            tqdm.write(f"trial {trial.number}: {agreement.correlation_line()}")
 
 
 def run_search(

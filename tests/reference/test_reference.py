@@ -22,12 +22,12 @@ from nas_proxy import (
     run_reference,
     run_search,
 )
-from nas_proxy._io import append_row
+from nas_proxy._io import SharedTable
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
-from nas_proxy.reference import read_reference
-from nas_proxy.results._render import precision, statistic, top1
+from nas_proxy.reference import Agreement, read_reference
+from nas_proxy.results._render import top1
 from nas_proxy.study import enqueue_archs, select_archs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -188,26 +188,26 @@ def test_rank_agreement_matches_scipy_and_reads_regret():
     reference = pd.Series(rng.uniform(0.7, 0.9, 30), index=[f"a{i}" for i in range(30)])
     proxy = reference + rng.normal(0, 0.03, 30)
     out = rank_agreement(proxy, reference, n_boot=300)
-    assert out["n"] == 30
-    assert out["spearman"] == pytest.approx(stats.spearmanr(proxy, reference).statistic)
-    assert out["kendall"] == pytest.approx(stats.kendalltau(proxy, reference).statistic)
-    assert out["spearman_low"] < out["spearman"] < out["spearman_high"]
+    assert out.n == 30
+    assert out.spearman == pytest.approx(stats.spearmanr(proxy, reference).statistic)
+    assert out.kendall == pytest.approx(stats.kendalltau(proxy, reference).statistic)
+    assert out.spearman_low < out.spearman < out.spearman_high
     top5 = reference.sort_values(ascending=False).index[:5]
-    assert out["top5_spearman"] == pytest.approx(stats.spearmanr(proxy[top5], reference[top5]).statistic)
-    assert not math.isnan(out["top10_spearman"]) and math.isnan(out["top20_spearman"])  # top-k needs n >= 2k
-    assert out["top1_arch"] == proxy.idxmax()
-    assert out["regret"] == pytest.approx(100 * (reference.max() - reference[proxy.idxmax()]))
+    assert out.top_spearman[5] == pytest.approx(stats.spearmanr(proxy[top5], reference[top5]).statistic)
+    assert not math.isnan(out.top_spearman[10]) and math.isnan(out.top_spearman[20])  # top-k needs n >= 2k
+    assert out.top1_arch == proxy.idxmax()
+    assert out.regret == pytest.approx(100 * (reference.max() - reference[proxy.idxmax()]))
 
 
 def test_rank_agreement_is_signed_and_handles_few_pairs():
     reference = pd.Series([0.1, 0.2, 0.3, 0.4, 0.5], index=list("abcde"))
-    assert rank_agreement(-reference, reference, n_boot=50)["spearman"] == pytest.approx(-1)
+    assert rank_agreement(-reference, reference, n_boot=50).spearman == pytest.approx(-1)
     perfect = rank_agreement(reference, reference, n_boot=50)
-    assert perfect["spearman"] == pytest.approx(1) and perfect["regret"] == 0 and math.isnan(perfect["top10_spearman"])
+    assert perfect.spearman == pytest.approx(1) and perfect.regret == 0 and math.isnan(perfect.top_spearman[10])
     few = rank_agreement(reference[:2], reference.rename(lambda i: i), n_boot=50)
-    assert few["n"] == 2 and math.isnan(few["spearman_low"])
+    assert few.n == 2 and math.isnan(few.spearman_low)
     none = rank_agreement(reference, pd.Series(dtype=float))
-    assert none["n"] == 0 and none["top1_arch"] is None
+    assert none.n == 0 and none.top1_arch is None
 
 
 # --- correlation during search, and the report ---------------------------------------------------------
@@ -222,8 +222,8 @@ def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys)
     scored = [t for t in study.trials if "reference_acc" in t.user_attrs]
     assert len(scored) >= 5
     report = make_report(preset, n_boot=100, plot=False)
-    assert study.user_attrs["reference_n"] == report.agreement["n"] >= 5
-    assert study.user_attrs["reference_spearman"] == pytest.approx(report.agreement["spearman"], nan_ok=True)
+    assert study.user_attrs["reference_n"] == report.summary.agreement.n >= 5
+    assert study.user_attrs["reference_spearman"] == pytest.approx(report.summary.agreement.spearman, nan_ok=True)
     assert "Spearman" in capsys.readouterr().out  # printed as trials complete
 
 
@@ -274,8 +274,8 @@ def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
         "fingerprint": digits.fingerprint,
     }
     path = reference_table_path(preset)
-    append_row(path, row, read_reference)
-    append_row(path, {**row, "val_acc": 0.9}, read_reference)  # a second process finished the same network
+    SharedTable(path, read_reference).append(row)
+    SharedTable(path, read_reference).append({**row, "val_acc": 0.9})  # a second process finished the same network
     table = read_reference(path)
     assert len(table) == 1 and table["val_acc"].iloc[0] == 0.5
 
@@ -284,27 +284,27 @@ def test_regret_is_against_the_best_of_the_whole_reference_table():
     reference = pd.Series([0.90, 0.95, 0.80, 0.99], index=list("abcd"))
     proxy = pd.Series([0.5, 0.7, 0.6], index=list("abc"))  # d, the best network, was never scored
     out = rank_agreement(proxy, reference, n_boot=0)
-    assert out["top1_arch"] == "b" and out["best_arch"] == "d"
-    assert out["regret"] == pytest.approx(100 * (0.99 - 0.95))
+    assert out.top1_arch == "b" and out.best_arch == "d"
+    assert out.regret == pytest.approx(100 * (0.99 - 0.95))
 
 
 def test_too_few_pairs_give_no_correlation_and_the_report_says_so():
     reference = pd.Series([0.1, 0.2, 0.3, 0.4], index=list("abcd"))
     out = rank_agreement(reference, reference, n_boot=100)
-    assert out["n"] == 4 and math.isnan(out["spearman"]) and math.isnan(out["kendall"])
-    assert statistic(out, "spearman") == "too few (n < 5)"
+    assert out.n == 4 and math.isnan(out.spearman) and math.isnan(out.kendall)
+    assert out.statistic("spearman") == "too few (n < 5)"
     assert rank_agreement(
         reference.reindex(list("abcde"), fill_value=0.5), reference.reindex(list("abcde"), fill_value=0.5), n_boot=0
-    )["spearman"] == pytest.approx(1)
+    ).spearman == pytest.approx(1)
 
 
 def test_a_tie_for_the_best_score_is_reported_and_regret_is_its_expected_value():
     reference = pd.Series([0.99, 0.80, 0.90, 0.70, 0.60, 0.50], index=list("abcdef"))
     proxy = pd.Series([0.9, 0.9, 0.9, 0.1, 0.2, 0.3], index=list("abcdef"))  # a three-way tie at the top
     out = rank_agreement(proxy, reference, n_boot=0)
-    assert out["top1_ties"] == 3 and out["ties"] == 3
-    assert out["top1_reference"] == pytest.approx((0.99 + 0.80 + 0.90) / 3)
-    assert out["regret"] == pytest.approx(100 * (0.99 - out["top1_reference"]))
+    assert out.top1_ties == 3 and out.ties == 3
+    assert out.top1_reference == pytest.approx((0.99 + 0.80 + 0.90) / 3)
+    assert out.regret == pytest.approx(100 * (0.99 - out.top1_reference))
     assert top1(out).startswith("3-way tie")
 
 
@@ -314,11 +314,11 @@ def test_precision_at_k_only_where_k_is_small_against_n():
         reference = pd.Series(rng.uniform(0.5, 0.9, n), index=[f"a{i}" for i in range(n)])
         out = rank_agreement(reference, reference, n_boot=0)
         for k in (5, 10, 20):
-            assert math.isnan(out[f"precision{k}"]) == (k not in shown), (n, k)
+            assert math.isnan(out.precision[k]) == (k not in shown), (n, k)
             if k in shown:
-                assert out[f"precision{k}"] == 1 and out[f"chance{k}"] == pytest.approx(k / n)
-                assert precision(out, k) == f"1.00 (chance {k / n:.2f})"
-        assert math.isnan(out["top10_spearman"]) == (n < 20)  # top-k Spearman needs n >= 2k
+                assert out.precision[k] == 1 and out.chance(k) == pytest.approx(k / n)
+                assert out.precision_text(k) == f"1.00 (chance {k / n:.2f})"
+        assert math.isnan(out.top_spearman[10]) == (n < 20)  # top-k Spearman needs n >= 2k
 
 
 def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, capsys):
@@ -331,7 +331,7 @@ def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, 
         assert (
             not re.search(r"\bnan\b", text.lower())
             and "too few (n < 5)" in text
-            and f"| {report.agreement['n']} |" in text
+            and f"| {report.summary.agreement.n} |" in text
         )
         run_reference(
             preset.reference,
@@ -342,3 +342,24 @@ def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, 
         )
     best = read_reference(reference_table_path(preset))["test_acc"].max()
     assert f"{100 * best:.2f}%" in report.markdown()  # the best of the table, whatever was scored
+
+
+def test_an_agreement_reads_back_from_its_table_row():
+    rng = np.random.default_rng(2)
+    reference = pd.Series(rng.uniform(0.5, 0.9, 40), index=[f"a{i}" for i in range(40)])
+    plain = rank_agreement(reference + rng.normal(0, 0.05, 40), reference, n_boot=50)
+    row = plain.row()
+    assert list(row)[:8] == [
+        "n",
+        "ties",
+        "spearman",
+        "spearman_low",
+        "spearman_high",
+        "kendall",
+        "kendall_low",
+        "kendall_high",
+    ]
+    assert {"top20_spearman", "precision10", "chance10", "top1_arch", "regret"} <= set(row)
+    assert pd.Series(Agreement.from_row(row).row()).equals(pd.Series(row))
+    framed = pd.DataFrame([row, {"n": 3}]).iloc[0]  # a table row: absent figures read as NaN
+    assert pd.Series(Agreement.from_row(framed).row()).equals(pd.Series(row))

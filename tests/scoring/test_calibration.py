@@ -115,7 +115,7 @@ def test_choices_made_inside_the_fit_keep_the_estimate_honest_on_noise():
         in_sample.append(
             stats.spearmanr(calibration.predict_rows(every, every), reference[list(calibration.archs)]).statistic
         )
-        nested.append(honest_estimate(calibration, n_boot=0, repeats=5)["spearman"])
+        nested.append(honest_estimate(calibration, n_boot=0, repeats=5).spearman)
     assert np.mean(in_sample) > 0.4 and abs(np.mean(nested)) < 0.2, (in_sample, nested)
 
 
@@ -301,7 +301,7 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     # what the report prints is the nested estimate against the mean over every reference seed
     truth = read_reference(reference_table_path(preset)).groupby("arch")["test_acc"].mean()
     estimate = honest_estimate(calibration, reference=truth[list(calibration.archs)], n_boot=0)
-    assert report.agreement["calibration_spearman"] == pytest.approx(estimate["spearman"])
+    assert report.summary.calibrated.estimate.spearman == pytest.approx(estimate.spearman)
 
 
 def test_a_calibrated_search_without_a_reference_says_what_to_do(tmp_path, digits):
