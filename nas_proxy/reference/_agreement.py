@@ -123,7 +123,7 @@ class Agreement:
     def precision_text(self, k: int) -> str:
         """precision@k beside what a random ranking scores on average; "" where k is not small against n."""
         value = self.precision.get(k, NAN)
-        return "" if math.isnan(value) else f"{value:.2f} (chance {k / self.n:.2f})"
+        return "" if math.isnan(value) else f"{value:.2f} (chance {self.chance(k):.2f})"
 
     def correlation_line(self) -> str:
         """Spearman and Kendall with their intervals (if computed) and n, or why there are none."""

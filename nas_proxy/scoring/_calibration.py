@@ -348,21 +348,12 @@ def resampled_agreement(
             if np.ptp(pick[:, 0]) > 0 and np.ptp(pick[:, 1]) > 0:
                 boots.append(stats.spearmanr(pick[:, 0], pick[:, 1]).statistic)
     low, high = np.nanpercentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan)
-    return Agreement(
-        n=int(per["n"].iloc[0]),
-        repeats=len(predictions),
-        spearman=means["spearman"],
-        spearman_low=float(low),
-        spearman_high=float(high),
-        kendall=means["kendall"],
-        top_spearman={10: means["top10_spearman"], 20: means["top20_spearman"]},
-        precision={10: means["precision10"]},
-        regret=means["regret"],
-        spread=spread,
-        best_arch=each[0]["best_arch"],
-        best_reference=each[0]["best_reference"],
-        ties=each[0]["ties"],
-    )
+    # the flat row Agreement.row() writes for a resampled estimate, read back by the one mapping of its keys
+    row = {"n": int(per["n"].iloc[0]), "repeats": len(predictions), **means}
+    row.update({f"{key}_spread": spread[key] for key in ESTIMATED})
+    row.update(spearman_low=float(low), spearman_high=float(high))
+    row.update({key: each[0][key] for key in ("best_arch", "best_reference", "ties")})
+    return Agreement.from_row(row)
 
 
 def honest_estimate(
