@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Callable
 from typing import Any, NoReturn
+
+from nas_proxy._config import Bounds, shown
 
 
 def config_options(
@@ -44,6 +47,23 @@ def numbers(kind: type) -> Any:
     return parse
 
 
+def integer(bounds: Bounds) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer within ``bounds`` (``--bootstrap``, ``--threads``): a bad one is the
+    parser's one line, before any work."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(text)}: expected a whole number") from None
+        problem = bounds.problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with bad input as one line, like every other error of the tool."""
 
@@ -51,4 +71,4 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
-__all__ = ["Parser", "config_options", "from_options", "numbers"]
+__all__ = ["Parser", "config_options", "from_options", "integer", "numbers"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import io
 import os
 import tempfile
 import time
@@ -19,31 +21,92 @@ from tqdm.auto import tqdm
 from nas_proxy._interrupt import interruptible, shielded
 from nas_proxy.errors import NasProxyError
 
+# Writes the file system refuses, each with what it means and what fixes it ({setting}: where the place was chosen).
+_REFUSED = {
+    errno.ENOSPC: ("no space left on device", "free space on that disk or point {setting} at another one"),
+    errno.EDQUOT: ("disk quota exceeded", "free space on that disk or point {setting} at another one"),
+    errno.EROFS: ("read-only file system", "point {setting} at a writable folder"),
+    errno.EACCES: ("permission denied", "make it writable for this user or point {setting} elsewhere"),
+    errno.EPERM: ("operation not permitted", "make it writable for this user or point {setting} elsewhere"),
+    errno.EEXIST: ("a file is in the way of a folder", "move that file away or point {setting} elsewhere"),
+    errno.ENOTDIR: ("a file is in the way of a folder", "move that file away or point {setting} elsewhere"),
+    errno.EISDIR: ("it is a folder", "point {setting} at a file name, not a folder"),
+}
+
+
+@contextlib.contextmanager
+def refused_writes(path: str | Path, setting: str = "[study].out_dir (or --out)") -> Iterator[None]:
+    """A write in the block that the file system refuses (full, read-only, forbidden, a file where a folder goes)
+    becomes one line naming ``path``, the reason and the fix; ``setting`` names where the user chose the place.
+    Any other ``OSError`` is a bug, and stays as it is."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        reason, fix = _REFUSED[exc.errno]
+        raise NasProxyError(f"cannot write {path}: {reason}; {fix.format(setting=setting)}") from None
+
+
+def check_writable(folder: str | Path, setting: str) -> Path:
+    """Prove a file can be written in ``folder`` and removed (in the folder it would be made in, if it is missing),
+    before any work starts: a read-only, full or forbidden folder found at the first save would lose every minute
+    of work done until then. The check itself leaves nothing behind.
+
+    ``setting`` names where the folder was chosen (``[study].out_dir``, ``--out``), for the fix in the error.
+    """
+    folder = Path(folder)
+    with refused_writes(folder, setting):
+        existing = next(path for path in (folder, *folder.parents) if path.exists())  # a relative path ends at "."
+        if not existing.is_dir():
+            raise NasProxyError(f"cannot write {folder}: {existing} is a file, not a folder; point {setting} elsewhere")
+        fd, probe = tempfile.mkstemp(prefix=".nas-proxy-write-check.", dir=existing)
+        try:
+            os.write(fd, b"x")  # a byte, not just a name: a full disk still has room for an empty file
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    return folder
+
+
+def output_folder(out_dir: str | Path | None, default: Path) -> Path:
+    """Where a command writes its files, checked writable (:func:`check_writable`): ``out_dir`` (the ``--out`` of
+    report, compare and frontier), else ``default`` in the study's output folder."""
+    if out_dir is not None:
+        return check_writable(out_dir, "out_dir (--out)")
+    return check_writable(default, "[study].out_dir")
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash mid-write leaves ``path`` as it was (absent or the previous version), never half written.
+    A crash mid-write leaves ``path`` as it was (absent or the previous version), never half written. A write the
+    file system refuses (a full disk, a read-only folder) does too, and raises one line (:func:`refused_writes`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; the result gets the user's usual mode
+    tmp: Path | None = None
     try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with refused_writes(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; the result gets the user's usual mode
+            write(tmp)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return path
 
 
-def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype: dict | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, columns: list[str], what: str, fix: str, dtype: dict | type | None = None
+) -> pd.DataFrame:
     """The CSV table at ``path`` (empty, with ``columns``, if there is none yet).
 
     An unreadable file or one without ``columns`` raises one line naming ``what`` it should be and the ``fix``.
@@ -53,8 +116,13 @@ def read_table(path: str | Path, columns: list[str], what: str, fix: str, dtype:
         return pd.DataFrame(columns=columns)
     try:
         table = pd.read_csv(path, dtype=dtype)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise NasProxyError(f"{path}: not a readable {what} ({exc}); {fix}") from None
+    except OSError as exc:
+        raise NasProxyError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+    except ValueError as exc:  # ParserError, EmptyDataError, UnicodeDecodeError, a cell not of its ``dtype``
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if len(problem) > 120:  # a cell pandas quotes may hold megabytes
+            problem = f"{problem[:120]}..."
+        raise NasProxyError(f"{path}: not a readable {what} ({problem}); {fix}") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise NasProxyError(f"{path}: {what} lacks column {missing[0]!r}; {fix}")
@@ -144,7 +212,11 @@ class SharedTable:
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    # Serialised in memory first: torch.save's own file writer turns a full disk into a RuntimeError that
+    # names no errno, where Python's write raises the OSError atomic_write explains.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 class Lap:

@@ -66,7 +66,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from nas_proxy import _accel
 from nas_proxy._config import keyed_settings, settings_key
 from nas_proxy._interrupt import interruptible
-from nas_proxy._io import file_lock
+from nas_proxy._io import file_lock, refused_writes
 from nas_proxy._records import record_once
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
@@ -224,7 +224,9 @@ def shared_file(
         record = study.user_attrs.get(key)  # another worker may have published while this one built or waited
     digest = sha256(path) if path.is_file() else None  # the local copy's, hashed once
     if record is None:
-        artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+        # A full store: one line. The partial copy it may leave is named by no record, so nothing ever reads it.
+        with refused_writes(_describe(store), "[study].artifacts"):
+            artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
         record_once(study, key, {"artifact_id": artifact_id, "sha256": digest, "store": _describe(store)})
         time.sleep(SETTLE_SECONDS if settle is None else settle)
         record = study.user_attrs[key]
@@ -232,13 +234,17 @@ def shared_file(
         return path
     part = path.with_name(f"{path.name}.{os.getpid()}.download")
     try:
-        download_artifact(artifact_store=store, artifact_id=record["artifact_id"], file_path=str(part))
+        with refused_writes(path.parent, "[study].out_dir"):
+            download_artifact(artifact_store=store, artifact_id=record["artifact_id"], file_path=str(part))
     except ArtifactNotFound:
         raise NasProxyError(
             f"study {study.study_name!r} uses {path.name}, artifact {record['artifact_id']} in "
             f"{record['store']}, which {_describe(store)} does not hold; set [study].artifacts to a "
             f"store every worker reaches (a shared folder or s3://bucket)"
         ) from None
+    except NasProxyError:  # a full disk: no half-downloaded copy left behind
+        part.unlink(missing_ok=True)
+        raise
     if sha256(part) != record["sha256"]:
         part.unlink()
         raise NasProxyError(

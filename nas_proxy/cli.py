@@ -23,7 +23,9 @@ from typing import NoReturn
 
 import torch
 
-from nas_proxy._flags import Parser, config_options, from_options, numbers
+from nas_proxy._config import Bounds
+from nas_proxy._flags import Parser, config_options, from_options, integer, numbers
+from nas_proxy._io import check_writable
 from nas_proxy._version import __version__
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.config import BASE_PROXIES, PROXIES, Preset, load_preset
@@ -52,6 +54,13 @@ from nas_proxy.reference import (
 from nas_proxy.results import FAMILIES, FIT_SIZES, IPCS, SHORT, Report, compare_proxies, make_report, run_frontier
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy.study import load_study, quiet_optuna, run_workers, select_archs
+
+# Flags that set no config field, checked by the parser: threads as [training].threads is, and bootstrap resamples
+# (memory grows with resamples x architectures)
+_THREADS = next(f.metadata["bounds"] for f in dataclasses.fields(TrainConfig) if f.name == "threads")
+_BOOTSTRAP = Bounds(at_least=0, at_most=10_000, why="more cannot sharpen a 95% interval, only exhaust memory")
+# Parameters of the API's calls whose flag has another name, for an ArgumentError's message
+_FLAGS = {"ipcs": "ipc", "dm_ipcs": "dm_ipc"}
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -126,8 +135,11 @@ def _cmd_condense(args: argparse.Namespace) -> int:
     config = from_options(
         CondenseConfig, args, _CONDENSE_OPTIONS, compile={"on": True, "off": False}.get(args.compile, args.compile)
     )
+    if args.out.is_dir():
+        raise NasProxyError(f"--out {args.out} is a folder; name the file to write, e.g. --out {args.out / 'set.pt'}")
     if args.out.exists() and not args.force:
         raise NasProxyError(f"{args.out} exists; pass --force to overwrite it or choose another --out")
+    check_writable(args.out.parent, "--out")  # the set, its picture and its checkpoints
     checkpoint = checkpoint_path(args.out)
     if checkpoint.exists() and not args.resume:
         raise NasProxyError(
@@ -490,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol", default="", help="with --import: how the table was trained, kept beside it and shown in reports"
     )
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--threads", type=integer(_THREADS), default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(
         run=_cmd_reference,
         interrupted="reference interrupted; finished rows are saved, run the same command to continue",
@@ -506,9 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preset_options(p, data=False)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/report)")
     p.add_argument(
-        "--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the intervals (default: {N_BOOT})"
+        "--bootstrap",
+        type=integer(_BOOTSTRAP),
+        default=N_BOOT,
+        help=f"bootstrap resamples for the intervals (default: {N_BOOT})",
     )
-    p.add_argument("--rows", type=int, default=20, help="ranking rows to print (default: 20; files hold all)")
+    p.add_argument(
+        "--rows",
+        type=integer(Bounds(at_least=0)),
+        default=20,
+        help="ranking rows to print (default: 20; files hold all)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the scatter plot")
     p.set_defaults(run=_cmd_report)
 
@@ -530,10 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="scores averaged per architecture (default: [score].seeds)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/compare)")
     p.add_argument(
-        "--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples for the intervals (default: {N_BOOT})"
+        "--bootstrap",
+        type=integer(_BOOTSTRAP),
+        default=N_BOOT,
+        help=f"bootstrap resamples for the intervals (default: {N_BOOT})",
     )
     p.add_argument("--no-plot", action="store_true", help="skip the plot")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--threads", type=integer(_THREADS), default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(
         run=_cmd_compare, interrupted="compare interrupted; scores so far are saved, run the same command to continue"
     )
@@ -559,9 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, type=numbers(kind), default=list(default), help=f"{text} (default: {joined})")
     p.add_argument("--dm-ipc", type=numbers(int), default=None, help="the DM sets' sizes (default: --ipc)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/frontier)")
-    p.add_argument("--bootstrap", type=int, default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})")
+    p.add_argument(
+        "--bootstrap", type=integer(_BOOTSTRAP), default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})"
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the plot (frontier.png, needs matplotlib)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--threads", type=integer(_THREADS), default=0, help="CPU threads (default: PyTorch's choice)")
     p.set_defaults(
         run=_cmd_frontier, interrupted="frontier interrupted; scores so far are saved, run the same command to continue"
     )
@@ -582,7 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning
             return args.run(args)
     except ConfigError as exc:  # a config built from flags: name the flag the bad value came from
-        flag = f"--{exc.key.replace('_', '-')}" if exc.key in vars(args) else f"{exc.section}.{exc.key}"
+        key = _FLAGS.get(exc.key, exc.key)
+        flag = f"--{key.replace('_', '-')}" if key in vars(args) else f"{exc.section}.{exc.key}"
         print(f"error: {flag} {exc.problem}", file=sys.stderr)
         return 2
     except NasProxyError as exc:

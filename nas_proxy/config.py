@@ -28,16 +28,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas_proxy._config import check_fields, config_from_dict, positive, read_toml
+from nas_proxy._config import batch_field, bounded, check_fields, config_from_dict, read_toml, seed_field, shown
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy.data import DataConfig
 from nas_proxy.errors import ConfigError, NasProxyError
 from nas_proxy.method import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
+from nas_proxy.method._config import EPOCHS_LIMIT
 from nas_proxy.space import SearchSpace, load_search_space
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
@@ -45,6 +47,12 @@ BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "para
 FITTED_PROXIES = ("calibrated", "factors")
 PROXIES = BASE_PROXIES + FITTED_PROXIES
 ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
+# The seeds a score or a reference is the mean over: each trains every network once more.
+_SEEDS = {"above": 0, "at_most": 100, "why": "100 already measure a mean to a tenth of one seed's spread"}
+# [study] waits, in seconds
+_DAY = {"at_most": 86_400, "why": "a day: a longer wait would hide a dead worker or database"}
+# A study's name is a folder (runs/<name>) and a key in the storage: one plain folder name, on every system.
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -52,19 +60,20 @@ class ScoreConfig:
     """The ``[score]`` table: which proxy scores a trial, over how many seeds, and its own knobs."""
 
     proxy: str = "dm"
-    seeds: int = 1  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
-    early_epochs: float = 1.0  # `early`: passes over the full training data; below 1, that fraction of one
-    batch_size: int = 64  # zero-cost proxies: training images in their one batch
+    seeds: int = bounded(1, **_SEEDS)  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
+    # `early`: passes over the full training data; below 1, that fraction of one
+    early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
+    # zero-cost proxies: training images in their one batch
+    batch_size: int = batch_field(64)
     # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
     features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
     # Multi-fidelity (`calibrated` only): these proxies join the features for the trials Optuna's successive
     # halving promotes, the best 1/reduction_factor of those scored so far; the others keep the cheap score.
     refine: list[str] = field(default_factory=list)
-    reduction_factor: int = 3
+    reduction_factor: int = bounded(3, at_least=2)
 
     def __post_init__(self) -> None:
         check_fields(self, "[score]")
-        positive("[score]", seeds=self.seeds, early_epochs=self.early_epochs, batch_size=self.batch_size)
         if self.proxy not in PROXIES:
             raise ConfigError("[score]", "proxy", f"= {self.proxy!r} is not a proxy; choose from {', '.join(PROXIES)}")
         bad = next((f for f in self.features if f not in BASE_PROXIES), None)
@@ -88,8 +97,6 @@ class ScoreConfig:
                 f'needs proxy = "calibrated" (both fidelities are predictions of '
                 f"the reference rank), got proxy = {self.proxy!r}",
             )
-        if self.reduction_factor < 2:
-            raise ConfigError("[score]", "reduction_factor", f"must be at least 2, got {self.reduction_factor}")
         if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
             raise ConfigError(
                 "[score]",
@@ -112,20 +119,18 @@ class ReferenceConfig:
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig(**REFERENCE_DEFAULTS))
-    seeds: int = 1
-    sample_seed: int = 0
+    seeds: int = bounded(1, **_SEEDS)
+    sample_seed: int = seed_field()
     search_space: str = ""  # "": the study's space; else a sub-space `--archs N` draws from (e.g. cheaper nets)
     metric: Literal["test_acc", "val_acc"] = "test_acc"
     # `search` first trains this many sampled architectures (the `--archs N` sample) on the full data and
     # scores them first, so the study reports its faithfulness as it runs; 0: the reference is trained or
     # imported separately with `nas-proxy reference`.
-    sample: int = 0
+    sample: int = bounded(0, at_least=0)  # at most the space's size: checked when the sample is drawn
 
     def __post_init__(self) -> None:
         check_fields(self, "[reference]")
-        positive("[reference]", seeds=self.seeds)
-        if self.sample < 0:
-            raise ConfigError("[reference]", "sample", f"must be >= 0, got {self.sample}")
+        self.training.seed_values(self.seeds)  # the last seed must be one torch and numpy take, like the first
         if self.training.precision == "auto":  # one table, one protocol: "auto" differs from machine to machine
             raise ConfigError(
                 "[reference]",
@@ -165,8 +170,10 @@ class StudyConfig:
     name: str
     search_space: str = "small"
     sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: int = 0
-    n_trials: int = 20
+    sampler_seed: int = seed_field()
+    n_trials: int = bounded(
+        20, above=0, at_most=100_000, why="more than Optuna's samplers handle at a useful speed; split the search"
+    )
     storage: str = ""  # a database URL (with "://"), or a journal file's path; "" -> out_dir/study.journal
     out_dir: str = ""  # "" -> runs/<name>
     # Optuna artifact store for files every worker must share (the condensed set): a folder or s3://bucket;
@@ -175,26 +182,22 @@ class StudyConfig:
     # A trial whose worker died is failed and queued again, at most max_retry times. On a database
     # that takes a heartbeat silent for grace_period seconds (0: twice the interval); on a journal
     # file, a worker on the same machine notices the dead process at its next trial.
-    heartbeat_interval: int = 60
-    grace_period: int = 0
-    max_retry: int = 3
+    heartbeat_interval: int = bounded(60, above=0, **_DAY)
+    grace_period: int = bounded(0, at_least=0, **_DAY)
+    max_retry: int = bounded(3, at_least=0, at_most=100, why="a trial that failed 100 times will fail again")
     # A database connection lost in the middle of a study (a restart, a failover) is retried for this many
     # seconds before the worker stops with one line; within the heartbeat's grace period nothing is re-run.
-    reconnect_timeout: int = 120
+    reconnect_timeout: int = bounded(120, above=0, **_DAY)
 
     def __post_init__(self) -> None:
         check_fields(self, "[study]")
-        positive(
-            "[study]",
-            n_trials=self.n_trials,
-            heartbeat_interval=self.heartbeat_interval,
-            reconnect_timeout=self.reconnect_timeout,
-        )
-        for key in ("grace_period", "max_retry"):
-            if getattr(self, key) < 0:
-                raise ConfigError("[study]", key, f"must be >= 0, got {getattr(self, key)}")
-        if not self.name:
-            raise ConfigError("[study]", "name", "must not be empty")
+        if not _STUDY_NAME.fullmatch(self.name):
+            raise ConfigError(
+                "[study]",
+                "name",
+                f"= {shown(self.name)} is not a plain folder name (it names runs/<name> and the study in its "
+                f"storage): use 1 to 128 letters, digits, '.', '_' and '-', not starting with '.' or '-'",
+            )
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
@@ -222,6 +225,9 @@ class Preset:
     score: ScoreConfig
     reference: ReferenceConfig
     path: Path
+
+    def __post_init__(self) -> None:
+        self.training.seed_values(self.score.seeds)  # the last seed must be one torch and numpy take, like the first
 
     def space(self) -> SearchSpace:
         return load_search_space(self.study.search_space)
@@ -291,7 +297,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
     if "study" not in raw:
         raise NasProxyError(f'{path}: missing [study] table (it needs at least name = "...")')
     configs = {key: cls.from_dict(raw.get(key, {}), f"{path}: [{key}]") for key, cls in _SECTIONS.items()}
-    preset = Preset(path=path, **configs)
+    try:
+        preset = Preset(path=path, **configs)
+    except ConfigError as exc:  # a rule across tables: name the file
+        raise NasProxyError(f"{path}: {exc}") from None
     preset.space()  # the search space must exist and be valid
     return preset
 

@@ -1,9 +1,11 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from presets import write_preset
 
 from nas_proxy.cli import build_parser, main
 
@@ -115,3 +117,113 @@ def test_one_search_worker_per_visible_gpu(monkeypatch):
     assert workers.worker_devices("cuda:1", 2) == ["cuda:1", "cuda:1"]  # an explicit GPU is kept
     monkeypatch.setattr(workers.torch.cuda, "device_count", lambda: 1)
     assert workers.worker_devices("auto", 0) == ["cuda"]
+
+
+# ---------------------------------------------------------------- flags checked before any work, in one line
+
+
+def _frontier(tmp_path, *flags):
+    return ["frontier", str(write_preset(tmp_path)), *flags, "--no-progress"]
+
+
+def _case_frontier_ipc_zero(tmp_path):
+    return _frontier(tmp_path, "--ipc", "0", "--families", "subset"), "--ipc must be positive, got 0"
+
+
+def _case_frontier_dm_ipc_zero(tmp_path):
+    return _frontier(tmp_path, "--dm-ipc", "0", "--families", "dm"), "--dm-ipc must be positive, got 0"
+
+
+def _case_frontier_short_nan(tmp_path):
+    return _frontier(
+        tmp_path, "--short", "nan", "--families", "short"
+    ), "--short holds nan; each must be a fraction of the reference's"
+
+
+def _case_frontier_short_inf(tmp_path):
+    return _frontier(tmp_path, "--short", "0.1,inf", "--families", "short"), "--short holds inf;"
+
+
+def _case_frontier_short_zero(tmp_path):
+    return _frontier(tmp_path, "--short", "0", "--families", "short"), "--short holds 0.0;"
+
+
+def _case_frontier_short_negative(tmp_path):
+    return _frontier(tmp_path, "--short", "-0.5", "--families", "short"), "--short holds -0.5;"
+
+
+def _case_frontier_short_whole(tmp_path):  # all the reference's steps is no short training
+    return _frontier(tmp_path, "--short", "0.5,1"), r"--short holds 1.0; .* between 0 and 1 \(both excluded\)"
+
+
+def _case_frontier_fit_size_negative(tmp_path):
+    return _frontier(tmp_path, "--fit-sizes", "-1"), "--fit-sizes holds -1; each must be .* at least 8"
+
+
+def _case_frontier_bootstrap_negative(tmp_path):
+    return _frontier(tmp_path, "--bootstrap", "-1"), "argument --bootstrap: must be >= 0, got -1"
+
+
+def _case_frontier_threads_huge(tmp_path):
+    return _frontier(tmp_path, "--threads", "100000"), "argument --threads: must be at most 1024"
+
+
+def _case_compare_threads_negative(tmp_path):
+    return ["compare", str(write_preset(tmp_path)), "--threads", "-1", "--no-progress"], "--threads: must be >= 0"
+
+
+def _case_compare_seeds_huge(tmp_path):
+    return ["compare", str(write_preset(tmp_path)), "--seeds", "1000000000", "--no-progress"], "--seeds must be at most"
+
+
+def _case_report_bootstrap_huge(tmp_path):
+    return ["report", str(write_preset(tmp_path)), "--bootstrap", "10000000000"], "--bootstrap: must be at most 10000"
+
+
+def _case_report_rows_negative(tmp_path):
+    return ["report", str(write_preset(tmp_path)), "--rows", "-1"], "argument --rows: must be >= 0, got -1"
+
+
+def _case_report_out_a_file(tmp_path):
+    preset = str(write_preset(tmp_path))
+    assert main(["search", preset, "--n-trials", "1", "--no-progress"]) == 0
+    (tmp_path / "a-file").write_text("not a folder")
+    return [
+        "report",
+        preset,
+        "--out",
+        str(tmp_path / "a-file"),
+    ], r"a-file is a file, not a folder; point out_dir \(--out\)"
+
+
+def _case_storage_a_folder(tmp_path):
+    (tmp_path / "a-folder").mkdir()
+    return (
+        ["search", str(write_preset(tmp_path)), "--storage", str(tmp_path / "a-folder"), "--no-progress"],
+        r"a-folder: it is a folder; point \[study\].storage \(--storage\) at a file name",
+    )
+
+
+def _case_condense_out_a_folder(tmp_path):  # refused before condensing, not when saving after it
+    (tmp_path / "sets").mkdir()
+    return ["condense", "--out", str(tmp_path / "sets"), "--force", *SMALL], "--out .*sets is a folder; name the file"
+
+
+FLAG_CASES = {name.removeprefix("_case_"): case for name, case in dict(globals()).items() if name.startswith("_case_")}
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_CASES))
+def test_a_bad_flag_is_one_line_exit_2_before_any_work(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, message = FLAG_CASES[name](tmp_path)
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    try:
+        status = main(args)
+    except SystemExit as exc:  # the parser's own checks (--threads, --bootstrap, --rows) exit there
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

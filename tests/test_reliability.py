@@ -25,6 +25,7 @@ from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.method import CondenseConfig, CondensedSet, TrainConfig
 from nas_proxy.reference import read_reference
+from nas_proxy.study._stale import process_alive
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nas_proxy"
 COMPLETE, FAIL, RUNNING = (
@@ -237,7 +238,9 @@ def _slow_preset(tmp_path, name="killed", extra=""):
     return path
 
 
-def _running_trial_of(preset, pid: int):
+def _training_trial(preset, owner=lambda pid: True, after_one: bool = True):
+    """A trial that is training now (past suggesting, not a repeat), of a worker whose pid ``owner`` accepts;
+    with ``after_one``, only once a trial has finished (the condensed set and the first trial are behind)."""
     try:
         study = load_study(preset)
     except Exception:
@@ -246,10 +249,15 @@ def _running_trial_of(preset, pid: int):
     scored = {t.user_attrs.get("arch") for t in done}  # a repeat reuses that score and finishes at once: no target
     running = [
         t
-        for t in study.get_trials(deepcopy=False, states=(RUNNING,))  # past suggesting: training
-        if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.user_attrs.get("arch", None) not in scored | {None}
+        for t in study.get_trials(deepcopy=False, states=(RUNNING,))
+        if owner(int(t.user_attrs.get("worker", "0:0").rpartition(":")[2]))
+        and t.user_attrs.get("arch", None) not in scored | {None}
     ]
-    return running[0] if done and running else None
+    return running[0] if (done or not after_one) and running else None
+
+
+def _running_trial_of(preset, pid: int):
+    return _training_trial(preset, lambda owner: owner == pid)
 
 
 def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[str]) -> int:
@@ -290,6 +298,107 @@ def test_a_killed_worker_trial_is_failed_and_retried_once_on_a_journal(tmp_path)
     assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0  # condensed before the race
     victim = _kill_one_of_two_workers(path, preset, 10, [])
     _assert_retried_once(load_study(preset), victim, 10)
+
+
+def test_a_zombie_worker_is_dead():
+    """A worker killed while its parent trains stays a zombie until joined; os.kill(pid, 0) still succeeds."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        _wait_for(lambda: Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z")
+        os.kill(child.pid, 0)  # the process table still holds it
+        assert not process_alive(child.pid)
+        assert process_alive(os.getpid())
+    finally:
+        child.wait()
+
+
+def test_a_killed_spawned_worker_is_taken_over_and_the_study_finishes(tmp_path):
+    """`search --workers 2`, then SIGKILL the spawned worker while it trains (as an out-of-memory kill does): the
+    first worker reaps it, runs its trial again and ends the study with every trial scored."""
+    path = _slow_preset(tmp_path)
+    preset = load_preset(path)
+    assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0  # condensed before the race
+    parent = subprocess.Popen(
+        _cli("search", str(path), "--n-trials", "6", "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        trial = _wait_for(lambda: _training_trial(preset, lambda pid: pid != parent.pid), process=parent)
+        victim = int(trial.user_attrs["worker"].rpartition(":")[2])
+        os.kill(victim, signal.SIGKILL)
+        out, err = parent.communicate(timeout=240)
+    finally:
+        parent.kill()
+    assert parent.returncode == 0, err
+    assert b"Traceback" not in err and b"leaked" not in err, err
+    assert f"a search worker (process {victim}) was killed by SIGKILL".encode() in out
+    _assert_retried_once(load_study(preset), victim, 6)
+
+
+def test_ctrl_c_queues_the_interrupted_architecture_again(tmp_path):
+    """A study of 2 trials, `search --archs A,B`, Ctrl-C while A trains: the same command scores A and B."""
+    path = _slow_preset(tmp_path, extra="n_trials = 2").resolve()
+    path.write_text(path.read_text().replace("n_trials = 6\n", ""))
+    preset = load_preset(path)
+    archs = ["d2-w64-relu-instancenorm-avgpool", "d1-w32-relu-none-avgpool"]
+    command = ["search", str(path), "--archs", ",".join(archs)]
+    process = subprocess.Popen(_cli(*command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _training_trial(preset, after_one=False), process=process)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err == "search interrupted; run the same command to continue the study\n"
+    assert main([*command, "--no-progress"]) == 0
+    trials = load_study(preset).get_trials(deepcopy=False)
+    scored = [t.user_attrs["arch"] for t in trials if t.state == COMPLETE and not t.user_attrs.get("cached")]
+    assert sorted(scored) == sorted(archs)
+    interrupted = [t for t in trials if t.state == FAIL]
+    assert len(interrupted) == 1 and interrupted[0].user_attrs["arch"] == archs[0]
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == interrupted[0].number)
+    assert retry.state == COMPLETE and retry.user_attrs["arch"] == archs[0]
+
+
+def test_ctrl_c_on_two_workers_at_any_moment_is_one_line_and_the_study_continues(tmp_path):
+    """Ctrl-C to the process group (as a terminal sends it) while the spawned worker starts up or trains."""
+    path = _slow_preset(tmp_path)
+    preset = load_preset(path)
+    assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0
+    command = _cli("search", str(path), "--n-trials", "30", "--workers", "2")
+    for delay in (0.0, 0.5, 3.0):  # after the first line: the worker imports torch for ~2 s, then trains
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            process.stdout.readline()
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGINT)
+            _, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+        assert process.returncode == 130, (delay, err)
+        assert err == "search interrupted; run the same command to continue the study\n", (delay, err)
+        study = load_study(preset)
+        assert not study.get_trials(deepcopy=False, states=(RUNNING,)), delay
+        failed = {t.number for t in study.get_trials(deepcopy=False, states=(FAIL,))}
+        for waiting in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            assert waiting.system_attrs["retry_history"][-1] in failed  # only copies of interrupted trials wait
+    assert main(["search", str(path), "--n-trials", "8", "--no-progress"]) == 0
+    study = load_study(preset)
+    assert not study.get_trials(deepcopy=False, states=(RUNNING, optuna.trial.TrialState.WAITING))
+    interrupted = [t for t in study.get_trials(deepcopy=False) if t.state == FAIL]
+    for trial in interrupted:  # every interrupted architecture is scored in the end
+        assert trial.user_attrs["arch"] in {t.user_attrs["arch"] for t in study.trials if t.state == COMPLETE}
+
+
+def test_an_error_every_worker_meets_is_one_line(tmp_path):
+    """Each worker of `--workers 2` loads the data; missing data is one line from the command, not one per worker."""
+    path = write_preset(tmp_path, data='dataset = "mnist"').resolve()
+    path.write_text(path.read_text().replace('dataset = "digits"\n', ""))
+    command = _cli("search", str(path), "--workers", "2", "--data-root", str(tmp_path / "none"))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: MNIST not found")
 
 
 def _postgres_url() -> str:
@@ -434,12 +543,21 @@ def _in_place_writes(source: str, filename: str) -> list[str]:
         ]
         return bool(locks) and len(uses) == len(locks)  # the handle is used for nothing but flock
 
+    buffers = {  # names bound to an in-memory file: writing to one writes no file
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _call_name(node.value.func)[-1:] == ("BytesIO",)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         target = _written_file(node)
-        if target is None or only_locked(node):
+        if target is None or only_locked(node) or (isinstance(target, ast.Name) and target.id in buffers):
             continue
         tmp = tmp_of_enclosing_callback(node)
         if tmp is not None and isinstance(target, ast.Name) and target.id == tmp:
@@ -489,6 +607,7 @@ def test_the_atomic_write_scan_catches_writes_in_place(source):
         'with open(lock_path, "w") as lock:\n    fcntl.flock(lock, fcntl.LOCK_EX)\n    table = read(path)',
         'with gzip.open(path, "rb") as handle:\n    data = handle.read()',
         "text = frame.to_csv(index=False)",
+        "buffer = io.BytesIO()\ntorch.save(state, buffer)",
         "path.open()",
     ],
     ids=lambda source: source.splitlines()[-1],

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nas_proxy._config import check_fields, config_from_dict
+from nas_proxy._config import check_fields, config_from_dict, seed_field
 from nas_proxy.errors import ConfigError
 
 
@@ -29,7 +29,7 @@ class DataConfig:
 
     dataset: str = "digits"
     val_fraction: float = 0.1
-    split_seed: int = 0
+    split_seed: int = seed_field()
 
     def __post_init__(self) -> None:
         check_fields(self, "[data]")

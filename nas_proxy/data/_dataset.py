@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas_proxy._config import field_problem, shown
 from nas_proxy.data._config import DataConfig, val_fraction_problem
 
 # DATASETS and DataError are defined lower down (_sources, errors) so that the modules this
@@ -314,7 +315,10 @@ def load_dataset(
     if problem is not None:
         raise DataError(f"val_fraction {problem}; pass for example 0.1 (or 0 for no validation split)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise DataError(f"seed must be an integer, got {seed!r}; pass for example seed=0")
+        raise DataError(f"seed must be an integer, got {shown(seed)}; pass for example seed=0")
+    problem = field_problem(DataConfig.__dataclass_fields__["split_seed"], int(seed))  # [data].split_seed's range
+    if problem is not None:
+        raise DataError(f"seed (the split's: [data].split_seed, --split-seed) {problem}")
     if not isinstance(name, str) or not name.strip():
         raise _unknown_name(str(name), "empty or not a string")
     dev = resolve_device(device)

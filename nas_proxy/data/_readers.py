@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from nas_proxy._config import shown
 
 __all__ = [
     "CorruptFileError",
@@ -90,15 +93,55 @@ def read_idx(path: Path, ndim: int, shape: tuple[int, ...] | None = None) -> np.
     return arr
 
 
+# The globals a CIFAR batch (a dict of a uint8 array, lists, bytes and ints) may name: numpy's array and scalar
+# rebuilders (numpy.core as the official Python 2 files and numpy 1 spell them, numpy._core as numpy 2 does;
+# _reconstruct up to pickle protocol 4, _frombuffer at 5), and _codecs.encode, how Python 3 writes bytes at
+# protocols 0 to 2. None of them runs anything but numpy's own code on the file's bytes.
+_CIFAR_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
+
+
+class _Disallowed(pickle.UnpicklingError):
+    """A pickle names a global outside :data:`_CIFAR_GLOBALS`."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch and nothing else: every other global (os.system, builtins.exec, any class) is refused
+    before it is imported, so a crafted file in a data root cannot run code when it is read."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise _Disallowed(f"{module}.{name}")
+        with warnings.catch_warnings():  # numpy 2 reads numpy 1's numpy.core names but warns that they moved
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return super().find_class(module, name)
+
+
 def read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR python batch: returns uint8 images (N, 3, 32, 32) and int64 labels (N,).
 
+    Only arrays, lists, dicts, bytes, strings and numbers are unpickled; a file naming anything else is refused
+    unrun.
+
     Raises:
-        CorruptFileError: not unpicklable, missing keys, wrong sizes.
+        CorruptFileError: not unpicklable, Python objects other than a batch's, missing keys, wrong sizes.
     """
     try:
         with path.open("rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+            batch = _CifarUnpickler(fh, encoding="bytes").load()
+    except _Disallowed as exc:
+        raise CorruptFileError(path, f"holds Python objects ({shown(str(exc))}), not a CIFAR batch") from None
     except Exception as exc:  # pickle raises many types on garbage input
         raise CorruptFileError(path, f"cannot be unpickled ({type(exc).__name__})") from exc
     if not isinstance(batch, dict):

@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
+import math
 import pickle
 import platform
 import struct
@@ -166,6 +168,8 @@ def _read(path: Path, what: str, fix: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # torch's zip reader, seeking past the end of a file cut short
+            raise NasProxyError(f"{path} is cut short or corrupt (its zip archive ends early); {fix}") from None
         raise NasProxyError(
             f"cannot read the {what} {path} ({exc.strerror or exc}); check the file's permissions and the disk"
         ) from None
@@ -238,6 +242,10 @@ def _set_problem(blob: Any) -> str:
         return f"{len(images)} images and {len(labels)} labels"
     if int(labels.min()) < 0:
         return "negative labels"
+    if len(labels.unique()) < 2:  # nothing to tell apart: every network trained on it scores at chance
+        return "images of one class only; a set needs at least 2"
+    if not bool(torch.isfinite(images).all()):
+        return "its images hold NaN or infinite values"
     return ""
 
 
@@ -470,7 +478,11 @@ def _condense(
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         done = iteration + 1
+        if not math.isfinite(losses[-1]):  # read for the progress bar anyway: no extra wait on the device
+            bar.close()
+            raise _diverged(done, config, checkpoint, f"its matching loss is {losses[-1]}")
         if checkpoint is not None and (done % config.checkpoint_every == 0) and done < config.iterations:
+            _check_finite(images, done, config, checkpoint, bar)
             atomic_torch_save(
                 {
                     "format": _CHECKPOINT_FORMAT,
@@ -486,6 +498,7 @@ def _condense(
                 },
                 checkpoint,
             )
+    _check_finite(images, config.iterations, config, checkpoint, bar)
     bar.close()
     elapsed += time.perf_counter() - tic
     meta = {
@@ -514,6 +527,25 @@ def _condense(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return CondensedSet(images.detach().cpu(), labels.cpu(), meta)
+
+
+def _diverged(iteration: int, config: CondenseConfig, checkpoint: Path | None, what: str) -> NasProxyError:
+    """The error of a run whose images or loss stopped being finite: nothing of it is saved from then on."""
+    # Its checkpoint (finite, but resuming it diverges again, and not with another lr_img) is left for the user.
+    again = f"delete {checkpoint} and run again" if checkpoint is not None and checkpoint.exists() else "run again"
+    return NasProxyError(
+        f"condensation diverged at iteration {iteration} ({what}): its steps on the images are too large; "
+        f"lower [condense].lr_img (now {config.lr_img:g}), e.g. tenfold, and {again}"
+    )
+
+
+def _check_finite(
+    images: torch.Tensor, iteration: int, config: CondenseConfig, checkpoint: Path | None, bar: tqdm
+) -> None:
+    """Stop before a set or checkpoint holding NaN or inf is saved (one wait on the device: checked only then)."""
+    if not bool(torch.isfinite(images).all()):
+        bar.close()
+        raise _diverged(iteration, config, checkpoint, "its images hold NaN or infinite values")
 
 
 def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[str, Any]:

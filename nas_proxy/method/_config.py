@@ -8,11 +8,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+
 from nas_proxy._accel import Precision
-from nas_proxy._config import check_fields, config_from_dict, keyed_settings, positive
+from nas_proxy._config import (
+    SEED_LIMIT,
+    batch_field,
+    bounded,
+    check_fields,
+    config_from_dict,
+    keyed_settings,
+    seed_field,
+)
 from nas_proxy.errors import ConfigError, NasProxyError
 from nas_proxy.method._augment import check_dsa_strategy
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, load_search_space
+
+# Upper limits against typos (10**9 epochs would train for ever, 10**9 images exhaust memory before any check),
+# generous for real use; each says why it is there.
+EPOCHS_LIMIT = 100_000
+_LONGER = "longer would run for weeks"
+# A step size or decay past float32's range cannot scale float32 parameters or images: torch raises.
+_FLOAT32 = {"at_most": torch.finfo(torch.float32).max, "why": "the largest float32, the parameters' type"}
+_THREADS = {"at_least": 0, "at_most": 1024, "why": "more than any machine's CPU threads"}
 
 
 @dataclass(frozen=True)
@@ -30,19 +48,21 @@ class CondenseConfig:
     they make.
     """
 
-    ipc: int = 10
-    iterations: int = 20_000
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: int = 256
+    # MNIST's largest class holds 6,742 training images: no supported data set's holds 10,000
+    ipc: int = bounded(10, above=0, at_most=10_000, why="no class of a supported data set holds more images")
+    iterations: int = bounded(20_000, at_least=0, at_most=1_000_000, why=f"50 times the paper's 20,000; {_LONGER}")
+    lr_img: float = bounded(1.0, above=0, **_FLOAT32)
+    momentum: float = bounded(0.5, at_least=0, below=1)
+    batch_real: int = batch_field(256)
     init: Literal["real", "noise"] = "real"
     embed_arch: str = DEFAULT_ARCH.id
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
+    seed: int = seed_field()
     precision: Precision = "auto"
     compile: Literal["auto", True, False] = "auto"
-    real_chunk: int = 256  # real images per forward pass: bounds memory, exact for per-sample norms
-    checkpoint_every: int = 500
+    # real images per forward pass: bounds memory, exact for per-sample norms
+    real_chunk: int = batch_field(256)
+    checkpoint_every: int = bounded(500, above=0)
     deterministic: bool = False
     # Each iteration's embedding network: "" the one `embed_arch` (the paper's), or drawn from this search space
     # (a shipped name or a TOML path), so the set is matched in the networks a study will train on it.
@@ -54,18 +74,6 @@ class CondenseConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "[condense]")
-        positive(
-            "[condense]",
-            ipc=self.ipc,
-            batch_real=self.batch_real,
-            lr_img=self.lr_img,
-            real_chunk=self.real_chunk,
-            checkpoint_every=self.checkpoint_every,
-        )
-        if self.iterations < 0:
-            raise ConfigError("[condense]", "iterations", f"must be >= 0, got {self.iterations}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("[condense]", "momentum", f"must be in [0, 1), got {self.momentum}")
         try:
             ArchSpec.parse(self.embed_arch)
         except NasProxyError as exc:
@@ -106,45 +114,31 @@ class TrainConfig:
     CUDA, where concurrent streams have not been measured yet); it changes only the speed.
     """
 
-    epochs: int = 1000
+    epochs: int = bounded(1000, above=0, at_most=EPOCHS_LIMIT, why=f"100 times the paper's 1000; {_LONGER}")
     # 0: `epochs` passes over the training set; N: exactly N optimiser steps (batches drawn pass by pass) whatever
     # the set's size, so sets of different sizes train at the same cost and a tiny set gets enough steps.
-    steps: int = 0
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    lr_decay_at: float = 0.5  # `schedule = "step"`: x0.1 after this fraction of the steps
+    steps: int = bounded(0, at_least=0, at_most=10_000_000, why=_LONGER)
+    lr: float = bounded(0.01, above=0, **_FLOAT32)
+    momentum: float = bounded(0.9, at_least=0, below=1)
+    weight_decay: float = bounded(5e-4, at_least=0, **_FLOAT32)
+    batch_size: int = batch_field(256)
+    lr_decay_at: float = bounded(0.5, above=0, at_most=1)  # `schedule = "step"`: x0.1 after this fraction of the steps
     # "step": the paper's (lr, then lr/10 from lr_decay_at); "onecycle": warm up to lr over the first `warmup` of the
     # steps, then cosine decay (torch's OneCycleLR, momentum kept): the usual full-data schedule, compressed into
     # however many steps the run has, so a short run ends annealed like a long one.
     schedule: Literal["step", "onecycle"] = "step"
-    warmup: float = 0.15
+    warmup: float = bounded(0.15, above=0, below=1)
     dsa_strategy: str = "auto"  # "auto": the dataset's strategy; "none": no augmentation
-    seed: int = 0
+    seed: int = seed_field()
     precision: Precision = "auto"
     compile: bool = False
-    eval_batch_size: int = 2048
-    threads: int = 0
+    eval_batch_size: int = batch_field(2048)
+    threads: int = bounded(0, **_THREADS)
     deterministic: bool = False
-    jobs: int = 0
+    jobs: int = bounded(0, **_THREADS)
 
     def __post_init__(self) -> None:
         check_fields(self, "[training]")
-        positive(
-            "[training]",
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            eval_batch_size=self.eval_batch_size,
-        )
-        if not 0 < self.lr_decay_at <= 1:
-            raise ConfigError("[training]", "lr_decay_at", f"must be in (0, 1], got {self.lr_decay_at}")
-        if not 0 < self.warmup < 1:
-            raise ConfigError("[training]", "warmup", f"must be between 0 and 1, got {self.warmup}")
-        for name in ("threads", "jobs", "steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError("[training]", name, f"must be >= 0, got {getattr(self, name)}")
         check_dsa_strategy("[training]", self.dsa_strategy)
 
     @classmethod
@@ -153,6 +147,13 @@ class TrainConfig:
 
     def seed_values(self, count: int) -> list[int]:
         """``count`` consecutive seeds from ``seed``: the one rule for a score's or a reference's seeds."""
+        if self.seed + count - 1 > SEED_LIMIT:  # each becomes a TrainConfig's seed
+            raise ConfigError(
+                "[training]",
+                "seed",
+                f"= {self.seed} leaves no room for the {count} seeds from it (each at most {SEED_LIMIT}); "
+                f"use a seed of at most {SEED_LIMIT - count + 1}",
+            )
         return list(range(self.seed, self.seed + count))
 
     def batches(self, images: int) -> int:

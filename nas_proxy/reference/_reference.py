@@ -42,16 +42,18 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from nas_proxy._io import SharedTable, atomic_write, read_table
+from nas_proxy._config import SEED_LIMIT, shown
+from nas_proxy._io import SharedTable, atomic_write, check_writable, read_table
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset, ReferenceConfig
 from nas_proxy.data import Dataset, default_dsa_strategy
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import TrainResult, network_size, resolve_strategy, train_candidates
 from nas_proxy.reference._agreement import N_BOOT, Agreement, rank_agreement
-from nas_proxy.space import ArchSpec, SearchSpace, load_search_space
+from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
 
 COLUMNS = [
     "arch",
@@ -95,6 +97,29 @@ def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
         )
 
 
+# What a cell of each numeric column must hold, said as "<column> <cell> is not ...".
+_CELLS: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
+    "seed": (
+        f"a whole number in 0..{SEED_LIMIT} (the seed the row was trained with)",
+        lambda v: v.between(0, SEED_LIMIT) & (v == np.floor(v)),
+    ),
+    "test_acc": ("an accuracy in [0, 1] (a fraction, not a percentage)", lambda v: v.between(0, 1)),
+    "val_acc": ("an accuracy in [0, 1] (a fraction, not a percentage)", lambda v: v.between(0, 1)),
+    "seconds": ("a number of seconds >= 0; leave the cell empty if unknown", lambda v: v.ge(0) & np.isfinite(v)),
+    "epochs": (
+        "a whole number of epochs >= 0; leave the cell empty if unknown",
+        lambda v: v.ge(0) & np.isfinite(v) & (v == np.floor(v)),
+    ),
+}
+
+
+def _parse(text: str) -> ArchSpec | None:
+    try:
+        return ArchSpec.parse(text)
+    except (NasProxyError, ValueError):  # ValueError: a depth or width of more digits than int() reads
+        return None
+
+
 def import_reference(
     source: str | Path, path: str | Path, data: Dataset, space: SearchSpace, *, metric: str, protocol: str = ""
 ) -> pd.DataFrame:
@@ -105,9 +130,10 @@ def import_reference(
 
     ``source`` has columns ``arch``, ``seed``, ``test_acc`` and optionally ``val_acc``,
     ``seconds`` and ``epochs``; ``protocol`` is a note on how it was trained, kept beside it. Every
-    row is checked first (ids in the study's space, no (arch, seed) twice, accuracies in [0, 1]);
-    a bad one raises one line naming the row, and nothing is written. Report, compare and search
-    then use it in place of a computed table; ``--import`` again replaces it.
+    cell is checked first (ids in the study's space, seeds whole numbers in [0, 2**31), accuracies in
+    [0, 1], seconds and epochs empty or >= 0, no (arch, seed) twice however its id is spelt); the
+    first bad one raises one line naming its line, column and value, and nothing is written. Report,
+    compare and search then use it in place of a computed table; ``--import`` again replaces it.
     """
     source, path = Path(source), Path(path)
     if not source.is_file():
@@ -117,7 +143,7 @@ def import_reference(
         ["arch", "seed", "test_acc"],
         "reference table to import",
         "it needs columns arch, seed, test_acc (val_acc optional)",
-        dtype={"arch": str},
+        dtype=str,  # each cell as written: a bad one is reported as the file has it
     )
     if raw.empty:
         raise NasProxyError(f"{source}: no rows to import")
@@ -125,44 +151,61 @@ def import_reference(
         raise NasProxyError(
             f'{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set metric = "test_acc"'
         )
-    archs = []
-    for line, row in zip(range(2, len(raw) + 2), raw.itertuples(index=False)):
-        where = f"{source}, line {line}"
-        try:
-            arch = ArchSpec.parse(str(row.arch))
-        except NasProxyError as exc:
-            raise NasProxyError(f"{where}: {exc}") from None
-        archs.append(arch)
-        if arch not in space:
-            raise NasProxyError(
-                f"{where}: {arch.id} is not in the study's search space {space.name!r}; import only architectures of it"
+    raw = raw.reindex(columns=[*raw.columns, *(c for c in _CELLS if c not in raw)])  # optional ones absent: empty
+    # Column by column, not row by row: a table may hold millions of rows but few distinct ids, each parsed once.
+    codes, spellings = pd.factorize(raw["arch"])  # code -1: an empty cell, which the appended False refuses
+    parsed = [_parse(text) for text in spellings]
+    known = np.array([arch is not None for arch in parsed] + [False])[codes]
+    inside = np.array([arch is not None and arch in space for arch in parsed] + [False])[codes]
+    numbers = {column: pd.to_numeric(raw[column], errors="coerce").astype(float) for column in _CELLS}
+
+    def cell(column: str, i: int) -> str:  # a number unquoted (a whole one as an int), other text quoted; nan: empty
+        number = float(numbers[column].iloc[i])
+        return shown(raw[column].iloc[i] if math.isnan(number) else int(number) if number.is_integer() else number)
+
+    def arch_problem(i: int) -> str:
+        if not known[i]:
+            return (
+                f"arch {shown(raw['arch'].iloc[i])} is not an architecture id; write it as "
+                f"d<depth>-w<width>-<activation>-<norm>-<pooling>, e.g. {DEFAULT_ARCH.id}"
             )
-        if pd.isna(row.seed) or float(row.seed) != int(row.seed):
-            raise NasProxyError(f"{where}: seed {row.seed!r} is not a whole number")
-        for column in ("test_acc", "val_acc"):
-            value = getattr(row, column, 0.0)
-            if pd.isna(value) and column == metric or not pd.isna(value) and not 0 <= float(value) <= 1:
-                raise NasProxyError(
-                    f"{where}: {column} {value!r} is not an accuracy in [0, 1] (a fraction, not a percentage)"
-                )
-    duplicated = raw.duplicated(["arch", "seed"], keep="first")
-    if duplicated.any():
-        line = int(duplicated.to_numpy().argmax()) + 2
-        raise NasProxyError(
-            f"{source}, line {line}: {raw['arch'].iloc[line - 2]} seed {raw['seed'].iloc[line - 2]} "
-            f"appears twice; keep one row per (arch, seed)"
+        return (
+            f"{shown(parsed[codes[i]].id)} is not in the study's search space {space.name!r}; "
+            f"import only architectures of it"
         )
-    sizes = [network_size(arch, data) for arch in archs]
+
+    bad = {"arch": ~inside}  # the first check names the first bad row's first bad cell
+    for column, (_, valid) in _CELLS.items():
+        bad[column] = np.where(raw[column].isna(), column in ("seed", metric), ~valid(numbers[column]))
+    first = {column: int(mask.argmax()) for column, mask in bad.items() if mask.any()}
+    if first:
+        i = min(first.values())
+        column = next(c for c, row in first.items() if row == i)
+        problem = arch_problem(i) if column == "arch" else f"{column} {cell(column, i)} is not {_CELLS[column][0]}"
+        raise NasProxyError(f"{source}, line {i + 2}: {problem}")
+    # Duplicates by canonical id: D1-W32-... and d1-w32-... name one architecture.
+    archs, arch_codes = np.unique(np.array([arch.id for arch in parsed], dtype=object), return_inverse=True)
+    rows = arch_codes[codes]
+    seeds = numbers["seed"].to_numpy().astype(np.int64)
+    duplicated = pd.Series(rows * (SEED_LIMIT + 1) + seeds).duplicated()
+    if duplicated.any():
+        i = int(duplicated.to_numpy().argmax())
+        earlier = int(np.flatnonzero((rows == rows[i]) & (seeds == seeds[i]))[0])
+        raise NasProxyError(
+            f"{source}, line {i + 2}: {archs[rows[i]]} seed {seeds[i]} appears twice (lines {earlier + 2} and "
+            f"{i + 2}); keep one row per (arch, seed)"
+        )
+    sizes = np.array([network_size(ArchSpec.parse(arch), data) for arch in archs], dtype=np.int64).reshape(-1, 2)
     table = pd.DataFrame(
         {
-            "arch": [arch.id for arch in archs],
-            "seed": raw["seed"].astype(int),
-            "val_acc": raw.get("val_acc", math.nan),
-            "test_acc": raw["test_acc"],
-            "params": [p for p, _ in sizes],
-            "flops": [f for _, f in sizes],
-            "seconds": raw.get("seconds", math.nan),
-            "epochs": raw.get("epochs", math.nan),
+            "arch": archs[rows],
+            "seed": seeds,
+            "val_acc": numbers["val_acc"],
+            "test_acc": numbers["test_acc"],
+            "params": sizes[rows, 0],
+            "flops": sizes[rows, 1],
+            "seconds": numbers["seconds"],
+            "epochs": numbers["epochs"].astype("Int64"),
             "train_size": math.nan,
             "device": "imported",
             "fingerprint": math.nan,
@@ -170,8 +213,8 @@ def import_reference(
         columns=COLUMNS,
     )
     note = {"source": str(source.resolve()), "protocol": protocol or f"imported from {source.name}", "rows": len(table)}
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))  # the table first: no note without its table
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(note, indent=1) + "\n"))
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
     return read_reference(path)
 
 
@@ -276,6 +319,7 @@ def run_reference(
     path = Path(path)
     table = read_reference(path)
     check_same_data(table, data, path)
+    check_writable(path.parent, "[study].out_dir")  # before minutes of training
     if is_imported_table(path):  # rows trained here would mix two protocols in one truth
         missing = [arch.id for arch in archs if arch.id not in set(table["arch"])]
         if missing:

@@ -42,10 +42,10 @@ from typing import Any
 
 import pandas as pd
 
-from nas_proxy._io import atomic_write
+from nas_proxy._io import atomic_write, check_writable, output_folder
 from nas_proxy.config import PROXIES, Preset
 from nas_proxy.data import Dataset
-from nas_proxy.errors import ArgumentError
+from nas_proxy.errors import ArgumentError, ConfigError
 from nas_proxy.reference import (
     N_BOOT,
     factor_bias,
@@ -141,13 +141,17 @@ def compare_proxies(
     """
     data.check(preset.data)
     parsed = _parse(proxies)
+    n_seeds = seeds if seeds is not None else preset.score.seeds
+    try:
+        dataclasses.replace(preset.score, seeds=n_seeds)  # a score's seeds are bounded by [score] (each trains anew)
+    except ConfigError as exc:
+        raise ArgumentError("compare_proxies", "seeds", exc.problem) from None
     metric = preset.reference.metric
     table_path, table = preset_reference(preset, data)
+    check_writable(preset.study.output, "[study].out_dir")  # the scores' cache
+    out = output_folder(out_dir, preset.study.output / "compare")
     reference = reference_accuracy(table, metric)
     archs = [ArchSpec.parse(a) for a in reference.index]
-    n_seeds = seeds if seeds is not None else preset.score.seeds
-    if n_seeds < 1:
-        raise ArgumentError("compare_proxies", "seeds", f"must be at least 1, got {n_seeds}")
     seed_values = preset.training.seed_values(n_seeds)
     reference_seconds = float(table["seconds"].sum(min_count=1))  # NaN for an imported table without timings
 
@@ -198,7 +202,6 @@ def compare_proxies(
     score_frame = pd.DataFrame({"+".join(m): scores["+".join(m)] for m in parsed})
     comparison = Comparison(preset.study.name, frame, score_frame, reference)
 
-    out = Path(out_dir) if out_dir is not None else preset.study.output / "compare"
     timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
     header = (
         f"# {preset.study.name}: proxies against the full-data reference\n\n"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas_proxy._io import atomic_write
+from nas_proxy._config import shown
+from nas_proxy._io import atomic_write, check_writable, output_folder
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
-from nas_proxy.errors import ArgumentError, NasProxyError
+from nas_proxy.errors import ArgumentError, ConfigError, NasProxyError
 from nas_proxy.method import count_flops, embedding_archs
 from nas_proxy.reference import (
     N_BOOT,
@@ -238,6 +240,35 @@ def _fitted(
     return resampled_agreement(predictions, truth, n_boot=n_boot, seed=seed), predictions, fitted_on
 
 
+def _check_arguments(
+    preset: Preset, ipcs: Sequence[int], dm_ipcs: Sequence[int] | None, short: Sequence[float], fit_sizes: Sequence[int]
+) -> None:
+    """Every value of :func:`run_frontier`'s lists, checked before any scoring: a bad one found at its turn would
+    lose the hours of scoring before it."""
+    for parameter, sizes in (("ipcs", ipcs), ("dm_ipcs", dm_ipcs or ())):
+        for ipc in sizes:
+            try:
+                _ipc_preset(preset, ipc)  # [condense] checks a set's size, whether it is condensed or drawn
+            except ConfigError as exc:
+                raise ArgumentError("run_frontier", parameter, exc.problem) from None
+    for fraction in short:
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+            raise ArgumentError(
+                "run_frontier",
+                "short",
+                f"holds {shown(fraction)}; each must be a fraction of the reference's optimiser steps, between 0 "
+                f"and 1 (both excluded)",
+            )
+    for size in fit_sizes:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < MIN_FIT:
+            raise ArgumentError(
+                "run_frontier",
+                "fit_sizes",
+                f"holds {shown(size)}; each must be a whole number of reference architectures, at least {MIN_FIT} "
+                f"(a calibration cannot fit the factors on fewer)",
+            )
+
+
 def run_frontier(
     preset: Preset,
     data: Dataset,
@@ -266,10 +297,13 @@ def run_frontier(
         raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
     if "halving" in families and len(short) < 2:
         raise ArgumentError("run_frontier", "short", "needs at least two budgets for the halving family (its rungs)")
+    _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes)
     data.check(preset.data)
     path, table = preset_reference(preset, data)
     space = preset.space()
     metric = preset.reference.metric
+    check_writable(preset.study.output, "[study].out_dir")  # the scores' cache, and the DM sets
+    out = output_folder(out_dir, preset.study.output / "frontier")
     truth = reference_accuracy(table, metric)
     truth = truth[[a in space for a in map(ArchSpec.parse, truth.index)]]
     seeds = fit_seeds(table, preset.reference)
@@ -380,7 +414,6 @@ def run_frontier(
     frame = pd.DataFrame(rows)
     frame["pareto"] = _pareto(frame, "spearman")
     frame["pareto_top20"] = _pareto(frame, "top20_spearman")
-    out = Path(out_dir) if out_dir is not None else preset.study.output / "frontier"
     frontier = Frontier(preset.study.name, frame)
     header = (
         f"# {preset.study.name}: ranking quality against cost\n\n"

@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from nas_proxy._io import atomic_write
+from nas_proxy._io import atomic_write, output_folder
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.reference import (
@@ -203,6 +203,7 @@ def make_report(
     metric = preset.reference.metric
     table_path = reference_table_path(preset)
     table = read_reference(table_path)
+    out = output_folder(out_dir, preset.study.output / "report")
     scores = proxy_scores(study)
     reference = reference_accuracy(table, metric)
     ranking = _ranking(scores, reference, metric)
@@ -245,7 +246,6 @@ def make_report(
         else math.nan,
         calibrated=calibrated,
     )
-    out = Path(out_dir) if out_dir is not None else preset.study.output / "report"
     report = Report(preset.study.name, ranking, summary, calibration=calibration, bias=bias)
     files = [
         atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),

@@ -17,12 +17,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
-from nas_proxy._config import read_toml
+from nas_proxy._config import bounded, field_problem, read_toml, shown
 from nas_proxy._shipped import find_toml
 from nas_proxy.errors import NasProxyError
 
@@ -31,15 +31,17 @@ NORMS = ("none", "batchnorm", "layernorm", "instancenorm", "groupnorm")
 POOLINGS = ("none", "maxpool", "avgpool")
 AXES = ("depth", "width", "activation", "norm", "pooling")
 _VALUES: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS, "norm": NORMS, "pooling": POOLINGS}
-_ID = re.compile(r"^d(\d+)-w(\d+)-([a-z]+)-([a-z]+)-([a-z]+)$")
+# Up to 99 digits: int() refuses thousands, and any number past the limits (ArchSpec) is named as too large.
+_ID = re.compile(r"^d(\d{1,99})-w(\d{1,99})-([a-z]+)-([a-z]+)-([a-z]+)$")
 
 
 @dataclass(frozen=True, order=True)
 class ArchSpec:
     """One ConvNet: ``depth`` blocks of conv(``width``) -> ``norm`` -> ``activation`` -> ``pooling``."""
 
-    depth: int
-    width: int
+    # Limits against typos: a depth of 10**20 would build layers until memory runs out.
+    depth: int = bounded(above=0, at_most=16, why="4 times the deepest network of the paper's space")
+    width: int = bounded(above=0, at_most=4096, why="16 times the widest network of the paper's space")
     activation: str
     norm: str
     pooling: str
@@ -48,11 +50,11 @@ class ArchSpec:
         for axis, allowed in _VALUES.items():
             value = getattr(self, axis)
             if value not in allowed:
-                raise NasProxyError(f"unknown {axis} {value!r}; choose from {', '.join(allowed)}")
+                raise NasProxyError(f"unknown {axis} {shown(value)}; choose from {', '.join(allowed)}")
         for axis in ("depth", "width"):
-            value = getattr(self, axis)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise NasProxyError(f"{axis} must be a positive integer, got {value!r}")
+            problem = _size_problem(axis, getattr(self, axis))
+            if problem is not None:
+                raise NasProxyError(f"{axis} {problem}")
 
     @property
     def id(self) -> str:
@@ -67,11 +69,21 @@ class ArchSpec:
         match = _ID.match(arch_id.strip().lower())
         if match is None:
             raise NasProxyError(
-                f"cannot parse architecture id {arch_id!r}; expected d<depth>-w<width>-<activation>-<norm>-<pooling>, "
-                f"e.g. {DEFAULT_ARCH.id}"
+                f"cannot parse architecture id {shown(arch_id)}; expected "
+                f"d<depth>-w<width>-<activation>-<norm>-<pooling>, e.g. {DEFAULT_ARCH.id}"
             )
         depth, width, activation, norm, pooling = match.groups()
         return cls(int(depth), int(width), activation, norm, pooling)
+
+
+def _size_problem(axis: str, value: object) -> str | None:
+    """What is wrong with ``value`` as an architecture's ``depth`` or ``width``, or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a positive integer, got {shown(value)}"
+    return field_problem(_FIELDS[axis], value)
+
+
+_FIELDS = {f.name: f for f in fields(ArchSpec)}
 
 
 DEFAULT_ARCH = ArchSpec(3, 128, "relu", "instancenorm", "avgpool")
@@ -194,10 +206,11 @@ def _parse_space(raw: dict, path: Path) -> SearchSpace:
                 raise NasProxyError(f"{path}: choices.{axis} holds {item!r}; expected {kind.__name__} values")
             if axis in _VALUES and item not in _VALUES[axis]:
                 raise NasProxyError(
-                    f"{path}: choices.{axis} holds unknown value {item!r}; choose from {', '.join(_VALUES[axis])}"
+                    f"{path}: choices.{axis} holds unknown value {shown(item)}; choose from {', '.join(_VALUES[axis])}"
                 )
-            if kind is int and item < 1:
-                raise NasProxyError(f"{path}: choices.{axis} holds {item!r}; expected positive integers")
+            problem = _size_problem(axis, item) if kind is int else None
+            if problem is not None:
+                raise NasProxyError(f"{path}: choices.{axis}: every {axis} {problem}")
         if len(set(items)) != len(items):
             raise NasProxyError(f"{path}: choices.{axis} lists a value twice")
         values[axis] = tuple(items)

@@ -79,17 +79,26 @@ def error_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _lost(error: BaseException) -> bool:
+    return type(error).__module__.startswith("sqlalchemy") and (
+        type(error).__name__ in ("OperationalError", "InterfaceError")
+        or getattr(error, "connection_invalidated", False)
+    )
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) says the database connection dropped or was refused, not that the
     statement was wrong: SQLAlchemy's OperationalError and InterfaceError, or an invalidated connection."""
+    return any(_lost(error) for error in error_chain(exc))
 
-    def lost(error: BaseException) -> bool:
-        return type(error).__module__.startswith("sqlalchemy") and (
-            type(error).__name__ in ("OperationalError", "InterfaceError")
-            or getattr(error, "connection_invalidated", False)
-        )
 
-    return any(lost(error) for error in error_chain(exc))
+def connection_problem(exc: BaseException) -> str:
+    """What the database driver said about a lost connection, in one short line. Optuna raises it wrapped in a
+    ``StorageInternalError`` whose own text blames "invalid data in the commit", which would mislead."""
+    error = next((error for error in error_chain(exc) if _lost(error)), exc)
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 120 else f"{text[:117]}..."
 
 
 def hide_password(url: str) -> str:
@@ -145,9 +154,8 @@ class Reconnect:
                 )
             waited = now - self._since
             if waited >= self.timeout:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
                 self._gone = (
-                    f"the database {self.url} has been unreachable for {waited:.0f} s ({reason}); the "
+                    f"the database {self.url} has been unreachable for {waited:.0f} s ({connection_problem(exc)}); the "
                     f"study is safe there: run the same command again once the database is back (a "
                     f"longer outage needs a larger [study].reconnect_timeout)"
                 )

@@ -46,7 +46,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
 from tqdm.auto import tqdm
 
-from nas_proxy._io import atomic_write
+from nas_proxy._io import atomic_write, refused_writes
 from nas_proxy.errors import NasProxyError
 
 # Optuna's JournalStorage writes every entry as json.dumps({"op_code": ..., ...}, separators=(",", ":")):
@@ -119,8 +119,10 @@ class RepairingJournalFileBackend(JournalFileBackend):
         super().__init__(file_path, lock_obj=_ReentrantLock(JournalFileSymlinkLock(file_path)))
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        with get_lock_file(self._lock):
-            path = Path(self._file_path)
+        path = Path(self._file_path)
+        # A full or read-only disk: one line naming the journal (Optuna's own handling of a trial whose result
+        # cannot be written ends in an assertion of its own), which the search reports.
+        with refused_writes(path, "[study].storage (or [study].out_dir)"), get_lock_file(self._lock):
             with open(path, "rb") as handle:
                 size = handle.seek(0, os.SEEK_END)
                 handle.seek(max(size - 1, 0))

@@ -44,8 +44,8 @@ from collections.abc import Callable
 import optuna
 from tqdm.auto import tqdm
 
-from nas_proxy._config import positive
-from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt
+from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt, shielded
+from nas_proxy._io import check_writable
 from nas_proxy._records import as_stored, record_once
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.config import Preset
@@ -62,11 +62,11 @@ from nas_proxy.reference import (
 from nas_proxy.scoring import Calibration, Proxy, make_proxy
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._database import error_chain, hide_password, trial_slot
-from nas_proxy.study._stale import WORKER_ATTR, retry_dead_local_trials, worker_id
+from nas_proxy.study._stale import WORKER_ATTR, owner_dead, requeue_stopped, retry_dead_local_trials, worker_id
 from nas_proxy.study._storage import journal_file, retry_callback, stable_experimental
-from nas_proxy.study._study import enqueue_archs, open_study, proxy_scores, select_archs
+from nas_proxy.study._study import PENDING, SCORED, enqueue_archs, open_study, proxy_scores, select_archs
 
-_DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # trials that count towards n_trials
+_POLL_SECONDS = 1.0  # how often a waiting worker looks whether the trials it waits for finished or died
 
 
 def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
@@ -124,6 +124,31 @@ def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTri
     return None
 
 
+def _await_duplicate(trial: optuna.Trial, arch_id: str, on_database: bool) -> optuna.trial.FrozenTrial | None:
+    """The score of ``arch_id`` from a trial that another worker started first, once that one finishes.
+
+    Workers that draw one architecture at once would train it twice; the later trial waits instead (a
+    storage read a second) and reuses the score. None when no earlier trial is training it, or when that
+    one stopped without a score (its worker died, or was stopped): this trial trains it then. A dead
+    worker's trial is noticed here as between trials: the process table on this machine, the heartbeat
+    of other machines' (which a database's waiting workers check themselves, as none of them starts a trial).
+    """
+    study = trial.study
+    while True:
+        if on_database:
+            with stable_experimental(), shielded():
+                optuna.storages.fail_stale_trials(study)
+        first = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t.number < trial.number and t.user_attrs.get("arch") == arch_id and not owner_dead(t)
+        ]
+        if not first:
+            return _previous_score(study, arch_id)
+        with interruptible():  # waiting is pure time: Ctrl-C stops it at once
+            time.sleep(_POLL_SECONDS)
+
+
 def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None):
     """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds).
 
@@ -134,6 +159,7 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy |
     space = preset.space()
     seeds = preset.score_seeds
     reference_path = reference_table_path(preset)
+    on_database = journal_file(preset.study.storage_url) is None
 
     def objective(trial: optuna.Trial) -> float:
         arch = suggest_arch(trial, space)
@@ -141,7 +167,7 @@ def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy |
         reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
         if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
             trial.set_user_attr("reference_acc", float(reference[arch.id]))
-        earlier = _previous_score(trial.study, arch.id)
+        earlier = _previous_score(trial.study, arch.id) or _await_duplicate(trial, arch.id, on_database)
         if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
             for key in ("params", "flops", "seconds"):
                 trial.set_user_attr(key, earlier.user_attrs[key])
@@ -218,7 +244,8 @@ def run_search(
     """
     data.check(preset.data)
     target = n_trials if n_trials is not None else preset.study.n_trials
-    positive("[study]", n_trials=target)
+    dataclasses.replace(preset.study, n_trials=target)  # checks it as [study].n_trials
+    check_writable(preset.study.output, "[study].out_dir")  # before minutes of condensing and training
     say = tqdm.write if verbose else (lambda message: None)
     say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
     with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
@@ -235,7 +262,7 @@ def run_search(
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
             study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
         enqueue_archs(study, sample)
-        done = len(study.get_trials(deepcopy=False, states=_DONE))
+        done = len(study.get_trials(deepcopy=False, states=SCORED))
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         if done + waiting > target:
             say(f"{waiting} queued trials would not fit in {target}: the study will hold {done + waiting}")
@@ -263,9 +290,6 @@ def run_search(
     return study
 
 
-_POLL_SECONDS = 1.0  # how often a worker with no slot left looks whether the last trials finished or died
-
-
 def _run_trials(
     preset: Preset,
     study: optuna.Study,
@@ -286,13 +310,13 @@ def _run_trials(
     """
     config = preset.study
     on_journal = journal_file(config.storage_url) is not None
-    retry = retry_callback(config)
+    retry, interrupted = retry_callback(config), retry_callback(config, bounded=False)
 
-    def tally() -> tuple[int, int]:
-        """Finished and running trials, from one read of the study."""
-        states = [t.state for t in study.get_trials(deepcopy=False, states=(*_DONE, optuna.trial.TrialState.RUNNING))]
-        running = states.count(optuna.trial.TrialState.RUNNING)
-        return len(states) - running, running
+    def tally() -> tuple[int, int, int]:
+        """Finished, running and queued trials, from one read of the study."""
+        states = [t.state for t in study.get_trials(deepcopy=False, states=(*SCORED, *PENDING))]
+        running, waiting = states.count(optuna.trial.TrialState.RUNNING), states.count(optuna.trial.TrialState.WAITING)
+        return len(states) - running - waiting, running, waiting
 
     def fail_the_dead(exclusive: bool) -> None:
         # Study has no public storage accessor. Under the slot lock no worker is between taking a trial and
@@ -310,7 +334,9 @@ def _run_trials(
             with contextlib.ExitStack() as slot:
                 exclusive = slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
                 fail_the_dead(exclusive)
-                done, running = tally()
+                done, running, waiting = tally()
+                if done + running + waiting > target:  # queued while others ran (a copy, another run's --archs)
+                    target = bar.total = done + running + waiting  # every queued trial runs
                 bar.update(done - bar.n)
                 if done >= target:
                     return
@@ -336,7 +362,14 @@ def _run_trials(
 
                 try:
                     study.optimize(take_slot, n_trials=1, callbacks=callbacks)
+                except KeyboardInterrupt:
+                    if taken:  # not the architecture's fault: queued again however often it is stopped
+                        requeue_stopped(study, study._storage, taken[0]._trial_id, interrupted)
+                    raise
                 except Exception as exc:
+                    if taken and _our_error(exc) is None:  # a bug or out of memory: queued again up to max_retry
+                        with contextlib.suppress(Exception):  # the original error is the one to report
+                            requeue_stopped(study, study._storage, taken[0]._trial_id, retry)
                     ours = _our_error(exc)
                     if ours is not None:
                         raise ours from None

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import optuna
 
+from nas_proxy._io import refused_writes
 from nas_proxy.config import StudyConfig
 from nas_proxy.errors import NasProxyError
-from nas_proxy.study._database import ResilientRDBStorage, hide_password
+from nas_proxy.study._database import ResilientRDBStorage, connection_problem, hide_password
 from nas_proxy.study._journal import RepairingJournalFileBackend, check_journal
 
 
@@ -39,9 +40,11 @@ def open_storage(config: StudyConfig) -> optuna.storages.BaseStorage:
     url = config.storage_url
     file = journal_file(url)
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
         check_journal(file)  # a cut last line repaired, a broken journal one line naming the line
-        return optuna.storages.JournalStorage(RepairingJournalFileBackend(str(file)))
+        # Optuna creates a missing journal at once: a read-only folder, or a folder in the journal's place, is one line
+        with refused_writes(file, "[study].storage (--storage)" if config.storage else "[study].out_dir"):
+            file.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(RepairingJournalFileBackend(str(file)))
 
     def connect() -> optuna.storages.RDBStorage:
         with stable_experimental():
@@ -66,9 +69,11 @@ def open_storage(config: StudyConfig) -> optuna.storages.BaseStorage:
     return connect()  # the third try: its error, if any, is the caller's
 
 
-def retry_callback(config: StudyConfig) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+def retry_callback(config: StudyConfig, *, bounded: bool = True) -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """What queues a failed trial's copy: at most ``[study].max_retry`` times (an architecture that kills its
+    worker every time stops being retried), or, not ``bounded``, always (a trial stopped by Ctrl-C)."""
     with stable_experimental():
-        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry if bounded else None)
 
 
 @contextlib.contextmanager
@@ -84,7 +89,7 @@ def storage_errors(url: str):
     except Exception as exc:  # SQLAlchemy's OperationalError and friends, without importing SQLAlchemy here
         if type(exc).__module__.split(".")[0] != "sqlalchemy":
             raise
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise NasProxyError(
-            f"cannot use storage {hide_password(url)}: {reason}; check the URL and that the server is running"
+            f"cannot use storage {hide_password(url)}: {connection_problem(exc)}; check the URL and that the server "
+            f"is running"
         ) from None

@@ -20,8 +20,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -31,6 +34,9 @@ from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.reference import reference_space
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._storage import journal_file, open_storage, storage_errors
+
+SCORED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # the trials that count towards n_trials
+PENDING = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)  # queued or running
 
 
 def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
@@ -42,10 +48,60 @@ def _pruner(score: ScoreConfig) -> optuna.pruners.BasePruner:
     )
 
 
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A sampler whose randomness is drawn anew for every trial, from the study's seed and the trial's number.
+
+    Optuna's samplers seed one random stream per process, so every worker of a study, and every run that
+    continues one, replays the same proposals (all of a random sampler's, TPE's first ten): the replays reuse
+    one score where new architectures were asked for. Seeded by the trial's number, a proposal depends on the
+    seed and the study's history only, whichever worker or run makes it. ``make`` builds the sampler for one
+    seed (Optuna's own, which reads the history from the study each time).
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._current: tuple[int, optuna.samplers.BaseSampler] | None = None
+
+    def _sampler(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
+        if self._current is None or self._current[0] != trial.number:  # a worker runs one trial at a time
+            seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
+            self._current = (trial.number, self._make(seed))
+        return self._current[1]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict:
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict) -> dict:
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: every trial's stream is seeded from its number."""
+
+
 def _sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.sampler_seed)
-    return optuna.samplers.TPESampler(seed=config.sampler_seed)
+    kind = optuna.samplers.RandomSampler if config.sampler == "random" else optuna.samplers.TPESampler
+    return TrialSeededSampler(lambda seed: kind(seed=seed), config.sampler_seed)
 
 
 def open_study(preset: Preset) -> optuna.Study:
@@ -87,6 +143,8 @@ def load_study(preset: Preset | str | Path) -> optuna.Study:
         preset = load_preset(preset)
     url = preset.study.storage_url
     file = journal_file(url)
+    if file is not None and file.is_dir():
+        raise NasProxyError(f"storage {file} is a folder; name the journal file in it, e.g. {file / 'study.journal'}")
     if file is not None and not file.is_file():
         raise NasProxyError(f"no study yet at {file}; run `nas-proxy search {preset.ref}` first")
     try:
@@ -99,11 +157,23 @@ def load_study(preset: Preset | str | Path) -> optuna.Study:
 
 
 def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:
-    """Queue ``archs`` as the study's next trials (skipping any it already has); return how many were queued."""
-    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
-    for arch in archs:
-        study.enqueue_trial({axis: getattr(arch, axis) for axis in AXES}, skip_if_exists=True)
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))) - before
+    """Queue ``archs`` as the study's next trials; return how many were queued.
+
+    An architecture the study has scored, queued or is running is skipped; one whose only trials failed
+    (stopped by Ctrl-C, or by an error in an older run) is queued again: a queued architecture is scored in
+    the end. Optuna's ``skip_if_exists`` would match the failed trial and never queue it again.
+    """
+    held = set()
+    for trial in study.get_trials(deepcopy=False, states=(*SCORED, *PENDING)):
+        params = trial.system_attrs.get("fixed_params") or trial.params  # enqueued trials keep theirs apart
+        held.add(tuple(params.get(axis) for axis in AXES))
+    queued = 0
+    for arch in dict.fromkeys(archs):
+        params = {axis: getattr(arch, axis) for axis in AXES}
+        if tuple(params.values()) not in held:
+            study.enqueue_trial(params)
+            queued += 1
+    return queued
 
 
 def proxy_scores(study: optuna.Study) -> pd.DataFrame:
@@ -113,8 +183,7 @@ def proxy_scores(study: optuna.Study) -> pd.DataFrame:
     trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
     """
     rows = []
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    for trial in study.get_trials(deepcopy=False, states=states):
+    for trial in study.get_trials(deepcopy=False, states=SCORED):
         attrs = trial.user_attrs
         if "arch" not in attrs or attrs.get("cached", False):
             continue

@@ -16,18 +16,24 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import optuna
 import torch
 from tqdm.auto import tqdm
 
+from nas_proxy._config import Bounds
 from nas_proxy._interrupt import interruptible, safe_interrupt
+from nas_proxy._io import check_writable
 from nas_proxy.config import Preset
 from nas_proxy.data import load_dataset, resolve_device
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.study._search import run_search
 from nas_proxy.study._study import enqueue_archs, open_study, select_archs
+
+_WORKERS = Bounds(at_least=0, at_most=256, why="one process per GPU or CPU core; more only take turns")
 
 
 def worker_devices(device: str, workers: int) -> list[str]:
@@ -64,16 +70,33 @@ def _work(preset: Preset, data_root: Path | None, device: str, threads: int, pro
         torch.set_num_threads(before)
 
 
-def _helper(preset: Preset, data_root: Path | None, device: str, threads: int) -> None:
-    """A spawned worker: the parent reports errors and interruptions, so exit quietly with a status."""
+def _helper(preset: Preset, data_root: Path | None, device: str, threads: int, error: Connection) -> None:
+    """A spawned worker: the parent reports errors (each worker meets a lost database, say: one line, not one per
+    worker) and interruptions, so send it the error's line on ``error`` and exit quietly with a status.
+
+    It starts with SIGINT ignored (:func:`run_workers`), so a Ctrl-C while Python starts up prints no traceback
+    from multiprocessing's bootstrap (the parent sends it again, :func:`_stop`); from :func:`safe_interrupt` on,
+    Ctrl-C stops the search, and once that ends it is ignored again: the terminal's and the parent's both come.
+    """
     quiet_optuna()
+    tqdm.set_lock(threading.RLock())  # not tqdm's multiprocessing lock: a killed worker would leak its semaphore
     try:
-        _work(preset, data_root, device, threads, False, False)
+        with safe_interrupt():
+            _work(preset, data_root, device, threads, False, False)
     except NasProxyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error.send(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _stop(helpers: list[multiprocessing.Process]) -> None:
+    """Stop the spawned workers after a Ctrl-C: it reaches the whole process group, a plain ``kill -INT`` only this
+    process, and a worker still starting up ignores it, so each is sent SIGINT until it has stopped."""
+    for helper in helpers:
+        while helper.is_alive():
+            os.kill(helper.pid, signal.SIGINT)
+            helper.join(timeout=0.5)
 
 
 def run_workers(
@@ -93,10 +116,12 @@ def run_workers(
     with an equal share of the CPU threads. A worker that fails raises one error here after the
     others finish; Ctrl-C stops them all, and running the same call again continues the study.
     """
-    if workers < 0:
-        raise ArgumentError("run_workers", "workers", f"must be at least 1 (or 0: one per GPU), got {workers}")
+    problem = _WORKERS.problem(workers)
+    if problem is not None:
+        raise ArgumentError("run_workers", "workers", problem)
     say = tqdm.write if verbose else (lambda message: None)
     root = Path(data_root) if data_root is not None else None
+    check_writable(preset.study.output, "[study].out_dir")  # here, not once in every worker
     with safe_interrupt():  # every storage write below finishes before Ctrl-C takes effect
         study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
         if archs:
@@ -107,22 +132,33 @@ def run_workers(
         devices = worker_devices(device, workers)
         threads = max(1, torch.get_num_threads() // len(devices))
         context = multiprocessing.get_context("spawn")
-        helpers = [context.Process(target=_helper, args=(preset, root, device, threads)) for device in devices[1:]]
-        for helper in helpers:
-            helper.start()
+        pipes = [context.Pipe(duplex=False) for _ in devices[1:]]  # a pipe, not a queue: no semaphore to leak
+        helpers = [
+            context.Process(target=_helper, args=(preset, root, device, threads, sender))
+            for device, (_, sender) in zip(devices[1:], pipes)
+        ]
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers: see _helper
+        try:
+            for helper in helpers:
+                helper.start()
+        finally:
+            signal.signal(signal.SIGINT, handler)
         try:
             _work(preset, root, devices[0], threads, progress, verbose)
-        except KeyboardInterrupt:
-            for helper in helpers:  # Ctrl-C reaches the whole process group; a plain `kill -INT` only us
-                if helper.is_alive():
-                    os.kill(helper.pid, signal.SIGINT)
-            for helper in helpers:
-                helper.join()
+        except (KeyboardInterrupt, NasProxyError):  # this worker's error is the one line; the others' trials queue
+            _stop(helpers)
             raise
         for helper in helpers:
             helper.join()
-        if any(helper.exitcode for helper in helpers):
-            raise NasProxyError("a search worker failed; run the same command again to continue the study")
+        if any(helper.exitcode and helper.exitcode > 0 for helper in helpers):
+            said = [receiver.recv() for receiver, _ in pipes if receiver.poll()]
+            raise NasProxyError(said[0] if said else "a search worker failed; run the same command to continue")
+        for helper in helpers:
+            if helper.exitcode:  # killed by a signal: this worker took its trial over and finished the study
+                say(
+                    f"a search worker (process {helper.pid}) was killed by {signal.Signals(-helper.exitcode).name} "
+                    f"(out of memory?); its trial, if it was running one, ran again"
+                )
     return study
 
 

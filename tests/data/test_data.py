@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -310,6 +311,85 @@ def test_unpicklable_cifar_batch(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=re.escape(str(bad)) + ".*corrupt"):
         load_dataset("cifar10", tmp_path)
     assert bad.read_bytes() == b"garbage, not a pickle"
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2's cPickle wrote its str (BINSTRING), as in the official CIFAR batches."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2_str(self, obj: bytes) -> None:
+        self.write(pickle.BINSTRING + len(obj).to_bytes(4, "little") + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_py2_str
+
+
+def _official_like(batch: dict) -> bytes:
+    """``batch`` pickled as the official Python 2 files are: protocol 2, str keys, numpy.core's _reconstruct."""
+    out = io.BytesIO()
+    _Py2Pickler(out, protocol=2).dump(batch)
+    return out.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_official_style_cifar_batches_read(tmp_path: Path, hundred: bool) -> None:
+    folder = _write_cifar(tmp_path, hundred=hundred, per_batch=100)
+    rng = np.random.default_rng(2)
+    for batch in folder.iterdir():
+        data = rng.integers(0, 256, (100, 3072)).astype(np.uint8)
+        labels = {b"fine_labels": [i % 100 for i in range(100)], b"coarse_labels": [i % 20 for i in range(100)]}
+        content = {
+            b"batch_label": b"training batch 1 of 1",
+            **(labels if hundred else {b"labels": [i % 10 for i in range(100)]}),
+            b"data": data,
+            b"filenames": [f"img_{i}.png".encode() for i in range(100)],
+        }
+        blob = _official_like(content)
+        assert b"cnumpy.core.multiarray\n_reconstruct" in blob and b"_codecs" not in blob
+        batch.write_bytes(blob)
+    ds = load_dataset("cifar100" if hundred else "cifar10", tmp_path, val_fraction=0.0)
+    assert ds.train.x.shape[1:] == (3, 32, 32) and len(ds.test) == 100
+
+
+class _Payload:
+    """Unpickling it calls ``call(*args)``: what a crafted data file would do."""
+
+    def __init__(self, call: object, *args: object) -> None:
+        self.call, self.args = call, args
+
+    def __reduce__(self) -> tuple:
+        return self.call, self.args
+
+
+@pytest.mark.parametrize("via", ["os.system", "builtins.exec", "builtins.open"])
+def test_a_crafted_cifar_batch_runs_nothing_and_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, via: str
+) -> None:
+    from nas_proxy.cli import main
+
+    folder = _write_cifar(tmp_path / "root")
+    marker = tmp_path / "marker"
+    payload = {
+        "os.system": _Payload(os.system, f"touch {marker}"),
+        "builtins.exec": _Payload(exec, f"open({str(marker)!r}, 'w')"),
+        "builtins.open": _Payload(open, str(marker), "w"),
+    }[via]
+    batch = folder / "data_batch_1"
+    batch.write_bytes(pickle.dumps({b"data": payload, b"labels": [0]}, protocol=2))
+    before = batch.read_bytes()
+    with pytest.raises(DataError) as refused:
+        load_dataset("cifar10", tmp_path / "root")
+    assert not marker.exists(), "reading the data root ran the pickle's code"
+    name = via.split(".")[1]  # as pickled: posix.system, __builtin__.exec
+    assert re.match(
+        rf"{re.escape(str(batch))} is corrupt \(holds Python objects \('\w+\.{name}'\), not", str(refused.value)
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", "cifar10", "--data-root", str(tmp_path / "root"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {batch} is corrupt (holds Python objects") and err.count("\n") == 1, err
+    assert not marker.exists() and batch.read_bytes() == before
 
 
 # ------------------------------------------------------------------ names / torchvision

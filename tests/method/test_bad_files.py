@@ -45,6 +45,12 @@ BAD_SETS = {
     "fewer labels": (_set(labels=torch.arange(10)), "20 images and 10 labels"),
     "empty": (_set(images=torch.zeros(0, 1, 16, 16), labels=torch.zeros(0, dtype=torch.long)), "0 images"),
     "negative labels": (_set(labels=torch.full((20,), -1)), "negative labels"),
+    "one class": (_set(labels=torch.zeros(20, dtype=torch.long)), "images of one class only; a set needs at least 2"),
+    "NaN images": (_set(images=torch.full((20, 1, 16, 16), float("nan"))), "its images hold NaN or infinite values"),
+    "inf images": (
+        _set(images=torch.zeros(20, 1, 16, 16).index_fill(0, torch.tensor([3]), float("inf"))),
+        "NaN or inf",
+    ),
 }
 
 
@@ -105,6 +111,11 @@ def _good_file(path):
 # Each way a file can fail to load says what went wrong and what to do (issue 21: every failure used to read as
 # "corrupt"). Root reads through file modes, so an unreadable file is an OSError from torch.load itself.
 READ_FAILURES = {
+    # torch's zip reader raises OSError(EINVAL) for a file cut past its first records: not a permissions problem
+    "cut in half": (
+        lambda path: path.write_bytes((whole := _good_file(path))[: len(whole) // 2]),
+        r"is cut short or corrupt \(its zip archive ends early\)",
+    ),
     "cut short": (
         lambda path: path.write_bytes(_good_file(path)[:300]),
         "is cut short or is not a PyTorch file "
@@ -191,3 +202,27 @@ def test_the_checks_hold_under_python_O(digits, checkpoint, tmp_path):
     assert len(lines) == 2, out.stdout
     assert "is not a readable nas-proxy condensed set (format 'nas-proxy-condensed/0'" in lines[0]
     assert "is unreadable (format 'nas-proxy-condense-checkpoint/0'" in lines[1]
+
+
+@pytest.mark.parametrize(
+    "lr_img, iterations, message",
+    [
+        # The first step throws the images out of range; the checkpoint after it (finite) stays, named in the message.
+        (1e30, 3, r"at iteration 2 \(its matching loss is nan\)"),
+        # The last step makes them infinite: no loss is read after it, and the images are checked before the return.
+        (3e38, 1, r"at iteration 1 \(its images hold NaN or infinite values\)"),
+    ],
+)
+def test_a_diverging_condensation_stops_and_saves_no_set_or_checkpoint_of_nan(
+    digits, tmp_path, lr_img, iterations, message
+):
+    path = tmp_path / "run.ckpt"
+    config = dataclasses.replace(CONFIG, lr_img=lr_img, iterations=iterations)
+    with pytest.raises(NasProxyError, match=message) as error:
+        condense(digits, config, checkpoint=path, progress=False)
+    text = str(error.value)
+    assert "\n" not in text and f"lower [condense].lr_img (now {lr_img:g}), e.g. tenfold, and " in text
+    assert path.exists() == (iterations > 1)
+    if path.exists():
+        assert torch.isfinite(torch.load(path, weights_only=True)["images"]).all()
+        assert text.endswith(f"delete {path} and run again")

@@ -1,4 +1,5 @@
 import math
+import os
 import re
 
 import numpy as np
@@ -22,7 +23,7 @@ from nas_proxy import (
     run_reference,
     run_search,
 )
-from nas_proxy._io import SharedTable
+from nas_proxy._io import SharedTable, read_table
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
@@ -178,6 +179,88 @@ def test_corrupt_reference_table_is_a_clear_error(tmp_path):
     path.write_text("arch,seed\nx,0\n")
     with pytest.raises(NasProxyError, match="lacks column 'val_acc'"):
         read_reference(path)
+
+
+def test_a_table_cell_pandas_cannot_convert_is_one_short_line(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text(f"arch,seed\nx,{'9x' * 1_000_000}\n")
+    with pytest.raises(
+        NasProxyError, match=r"table\.csv: not a readable reference table \(could not .*; move it"
+    ) as bad:
+        read_table(path, ["arch", "seed"], "reference table", "move it away", dtype={"seed": float})
+    assert len(str(bad.value)) < 400
+
+
+def test_an_unreadable_table_is_one_line(tmp_path):
+    path = tmp_path / "reference.csv"
+    path.write_text("arch,seed\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("this user reads a file whatever its permissions (root)")
+    with pytest.raises(NasProxyError, match=r"cannot read .*reference\.csv \(Permission denied\); check its perm"):
+        read_reference(path)
+
+
+# --- importing a table trained elsewhere: every cell checked, one line, nothing written ------------------------
+
+A, H = "d1-w32-relu-none-avgpool", "arch,seed,test_acc"
+HUGE = 5_000_000  # characters: a cell an error message must not echo whole
+BAD_IMPORTS = {  # name: (the CSV's lines, what the one line says after the file's name)
+    "case_duplicate": ([H, f"{A},0,0.5", f"{A.upper()},0,0.6"], f"line 3: {A} seed 0 appears twice"),
+    "spelt_duplicate": ([H, f"{A},0,0.5", f" d01-w032-{A[7:]},0.0,0.6"], f"line 3: {A} seed 0 appears twice"),
+    "seed_huge": ([H, f"{A},1e20,0.5"], "line 2: seed 100000000000000000000 is not a whole number"),
+    "seed_text": ([H, f"{A},abc,0.5"], "line 2: seed 'abc' is not a whole number"),
+    "seed_inf": ([H, f"{A},inf,0.5"], "line 2: seed inf is not a whole number"),
+    "seed_bool": ([H, f"{A},True,0.5"], "line 2: seed 'True' is not a whole number"),
+    "seed_negative": ([H, f"{A},-1,0.5"], "line 2: seed -1 is not a whole number"),
+    "accuracy_text": ([H, f"{A},0,0.5", f"{A},1,abc"], "line 3: test_acc 'abc' is not an accuracy"),
+    "accuracy_bool": ([H, f"{A},0,True"], "line 2: test_acc 'True' is not an accuracy"),
+    "accuracy_huge": ([H, f"{A},0,{'x' * HUGE}"], "line 2: test_acc 'xxxx.* is not an accuracy"),
+    "arch_huge": ([H, f"{'d' * HUGE},0,0.5"], "line 2: arch 'dddd.* is not an architecture id"),
+    "depth_huge": ([H, f"d{'9' * HUGE}-w32-relu-none-avgpool,0,0.5"], "line 2: arch 'd999.* is not an architecture"),
+    "seconds_negative": ([f"{H},seconds", f"{A},0,0.5,-1"], "line 2: seconds -1 is not a number of seconds"),
+    "seconds_text": ([f"{H},seconds", f"{A},0,0.5,1h"], "line 2: seconds '1h' is not a number of seconds"),
+    "epochs_fraction": ([f"{H},epochs", f"{A},0,0.5,1.5"], "line 2: epochs 1.5 is not a whole number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_IMPORTS))
+def test_a_bad_cell_to_import_is_one_line_and_nothing_is_written(name, tmp_path, capsys):
+    lines, message = BAD_IMPORTS[name]
+    preset = write_preset(tmp_path)
+    source = tmp_path / "elsewhere.csv"
+    source.write_text("\n".join(lines) + "\n")
+    files = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    assert main(["reference", str(preset), "--import", str(source), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.match(rf"error: {re.escape(str(source))}, {message}", err), err[:500]
+    assert err.count("\n") == 1 and len(err) < 400  # the file, line, column, value (cut short) and the fix
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*") if path.is_file()} == files
+
+
+def test_an_import_sizes_each_architecture_once_and_keeps_canonical_ids(tmp_path, digits, monkeypatch):
+    import nas_proxy.reference._reference as reference_module
+    from nas_proxy import import_reference
+    from nas_proxy.artifacts import imported_table_path
+
+    sized = []
+    network_size = reference_module.network_size
+
+    def counted(arch, data):
+        sized.append(arch)
+        return network_size(arch, data)
+
+    monkeypatch.setattr(reference_module, "network_size", counted)
+    preset = load_preset(write_preset(tmp_path))
+    archs = [a.id for a in preset.space().sample(3, 0)]
+    rows = [f"{arch.upper() if seed % 2 else arch},{seed},0.5,{seed / 10},6" for arch in archs for seed in range(40)]
+    source = tmp_path / "elsewhere.csv"
+    source.write_text("arch,seed,test_acc,seconds,epochs\n" + "\n".join(rows) + "\n")
+    table = import_reference(source, imported_table_path(preset), digits, preset.space(), metric="test_acc")
+    assert sorted(a.id for a in sized) == sorted(archs)
+    assert len(table) == 120 and set(table["arch"]) == set(archs) and table["seed"].tolist() == list(range(40)) * 3
+    assert table["epochs"].eq(6).all() and table["seconds"].iloc[1] == pytest.approx(0.1)
 
 
 # --- rank agreement ----------------------------------------------------------------------------------

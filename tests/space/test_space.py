@@ -104,6 +104,16 @@ def test_sample_is_seeded_and_distinct():
         ),
         ("[choices]\ndepth=[1]\nwidth=[8]\nactivation=['relu']\nnorm=['none']", "missing key choices.pooling"),
         ("[choices\n", "not valid TOML"),
+        (
+            "[choices]\ndepth=[1, 100000000000000000000]\nwidth=[8]\nactivation=['relu']\nnorm=['none']\n"
+            "pooling=['none']",
+            r"choices.depth: every depth must be at most 16 \(4 times the deepest network of the paper's space\), "
+            "got 100000000000000000000$",
+        ),
+        (
+            "[choices]\ndepth=[1]\nwidth=[8, 99999999]\nactivation=['relu']\nnorm=['none']\npooling=['none']",
+            r"choices.width: every width must be at most 4096 \(16 times the widest network of the paper's space\)",
+        ),
     ],
 )
 def test_bad_search_space_files_name_the_key(tmp_path, body, message):
@@ -118,3 +128,20 @@ def test_bad_search_space_files_name_the_key(tmp_path, body, message):
 def test_missing_search_space_names_the_path(tmp_path):
     with pytest.raises(NasProxyError, match="not found"):
         load_search_space(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "arch_id, message",
+    [
+        ("d1-w99999999-relu-none-none", r"^width must be at most 4096 \(16 times the widest .*\), got 99999999$"),
+        ("d17-w8-relu-none-none", r"^depth must be at most 16 \(4 times the deepest network of the paper's space\)"),
+        ("d1-w0-relu-none-none", r"^width must be positive, got 0$"),
+        # more digits than int() converts: refused as an id, and the id is not echoed whole
+        ("d" + "9" * 5000 + "-w8-relu-none-none", r"^cannot parse architecture id 'd9{50,}\.\.\.; expected d<depth>"),
+    ],
+)
+def test_an_architecture_past_the_limits_is_refused_naming_the_limit(arch_id, message):
+    with pytest.raises(NasProxyError, match=message) as error:
+        ArchSpec.parse(arch_id)
+    assert len(str(error.value)) < 200
+    assert ArchSpec.parse("d16-w4096-relu-none-none").width == 4096  # the limits themselves are allowed

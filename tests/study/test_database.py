@@ -111,6 +111,19 @@ def test_past_the_bound_one_line_names_the_database_and_later_calls_fail_at_once
     assert len(calls) == before
 
 
+def test_past_the_bound_the_line_gives_the_drivers_reason_not_optunas_wrapper():
+    # Optuna raises a lost connection as a StorageInternalError whose own text blames "invalid data in the commit"
+    def down():
+        raise _storage_error_from(_dropped('connection to server at "db" failed: Connection refused\n\tIs it running?'))
+
+    with pytest.raises(NasProxyError) as error:
+        Reconnect("postgresql://db/nas", timeout=0).call(down)
+    assert str(error.value).startswith(
+        'the database postgresql://db/nas has been unreachable for 0 s (connection to server at "db" failed: '
+        "Connection refused); the study is safe there"
+    )
+
+
 def test_the_storage_keeps_its_bound_across_processes(tmp_path):
     storage = ResilientRDBStorage(f"sqlite:///{tmp_path / 'study.db'}", reconnect_timeout=7)
     copy = pickle.loads(pickle.dumps(storage))

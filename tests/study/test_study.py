@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from nas_proxy import ArgumentError, NasProxyError, load_dataset, load_preset, l
 from nas_proxy.artifacts import condensed_set_path
 from nas_proxy.cli import main
 from nas_proxy.study import select_archs
+from nas_proxy.study._stale import worker_id
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -45,6 +47,62 @@ def test_a_repeated_architecture_reuses_its_score(tmp_path):
     repeat = study.trials[1]
     assert repeat.user_attrs["arch"] == first.user_attrs["arch"] and repeat.user_attrs["cached"]
     assert repeat.value == first.value
+
+
+def test_a_repeat_of_an_architecture_another_worker_trains_waits_for_its_score(tmp_path):
+    """Two workers that draw one architecture at once: the later trial reuses the first one's score when it comes,
+    instead of training it again; a first trial whose worker died is not waited for."""
+    preset = load_preset(write_preset(tmp_path))
+    data = load_dataset("digits")
+    study = run_search(preset, data, n_trials=1, progress=False)
+    arch = nas_proxy.ArchSpec.parse("d3-w64-relu-batchnorm-maxpool")
+    params = {axis: getattr(arch, axis) for axis in nas_proxy.space.AXES}
+    host = worker_id().rpartition(":")[0]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another worker, alive
+    first = study.ask(fixed_distributions(study, params))  # its trial, training this architecture
+    first.set_user_attr("arch", arch.id)
+    for key, value in {"worker": f"{host}:{other.pid}", "params": 1, "flops": 2, "seconds": 3.0}.items():
+        first.set_user_attr(key, value)
+    study.enqueue_trial(params)
+    finish = threading.Timer(3.0, lambda: study.tell(first, 0.123))  # a score no training of 2 epochs gives
+    finish.start()
+    try:
+        study = run_search(preset, data, n_trials=2, progress=False)
+    finally:
+        finish.join()
+        other.kill()
+        other.wait()
+    repeat = study.trials[-1]
+    assert repeat.user_attrs["arch"] == arch.id and repeat.user_attrs["cached"] and repeat.value == 0.123
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = study.ask(fixed_distributions(study, params | {"width": 32}))
+    orphan.set_user_attr("arch", arch.id.replace("w64", "w32"))
+    orphan.set_user_attr("worker", f"{host}:{dead.pid}")  # a worker that is gone
+    study.enqueue_trial(params | {"width": 32})
+    study = run_search(preset, data, n_trials=3, progress=False)
+    trained = [t for t in study.trials if t.user_attrs.get("arch") == orphan.user_attrs["arch"] and t.value is not None]
+    assert len(trained) == 1 and not trained[0].user_attrs.get("cached")  # the orphan's worker was not waited for
+
+
+def fixed_distributions(study, params):
+    """``study.ask`` distributions that fix each axis to ``params``' value (the trial another worker runs)."""
+    space = study.user_attrs["search_space"]
+    return {axis: optuna.distributions.CategoricalDistribution(space[axis]) for axis in params}
+
+
+def test_proposals_depend_on_the_seed_and_the_trial_number_not_on_workers_or_restarts(tmp_path):
+    """A random sampler seeded once per process replayed its proposals in every worker and every resumed run,
+    each replay reusing a score where a new architecture was asked for."""
+    data = load_dataset("digits")
+    preset = load_preset(write_preset(tmp_path, name="whole", space="nas720"))
+    preset = dataclasses.replace(preset, score=dataclasses.replace(preset.score, proxy="params"))
+    whole = [t.params for t in run_search(preset, data, n_trials=8, progress=False).trials]
+    resumed = dataclasses.replace(preset, study=dataclasses.replace(preset.study, name="resumed"))
+    run_search(resumed, data, n_trials=4, progress=False)
+    assert [t.params for t in run_search(resumed, data, n_trials=8, progress=False).trials] == whole
+    assert len({tuple(p.values()) for p in whole}) == 8
 
 
 def test_same_study_name_with_another_space_is_refused(tmp_path):
@@ -207,7 +265,10 @@ def test_ctrl_c_at_many_moments_exits_130_with_one_line_and_the_study_continues(
             assert returncode == 130, (delay, returncode, err)
             assert err == "search interrupted; run the same command to continue the study\n", (delay, err)
             study = load_study(preset)  # the journal still opens, and nothing is left half-done in it
-            assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING))
+            assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            failed = {t.number for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))}
+            for waiting in study.get_trials(states=(optuna.trial.TrialState.WAITING,)):  # an interrupted trial's copy
+                assert waiting.system_attrs["retry_history"][-1] in failed
 
     interrupt_at([0.0, 0.05, 0.1, 0.2])  # early trials: sampling, training, storage writes
     assert main(["search", str(path), "--n-trials", str(_finished(preset) + 20), "--no-progress"]) == 0
