@@ -153,7 +153,7 @@ _IMPORTED = "-imported.csv"
 
 def imported_table_path(preset: Preset) -> Path:
     """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
-    return preset.study.output / "reference" / f"{preset.data.dataset}{_IMPORTED}"
+    return preset.study.output / "reference" / f"{preset.data.file_stem}{_IMPORTED}"
 
 
 def is_imported_table(path: Path) -> bool:
@@ -167,11 +167,13 @@ def reference_table_path(preset: Preset) -> Path:
     if imported.is_file():
         return imported
     data = preset.data
-    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused
+    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused. A resize
+    # enters only when set, so the keys of tables made before [data].image_size existed stay the same.
+    resized = (f"image_size={data.image_size}",) if data.image_size else ()
     key = settings_key(
-        data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(), "step-decay"
+        data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(), "step-decay", *resized
     )
-    return preset.study.output / "reference" / f"{data.dataset}-{key}.csv"
+    return preset.study.output / "reference" / f"{data.file_stem}-{key}.csv"
 
 
 def open_artifact_store(spec: str, output: Path) -> Any:

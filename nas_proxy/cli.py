@@ -69,8 +69,16 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         default=d.dataset,
-        help=f"data set name: {', '.join(DATASETS)}, or any torchvision dataset when torchvision is "
-        f"installed (default: {d.dataset}, bundled with scikit-learn)",
+        help=f"data set: {', '.join(DATASETS)}; your own images, folder:PATH (one subfolder of PNG/JPEG images per "
+        f"class) or arrays:PATH.npz (x, y), a relative PATH read from the current folder; or a torchvision data set "
+        f"when torchvision is installed (default: {d.dataset}, bundled with scikit-learn)",
+    )
+    group.add_argument(
+        "--image-size",
+        type=int,
+        default=d.image_size,
+        help="resize every image to this many pixels square (default: 0, the size stored, which a folder's images "
+        "must share)",
     )
     group.add_argument(
         "--data-root",
@@ -105,8 +113,10 @@ def _load_data(args: argparse.Namespace) -> Dataset:
         args.data_root,
         val_fraction=args.val_fraction,
         seed=args.split_seed,
+        image_size=args.image_size,
         device=args.device,
         download=args.download,
+        progress=not args.no_progress,
     )
 
 
@@ -241,6 +251,9 @@ def _preset_data(preset: Preset, args: argparse.Namespace) -> Dataset:
 def _cmd_search(args: argparse.Namespace) -> int:
     """:func:`~nas_proxy.run_workers`, then :func:`~nas_proxy.make_report`."""
     preset = _load_preset(args, n_trials=args.n_trials)  # validated by the config itself; an error names --n-trials
+    # Bad data (a folder of your own with a broken image, say) is one line before the study is opened or any file
+    # written; the workers load it again, this process from the arrays cached by this read
+    load_dataset(preset.data, args.data_root, device="cpu")
     run_workers(
         preset,
         workers=args.workers,
@@ -251,13 +264,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )
     report = make_report(preset, plot=True)
     summary, a = report.summary, report.summary.agreement
-    best = f"; best by the proxy {summary.study_best_arch}" if summary.study_best_arch else ""
+    best = f"; {summary.best_line()}" if summary.study_best_archs else ""
     print(
         f"study {preset.study.name}: {summary.trials_complete} finished trials, {summary.scored} architectures "
         f"scored{best}"
     )
     if a.n >= MIN_PAIRS:
-        print(f"{a.correlation_line()}; among them the proxy's pick is {a.regret:.2f} points below the best")
+        print(f"{a.correlation_line()}; {summary.pick_line()}")
     if summary.calibrated is not None:
         c = summary.calibrated
         top20, p10 = c.estimate.top_spearman[20], c.estimate.precision[10]
@@ -273,6 +286,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             f"{a.correlation_line()}: `nas-proxy reference {preset.ref} --archs 20` trains a sample on the full "
             f"data, then run this command again"
         )
+    print(summary.cost_line())
     _print_files(report, plot=True)
     print(
         f"storage: {preset.study.storage_url} (open it with `optuna-dashboard {preset.study.storage_url}`, "
@@ -600,9 +614,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_optuna()
     try:
-        with warnings.catch_warnings():
+        with quiet_optuna(), warnings.catch_warnings():
             warnings.simplefilter("default", FutureWarning)
             warnings.showwarning = _one_line_warning
             return args.run(args)

@@ -61,7 +61,8 @@ class ScoreConfig:
 
     proxy: str = "dm"
     seeds: int = bounded(1, **_SEEDS)  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
-    # `early`: passes over the full training data; below 1, that fraction of one
+    # `early`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
+    # many passes' optimiser steps, nas_proxy.scoring.early_training)
     early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
     # zero-cost proxies: training images in their one batch
     batch_size: int = batch_field(64)
@@ -96,12 +97,6 @@ class ScoreConfig:
                 "refine",
                 f'needs proxy = "calibrated" (both fidelities are predictions of '
                 f"the reference rank), got proxy = {self.proxy!r}",
-            )
-        if self.early_epochs > 1 and self.early_epochs != int(self.early_epochs):
-            raise ConfigError(
-                "[score]",
-                "early_epochs",
-                f"= {self.early_epochs} must be whole above 1 (below 1 it is a fraction of one pass)",
             )
 
     @classmethod
@@ -205,7 +200,21 @@ class StudyConfig:
 
     @property
     def output(self) -> Path:
+        """Where the study's files go: ``out_dir``, or ``runs/<name>`` under the current folder (the folder a user
+        runs ``search`` in holds its results, as a build folder does; presets are found from anywhere)."""
         return Path(self.out_dir or f"runs/{self.name}")
+
+    def elsewhere(self) -> str | None:
+        """How to reach the study's files when :attr:`output` does not hold them: a relative output is under the
+        current folder, so a study run from another folder is there. None when ``output`` exists or is absolute
+        (then the study does not exist yet). Every command that reads the study says this rather than a hint that
+        starts it again, which would repeat hours of work done elsewhere."""
+        if self.output.is_absolute() or self.output.exists():
+            return None
+        return (
+            f"a study's files are kept in {self.output} under the folder where `nas-proxy search` ran; run from "
+            f"that folder, or set [study].out_dir in a preset of your own to the full path of that {self.output}"
+        )
 
     @property
     def storage_url(self) -> str:

@@ -269,7 +269,7 @@ def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[st
         _wait_for(lambda: _running_trial_of(preset, victim.pid), process=victim)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
-        _, err = survivor.communicate(timeout=300)
+        _, err = survivor.communicate(timeout=600)  # a guard against a hang: the survivor's trials take seconds
     finally:
         victim.kill()
         survivor.kill()
@@ -296,8 +296,8 @@ def test_a_killed_worker_trial_is_failed_and_retried_once_on_a_journal(tmp_path)
     path = _slow_preset(tmp_path)
     preset = load_preset(path)
     assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0  # condensed before the race
-    victim = _kill_one_of_two_workers(path, preset, 10, [])
-    _assert_retried_once(load_study(preset), victim, 10)
+    victim = _kill_one_of_two_workers(path, preset, 6, [])
+    _assert_retried_once(load_study(preset), victim, 6)
 
 
 def test_a_zombie_worker_is_dead():
@@ -478,6 +478,11 @@ def _argument(call: ast.Call, index: int, *keywords: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg in keywords), None)
 
 
+def _opens_a_path(call: ast.Call) -> bool:
+    """``x.open(path, ...)``, as PIL.Image.open: the first argument is a variable, not ``Path.open``'s mode string."""
+    return bool(call.args) and not isinstance(call.args[0], ast.Constant)
+
+
 def _written_file(call: ast.Call) -> ast.expr | None:
     """The file ``call`` writes to (an expression), or None if it writes none."""
     name = _call_name(call.func)
@@ -489,6 +494,8 @@ def _written_file(call: ast.Call) -> ast.expr | None:
         return _argument(call, _SAVE_FUNCTIONS[name[-2:]], "f", "file")
     if name == ("open",) or (len(name) == 2 and name[0] in _FILE_MODULES and name[1] == "open"):
         file, mode = _argument(call, 0, "file", "filename"), _argument(call, 1, "mode")
+    elif isinstance(call.func, ast.Attribute) and call.func.attr == "open" and _opens_a_path(call):
+        file, mode = _argument(call, 0, "fp"), _argument(call, 1, "mode")  # PIL.Image.open(path, mode)
     elif isinstance(call.func, ast.Attribute) and call.func.attr == "open":  # Path.open(mode)
         file, mode = call.func.value, _argument(call, 0, "mode")
     else:
@@ -586,6 +593,7 @@ def test_every_file_the_package_writes_goes_through_atomic_write():
         'open(path, mode="ab")',
         'path.open("w")',
         'gzip.open(path, "wb")',
+        'tarfile.open(path, "w")',
         'atomic_write(path, lambda tmp: path.write_text("x"))',  # the callback writes the final file
         'atomic_write(path, lambda tmp: tmp.write_text("x"))\nother.write_text("y")',
         "def write(tmp):\n    torch.save(x, tmp)\n\nwrite(path)",  # a callback never handed to atomic_write
@@ -609,6 +617,7 @@ def test_the_atomic_write_scan_catches_writes_in_place(source):
         "text = frame.to_csv(index=False)",
         "buffer = io.BytesIO()\ntorch.save(state, buffer)",
         "path.open()",
+        "with Image.open(path) as im:\n    pixels = im.getdata()",  # PIL reads the path it is given
     ],
     ids=lambda source: source.splitlines()[-1],
 )

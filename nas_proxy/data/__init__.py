@@ -3,7 +3,8 @@
 :func:`load_dataset` takes a :class:`DataConfig` (the ``[data]`` table) or a name and returns a
 :class:`Dataset`: train / val / test :class:`Split` tensors, normalised. The validation split is
 carved from the official training data; search and condensation never see the test set. Built-in
-readers and downloads live in ``_sources``, any other torchvision data set in ``_torchvision``.
+readers and downloads live in ``_sources``; your own files (``folder:PATH``, ``arrays:PATH.npz``) and
+:meth:`Dataset.from_arrays` in ``_own``; any other torchvision data set in ``_torchvision``.
 
 Example:
     >>> from nas_proxy.data import DataConfig, load_dataset

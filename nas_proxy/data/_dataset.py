@@ -8,9 +8,11 @@ Five datasets are built in and need nothing beyond the core dependencies:
 * ``cifar10`` and ``cifar100``: the python pickles (``<root>/cifar-10-batches-py/``,
   ``<root>/cifar-100-python/``).
 
-Any other name is looked up in ``torchvision.datasets`` when torchvision is installed
-(``pip install nas-proxy[vision]``). torchvision is imported only then, and only to
-download files or to read a dataset the built-in readers do not know.
+Your own data: ``folder:PATH`` (one subfolder of PNG/JPEG images per class, read with Pillow:
+``pip install 'nas-proxy[images]'``), ``arrays:PATH.npz`` (x, y) and :meth:`Dataset.from_arrays`
+(``_own``). Any other name is looked up in ``torchvision.datasets`` when torchvision is installed;
+it is imported only then, and only to download files or to read a dataset the built-in readers
+do not know.
 
 Example:
     >>> from nas_proxy.data import load_dataset
@@ -22,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +33,7 @@ import torch
 
 from nas_proxy._config import field_problem, shown
 from nas_proxy.data._config import DataConfig, val_fraction_problem
+from nas_proxy.data._own import _square, load_own, own_name, own_source, raw_from_arrays
 
 # DATASETS and DataError are defined lower down (_sources, errors) so that the modules this
 # one uses need not import it; both are re-exported here as the public API. The validation
@@ -38,7 +42,8 @@ from nas_proxy.data._sources import (
     _SPECS,
     DATASETS,
     STRATEGY_NO_FLIP,
-    STRATEGY_WITH_FLIP,
+    _freeze,
+    _hash_raw,
     _load_standard,
     _norm_key,
     _one_line,
@@ -48,7 +53,7 @@ from nas_proxy.data._sources import (
     _unknown_name,
 )
 from nas_proxy.data._torchvision import _load_torchvision
-from nas_proxy.errors import DataError
+from nas_proxy.errors import ArgumentError, DataError
 
 __all__ = [
     "DATASETS",
@@ -66,17 +71,26 @@ _ALIASES: dict[str, str] = {_norm_key(n): n for n in DATASETS}
 
 
 def default_dsa_strategy(name: str) -> str:
-    """The DSA strategy of the data set ``name`` (what ``dsa_strategy = "auto"`` runs on it), without loading it:
-    no flips for digit data sets, the full strategy for the others (as :attr:`Dataset.dsa_strategy`).
+    """The DSA strategy of the data set ``name`` (what ``dsa_strategy = "auto"`` runs on it), without loading it
+    (as :attr:`Dataset.dsa_strategy`): flips for FashionMNIST and CIFAR only. A flip turns a digit or a letter into
+    another one or none, so any other data set, your own included, is not flipped; set ``dsa_strategy =
+    "color_crop_cutout_flip_scale_rotate"`` in ``[condense]`` and ``[training]`` where a mirror image keeps its class.
 
     Example:
-        >>> default_dsa_strategy("digits"), default_dsa_strategy("FashionMNIST")
-        ('color_crop_cutout_scale_rotate', 'color_crop_cutout_flip_scale_rotate')
+        >>> default_dsa_strategy("digits"), default_dsa_strategy("FashionMNIST"), default_dsa_strategy("folder:x")
+        ('color_crop_cutout_scale_rotate', 'color_crop_cutout_flip_scale_rotate', 'color_crop_cutout_scale_rotate')
     """
     canonical = _ALIASES.get(_norm_key(name))
-    if canonical == "digits":
-        return STRATEGY_NO_FLIP
-    return _SPECS[canonical].dsa_strategy if canonical in _SPECS else STRATEGY_WITH_FLIP
+    return _SPECS[canonical].dsa_strategy if canonical in _SPECS else STRATEGY_NO_FLIP
+
+
+def _dataset_name(dataset: str) -> str:
+    """The :attr:`Dataset.name` the data set ``dataset`` loads as, without loading it (a torchvision class keeps the
+    spelling given: names are compared case- and punctuation-blind)."""
+    own = own_source(dataset)
+    if own is not None:
+        return own_name(*own)
+    return _ALIASES.get(_norm_key(dataset), dataset.strip())
 
 
 def default_data_root() -> Path:
@@ -134,19 +148,23 @@ class Dataset:
     """A loaded dataset: train (minus the validation carve-out), val and test splits.
 
     Attributes:
-        name: Canonical name (``"fashion_mnist"``) or the torchvision class name.
+        name: Canonical name (``"fashion_mnist"``), the torchvision class name, ``folder:<folder name>`` or
+            ``arrays:<file name>`` for your own files, or the name given to :meth:`from_arrays`.
         train: The official training data minus the validation carve-out.
         val: ``round(val_fraction * n_c)`` images of each class ``c`` carved from the
             official training data; empty when ``val_fraction == 0``.
-        test: The official test set (for ``digits``: a fixed 20 % stratified split).
+        test: The official test set (for ``digits``, and your own data without one: a fixed 20 % of each
+            class, the same whatever the validation split).
         num_classes: Number of classes; labels are ``0 .. num_classes - 1``.
+        classes: Class ``c``'s name (your folders' names, sorted), or ``str(c)`` where the data names none.
         channels: Image channels ``C``.
         image_size: Image height and width.
         mean: Per-channel mean used for normalisation (of pixels in ``[0, 1]``).
         std: Per-channel standard deviation used for normalisation.
-        dsa_strategy: The DSA augmentation string for this data (no flip for digits).
+        dsa_strategy: The DSA augmentation string for this data (:func:`default_dsa_strategy`).
         fingerprint: 16 hex chars of a sha256 over the raw official training images and
-            labels and the validation settings; it changes when the data or split does.
+            labels (your own data: every image and label, the test split's too) and the validation
+            settings; it changes when the data or split does.
 
     Example:
         >>> from nas_proxy.data import load_dataset
@@ -162,6 +180,7 @@ class Dataset:
     val: Split
     test: Split
     num_classes: int
+    classes: tuple[str, ...]
     channels: int
     image_size: int
     mean: tuple[float, ...]
@@ -172,18 +191,91 @@ class Dataset:
     split_seed: int
 
     def check(self, config: DataConfig) -> None:
-        """Refuse to serve a stage configured for other data (another data set or validation split)."""
-        asked = _ALIASES.get(_norm_key(config.dataset), config.dataset)
-        if (_norm_key(asked), config.val_fraction, config.split_seed) != (
-            _norm_key(self.name),
-            self.val_fraction,
-            self.split_seed,
+        """Refuse to serve a stage configured for other data (another data set, size or validation split)."""
+        asked = (_norm_key(_dataset_name(config.dataset)), config.val_fraction, config.split_seed)
+        if asked != (_norm_key(self.name), self.val_fraction, self.split_seed) or config.image_size not in (
+            0,  # the size stored: whatever it is
+            self.image_size,
         ):
+            size = f"{config.image_size} px, " if config.image_size else ""
             raise DataError(
-                f"the data is {self.name} (val_fraction {self.val_fraction}, split_seed {self.split_seed}) but the "
-                f"preset asks for {config.dataset} (val_fraction {config.val_fraction}, split_seed "
-                f"{config.split_seed}); load it with load_dataset(preset.data)"
+                f"the data is {self.name} ({self.image_size} px, val_fraction {self.val_fraction}, split_seed "
+                f"{self.split_seed}) but the preset asks for {config.dataset} ({size}val_fraction "
+                f"{config.val_fraction}, split_seed {config.split_seed}); load it with load_dataset(preset.data)"
             )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: np.ndarray | torch.Tensor,
+        y: np.ndarray | torch.Tensor,
+        x_test: np.ndarray | torch.Tensor | None = None,
+        y_test: np.ndarray | torch.Tensor | None = None,
+        *,
+        name: str = "arrays",
+        classes: tuple[str, ...] | list[str] | None = None,
+        image_size: int = 0,
+        val_fraction: float | None = None,
+        split_seed: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Dataset:
+        """Your own images and labels as a :class:`Dataset`, split and normalised as the built-in data sets are.
+
+        ``folder:PATH`` and ``arrays:PATH.npz`` are read into arrays and go through here too.
+
+        Args:
+            x: Images ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with C 1 or 3: uint8 pixels (or integers
+                in 0..255), or floats, taken as they are.
+            y: ``(N,)`` integer labels (whole-number floats too): indices into ``classes`` when given, else any
+                integers, renumbered ``0 .. K-1`` in order and named by their values.
+            x_test, y_test: A test split of your own; without one, a fixed 20 % of each class (the same whatever
+                ``split_seed``). It is never used for search, only for the reference's ``test_acc``.
+            name: What the data is called in messages, file names and :meth:`check` (a preset's
+                ``[data].dataset`` must name the same): letters, digits, ``.``, ``_``, ``:`` and ``-``.
+            classes: The class names.
+            image_size: Resize every image to this square (antialiased bilinear); 0 keeps the size, which must
+                then be square.
+            val_fraction, split_seed: The validation carve-out from the training images, as in
+                :func:`load_dataset` (defaults 0.1 and 0).
+            device: Where the tensors are put.
+
+        Normalisation (per-channel mean and standard deviation) comes from the training images, the test
+        split excluded; :attr:`fingerprint` hashes every image and label (test split included) and the split
+        settings, so the same pixels give the same cached files whichever way they were loaded. Augmentation defaults to
+        no flips (:func:`default_dsa_strategy`).
+
+        Raises:
+            DataError: arrays that are not images and labels (shapes, types, NaN), fewer than 2 classes, a class
+                without training images, bad split settings.
+
+        Example:
+            >>> import numpy as np
+            >>> from nas_proxy.data import Dataset
+            >>> rng = np.random.default_rng(0)
+            >>> x = rng.integers(0, 256, (60, 12, 12), dtype=np.uint8)
+            >>> data = Dataset.from_arrays(x, np.arange(60) % 3, classes=["a", "b", "c"])
+            >>> data.classes, data.channels, data.image_size, len(data.train), len(data.val), len(data.test)
+            (('a', 'b', 'c'), 1, 12, 42, 6, 12)
+        """
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ArgumentError(
+                "Dataset.from_arrays",
+                "name",
+                f"{shown(name)} is not a plain name (it names cached files): use 1 to 128 letters, digits, '.', "
+                f"'_', ':' and '-', starting with a letter or digit",
+            )
+        val_fraction, split_seed = _split(val_fraction, split_seed)
+        raw = raw_from_arrays(
+            x,
+            y,
+            x_test,
+            y_test,
+            name=name,
+            source="Dataset.from_arrays()",
+            classes=None if classes is None else tuple(classes),
+            image_size=_image_size(image_size),
+        )
+        return _from_raw(raw, val_fraction, split_seed, resolve_device(device))
 
     def to(self, device: str | torch.device) -> Dataset:
         """Return a copy with all three splits on ``device``."""
@@ -214,7 +306,7 @@ class Dataset:
         for c, index in enumerate(self.class_indices()):
             if not 0 < ipc <= len(index):
                 raise DataError(
-                    f"cannot take {ipc} images per class: class {c} of {self.name} has {len(index)} "
+                    f"cannot take {ipc} images per class: class {self.classes[c]!r} of {self.name} has {len(index)} "
                     f"training images; use an ipc from 1 to {len(index)}"
                 )
             picks.append(index[torch.randperm(len(index), generator=generator)[:ipc].to(index.device)])
@@ -260,37 +352,74 @@ def _make_split(x: np.ndarray, y: np.ndarray, index: np.ndarray, raw: _Raw, devi
     return Split(xf.to(device).contiguous(), ys.to(device))
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _split(val_fraction: float | None, seed: int | None) -> tuple[float, int]:
+    """The validation carve-out's settings, defaults filled in (from :class:`DataConfig`) and checked."""
+    val_fraction = DataConfig.val_fraction if val_fraction is None else val_fraction
+    seed = DataConfig.split_seed if seed is None else seed
+    problem = val_fraction_problem(val_fraction)
+    if problem is not None:
+        raise DataError(f"val_fraction {problem}; pass for example 0.1 (or 0 for no validation split)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise DataError(f"seed must be an integer, got {shown(seed)}; pass for example seed=0")
+    problem = field_problem(DataConfig.__dataclass_fields__["split_seed"], int(seed))  # [data].split_seed's range
+    if problem is not None:
+        raise DataError(f"seed (the split's: [data].split_seed, --split-seed) {problem}")
+    return float(val_fraction), int(seed)
+
+
+def _image_size(image_size: int) -> int:
+    """``image_size`` checked as ``[data].image_size`` is."""
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+        raise DataError(f"image_size must be an integer, got {shown(image_size)}; pass for example 32 (0: as stored)")
+    problem = field_problem(DataConfig.__dataclass_fields__["image_size"], int(image_size))
+    if problem is not None:
+        raise DataError(f"image_size ([data].image_size, --image-size) {problem}")
+    return int(image_size)
+
+
 def load_dataset(
     name: str | DataConfig,
     root: str | Path | None = None,
     *,
     val_fraction: float | None = None,
     seed: int | None = None,
+    image_size: int | None = None,
     device: str | torch.device = "cpu",
     download: bool = False,
+    progress: bool = True,
 ) -> Dataset:
     """Load a dataset as normalised whole-split tensors with a class-balanced val carve-out.
 
     Args:
         name: ``digits``, ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``
-            (case-insensitive; ``FashionMNIST``, ``cifar-10`` and similar spellings work),
-            or any ``torchvision.datasets`` class name when torchvision is installed; or a
-            :class:`~nas_proxy.DataConfig` (a preset's ``preset.data``), which also gives the split.
+            (case-insensitive; ``FashionMNIST``, ``cifar-10`` and similar spellings work);
+            your own files: ``folder:PATH`` (one subfolder of PNG/JPEG images per class, or
+            ``train/`` and ``test/`` that each hold them) or ``arrays:PATH.npz`` (x and y, optionally
+            x_test, y_test and classes), a relative PATH read from the current folder (see
+            :meth:`Dataset.from_arrays`); any ``torchvision.datasets`` class name when torchvision is
+            installed; or a :class:`~nas_proxy.DataConfig` (a preset's ``preset.data``), which also gives
+            the split and the size.
         root: Folder holding the data in torchvision's layout; defaults to
-            :func:`default_data_root`. Ignored for ``digits``.
+            :func:`default_data_root`. Ignored for ``digits`` and your own files.
         val_fraction: Fraction in ``[0, 1)`` of each class of the official training data
             moved into ``val`` (``round(val_fraction * n_c)`` images of class ``c``,
             halves rounded up); default 0.1.
         seed: Seeds the choice of validation images (``torch.Generator``); default 0.
+        image_size: Resize every image to this square (a folder's with Pillow, others antialiased
+            bilinear); default 0, the size stored, which a folder's images must share.
         device: Where the tensors are put, for example ``"cuda"``, or ``"auto"`` (CUDA when
             available).
         download: When files are missing, let torchvision download them into ``root``.
+        progress: Show a progress bar while a folder's images are read (on a terminal).
 
     Returns:
         The :class:`Dataset`. Files found are only read, never modified.
 
     Raises:
-        DataError: unknown name, missing or corrupt files, bad ``val_fraction`` or device.
+        DataError: unknown name, missing or corrupt files, bad ``val_fraction``, size or device.
 
     Example:
 
@@ -306,34 +435,43 @@ def load_dataset(
             1438 359 True
     """
     if isinstance(name, DataConfig):
-        if val_fraction is not None or seed is not None:
-            raise DataError("pass the split in the DataConfig or as val_fraction/seed, not both")
-        name, val_fraction, seed = name.dataset, name.val_fraction, name.split_seed
-    val_fraction = DataConfig.val_fraction if val_fraction is None else val_fraction  # the defaults live there
-    seed = DataConfig.split_seed if seed is None else seed
-    problem = val_fraction_problem(val_fraction)
-    if problem is not None:
-        raise DataError(f"val_fraction {problem}; pass for example 0.1 (or 0 for no validation split)")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise DataError(f"seed must be an integer, got {shown(seed)}; pass for example seed=0")
-    problem = field_problem(DataConfig.__dataclass_fields__["split_seed"], int(seed))  # [data].split_seed's range
-    if problem is not None:
-        raise DataError(f"seed (the split's: [data].split_seed, --split-seed) {problem}")
+        if val_fraction is not None or seed is not None or image_size is not None:
+            raise DataError("pass the split and size in the DataConfig or as arguments, not both")
+        name, val_fraction, seed, image_size = name.dataset, name.val_fraction, name.split_seed, name.image_size
+    val_fraction, seed = _split(val_fraction, seed)
+    image_size = _image_size(DataConfig.image_size if image_size is None else image_size)
     if not isinstance(name, str) or not name.strip():
         raise _unknown_name(str(name), "empty or not a string")
     dev = resolve_device(device)
     canonical = _ALIASES.get(_norm_key(name))
+    own = own_source(name)
     root_path = Path(root) if root is not None else default_data_root()
     root_path = root_path.expanduser().resolve()
 
-    if canonical == "digits":
+    if own is not None:
+        raw = load_own(*own, image_size, progress)
+    elif canonical == "digits":
         raw = _raw_digits()
     elif canonical is not None:
         raw = _load_standard(canonical, root_path, download)
     else:
         raw = _load_torchvision(name.strip(), root_path, download)
+    if own is None and image_size and raw.x_train.shape[2:] != (image_size, image_size):
+        raw = _resized(raw, image_size)
+    return _from_raw(raw, val_fraction, seed, dev)
 
-    val_mask = _stratified_holdout(raw.y_train, float(val_fraction), torch.Generator().manual_seed(int(seed)))
+
+def _resized(raw: _Raw, image_size: int) -> _Raw:
+    """A built-in or torchvision data set at ``image_size``: its pixels resized (so is its fingerprint)."""
+    source = f"{raw.name} at image_size {image_size}"
+    x_train, x_test = (_square(x, image_size, source) for x in (raw.x_train, raw.x_test))
+    _freeze(x_train, x_test)
+    return replace(raw, x_train=x_train, x_test=x_test, data_hash=_hash_raw(x_train, raw.y_train, raw.num_classes))
+
+
+def _from_raw(raw: _Raw, val_fraction: float, seed: int, dev: torch.device) -> Dataset:
+    """The :class:`Dataset` of raw arrays: the validation carve-out, normalisation, the fingerprint."""
+    val_mask = _stratified_holdout(raw.y_train, val_fraction, torch.Generator().manual_seed(seed))
     train_idx = np.flatnonzero(~val_mask)
     val_idx = np.flatnonzero(val_mask)
     counts = np.bincount(raw.y_train[train_idx], minlength=raw.num_classes)
@@ -341,12 +479,17 @@ def load_dataset(
     empty = np.flatnonzero(present & (counts == 0))
     if empty.size:
         raise DataError(
-            f"val_fraction={val_fraction} leaves no training images of class {int(empty[0])} "
+            f"val_fraction={val_fraction} leaves no training images of class {raw.classes[int(empty[0])]!r} "
             f"in {raw.name}; pass a smaller val_fraction"
+        )
+    if val_fraction > 0 and val_idx.size == 0:
+        raise DataError(
+            f"val_fraction={val_fraction} holds out no image of {raw.name} (each class's share rounds to none of its "
+            f"{int(np.bincount(raw.y_train).max())} images or fewer); pass a larger val_fraction, or add images"
         )
 
     h = raw.data_hash.copy()
-    h.update(f"val_fraction={float(val_fraction)!r};seed={int(seed)}".encode())
+    h.update(f"val_fraction={val_fraction!r};seed={seed}".encode())
     _, channels, height, _ = raw.x_train.shape
     return Dataset(
         name=raw.name,
@@ -354,12 +497,13 @@ def load_dataset(
         val=_make_split(raw.x_train, raw.y_train, val_idx, raw, dev),
         test=_make_split(raw.x_test, raw.y_test, np.arange(raw.y_test.shape[0]), raw, dev),
         num_classes=raw.num_classes,
+        classes=raw.classes,
         channels=int(channels),
         image_size=int(height),
         mean=raw.mean,
         std=raw.std,
         dsa_strategy=raw.dsa_strategy,
         fingerprint=h.hexdigest()[:16],
-        val_fraction=float(val_fraction),
-        split_seed=int(seed),
+        val_fraction=val_fraction,
+        split_seed=seed,
     )

@@ -27,11 +27,14 @@ DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "cif
 
 # The DSA strategy each data set takes (what `dsa_strategy = "auto"` runs): op families of nas_proxy.method's DSA.
 STRATEGY_WITH_FLIP = "color_crop_cutout_flip_scale_rotate"  # FashionMNIST, CIFAR
-STRATEGY_NO_FLIP = "color_crop_cutout_scale_rotate"  # MNIST, digits, SVHN: a flipped digit is another digit (or none)
+# MNIST, digits, SVHN: a flipped digit is another digit (or none). Also the default for any data set not known to be
+# mirror-safe (other torchvision sets, your own): a flip that changes a class hurts more than a missing one.
+STRATEGY_NO_FLIP = "color_crop_cutout_scale_rotate"
 _DIGITS_SIZE = 16
-_DIGITS_TEST_FRACTION = 0.2
-_DIGITS_SPLIT_SEED = 20_211_004  # constant: the digits train/test split never depends on `seed`
-_VISION_HINT = "other torchvision datasets need `pip install nas-proxy[vision]`"
+# A data set without a test split of its own (digits, your own data without one) gets a fixed 20 % per class,
+# drawn with a constant seed: the test split never depends on `seed`.
+TEST_FRACTION = 0.2
+TEST_SPLIT_SEED = 20_211_004
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class _Raw:
     y_test: np.ndarray
     scale: float  # multiply x by this to get [0, 1]
     num_classes: int
+    classes: tuple[str, ...]  # class c's name: a folder name, or str(c) where the files name none
     mean: tuple[float, ...]
     std: tuple[float, ...]
     dsa_strategy: str
@@ -132,6 +136,11 @@ def _hash_raw(x: np.ndarray, y: np.ndarray, num_classes: int) -> Any:
     return h
 
 
+def _numbered(num_classes: int) -> tuple[str, ...]:
+    """Class names where the files give none: the labels themselves."""
+    return tuple(str(c) for c in range(num_classes))
+
+
 def _freeze(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False
@@ -154,14 +163,39 @@ def _stratified_holdout(y: np.ndarray, fraction: float, gen: torch.Generator) ->
     return mask
 
 
-def _unknown_name(name: str, why: str) -> DataError:
-    return DataError(f"unknown dataset {name!r}: known names are {', '.join(DATASETS)}; {_VISION_HINT} ({why})")
+def torchvision_install() -> str:
+    """The command that installs the torchvision built for the installed torch, which it then keeps.
+
+    torch 2.N pairs with torchvision 0.(N+15). A bare ``pip install torchvision`` takes the newest release, which
+    pins the newest torch and so replaces a CPU build with a CUDA one; a CPU build's torchvision comes from
+    PyTorch's CPU index.
+    """
+    release = torch.__version__.split("+")[0].split(".")
+    if len(release) < 2 or release[0] != "2" or not release[1].isdigit():
+        return f"pip install the torchvision release built for torch {torch.__version__} (see pytorch.org)"
+    pin = f"pip install 'torchvision==0.{int(release[1]) + 15}.*'"
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return f"{pin} --index-url https://download.pytorch.org/whl/cpu"
+    return f"{pin} from the index torch {torch.__version__} came from"
+
+
+def _unknown_name(name: str, why: str, *, torchvision_missing: bool = False) -> DataError:
+    """``torchvision_missing``: the name may be a torchvision class, so say which torchvision to install."""
+    install = (
+        f"; other torchvision data sets need torchvision built for your torch: {torchvision_install()}"
+        if torchvision_missing
+        else ""
+    )
+    return DataError(
+        f"unknown dataset {name!r} ({why}): known names are {', '.join(DATASETS)}; for your own images pass "
+        f"folder:PATH (one subfolder per class) or arrays:PATH.npz{install}"
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def _raw_digits() -> _Raw:
     images, labels = _readers.read_digits()
-    test_mask = _stratified_holdout(labels, _DIGITS_TEST_FRACTION, torch.Generator().manual_seed(_DIGITS_SPLIT_SEED))
+    test_mask = _stratified_holdout(labels, TEST_FRACTION, torch.Generator().manual_seed(TEST_SPLIT_SEED))
     x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)
     x = F.interpolate(x, size=(_DIGITS_SIZE, _DIGITS_SIZE), mode="bilinear", align_corners=False)
     x_np = x.numpy()
@@ -179,6 +213,7 @@ def _raw_digits() -> _Raw:
         y_test=y_test,
         scale=1.0,
         num_classes=10,
+        classes=_numbered(10),
         mean=mean,
         std=std,
         dsa_strategy=STRATEGY_NO_FLIP,
@@ -189,7 +224,7 @@ def _raw_digits() -> _Raw:
 def _missing_message(spec: _Spec, path: Path, root: Path) -> str:
     return (
         f"{spec.title} not found: expected {path}; download it with torchvision "
-        f"(pip install torchvision, then pass download=True / --download) or point "
+        f"({torchvision_install()}, then pass download=True / --download) or point "
         f"--data-root / NAS_PROXY_DATA at a folder holding {spec.folder}/"
     )
 
@@ -208,22 +243,24 @@ def _locate(spec: _Spec, root: Path) -> tuple[list[Path], Path | None]:
 
 
 # Here rather than in _torchvision: downloads of the built-in sets need it too.
-def _import_torchvision() -> Any | None:
-    """torchvision, or None when it is missing or fails to import (any exception)."""
+def _import_torchvision() -> tuple[Any | None, str]:
+    """torchvision and "", or None and why not: missing, or failing to import (any exception: a build for another
+    torch raises RuntimeError)."""
     try:
         import torchvision  # noqa: PLC0415  (optional, imported lazily on purpose)
-    except Exception:  # ImportError, or a broken build raising RuntimeError etc.
-        return None
-    return torchvision
+    except ImportError:
+        return None, "torchvision is not installed"
+    except Exception as exc:
+        return None, f"torchvision fails to import ({_one_line(exc)[:80]}), a build for another torch"
+    return torchvision, ""
 
 
 def _download_standard(spec: _Spec, root: Path, missing: Path) -> None:
-    tv = _import_torchvision()
+    tv, why = _import_torchvision()
     if tv is None:
         raise DataError(
-            f"{spec.title} not found: expected {missing}; download=True needs torchvision, "
-            f"which is not installed or failed to import: pip install torchvision "
-            f"(or nas-proxy[vision]), or put the files under {root / spec.folder}"
+            f"{spec.title} not found: expected {missing}; download=True needs torchvision and {why}: "
+            f"{torchvision_install()}, or put the files under {root / spec.folder}"
         )
     cls = getattr(tv.datasets, spec.title)
     try:
@@ -292,6 +329,7 @@ def _raw_files(canonical: str, stamp: tuple[tuple[str, int, int], ...]) -> _Raw:
         y_test=y_test,
         scale=1.0 / 255.0,
         num_classes=spec.num_classes,
+        classes=_numbered(spec.num_classes),
         mean=spec.mean,
         std=spec.std,
         dsa_strategy=spec.dsa_strategy,

@@ -1,7 +1,9 @@
 """The fallback for any other name: a ``torchvision.datasets`` class, read into raw arrays.
 
-torchvision is optional (``pip install nas-proxy[vision]``); this module imports it only when a
-name is not one of the built-in data sets.
+torchvision is optional, and has no extra: it must be the build made for the installed torch
+(:func:`~nas_proxy.data._sources.torchvision_install` says which), or pip replaces torch. This
+module imports it only when a name is not one of the built-in data sets. Its classes that read a
+folder of your own (ImageFolder) are refused for ``folder:PATH``, which needs no torchvision.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ import numpy as np
 import torch
 
 from nas_proxy.data._sources import (
-    STRATEGY_WITH_FLIP,
+    STRATEGY_NO_FLIP,
     _freeze,
     _hash_raw,
     _import_torchvision,
     _norm_key,
+    _numbered,
     _one_line,
     _Raw,
     _unknown_name,
 )
 from nas_proxy.errors import DataError
+
+# torchvision classes that read a folder of the user's rather than a data set they download and split
+_FOLDER_CLASSES = frozenset({"imagefolder", "datasetfolder"})
 
 
 def _find_tv_class(tv: Any, name: str) -> tuple[str, Callable[..., Any]] | None:
@@ -44,7 +50,17 @@ def _tv_split(cls: Callable[..., Any], title: str, root: Path, train: bool, down
         try:
             return cls(str(root), train=train, download=download)
         except TypeError:  # e.g. SVHN, STL10 take split= instead of train=
+            pass
+        try:
             return cls(str(root), split="train" if train else "test", download=download)
+        except TypeError as exc:
+            raise DataError(
+                f"torchvision's {title} takes neither train= nor split='train'/'test' ({_one_line(exc)[:80]}), so it "
+                f"cannot be loaded by name; save its images as an .npz (np.savez('data.npz', x=images, y=labels)) "
+                f"and pass arrays:data.npz"
+            ) from None
+    except DataError:
+        raise
     except Exception as exc:
         hint = "" if download else "pass download=True / --download, or "
         raise DataError(
@@ -86,9 +102,15 @@ def _tv_to_arrays(ds: Any, title: str, root: Path) -> tuple[np.ndarray, np.ndarr
 
 
 def _load_torchvision(name: str, root: Path, download: bool) -> _Raw:
-    tv = _import_torchvision()
+    if _norm_key(name) in _FOLDER_CLASSES:
+        raise DataError(
+            f"dataset {name!r} reads a folder of your own: pass folder:PATH instead (--dataset folder:PATH, or "
+            f'dataset = "folder:PATH" in [data]; one subfolder of PNG/JPEG images per class), which needs no '
+            "torchvision"
+        )
+    tv, why = _import_torchvision()
     if tv is None:
-        raise _unknown_name(name, "torchvision is not installed or failed to import")
+        raise _unknown_name(name, why, torchvision_missing=True)
     found = _find_tv_class(tv, name)
     if found is None:
         raise _unknown_name(name, "torchvision.datasets has no such class either")
@@ -104,6 +126,7 @@ def _load_torchvision(name: str, root: Path, download: bool) -> _Raw:
         )
     classes = getattr(train, "classes", None)
     num_classes = max(len(classes) if classes else 0, int(max(y_train.max(), y_test.max())) + 1)
+    names = tuple(str(c) for c in classes) if classes and len(classes) == num_classes else _numbered(num_classes)
     if min(int(y_train.min()), int(y_test.min())) < 0:
         raise DataError(f"torchvision's {title} under {root} has negative labels; not supported")
     scaled = x_train.astype(np.float64) / 255.0
@@ -119,8 +142,9 @@ def _load_torchvision(name: str, root: Path, download: bool) -> _Raw:
         y_test=y_test,
         scale=1.0 / 255.0,
         num_classes=num_classes,
+        classes=names,
         mean=mean,
         std=std,
-        dsa_strategy=STRATEGY_WITH_FLIP,
+        dsa_strategy=STRATEGY_NO_FLIP,  # not known to be mirror-safe (KMNIST, SVHN: characters and digits)
         data_hash=_hash_raw(x_train, y_train, num_classes),
     )

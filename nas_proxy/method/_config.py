@@ -27,6 +27,7 @@ from nas_proxy.space import DEFAULT_ARCH, ArchSpec, load_search_space
 # Upper limits against typos (10**9 epochs would train for ever, 10**9 images exhaust memory before any check),
 # generous for real use; each says why it is there.
 EPOCHS_LIMIT = 100_000
+STEPS_LIMIT = 10_000_000
 _LONGER = "longer would run for weeks"
 # A step size or decay past float32's range cannot scale float32 parameters or images: torch raises.
 _FLOAT32 = {"at_most": torch.finfo(torch.float32).max, "why": "the largest float32, the parameters' type"}
@@ -117,7 +118,7 @@ class TrainConfig:
     epochs: int = bounded(1000, above=0, at_most=EPOCHS_LIMIT, why=f"100 times the paper's 1000; {_LONGER}")
     # 0: `epochs` passes over the training set; N: exactly N optimiser steps (batches drawn pass by pass) whatever
     # the set's size, so sets of different sizes train at the same cost and a tiny set gets enough steps.
-    steps: int = bounded(0, at_least=0, at_most=10_000_000, why=_LONGER)
+    steps: int = bounded(0, at_least=0, at_most=STEPS_LIMIT, why=_LONGER)
     lr: float = bounded(0.01, above=0, **_FLOAT32)
     momentum: float = bounded(0.9, at_least=0, below=1)
     weight_decay: float = bounded(5e-4, at_least=0, **_FLOAT32)

@@ -93,7 +93,8 @@ def check_same_data(table: pd.DataFrame, data: Dataset, path: Path) -> None:
     if other:
         raise NasProxyError(
             f"{path} was built on other data (fingerprint {sorted(other)[0]}, now "
-            f"{data.fingerprint}); move it away or point --data-root at the original data"
+            f"{data.fingerprint}); move it away (new data needs a new [study].name) or load the data it was built on "
+            f"(--data-root, or your own files as they were)"
         )
 
 
@@ -286,6 +287,9 @@ def preset_reference(preset: Preset, data: Dataset) -> tuple[Path, pd.DataFrame]
     path = reference_table_path(preset)
     table = read_reference(path)
     if table.empty:
+        elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again
+        if elsewhere:
+            raise NasProxyError(f"no reference table in {preset.study.output.resolve()}: {elsewhere}")
         raise NasProxyError(
             f"no reference table at {path}; import one with `nas-proxy reference {preset.ref} "
             f"--import FILE.csv` or train one with --archs 30"

@@ -48,6 +48,7 @@ from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, ConfigError, NasProxyError
 from nas_proxy.method import count_flops, embedding_archs
+from nas_proxy.method._config import EPOCHS_LIMIT, STEPS_LIMIT
 from nas_proxy.reference import (
     N_BOOT,
     Agreement,
@@ -58,7 +59,15 @@ from nas_proxy.reference import (
     reference_accuracy,
 )
 from nas_proxy.results._render import frontier_markdown, frontier_plot
-from nas_proxy.scoring import MIN_FIT, Calibration, make_proxy, resampled_agreement, resampled_predictions, score_archs
+from nas_proxy.scoring import (
+    MIN_FIT,
+    Calibration,
+    early_training,
+    make_proxy,
+    resampled_agreement,
+    resampled_predictions,
+    score_archs,
+)
 from nas_proxy.space import ArchSpec
 
 FAMILIES = ("zero-cost", "subset", "dm", "short", "halving", "calibrated")
@@ -97,9 +106,12 @@ def short_label(fraction: float) -> str:
     return f"short {100 * fraction:.4g}%"
 
 
-def _short_preset(preset: Preset, fraction: float) -> Preset:
-    # rounded: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
-    score = dataclasses.replace(preset.score, early_epochs=round(fraction * preset.reference.training.epochs, 9))
+def _short_preset(preset: Preset, fraction: float, images: int) -> Preset:
+    """``early`` at ``fraction`` of the reference's optimiser steps on ``images`` training images, as passes."""
+    reference = preset.reference.training
+    passes = reference.steps / reference.batches(images) if reference.steps else reference.epochs
+    # 12 digits: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
+    score = dataclasses.replace(preset.score, early_epochs=float(f"{fraction * passes:.12g}"))
     return dataclasses.replace(preset, score=score)
 
 
@@ -114,7 +126,8 @@ class _Costs:
         size = (data.channels, data.num_classes, data.image_size)
         self.flops = pd.Series({a.id: count_flops(a, *size) for a in archs}, dtype=float)
         self.space_flops = float(sum(count_flops(a, *size) for a in preset.space().archs()))
-        self.reference_images = len(data.train) * preset.reference.training.epochs * 3  # per FLOP of the arch
+        # per FLOP of the arch: what the reference trains, epochs or steps
+        self.reference_images = preset.reference.training.presentations(len(data.train)) * 3
         self.val = len(data.val)
         embedding = embedding_archs(preset.condense, data.image_size)  # one drawn per iteration: their mean
         self.embed_flops = float(np.mean([count_flops(a, *size) for a in embedding]))
@@ -180,10 +193,13 @@ def base_scores(
             )
     if {"short", "halving", "calibrated"} & set(families):
         for fraction in short:
-            images = fraction * len(data.train) * preset.reference.training.epochs
+            shortened = _short_preset(preset, fraction, len(data.train))
+            trained = early_training(preset.reference.training, shortened.score.early_epochs, len(data.train))
             label = short_label(fraction)
             out[label] = Scored(
-                label, _score(_short_preset(preset, fraction), data, "early", archs, progress), costs.per_arch(images)
+                label,
+                _score(shortened, data, "early", archs, progress),
+                costs.per_arch(trained.presentations(len(data.train))),
             )
     return out
 
@@ -241,10 +257,16 @@ def _fitted(
 
 
 def _check_arguments(
-    preset: Preset, ipcs: Sequence[int], dm_ipcs: Sequence[int] | None, short: Sequence[float], fit_sizes: Sequence[int]
+    preset: Preset,
+    ipcs: Sequence[int],
+    dm_ipcs: Sequence[int] | None,
+    short: Sequence[float],
+    fit_sizes: Sequence[int],
+    images: int,
 ) -> None:
     """Every value of :func:`run_frontier`'s lists, checked before any scoring: a bad one found at its turn would
-    lose the hours of scoring before it."""
+    lose the hours of scoring before it. ``images``: the training split's size, which turns budgets into steps."""
+    reference = preset.reference.training
     for parameter, sizes in (("ipcs", ipcs), ("dm_ipcs", dm_ipcs or ())):
         for ipc in sizes:
             try:
@@ -259,6 +281,20 @@ def _check_arguments(
                 f"holds {shown(fraction)}; each must be a fraction of the reference's optimiser steps, between 0 "
                 f"and 1 (both excluded)",
             )
+        try:  # the budget as `early` trains it: a limit on its passes or steps is said as one on this fraction
+            early_training(reference, _short_preset(preset, fraction, images).score.early_epochs, images)
+        except ConfigError:
+            total = reference.optimiser_steps(images)
+            steps = fraction * total
+            raise ArgumentError(
+                "run_frontier",
+                "short",
+                f"holds {shown(fraction)}, a budget too long to train: {shown(fraction)} of the reference's "
+                f"{total:,} optimiser steps is {steps:,.0f} steps, "
+                f"{steps / reference.batches(images):,.0f} passes over the {images:,} training images (a run trains "
+                f"at most {STEPS_LIMIT:,} steps and {EPOCHS_LIMIT:,} passes: longer would run for weeks); use a "
+                f"smaller one",
+            ) from None
     for size in fit_sizes:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < MIN_FIT:
             raise ArgumentError(
@@ -297,7 +333,7 @@ def run_frontier(
         raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
     if "halving" in families and len(short) < 2:
         raise ArgumentError("run_frontier", "short", "needs at least two budgets for the halving family (its rungs)")
-    _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes)
+    _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes, len(data.train))
     data.check(preset.data)
     path, table = preset_reference(preset, data)
     space = preset.space()
@@ -437,10 +473,12 @@ def run_frontier(
 
 def _pareto(frame: pd.DataFrame, key: str) -> pd.Series:
     """Whether each method is on the Pareto front of cost against ``key`` (no other is as cheap and better, or
-    cheaper and as good)."""
-    cost, value = frame["cost"].to_numpy(float), np.nan_to_num(frame[key].to_numpy(float), nan=-np.inf)
+    cheaper and as good). A method without the figure (a top-20 Spearman on fewer than 40 architectures) is on no
+    front: the table would mark a blank cell as a best trade-off."""
+    cost, value = frame["cost"].to_numpy(float), frame[key].to_numpy(float)
     front = [
-        not any(
+        not math.isnan(value[i])
+        and not any(
             (cost[j] <= cost[i] and value[j] > value[i]) or (cost[j] < cost[i] and value[j] >= value[i])
             for j in range(len(frame))
         )

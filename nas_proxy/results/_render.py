@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.config import ACCURACY_PROXIES
-from nas_proxy.reference import TOP_K, Agreement
+from nas_proxy.reference import MIN_PAIRS, TOP_K, Agreement
 
 if TYPE_CHECKING:  # the report's types; importing them here would be a circle (the report renders with this)
     from nas_proxy.results._report import Calibrated, Summary
@@ -40,19 +42,67 @@ def pct(value: float) -> str:
 
 
 def top1(a: Agreement) -> str:
-    """The proxy's pick with its reference accuracy; a tie for the best score is shown as such."""
+    """The reference accuracy of the proxy's pick; for a tie for the best score, its mean (the expected pick)."""
     if a.top1_ties > 1:
-        return f"{a.top1_ties}-way tie for the best score (mean of them: {pct(a.top1_reference)})"
-    return f"{a.top1_arch}: {pct(a.top1_reference)}"
+        return f"{a.top1_ties}-way tie: mean {pct(a.top1_reference)}"
+    return pct(a.top1_reference)
+
+
+SHOWN = 3  # the names a tie lists before "and k more"
+
+
+def names(archs: Sequence[str]) -> str:
+    """``archs`` joined; a long list shortened to its first :data:`SHOWN` and how many more."""
+    head = ", ".join(archs[:SHOWN])
+    return head if len(archs) <= SHOWN else f"{head} and {len(archs) - SHOWN} more"
+
+
+def best(archs: Sequence[str], at: str) -> str:
+    """The architecture with the best value ``at`` (``score 0.9862``, ``99.44%``), or the tie for it:
+    ``3 architectures tie at score 0.9862: a, b, c``."""
+    if len(archs) == 1:
+        return f"{archs[0]} ({at})"
+    return f"{len(archs)} architectures tie at {at}: {names(archs)}"
+
+
+def score(value: float) -> str:
+    return f"score {value:.4g}"
+
+
+def _inline(archs: Sequence[str], at: str) -> str:
+    """:func:`best` inside a sentence: a tie in parentheses."""
+    return best(archs, at) if len(archs) == 1 else f"({best(archs, at)})"
+
+
+def study_best(summary: Summary) -> str:
+    """The study's best proxy score over every architecture it scored, reference or not: ``best by the proxy: ...``."""
+    return f"best by the proxy: {best(summary.study_best_archs, score(summary.study_best_score))}"
+
+
+def pick_sentence(summary: Summary) -> str:
+    """Where the proxy's pick among the reference architectures stands against the reference table's best."""
+    s, a = summary, summary.agreement
+    among = f"among the {a.n} reference architectures" + (
+        f" it scored (of {s.reference_archs})" if a.n < s.reference_archs else ""
+    )
+    pick = _inline(s.top1_archs, score(s.top1_score))
+    if set(s.top1_archs) <= set(s.best_archs):  # not `regret == 0`: a tie's mean can miss the best by a rounding
+        return f"{among} the proxy's pick {pick} is the best of the reference table ({pct(a.best_reference)})"
+    top = _inline(s.best_archs, pct(a.best_reference))
+    mean = " on average" if len(s.top1_archs) > 1 else ""  # ties broken at random: the expected regret
+    return f"{among} the proxy's pick {pick} is{mean} {a.regret:.2f} points below the best {top}"
 
 
 def costs(summary: Summary) -> list[tuple[str, str]]:
-    """The cost rows that have a value (never a NaN)."""
-    per_arch = [
-        f"{side} {mean:.1f} s"
-        for side, mean in (("proxy", summary.proxy_seconds_mean), ("reference", summary.reference_seconds_mean))
-        if not math.isnan(mean)
-    ]
+    """The cost rows that have a value (never a NaN): per architecture with the proxy's share of the reference's
+    as a ratio (what the tool buys), and in total."""
+    means = (("proxy", summary.proxy_seconds_mean), ("reference", summary.reference_seconds_mean))
+    per_arch = [f"{side} {mean:.1f} s" for side, mean in means if not math.isnan(mean)]
+    if not math.isnan(summary.cost_ratio):
+        per_arch[-1] += (
+            f" (the proxy costs {summary.cost_ratio:.2f} of the reference's on the {summary.cost_ratio_archs} "
+            f"architectures both trained)"
+        )
     total = [
         f"{label} {value:.0f} s"
         for value, label, always in (
@@ -110,23 +160,22 @@ def report_markdown(
     for k in a.precision:
         if a.precision_text(k):
             lines.append(f"| precision@{k} | {a.precision_text(k)} | | {n} |")
+    if s.study_best_archs:
+        referenced = set(ranking.dropna(subset=[f"reference_{s.metric}"])["arch"])
+        missing = not s.reference_imported and not set(s.study_best_archs) <= referenced
+        hint = f"; no reference yet: `nas-proxy reference {s.preset} --archs top-{len(s.study_best_archs)}`"
+        study = best(s.study_best_archs, score(s.study_best_score)) + (hint if missing else "")
+        lines.append(f"| best by the proxy, over all {s.scored} scored | {study} | | {s.scored} |")
     if a.top1_arch is not None:
+        mean = " (their mean)" if len(s.top1_archs) > 1 else ""
         lines += [
-            f"| proxy's top-1 | {top1(a)} | | |",
-            f"| best of the reference table | {a.best_arch}: {pct(a.best_reference)} | | {s.reference_archs} |",
-            f"| top-1 regret | {a.regret:.2f} points | | |",
+            f"| the proxy's pick among the {n} reference architectures | {best(s.top1_archs, score(s.top1_score))}; "
+            f"reference {pct(a.top1_reference)}{mean} | | {n} |",
+            f"| best of the reference table | {best(s.best_archs, pct(a.best_reference))} | | {s.reference_archs} |",
+            f"| top-1 regret (the pick below the best) | {a.regret:.2f} points | | |",
         ]
     if a.ties:
         lines.append(f"| ties | {a.ties} of the {n} proxy scores equal another's | | |")
-    if (
-        s.study_best_arch
-        and not s.reference_imported
-        and s.study_best_arch not in ranking.dropna(subset=[f"reference_{s.metric}"])["arch"].values
-    ):
-        lines.append(
-            f"| study's best ({s.study_best_arch}) | no reference yet: `nas-proxy reference "
-            f"{s.preset} --archs top-1` | | |"
-        )
     lines += [f"| {label} | {value} | | |" for label, value in costs(s)] + [""]
     lines += calibration_lines(s.calibrated, calibration, bias)
     lines.append(markdown_table(ranking if rows is None else ranking.head(rows)))
@@ -204,8 +253,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
                 "Kendall [95% CI]": corr(a, "kendall"),
                 **{f"top-{k} ρ": num(a.top_spearman.get(k, math.nan), "{:+.2f}") for k in shown},
                 **{f"P@{k}": a.precision_text(k) for k in picks},
-                "top-1 ref acc": num(100 * a.top1_reference, "{:.2f}%")
-                + (f" ({a.top1_ties}-way tie)" if a.top1_ties > 1 else ""),
+                "top-1 ref acc": "" if math.isnan(a.top1_reference) else top1(a),
                 "regret (pts)": num(a.regret, "{:.2f}"),
                 "ties": a.ties,
                 "cost (s)": num(row["seconds"], "{:.0f}"),
@@ -237,35 +285,102 @@ def save_figure(figure: Any, path: Path) -> Path:
     return path
 
 
-def report_scatter(ranking: pd.DataFrame, summary: Summary, path: Path) -> Path | None:
-    """The study's proxy scores against the reference, its pick circled; None without matplotlib."""
+LABELLED = 5  # the scatter names the reference's top this many and the proxy's (at most twice as many names)
+TIES_LISTED = 4  # groups of equal proxy scores the scatter's note lists before "and k more"
+
+
+def scatter_figure(ranking: pd.DataFrame, summary: Summary) -> Any | None:
+    """The reference architectures by proxy rank and reference rank: the top ones named, equal proxy scores joined,
+    the proxy's pick circled; None without matplotlib."""
     plt = pyplot()
     if plt is None:
         return None
-    a, metric, proxy = summary.agreement, summary.metric, summary.proxy
-    both = ranking.dropna(subset=[f"reference_{metric}"])
-    accuracy = proxy in ACCURACY_PROXIES  # then both axes are accuracies, both in percent
-    x = both["proxy_score"] * (100 if accuracy else 1)
-    figure, axes = plt.subplots(figsize=(5, 4.2), dpi=120)
-    axes.scatter(x, 100 * both[f"reference_{metric}"], s=18, alpha=0.8)
-    picked = both["proxy_score"] == both["proxy_score"].max()
-    if picked.any():
-        axes.scatter(
-            x[picked],
-            100 * both.loc[picked, f"reference_{metric}"],
-            s=60,
-            facecolors="none",
-            edgecolors="red",
-            label=f"proxy top-1 (regret {a.regret:.2f} points)",
-        )
-        axes.legend(loc="lower right", fontsize=8)
-    axes.set_xlabel(f"proxy: validation accuracy (%), {proxy}" if accuracy else f"proxy score ({proxy})")
-    axes.set_ylabel(f"full-data reference: {metric.replace('_acc', '')} accuracy (%)")
+    a, column = summary.agreement, f"reference_{summary.metric}"
+    both = ranking.dropna(subset=[column])
+    n = len(both)
+    # Ranks on both axes, not values: the figure asks whether the two orders agree (what Spearman measures), and
+    # values crush most points into a corner (accuracies on a small split bunch within a point or two of the top
+    # while a network that fails sits at 10%; zero-cost scores span decades). Ranks spread them evenly. Equal
+    # values share the best rank of their group, as in ranking.csv, so a tie lines the architectures up.
+    points = both.assign(x=both["proxy_score"].rank(ascending=False, method="min"))
+    points["y"] = points[column].rank(ascending=False, method="min")
+    figure, axes = plt.subplots(figsize=(8.4, 4.8), dpi=120)
+    pad = 0.6
+    axes.set_xlim(n + pad, 1 - pad)  # rank 1 on the right and at the top: better is up and to the right
+    axes.set_ylim(n + pad, 1 - pad)
+    axes.set_xticks(_rank_ticks(n))
+    axes.set_yticks(_rank_ticks(n))
+    axes.plot([1, n], [1, n], ls="--", lw=0.8, color="grey", label="the same rank on both")
+    tied = [group for _, group in points.groupby("proxy_score", sort=False) if len(group) > 1]
+    tied.sort(key=lambda group: -group["proxy_score"].iloc[0])
+    for group in tied:
+        x = group["x"].iloc[0]
+        axes.plot([x, x], [group["y"].min(), group["y"].max()], lw=7, color="grey", alpha=0.3, solid_capstyle="round")
+    spots = points.groupby(["x", "y"]).size().rename("count").reset_index()
+    axes.scatter(spots["x"], spots["y"], s=20 + 12 * (spots["count"] - 1), alpha=0.85, zorder=3)
+    for spot in spots[spots["count"] > 1].itertuples():  # architectures with equal ranks on both axes: one marker
+        axes.annotate(f"×{spot.count}", (spot.x, spot.y), xytext=(5, -9), textcoords="offset points", fontsize=7)
+    picked = points[points["x"] == 1]
+    axes.scatter(
+        picked["x"],
+        picked["y"],
+        s=110,
+        facecolors="none",
+        edgecolors="red",
+        zorder=4,
+        label=f"the proxy's pick (regret {a.regret:.2f} points)",
+    )
+    _name_top(axes, points, column, n, pad)
+    note = ""
+    if tied:
+        listed = ", ".join(f"{len(g)} at {g['proxy_score'].iloc[0]:.4g}" for g in tied[:TIES_LISTED])
+        more = f" and {plural(len(tied) - TIES_LISTED, 'more group')}" if len(tied) > TIES_LISTED else ""
+        note = f"\nties: {sum(map(len, tied))} of the {n} share a proxy score (grey bars): {listed}{more}"
+    axes.set_xlabel(f"proxy rank ({summary.proxy} score; 1 = best, equal scores share a rank){note}", fontsize=8)
+    axes.set_ylabel(f"reference rank ({summary.metric.replace('_acc', '')} accuracy; 1 = best)", fontsize=8)
+    axes.legend(loc="best", fontsize=7)
     axes.set_title(
         f"Spearman {a.statistic('spearman')}, Kendall {a.statistic('kendall')} (n = {a.n})",
         fontsize=10,
     )
-    return save_figure(figure, path)
+    return figure
+
+
+def _rank_ticks(n: int) -> list[int]:
+    """Rank 1 and about 8 round ranks up to ``n``."""
+    step = next(step for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, n) if n / step <= 8)
+    return sorted({1, *range(step, n + 1, step)})
+
+
+def _name_top(axes: Any, points: pd.DataFrame, column: str, n: int, pad: float) -> None:
+    """Name the reference's top :data:`LABELLED` and the proxy's in a column right of the plot, each joined to its
+    point by a line: a column never overlaps, however the points crowd."""
+    top = points[(points["x"] <= LABELLED) | (points["y"] <= LABELLED)]
+    top = top.assign(first=top[["x", "y"]].min(axis=1)).sort_values(["first", "y", "x"]).head(2 * LABELLED)
+    top = top.sort_values(["y", "x"])
+    gap = min(0.07, 0.96 / max(len(top), 1))
+    # each name at its point's height (axes fraction) when there is room, else just below the one above it
+    wanted = [(n + pad - y) / (n - 1 + 2 * pad) for y in top["y"]]
+    heights: list[float] = []
+    for height in wanted:
+        heights.append(min(height, 0.98, heights[-1] - gap) if heights else min(height, 0.98))
+    lift = max(0.0, 0.02 - heights[-1]) if heights else 0.0
+    for row, height in zip(top.itertuples(), heights):
+        axes.annotate(
+            f"{row.arch}  {pct(getattr(row, column))}",
+            (row.x, row.y),
+            xytext=(1.03, height + lift),
+            textcoords="axes fraction",
+            fontsize=7,
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5, "shrinkA": 0, "shrinkB": 4},
+        )
+
+
+def report_scatter(ranking: pd.DataFrame, summary: Summary, path: Path) -> Path | None:
+    """:func:`scatter_figure` written to ``path``; None without matplotlib."""
+    figure = scatter_figure(ranking, summary)
+    return None if figure is None else save_figure(figure, path)
 
 
 def comparison_scatter(
@@ -322,9 +437,16 @@ def frontier_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def frontier_plot(table: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Cost (log) against Spearman and top-20 Spearman, a marker per family, the Pareto front joined; None without
-    matplotlib."""
+# Why a panel of the frontier can have no point at all: the rules of rank_agreement (Agreement's docstring).
+_ABSENT = {
+    "spearman": f"it needs at least {MIN_PAIRS} reference architectures",
+    "top20_spearman": "it needs at least 40 reference architectures (twice the 20 it ranks)",
+}
+
+
+def frontier_figure(table: pd.DataFrame, title: str) -> Any | None:
+    """Cost (log) against Spearman and top-20 Spearman, a marker per family, the Pareto front joined; a panel no
+    method has a value for says why instead. None without matplotlib."""
     plt = pyplot()
     if plt is None:
         return None
@@ -333,6 +455,12 @@ def frontier_plot(table: pd.DataFrame, path: Path, title: str) -> Path | None:
         (axes[0], "spearman", "Spearman", "pareto"),
         (axes[1], "top20_spearman", "top-20 Spearman", "pareto_top20"),
     ):
+        if table[key].isna().all():
+            ax.axis("off")
+            n = int(table["n"].max()) if len(table) else 0
+            note = textwrap.fill(f"no {label}: {_ABSENT[key]}; this table has {n}", 48)
+            ax.text(0.5, 0.5, note, ha="center", va="center")
+            continue
         for (family, group), marker in zip(table.groupby("family", sort=False), "osD^vP*X"):
             ax.scatter(group["cost"].clip(lower=1e-6), group[key], marker=marker, s=28, alpha=0.85, label=family)
         front = table[table[pareto]].sort_values("cost")
@@ -341,26 +469,40 @@ def frontier_plot(table: pd.DataFrame, path: Path, title: str) -> Path | None:
         ax.set_xlabel("cost of ranking the whole space (fraction of training it once)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+        if key == "spearman":  # one legend: both panels show the same families
+            ax.legend(fontsize=7, loc="best")
     figure.suptitle(title, fontsize=10)
-    return save_figure(figure, path)
+    return figure
+
+
+def frontier_plot(table: pd.DataFrame, path: Path, title: str) -> Path | None:
+    """:func:`frontier_figure` written to ``path``; None without matplotlib."""
+    figure = frontier_figure(table, title)
+    return None if figure is None else save_figure(figure, path)
 
 
 __all__ = [
     "CEILING",
+    "best",
     "bias_markdown",
     "calibration_lines",
     "comparison_markdown",
     "comparison_scatter",
     "costs",
+    "frontier_figure",
     "frontier_markdown",
     "frontier_plot",
     "markdown_table",
+    "names",
     "pct",
+    "pick_sentence",
     "plural",
     "pyplot",
     "report_markdown",
     "report_scatter",
     "save_figure",
+    "scatter_figure",
+    "score",
+    "study_best",
     "top1",
 ]

@@ -50,7 +50,7 @@ from nas_proxy.reference import (
     reference_protocol,
     seed_ceiling,
 )
-from nas_proxy.results._render import report_markdown, report_scatter
+from nas_proxy.results._render import costs, pick_sentence, report_markdown, report_scatter, study_best
 from nas_proxy.scoring import Calibration, honest_estimate
 from nas_proxy.study import load_study, proxy_scores
 
@@ -84,12 +84,35 @@ class Summary:
     scored: int
     reference_archs: int
     study_best_arch: str | None
+    study_best_score: float  # the best proxy score over every architecture the study scored
+    study_best_archs: tuple[str, ...]  # every architecture at that score (several: a tie), study_best_arch first
+    top1_score: float  # the best proxy score among the reference architectures: the proxy's pick's
+    top1_archs: tuple[str, ...]  # every reference architecture at that score, by id (the agreement's top1_arch first)
+    best_archs: tuple[str, ...]  # every architecture at the reference table's best accuracy (its best_arch first)
     setup_seconds: float
     proxy_seconds: float
     reference_seconds: float
     proxy_seconds_mean: float
     reference_seconds_mean: float
+    # what the proxy buys, like for like: its seconds over the reference's on the architectures both trained (the
+    # means above are over different sets: a sampler drifts towards the bigger, slower networks)
+    cost_ratio: float = math.nan
+    cost_ratio_archs: int = 0
     calibrated: Calibrated | None = None
+
+    def best_line(self) -> str:
+        """The best proxy score over every architecture the study scored and who has it, a tie said:
+        ``best by the proxy: 2 architectures tie at score 0.99: a, b``."""
+        return study_best(self)
+
+    def pick_line(self) -> str:
+        """Where the proxy's pick among the reference architectures stands against the reference table's best,
+        ties said on both sides."""
+        return pick_sentence(self)
+
+    def cost_line(self) -> str:
+        """What scoring cost, per architecture (the proxy's share of the reference's as a ratio) and in total."""
+        return "; ".join(f"{label}: {value}" for label, value in costs(self))
 
     def as_json(self) -> dict[str, Any]:
         """``summary.json``: one flat object, NaN written as null."""
@@ -208,8 +231,17 @@ def make_report(
     reference = reference_accuracy(table, metric)
     ranking = _ranking(scores, reference, metric)
     agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
+    scored = ranking.dropna(subset=[f"reference_{metric}"])
+    top1_score = float(scored["proxy_score"].max()) if len(scored) else math.nan
+    whole = reference.dropna()
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
     calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    both = pd.concat(
+        [scores.set_index("arch")["seconds"], table.groupby("arch")["seconds"].sum(min_count=1)], axis=1, join="inner"
+    ).dropna()
+    cost_ratio = (
+        float(both.iloc[:, 0].sum() / both.iloc[:, 1].sum()) if len(both) and both.iloc[:, 1].sum() else math.nan
+    )
     calibrated = None
     if calibration is not None:
         rows = calibration.set_index("ranking")
@@ -237,6 +269,11 @@ def make_report(
         scored=len(scores),
         reference_archs=int(table["arch"].nunique()),
         study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
+        study_best_score=float(scores["score"].max()) if len(scores) else math.nan,
+        study_best_archs=tuple(scores.loc[scores["score"] == scores["score"].max(), "arch"]),
+        top1_score=top1_score,
+        top1_archs=tuple(sorted(scored.loc[scored["proxy_score"] == top1_score, "arch"])),
+        best_archs=tuple(whole.index[whole == whole.max()]),
         setup_seconds=float(study.user_attrs.get("setup_seconds", 0.0)),
         proxy_seconds=float(scores["seconds"].sum()),
         reference_seconds=float(table["seconds"].sum(min_count=1)),
@@ -244,6 +281,8 @@ def make_report(
         reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean())
         if len(table)
         else math.nan,
+        cost_ratio=cost_ratio,
+        cost_ratio_archs=len(both),
         calibrated=calibrated,
     )
     report = Report(preset.study.name, ranking, summary, calibration=calibration, bias=bias)

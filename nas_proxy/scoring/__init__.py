@@ -23,12 +23,13 @@ from nas_proxy.scoring._calibration import (
     resampled_agreement,
     resampled_predictions,
 )
-from nas_proxy.scoring._proxies import Proxy, make_proxy, score_archs
+from nas_proxy.scoring._proxies import Proxy, early_training, make_proxy, score_archs
 
 __all__ = [
     "Calibration",
     "MIN_FIT",
     "Proxy",
+    "early_training",
     "honest_estimate",
     "make_proxy",
     "resampled_agreement",

@@ -7,7 +7,7 @@ compare`` measures them side by side against the reference table.
 - ``dm``: train on the condensed set with the ``[training]`` protocol, score = validation accuracy;
 - ``random``: the same on a class-balanced random real subset of the same size (new per seed);
 - ``early``: the ``[reference]`` protocol cut to ``[score].early_epochs`` passes over the full
-  training data (below 1: that fraction of one pass);
+  training data, any positive number (counted in optimiser steps: 2.5 passes, or 0.3 of one);
 - ``synflow``, ``naswot``, ``grad_norm``: zero-cost scores at initialisation
   (:mod:`nas_proxy.scoring._zero_cost`) on ``[score].batch_size`` training images;
 - ``params``, ``flops``: the network's size (bigger scores higher).
@@ -40,13 +40,14 @@ import optuna
 import pandas as pd
 import torch
 
-from nas_proxy._config import settings_key
+from nas_proxy._config import settings_key, shown
 from nas_proxy._io import SharedTable, read_table
 from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset
-from nas_proxy.errors import NasProxyError
+from nas_proxy.errors import ConfigError, NasProxyError
 from nas_proxy.method import TrainConfig, build_convnet, network_size, train_candidates
+from nas_proxy.method._config import STEPS_LIMIT
 from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.scoring import _zero_cost as zero_cost
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
@@ -106,14 +107,31 @@ def _trained(
     return Proxy(name, settings, setup_seconds, lambda arch, seed: batch([arch], seed)[0], batch=batch)
 
 
-def _early_set(data: Dataset, fraction: float) -> Callable[[int], Any]:
-    def training_set(seed: int):
-        if fraction >= 1:
-            return data.train
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
-        return data.train.subset(order[: max(1, round(fraction * len(data.train)))].to(data.train.x.device))
+def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
+    """The ``[reference]`` protocol cut to ``early_epochs`` passes over a training set of ``images``: whole passes
+    as ``epochs`` (the protocol as it always trained, so their cached scores keep their names), any other budget as
+    ``round(early_epochs x batches per pass)`` optimiser steps, at least 1 (``steps``, which training follows
+    whatever ``epochs`` says).
 
-    return training_set
+    Example:
+        >>> from nas_proxy.method import TrainConfig
+        >>> reference = TrainConfig(epochs=50, batch_size=100)
+        >>> early_training(reference, 2.5, 1000).steps, early_training(reference, 0.3, 1000).steps
+        (25, 3)
+        >>> early_training(reference, 2.0, 1000).epochs, early_training(reference, 2.0, 1000).steps
+        (2, 0)
+    """
+    if early_epochs == int(early_epochs):
+        return dataclasses.replace(reference, epochs=int(early_epochs), steps=0)
+    steps = max(1, round(early_epochs * reference.batches(images)))
+    if steps > STEPS_LIMIT:  # [training].steps' limit against typos, said in the terms the user set
+        raise ConfigError(
+            "[score]",
+            "early_epochs",
+            f"= {shown(early_epochs)} passes over {images:,} training images are {steps:,} optimiser steps, more "
+            f"than {STEPS_LIMIT:,} (longer would run for weeks); use fewer",
+        )
+    return dataclasses.replace(reference, steps=steps)
 
 
 def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec, int], float]:
@@ -175,15 +193,15 @@ def make_proxy(
             lambda seed: data.sample_per_class(ipc, seed=seed),
         )
     if name == "early":
-        fraction = score_config.early_epochs
-        config = dataclasses.replace(preset.reference.training, epochs=max(1, int(fraction)))
+        passes = score_config.early_epochs
+        config = early_training(preset.reference.training, passes, len(data.train))
         return _trained(
             name,
-            {"proxy": name, "early_epochs": fraction, "protocol": config.protocol()},
+            {"proxy": name, "early_epochs": passes, "protocol": config.protocol()},
             0.0,
             data,
             config,
-            _early_set(data, fraction),
+            lambda seed: data.train,
         )
     if name in ("params", "flops"):
         which = name == "flops"  # network_size() is (params, flops)
@@ -213,6 +231,9 @@ def _fitted(
         space = preset.space()
         archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
         if len(archs) < MIN_FIT:
+            elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again
+            if elsewhere:
+                raise NasProxyError(f"no reference table in {preset.study.output.resolve()}: {elsewhere}")
             raise NasProxyError(
                 f"[score].proxy = {name!r} is fitted on the reference table, which holds "
                 f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
@@ -281,4 +302,4 @@ def score_archs(
     return table[wanted]
 
 
-__all__ = ["OnScore", "Proxy", "make_proxy", "read_scores", "score_archs"]
+__all__ = ["OnScore", "Proxy", "early_training", "make_proxy", "read_scores", "score_archs"]

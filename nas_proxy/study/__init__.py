@@ -15,9 +15,9 @@ Example:
 
 from __future__ import annotations
 
-from nas_proxy.study._search import run_search
+from nas_proxy.study._search import quiet_optuna, run_search
 from nas_proxy.study._study import enqueue_archs, load_study, open_study, proxy_scores, select_archs
-from nas_proxy.study._workers import quiet_optuna, run_workers
+from nas_proxy.study._workers import run_workers
 
 __all__ = [
     "enqueue_archs",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import optuna
 from tqdm.auto import tqdm
@@ -223,6 +223,18 @@ class ReferenceCorrelation:
             tqdm.write(f"trial {trial.number}: {agreement.correlation_line()}")
 
 
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines (study created, each trial finished) inside, as a notebook shows them: they repeat what the
+    progress bar and the search's own lines say. The caller's verbosity comes back after, and a quieter one stays."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def run_search(
     preset: Preset, data: Dataset, n_trials: int | None = None, *, progress: bool = True, verbose: bool = True
 ) -> optuna.Study:
@@ -248,7 +260,8 @@ def run_search(
     check_writable(preset.study.output, "[study].out_dir")  # before minutes of condensing and training
     say = tqdm.write if verbose else (lambda message: None)
     say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
-    with safe_interrupt() as interrupt:  # Ctrl-C: KeyboardInterrupt once the storage is consistent
+    # Ctrl-C: KeyboardInterrupt once the storage is consistent
+    with quiet_optuna(), safe_interrupt() as interrupt:
         space, reference = preset.space(), preset.reference
         sample = select_archs(reference.sample, space, reference) if reference.sample else []
         if sample:  # before the proxy: a calibrated one is fitted on the reference
@@ -404,4 +417,4 @@ def _our_error(exc: Exception) -> NasProxyError | None:
     return next((error for error in error_chain(exc) if isinstance(error, NasProxyError)), None)
 
 
-__all__ = ["ReferenceCorrelation", "make_objective", "record_proxy", "run_search", "suggest_arch"]
+__all__ = ["ReferenceCorrelation", "make_objective", "quiet_optuna", "record_proxy", "run_search", "suggest_arch"]

@@ -33,6 +33,7 @@ from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig, 
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.reference import reference_space
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
+from nas_proxy.study._database import hide_password
 from nas_proxy.study._storage import journal_file, open_storage, storage_errors
 
 SCORED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # the trials that count towards n_trials
@@ -141,19 +142,31 @@ def load_study(preset: Preset | str | Path) -> optuna.Study:
     """
     if not isinstance(preset, Preset):
         preset = load_preset(preset)
-    url = preset.study.storage_url
+    config = preset.study
+    url = config.storage_url
     file = journal_file(url)
     if file is not None and file.is_dir():
         raise NasProxyError(f"storage {file} is a folder; name the journal file in it, e.g. {file / 'study.journal'}")
     if file is not None and not file.is_file():
-        raise NasProxyError(f"no study yet at {file}; run `nas-proxy search {preset.ref}` first")
-    try:
-        with storage_errors(url):
-            return optuna.load_study(study_name=preset.study.name, storage=open_storage(preset.study))
-    except KeyError:
+        if config.storage:
+            raise NasProxyError(
+                f"no study at {file.resolve()}, the journal file [study].storage (--storage) names; name the one "
+                f"`nas-proxy search` wrote"
+            )
+        where, elsewhere = f"no study yet in {config.output.resolve()}", config.elsewhere()
         raise NasProxyError(
-            f"no study named {preset.study.name!r} on {url}; run `nas-proxy search {preset.ref}` first"
-        ) from None
+            f"{where}: {elsewhere}" if elsewhere else f"{where}; `nas-proxy search {preset.ref}` starts it"
+        )
+    with storage_errors(url):
+        storage = open_storage(config)
+        try:
+            return optuna.load_study(study_name=config.name, storage=storage)
+        except KeyError:
+            names = ", ".join(map(repr, optuna.get_all_study_names(storage))) or "none"
+            raise NasProxyError(
+                f"no study named {config.name!r} on {hide_password(url)} (it holds: {names}); check [study].name and "
+                f"the storage (--storage)"
+            ) from None
 
 
 def enqueue_archs(study: optuna.Study, archs: list[ArchSpec]) -> int:

@@ -51,11 +51,6 @@ def worker_devices(device: str, workers: int) -> list[str]:
     return [device] * workers
 
 
-def quiet_optuna() -> None:
-    """Optuna's INFO lines (study created, trial finished) repeat what the progress bar and our own lines say."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 def _work(preset: Preset, data_root: Path | None, device: str, threads: int, progress: bool, verbose: bool) -> None:
     """One worker: its share of the machine's CPU threads (the caller's count comes back after), its device's copy
     of the data, then the search."""
@@ -78,7 +73,6 @@ def _helper(preset: Preset, data_root: Path | None, device: str, threads: int, e
     from multiprocessing's bootstrap (the parent sends it again, :func:`_stop`); from :func:`safe_interrupt` on,
     Ctrl-C stops the search, and once that ends it is ignored again: the terminal's and the parent's both come.
     """
-    quiet_optuna()
     tqdm.set_lock(threading.RLock())  # not tqdm's multiprocessing lock: a killed worker would leak its semaphore
     try:
         with safe_interrupt():
@@ -162,4 +156,4 @@ def run_workers(
     return study
 
 
-__all__ = ["quiet_optuna", "run_workers", "worker_devices"]
+__all__ = ["run_workers", "worker_devices"]

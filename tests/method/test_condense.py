@@ -135,7 +135,7 @@ def test_loading_a_corrupt_or_foreign_set_names_the_problem(digits, tmp_path):
 
 
 def test_ipc_larger_than_a_class_is_an_error(digits):
-    with pytest.raises(NasProxyError, match="class 0 of digits has"):
+    with pytest.raises(NasProxyError, match="class '0' of digits has 128 training images"):
         condense(digits, CondenseConfig(ipc=10_000, iterations=1, embed_arch=SMALL["embed_arch"]), progress=False)
 
 

@@ -142,22 +142,24 @@ def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch)
     assert sizes == [2 * digits.num_classes] * 2 and subsets[0] != subsets[1]
 
 
-def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeypatch):
+@pytest.mark.parametrize("passes, steps", [(0.25, 2), (1.0, 6), (2.5, 15)])  # a pass over digits: 6 batches
+def test_early_trains_its_passes_as_optimiser_steps(tmp_path, digits, monkeypatch, passes, steps):
+    """Any positive number of passes over the full training data (2.5 stopped at "must be whole above 1"): the
+    reference protocol cut to that many passes' optimiser steps."""
     seen = []
     real = train_module.train_candidates
 
     def spy(archs, train, data, config, **kw):
-        seen.append((len(train), config.epochs, config.lr))
+        seen.append((len(train), config.optimiser_steps(len(train)), config.lr))
         return real(archs, train, data, config, **kw)
 
     import nas_proxy.scoring._proxies as proxies_module
 
     monkeypatch.setattr(proxies_module, "train_candidates", spy)
     path = write_preset(tmp_path, reference="lr = 0.05")
-    path.write_text(path.read_text() + "\n[score]\nearly_epochs = 0.25\n")
-    preset = load_preset(path)
-    make_proxy("early", preset, digits).score(ARCH, 0)
-    assert seen == [(round(0.25 * len(digits.train)), 1, 0.05)]  # the reference protocol, cut short
+    path.write_text(path.read_text() + f"\n[score]\nearly_epochs = {passes}\n")
+    make_proxy("early", load_preset(path), digits).score(ARCH, 0)
+    assert seen == [(len(digits.train), steps, 0.05)]  # the reference protocol (its lr) on all the training images
 
 
 @pytest.mark.parametrize(
@@ -165,7 +167,7 @@ def test_early_below_one_epoch_trains_on_that_fraction(tmp_path, digits, monkeyp
     [
         ("proxy = 'magic'", r"\[score\].proxy = 'magic' is not a proxy"),
         ("seeds = 0", r"\[score\].seeds must be positive"),
-        ("early_epochs = 1.5", "must be whole above 1"),
+        ("early_epochs = 0", r"\[score\].early_epochs must be positive"),
         ("bogus = 1", r"\[score\]: unknown key 'bogus'"),
     ],
 )

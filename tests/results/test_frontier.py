@@ -1,18 +1,20 @@
 """The cost-fidelity frontier, and reference architectures spread over the choices."""
 
 import collections
+import dataclasses
 import math
 
 import pandas as pd
 import pytest
 from presets import write_preset
 
+import nas_proxy.scoring._proxies as proxies_module
 from nas_proxy import load_preset, load_search_space, make_proxy, rank_agreement, run_frontier, run_reference
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
-from nas_proxy.results._frontier import short_label
-from nas_proxy.scoring import score_archs
+from nas_proxy.results._frontier import _short_preset, short_label
+from nas_proxy.scoring import early_training, score_archs
 from nas_proxy.study import select_archs
 
 
@@ -75,10 +77,11 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     cached = pd.read_csv(next((preset.study.output / "scores").glob("naswot-*.csv"))).set_index("arch")["score"]
     assert table.loc["naswot", "spearman"] == pytest.approx(rank_agreement(cached, truth, n_boot=0).spearman)
     assert naswot.empty  # nothing asked, nothing scored
-    # cost: short training is its share of the reference's steps plus one pass over the validation split
-    n, epochs, val = len(digits.train), preset.reference.training.epochs, len(digits.val)
-    for f in (0.25, 0.5):
-        assert table.loc[short_label(f), "cost"] == pytest.approx((3 * f * n * epochs + val) / (3 * n * epochs))
+    # cost: short training is the images its share of the reference's steps feeds, plus one pass over the
+    # validation split (a quarter of 2 epochs is half a pass: 3 of a pass's 6 batches of 256)
+    n, reference, val = len(digits.train), preset.reference.training, len(digits.val)
+    for f, images in ((0.25, 3 * 256), (0.5, n)):
+        assert table.loc[short_label(f), "cost"] == pytest.approx((3 * images + val) / (3 * n * reference.epochs))
     assert (
         table.loc["short 25%", "cost"]
         < table.loc["short 25% -> best 1/3: short 50%", "cost"]
@@ -134,3 +137,40 @@ def test_a_bad_family_or_budget_is_one_line(frontier_preset, capsys):
         main(["frontier", str(frontier_preset.path), "--short", "0.1,lots"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "--short: '0.1,lots': expected comma-separated" in err
+
+
+def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_preset, digits, monkeypatch, capsys):
+    """5% of a 50-epoch reference is 2.5 passes (the README's frontier stopped there with "[score].early_epochs = 2.5
+    must be whole above 1"): a budget trains its share of the reference's optimiser steps on the full training data,
+    and whole passes keep the protocol, so their cached scores keep their names."""
+    trained = []
+    real = proxies_module.train_candidates
+
+    def spy(archs, train, data, config, **kwargs):
+        trained.append((len(train), config.optimiser_steps(len(train))))
+        return real(archs, train, data, config, **kwargs)
+
+    monkeypatch.setattr(proxies_module, "train_candidates", spy)
+    path = str(frontier_preset.path)
+    assert main(["frontier", path, "--families", "short", "--short", "0.6", "--no-plot", "--no-progress"]) == 0
+    assert "| short | short 60% |" in capsys.readouterr().out
+    per_pass = frontier_preset.reference.training.batches(len(digits.train))
+    assert set(trained) == {(len(digits.train), round(0.6 * 2 * per_pass))}  # 60% of the reference's 2 epochs
+    # the issue's budget: 5% of the quickstart's 50 epochs is 2.5 passes, 15 of the 300 steps on digits
+    quickstart = load_preset("quickstart")
+    passes = _short_preset(quickstart, 0.05, len(digits.train)).score.early_epochs
+    assert passes == 2.5 and early_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
+    whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, early_epochs=1.0))
+    protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).protocol()
+    assert make_proxy("early", whole, digits).settings == {"proxy": "early", "early_epochs": 1.0, "protocol": protocol}
+
+
+def test_a_short_budget_too_long_to_train_is_refused_before_any_work(tmp_path, digits, capsys):
+    path = write_preset(tmp_path, reference="steps = 10_000_000")  # a whole pass of digits is a few steps
+    load_preset(path)  # a valid preset: the reference trains 10,000,000 steps
+    assert main(["frontier", str(path), "--families", "short", "--short", "0.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --short holds 0.5, a budget too long to train")
+    assert "is 5,000,000 steps" in err and "at most 10,000,000 steps and 100,000 passes" in err, err
+    assert "[score]" not in err and "early_epochs" not in err  # a key this command's user never set
+    assert not (tmp_path / "out").exists()  # nothing scored, nothing written

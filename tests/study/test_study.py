@@ -332,3 +332,33 @@ def test_library_errors_name_the_parameter_and_the_cli_names_the_flag(tmp_path, 
     assert main(["reference", str(preset.path), "--archs", "spread:x"]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == "error: --archs 'spread:x': expected spread:N with N a positive integer, e.g. spread:30"
+
+
+def test_load_study_says_where_it_looked_and_what_the_storage_holds(tmp_path):
+    preset = load_preset(write_preset(tmp_path))  # an absolute out_dir: the study is not elsewhere, just not begun
+    with pytest.raises(NasProxyError, match=rf"no study yet in {re.escape(str(tmp_path / 'out'))}; `nas-proxy search"):
+        load_study(preset)
+    open_study(dataclasses.replace(preset, study=dataclasses.replace(preset.study, name="other")))
+    with pytest.raises(NasProxyError, match=r"no study named 'tiny' on .*study\.journal \(it holds: 'other'\)"):
+        load_study(preset)
+    named = dataclasses.replace(preset, study=dataclasses.replace(preset.study, storage=str(tmp_path / "x.journal")))
+    with pytest.raises(NasProxyError, match=r"no study at .*x\.journal, the journal file \[study\]\.storage"):
+        load_study(named)
+
+
+def test_run_search_in_python_prints_no_optuna_info_and_leaves_the_callers_logging(tmp_path):
+    """A notebook's run_search: the search's own lines, not Optuna's "[I ...] Trial 0 finished" beside each; the
+    caller's Optuna verbosity (INFO by default) is what it was after."""
+    preset = write_preset(tmp_path, reference="sample = 2")
+    script = (
+        "import optuna\n"
+        "from nas_proxy import load_dataset, load_preset, run_search\n"
+        f"preset = load_preset({str(preset)!r})\n"
+        "run_search(preset, load_dataset(preset.data), n_trials=3, progress=False)\n"
+        "print('verbosity', optuna.logging.get_verbosity() == optuna.logging.INFO)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "verbosity True" in result.stdout
+    assert "running 3 trials" in result.stdout + result.stderr  # the search's own lines still come
+    assert "[I " not in result.stdout + result.stderr, result.stderr
