@@ -526,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="rank the study's architectures against the reference",
         description="Write the ranking (CSV and markdown), Spearman and Kendall with bootstrap "
-        "95% intervals, top-k Spearman, the proxy's top-1 regret and a scatter plot. "
+        "95% intervals, top-k Spearman, the study's best by the proxy (ties said), the proxy's pick among the "
+        "reference architectures and its regret, the proxy's cost against the reference's, and a scatter plot. "
         "Works while the study is running.",
     )
     _add_preset_options(p, data=False)
@@ -551,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure every proxy against the reference, side by side",
         description="Score the reference table's architectures with each proxy and print one "
         "row per proxy: Spearman and Kendall with bootstrap 95% intervals, top-k "
-        "Spearman, precision@k, the top-1's reference accuracy and regret, and the "
+        "Spearman, precision@k, each proxy's pick's reference accuracy and regret, and the "
         "cost. Scores are cached; the same command continues an interrupted run.",
     )
     _add_preset_options(p, storage=False)
