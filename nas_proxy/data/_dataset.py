@@ -296,19 +296,25 @@ class Dataset:
             object.__setattr__(self, "_class_indices", cached)
         return list(cached)
 
-    def sample_per_class(self, ipc: int, seed: int = 0, *, generator: torch.Generator | None = None) -> Split:
-        """A class-balanced random subset of ``train``: ``ipc`` images of each class, drawn without replacement.
-
-        ``generator`` (a CPU generator) overrides ``seed`` so a caller can continue its own stream.
-        """
-        generator = generator if generator is not None else torch.Generator().manual_seed(seed)
-        picks = []
+    def check_ipc(self, ipc: int) -> None:
+        """Refuse ``ipc`` images per class when a class has fewer training images: a search checks it before it
+        trains its reference sample, not at condensation minutes later."""
         for c, index in enumerate(self.class_indices()):
             if not 0 < ipc <= len(index):
                 raise DataError(
                     f"cannot take {ipc} images per class: class {self.classes[c]!r} of {self.name} has {len(index)} "
                     f"training images; use an ipc from 1 to {len(index)}"
                 )
+
+    def sample_per_class(self, ipc: int, seed: int = 0, *, generator: torch.Generator | None = None) -> Split:
+        """A class-balanced random subset of ``train``: ``ipc`` images of each class, drawn without replacement.
+
+        ``generator`` (a CPU generator) overrides ``seed`` so a caller can continue its own stream.
+        """
+        self.check_ipc(ipc)
+        generator = generator if generator is not None else torch.Generator().manual_seed(seed)
+        picks = []
+        for index in self.class_indices():
             picks.append(index[torch.randperm(len(index), generator=generator)[:ipc].to(index.device)])
         return self.train.subset(torch.cat(picks))
 

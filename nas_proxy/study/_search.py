@@ -255,6 +255,8 @@ def run_search(
     consistent, ready to continue.
     """
     data.check(preset.data)
+    if {preset.score.proxy, *preset.score.features, *preset.score.refine} & {"dm", "random"}:
+        data.check_ipc(preset.condense.ipc)  # [condense].ipc images of each class: a condensed set or a subset
     target = n_trials if n_trials is not None else preset.study.n_trials
     dataclasses.replace(preset.study, n_trials=target)  # checks it as [study].n_trials
     check_writable(preset.study.output, "[study].out_dir")  # before minutes of condensing and training

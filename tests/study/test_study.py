@@ -16,7 +16,7 @@ from presets import write_preset
 
 import nas_proxy
 from nas_proxy import ArgumentError, NasProxyError, load_dataset, load_preset, load_study, open_study, run_search
-from nas_proxy.artifacts import condensed_set_path
+from nas_proxy.artifacts import condensed_set_path, reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.study import select_archs
 from nas_proxy.study._stale import worker_id
@@ -362,3 +362,15 @@ def test_run_search_in_python_prints_no_optuna_info_and_leaves_the_callers_loggi
     assert "verbosity True" in result.stdout
     assert "running 3 trials" in result.stdout + result.stderr  # the search's own lines still come
     assert "[I " not in result.stdout + result.stderr, result.stderr
+
+
+def test_an_ipc_larger_than_a_class_stops_the_search_before_any_training(tmp_path, capsys):
+    """Digits has 128 training images of class 0: 500 per class is refused in one line before the reference sample
+    trains (minutes on real data), not at condensation after it."""
+    path = write_preset(tmp_path, reference="sample = 3")
+    path.write_text(path.read_text().replace("[condense]\nipc = 2", "[condense]\nipc = 500"))
+    assert main(["search", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot take 500 images per class: class '0' of digits has 128 training images")
+    assert "Traceback" not in err
+    assert not reference_table_path(load_preset(path)).exists() and not list(tmp_path.glob("out/**/*.pt"))
