@@ -172,15 +172,20 @@ def _toml(tables: dict) -> str:
     )
 
 
+def _tiny(preset: str, changes: dict) -> str:
+    """The TOML text ``preset`` with ``changes`` (one of :data:`TINY`'s) applied, table by table."""
+    tables = tomllib.loads(preset)
+    for table, values in changes.items():
+        tables.setdefault(table, {}).update(values)
+    return _toml(tables)
+
+
 def _tiny_presets(folder: Path) -> dict[str, Path]:
     """The shipped presets with :data:`TINY`'s values, written to ``folder``."""
     paths = {}
     for name, changes in TINY.items():
-        tables = tomllib.loads((REPO / "studies" / f"{name}.toml").read_text())
-        for table, values in changes.items():
-            tables.setdefault(table, {}).update(values)
         paths[name] = folder / f"{name}.toml"
-        paths[name].write_text(_toml(tables))
+        paths[name].write_text(_tiny((REPO / "studies" / f"{name}.toml").read_text(), changes))
     return paths
 
 
@@ -190,10 +195,8 @@ def _own_images(folder: Path) -> None:
     from PIL import Image  # the images extra, in the test extra too
 
     text = README.read_text()
-    tables = tomllib.loads(re.search(r"```toml\n(.*?)```", text[text.index("## Your own data") :], re.S).group(1))
-    for table, values in TINY["quickstart"].items():
-        tables.setdefault(table, {}).update(values)
-    (folder / "my_images.toml").write_text(_toml(tables))
+    preset = re.search(r"```toml\n(.*?)```", text[text.index("## Your own data") :], re.S).group(1)
+    (folder / "my_images.toml").write_text(_tiny(preset, TINY["quickstart"]))
     rng = np.random.default_rng(0)
     for name in ("cat", "dog", "fish"):
         (images := folder / "my_images" / name).mkdir(parents=True)

@@ -92,7 +92,13 @@ def load_own(kind: str, path: str, image_size: int, progress: bool) -> _Raw:
         return _raw_npz(full, name, image_size, (st.st_mtime_ns, st.st_size))
     files = _folder_files(full)
     stats = [p.stat() for split in files for _, paths in split for p in paths]
-    return _raw_folder(full, name, image_size, files, tuple((s.st_mtime_ns, s.st_size) for s in stats), progress)
+    # keyed without `progress`: a bar shown or not changes no pixel, so a second read with the other gets the first
+    key = (full, name, image_size, files, tuple((s.st_mtime_ns, s.st_size) for s in stats))
+    if key not in _FOLDERS:
+        _FOLDERS[key] = _raw_folder(full, name, image_size, files, progress)
+        while len(_FOLDERS) > 2:  # the last two folders read, as _raw_npz keeps the last two files
+            del _FOLDERS[next(iter(_FOLDERS))]
+    return _FOLDERS[key]
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -423,17 +429,12 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
-@functools.lru_cache(maxsize=2)
-def _raw_folder(
-    root: Path,
-    name: str,
-    image_size: int,
-    files: tuple[_Split, _Split],
-    stamp: tuple[tuple[int, int], ...],
-    progress: bool,
-) -> _Raw:
+_FOLDERS: dict[tuple, _Raw] = {}  # load_own's cache: (folder, name, size, files, each file's time and size)
+
+
+def _raw_folder(root: Path, name: str, image_size: int, files: tuple[_Split, _Split], progress: bool) -> _Raw:
     """Decode every image of ``files`` (grey when all are grey, else RGB), at ``image_size`` or the size they
-    share, then :func:`raw_from_arrays`. ``stamp`` (each file's time and size) keys the cache."""
+    share, then :func:`raw_from_arrays`."""
     image, ops = _import_pillow()
     train, test = files
     classes = tuple(c for c, _ in train)

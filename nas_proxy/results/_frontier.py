@@ -109,7 +109,7 @@ def short_label(fraction: float) -> str:
 def _short_preset(preset: Preset, fraction: float, images: int) -> Preset:
     """``early`` at ``fraction`` of the reference's optimiser steps on ``images`` training images, as passes."""
     reference = preset.reference.training
-    passes = reference.steps / reference.batches(images) if reference.steps else reference.epochs
+    passes = reference.optimiser_steps(images) / reference.batches(images)
     # 12 digits: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
     score = dataclasses.replace(preset.score, early_epochs=float(f"{fraction * passes:.12g}"))
     return dataclasses.replace(preset, score=score)

@@ -242,6 +242,8 @@ def make_report(
     cost_ratio = (
         float(both.iloc[:, 0].sum() / both.iloc[:, 1].sum()) if len(both) and both.iloc[:, 1].sum() else math.nan
     )
+    # every architecture at the best score, in the ranking's order: the first is the one ranking.csv puts first
+    study_best_archs = tuple(scores.loc[scores["score"] == scores["score"].max(), "arch"])
     calibrated = None
     if calibration is not None:
         rows = calibration.set_index("ranking")
@@ -268,9 +270,9 @@ def make_report(
         trials_failed=int(states.get("FAIL", 0)),
         scored=len(scores),
         reference_archs=int(table["arch"].nunique()),
-        study_best_arch=scores["arch"].iloc[0] if len(scores) else None,
+        study_best_arch=study_best_archs[0] if study_best_archs else None,
         study_best_score=float(scores["score"].max()) if len(scores) else math.nan,
-        study_best_archs=tuple(scores.loc[scores["score"] == scores["score"].max(), "arch"]),
+        study_best_archs=study_best_archs,
         top1_score=top1_score,
         top1_archs=tuple(sorted(scored.loc[scored["proxy_score"] == top1_score, "arch"])),
         best_archs=tuple(whole.index[whole == whole.max()]),

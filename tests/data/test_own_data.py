@@ -217,3 +217,20 @@ sample = 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dog/5.png is not a readable image" in err and "Traceback" not in err
     assert not (tmp_path / "runs" / "other").exists()  # refused before the study is opened
+
+
+def test_a_folder_is_decoded_once_whether_or_not_a_bar_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads a folder to check it, then its worker reads it again: the pixels come from the first read,
+    with or without a progress bar, and an edited file is read again."""
+    from nas_proxy.data import _own
+
+    folder = write_folder(tmp_path / "pets")
+    decoded, pixels = [], _own._pixels
+    monkeypatch.setattr(_own, "_pixels", lambda *args: decoded.append(args) or pixels(*args))
+    first = load_dataset(f"folder:{folder}", progress=True)
+    assert len(decoded) == 30
+    assert load_dataset(f"folder:{folder}", progress=False).fingerprint == first.fingerprint and len(decoded) == 30
+    image = folder / "cat" / "0.png"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000))
+    load_dataset(f"folder:{folder}", progress=False)
+    assert len(decoded) == 60

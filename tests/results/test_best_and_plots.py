@@ -146,7 +146,8 @@ def test_an_empty_frontier_panel_says_why():
 def test_the_cost_line_gives_the_proxy_share_of_the_reference(study):
     """What the tool buys, as a ratio; no ratio (and no NaN) where the reference's time is unknown (imported)."""
     preset, _ = study
-    summary = make_report(preset, plot=False).summary
+    report = make_report(preset, plot=False)
+    summary = report.summary
     assert math.isnan(summary.reference_seconds_mean)  # an imported table records no training time
     assert summary.cost_line().startswith("cost per architecture: proxy 0.1 s; cost in total: proxy 2 s")
     timed = dataclasses.replace(
@@ -157,7 +158,6 @@ def test_the_cost_line_gives_the_proxy_share_of_the_reference(study):
         "architectures both trained)"
     )
     assert timed.cost_line().startswith(line)
-    report = make_report(preset, plot=False)
     markdown = report_markdown(report.name, report.ranking, timed)
     assert f"| {line.replace(': ', ' | ', 1)} |" in markdown
 
