@@ -7,11 +7,14 @@ each). It prints candidates per hour, the speed-up, the minutes the whole space 
 each rate (the sample's mix standing in for the space's), and how far the two runs' validation
 accuracies differ (the same on a CPU at equal thread counts; here the baseline runs on more
 threads, so rounding may move a few images). The training set is a class-balanced random real
-subset of ``--ipc`` images per class: a DM set of that size costs the same to train on.
+subset of ``--ipc`` images per class: a DM set of that size costs the same to train on. ``--batches 2,4``
+also trains them in consecutive batches of 2 and of 4, as a study's worker takes its trials (a batch's
+wall time is its longest member's share; the next batch waits for it).
 
     python benchmarks/bench_sweep.py --dataset digits --space small --sample 12 --epochs 100 --device cpu
     python benchmarks/bench_sweep.py --dataset fashion_mnist --data-root ../shared/data --space nas720 \\
         --sample 32 --ipc 50 --epochs 1000 --device cuda
+    python benchmarks/bench_sweep.py --dataset digits --space small --sample 12 --ipc 5 --epochs 200 --batches 2,4
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--jobs", type=int, default=0, help="candidates at once (default: train_candidates' choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated; the median counts")
+    parser.add_argument("--batches", default="", help="also in consecutive batches of these sizes (e.g. 2,4)")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
 
@@ -62,28 +66,37 @@ def main() -> None:
     # Warm-up outside the clocks: first-call costs (kernel selection, allocator growth, thread pools).
     train_candidates(archs[:2], train, data, dataclasses.replace(config, epochs=2))
 
-    walls: dict[str, list[float]] = {"alone": [], "together": []}
-    for _ in range(args.repeats):  # alternated, so a slow spell of a shared machine hits both modes
-        _synchronize(device)
-        tic = time.perf_counter()
-        alone = [train_candidate(arch, train, data, config) for arch in archs]
-        _synchronize(device)
-        walls["alone"].append(time.perf_counter() - tic)
-        tic = time.perf_counter()
-        together = train_candidates(archs, train, data, config)
-        _synchronize(device)
-        walls["together"].append(time.perf_counter() - tic)
+    def batched(size: int) -> list:
+        return [
+            r for i in range(0, len(archs), size) for r in train_candidates(archs[i : i + size], train, data, config)
+        ]
+
+    modes = {
+        "one at a time": lambda: [train_candidate(arch, train, data, config) for arch in archs],
+        **{f"batches of {k}": (lambda k=k: batched(k)) for k in map(int, filter(None, args.batches.split(",")))},
+        f"together ({jobs} at once)": lambda: train_candidates(archs, train, data, config),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in modes}
+    results = {}
+    for _ in range(args.repeats):  # alternated, so a slow spell of a shared machine hits every mode
+        for name, run in modes.items():
+            _synchronize(device)
+            tic = time.perf_counter()
+            results[name] = run()
+            _synchronize(device)
+            walls[name].append(time.perf_counter() - tic)
+    alone, together = results["one at a time"], results[f"together ({jobs} at once)"]
 
     rows = []
-    base = statistics.median(walls["alone"])
-    for key, name in (("alone", "one at a time"), ("together", f"together ({jobs} at once)")):
-        wall = statistics.median(walls[key])
+    base = statistics.median(walls["one at a time"])
+    for name in modes:
+        wall = statistics.median(walls[name])
         per_hour = len(archs) * 3600 / wall
         rows.append(
             {
                 "mode": name,
                 "wall_s": round(wall, 1),
-                "runs_s": " / ".join(f"{w:.1f}" for w in walls[key]),
+                "runs_s": " / ".join(f"{w:.1f}" for w in walls[name]),
                 "candidates_per_hour": round(per_hour, 1),
                 "speed_up": round(base / wall, 2),
                 "space_minutes": round(len(space) / per_hour * 60, 1),

@@ -21,13 +21,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
-
-import optuna
 
 
 class SafeInterrupt:
@@ -63,16 +60,6 @@ class SafeInterrupt:
         if was and self.requested:  # Ctrl-C came during the write: stop now that it is done
             raise KeyboardInterrupt
 
-    def quiet_after_interrupt(self, record: logging.LogRecord) -> bool:
-        """Log filter: once Ctrl-C came, Optuna's two lines (and traceback) about the stopped trial are noise
-        beside the one line the caller prints."""
-        return not self.requested
-
-    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Optuna callback: after a trial is stored, stop the study if Ctrl-C came during it."""
-        if self.requested:
-            study.stop()
-
 
 _active: SafeInterrupt | None = None  # the process's handler state; signals are per process anyway
 
@@ -93,15 +80,12 @@ def safe_interrupt() -> Iterator[SafeInterrupt]:
         yield state
         return
     previous = signal.signal(signal.SIGINT, state._handler)
-    optimize_logger = logging.getLogger("optuna.study._optimize")
-    optimize_logger.addFilter(state.quiet_after_interrupt)
     _active = state
     try:
         yield state
     finally:
         _active = None
         signal.signal(signal.SIGINT, previous)
-        optimize_logger.removeFilter(state.quiet_after_interrupt)
     if state.requested:
         raise KeyboardInterrupt
 

@@ -280,13 +280,14 @@ def _kill_one_of_two_workers(path: Path, preset, n_trials: int, storage: list[st
 def _assert_retried_once(study: optuna.Study, victim: int, n_trials: int) -> None:
     trials = study.get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    failed = [t for t in trials if t.state == FAIL]
-    assert len(failed) == 1 and failed[0].user_attrs["worker"].endswith(f":{victim}")  # the dead worker's trial
-    killed = failed[0].number
+    failed = [t for t in trials if t.state == FAIL]  # the dead worker's trials: the batch it was training
+    assert failed and all(t.user_attrs["worker"].endswith(f":{victim}") for t in failed)
     assert not [t for t in trials if t.state not in (COMPLETE, FAIL)]
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
-    assert len(retries) == 1 and retries[0].state == COMPLETE
-    assert retries[0].params == trials[killed].params  # the same architecture, scored by the survivor
+    for killed in failed:
+        retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+        assert len(retries) == 1 and retries[0].state == COMPLETE
+        # the same architecture, scored by the survivor (a trial killed before it drew one: drawn then)
+        assert killed.params.items() <= retries[0].params.items()
     assert (
         len([t for t in trials if t.state == COMPLETE]) == n_trials
     )  # the workers end together at --n-trials (issue 21)
@@ -353,10 +354,11 @@ def test_ctrl_c_queues_the_interrupted_architecture_again(tmp_path):
     trials = load_study(preset).get_trials(deepcopy=False)
     scored = [t.user_attrs["arch"] for t in trials if t.state == COMPLETE and not t.user_attrs.get("cached")]
     assert sorted(scored) == sorted(archs)
-    interrupted = [t for t in trials if t.state == FAIL]
-    assert len(interrupted) == 1 and interrupted[0].user_attrs["arch"] == archs[0]
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == interrupted[0].number)
-    assert retry.state == COMPLETE and retry.user_attrs["arch"] == archs[0]
+    interrupted = [t for t in trials if t.state == FAIL]  # A, and B where it trained beside A (one per core)
+    assert archs[0] in [t.user_attrs["arch"] for t in interrupted]
+    for trial in interrupted:
+        retry = next(t for t in trials if t.system_attrs.get("failed_trial") == trial.number)
+        assert retry.state == COMPLETE and retry.user_attrs["arch"] == trial.user_attrs["arch"]
 
 
 def test_ctrl_c_on_two_workers_at_any_moment_is_one_line_and_the_study_continues(tmp_path):

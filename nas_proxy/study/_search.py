@@ -39,9 +39,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize runs beside a trial
 from tqdm.auto import tqdm
 
 from nas_proxy._interrupt import SafeInterrupt, interruptible, safe_interrupt, shielded
@@ -52,6 +54,7 @@ from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import network_size
+from nas_proxy.method._train import concurrent_jobs
 from nas_proxy.reference import (
     MIN_PAIRS,
     rank_agreement,
@@ -133,7 +136,7 @@ def _await_duplicate(trial: optuna.Trial, arch_id: str, on_database: bool) -> op
     worker's trial is noticed here as between trials: the process table on this machine, the heartbeat
     of other machines' (which a database's waiting workers check themselves, as none of them starts a trial).
     """
-    study = trial.study
+    study, me = trial.study, worker_id()
     while True:
         if on_database:
             with stable_experimental(), shielded():
@@ -141,7 +144,10 @@ def _await_duplicate(trial: optuna.Trial, arch_id: str, on_database: bool) -> op
         first = [
             t
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if t.number < trial.number and t.user_attrs.get("arch") == arch_id and not owner_dead(t)
+            if t.number < trial.number
+            and t.user_attrs.get("arch") == arch_id
+            and not owner_dead(t)
+            and t.user_attrs.get(WORKER_ATTR) != me  # this worker's: a batch-mate, or a copy it trains after this one
         ]
         if not first:
             return _previous_score(study, arch_id)
@@ -149,47 +155,93 @@ def _await_duplicate(trial: optuna.Trial, arch_id: str, on_database: bool) -> op
             time.sleep(_POLL_SECONDS)
 
 
-def make_objective(preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None):
-    """The objective: the proxy's score of the suggested architecture (mean over ``[score].seeds`` seeds).
+def _reuse(trial: optuna.Trial, attrs: dict) -> None:
+    """Mark ``trial`` as repeating the architecture of a trial with user attributes ``attrs``: its size and cost."""
+    for key in ("params", "flops", "seconds"):
+        trial.set_user_attr(key, attrs[key])
+    trial.set_user_attr("cached", True)
 
-    With ``refined`` (multi-fidelity), the proxy's score is reported as the first fidelity; a trial
-    the pruner stops there keeps it (pruned, ``fidelity`` 0), the others go on to ``refined``'s
-    score (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
+
+def make_objective(
+    preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None
+) -> Callable[[Sequence[optuna.Trial]], list[float | None]]:
+    """The objective of trials a worker took together: each one's proxy score (the mean over ``[score].seeds``
+    seeds), or None for one pruned at the first fidelity.
+
+    The architectures are drawn in the trials' order before any of them trains, so a batch draws what its trials
+    would draw one at a time with the earlier ones still running. One drawn before (a finished trial's, one another
+    worker is training, a batch-mate's) reuses that score. The others train together
+    (:meth:`~nas_proxy.scoring.Proxy.scores`: on a CPU one per core, bit for bit what each scores alone), and each
+    trial's ``seconds`` is its share of their wall time, so the proxy's costs add up to the time spent, as the
+    reference's do. With ``refined`` (multi-fidelity), the proxy's score is reported as the first fidelity; a
+    trial the pruner stops there keeps it (``fidelity`` 0), the others go on to ``refined``'s score
+    (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
     """
     space = preset.space()
     seeds = preset.score_seeds
     reference_path = reference_table_path(preset)
     on_database = journal_file(preset.study.storage_url) is None
 
-    def objective(trial: optuna.Trial) -> float:
-        arch = suggest_arch(trial, space)
-        trial.set_user_attr("arch", arch.id)
-        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
-        if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
-            trial.set_user_attr("reference_acc", float(reference[arch.id]))
-        earlier = _previous_score(trial.study, arch.id) or _await_duplicate(trial, arch.id, on_database)
-        if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
-            for key in ("params", "flops", "seconds"):
-                trial.set_user_attr(key, earlier.user_attrs[key])
-            trial.set_user_attr("cached", True)
-            return earlier.value
-        params, flops = network_size(arch, data)
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("flops", flops)
+    def mean_scores(scorer: Proxy, archs: list[ArchSpec]) -> tuple[list[float], float]:
+        """Each architecture's mean score over the seeds, and each one's share of the wall time."""
         tic = time.perf_counter()
         with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
-            score = sum(proxy.score(arch, seed) for seed in seeds) / len(seeds)
-        if refined is not None:
-            trial.report(score, 1)  # successive halving's first rung
-            trial.set_user_attr("fidelity", 0)
-            if trial.should_prune():
-                trial.set_user_attr("seconds", time.perf_counter() - tic)
-                raise optuna.TrialPruned()
-            with interruptible():
-                score = sum(refined.score(arch, seed) for seed in seeds) / len(seeds)
-            trial.set_user_attr("fidelity", 1)
-        trial.set_user_attr("seconds", time.perf_counter() - tic)
-        return score
+            by_seed = [scorer.scores(archs, seed) for seed in seeds]
+        return [sum(values) / len(seeds) for values in zip(*by_seed)], (time.perf_counter() - tic) / len(archs)
+
+    def objective(trials: Sequence[optuna.Trial]) -> list[float | None]:
+        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
+        outcomes: list[float | None] = [None] * len(trials)
+        archs: dict[int, ArchSpec] = {}  # the trials that train, by index
+        copies: dict[int, int] = {}  # a trial drawing a batch-mate's architecture -> that batch-mate
+        for index, trial in enumerate(trials):
+            arch = suggest_arch(trial, space)
+            trial.set_user_attr("arch", arch.id)
+            if arch.id in reference.index:  # shown beside the score in the dashboard and trials_dataframe()
+                trial.set_user_attr("reference_acc", float(reference[arch.id]))
+            mate = next((i for i, other in archs.items() if other == arch), None)
+            if mate is not None:
+                copies[index] = mate
+                continue
+            earlier = _previous_score(trial.study, arch.id) or _await_duplicate(trial, arch.id, on_database)
+            if earlier is not None:  # TPE repeats architectures on a categorical space: reuse the score
+                _reuse(trial, earlier.user_attrs)
+                outcomes[index] = earlier.value
+                continue
+            archs[index] = arch
+            params, flops = network_size(arch, data)
+            trial.set_user_attr("params", params)
+            trial.set_user_attr("flops", flops)
+        seconds = dict.fromkeys(archs, 0.0)
+        first: dict[int, float] = {}  # the first fidelity's scores
+        if archs:
+            scores, share = mean_scores(proxy, list(archs.values()))
+            for index, score in zip(archs, scores):
+                outcomes[index] = first[index] = score
+                seconds[index] += share
+        if refined is not None and archs:
+            going_on = []
+            for index in archs:
+                trials[index].report(first[index], 1)  # successive halving's first rung
+                trials[index].set_user_attr("fidelity", 0)
+                if trials[index].should_prune():
+                    outcomes[index] = None
+                else:
+                    going_on.append(index)
+            if going_on:
+                scores, share = mean_scores(refined, [archs[index] for index in going_on])
+                for index, score in zip(going_on, scores):
+                    outcomes[index] = score
+                    seconds[index] += share
+                    trials[index].set_user_attr("fidelity", 1)
+        for index, value in seconds.items():
+            trials[index].set_user_attr("seconds", value)
+        for index, mate in copies.items():
+            _reuse(trials[index], trials[mate].user_attrs)
+            if mate in first and outcomes[mate] is None:  # pruned: so is its copy, at the same first score
+                trials[index].report(first[mate], 1)
+            outcomes[index] = outcomes[mate]
+        return outcomes
 
     return objective
 
@@ -246,11 +298,13 @@ def run_search(
     ``[study].n_trials``, raised if needed so that every queued trial runs). Several processes
     may call this on one storage at once: a worker starts a trial only while the study's finished
     and running trials leave one, so together they end at the target and no work is done twice; a
-    trial whose worker died is run again by another (:func:`_run_trials`). ``verbose`` prints what
+    trial whose worker died is run again by another (:func:`_run_trials`). A trained proxy's trials are taken
+    two per concurrent job (``[training].jobs``; by default one per core on a CPU) and train side
+    by side (:func:`make_objective`). ``verbose`` prints what
     the study is doing and the correlation with the reference as trials complete; ``progress``
     shows progress bars.
 
-    Ctrl-C stops at once while a network trains (that trial is marked failed) and otherwise at
+    Ctrl-C stops at once while networks train (their trials are marked failed and queued again) and otherwise at
     the next safe point; either way it raises ``KeyboardInterrupt`` and the study is left
     consistent, ready to continue.
     """
@@ -292,12 +346,17 @@ def run_search(
                 f"--n-trials {done + preset.study.n_trials} (or n_trials=...)"
             )
             return study
+        # A trained proxy's trials go two per concurrent job (on a CPU, one job per core): side by side, with the
+        # longer ones overlapping the shorter (benchmarks/RESULTS.md, issue 34: batch sizes)
+        jobs = concurrent_jobs(preset.training, data.train.x.device, target) if proxy.batch is not None else 1
+        batch = 2 * jobs if jobs > 1 else 1
         _run_trials(
             preset,
             study,
             make_objective(preset, data, proxy, refined),
+            batch,
             target,
-            [ReferenceCorrelation(preset, verbose), interrupt.callback],
+            [ReferenceCorrelation(preset, verbose)],
             interrupt,
             progress,
             say,
@@ -308,20 +367,22 @@ def run_search(
 def _run_trials(
     preset: Preset,
     study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
+    objective: Callable[[Sequence[optuna.Trial]], list[float | None]],
+    batch: int,
     target: int,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
     interrupt: SafeInterrupt,
     progress: bool,
     say: Callable[[str], None],
 ) -> None:
-    """Run trials until the study holds ``target`` finished ones, counted over all its workers.
+    """Run trials, ``batch`` at a time, until the study holds ``target`` finished ones, counted over all its workers.
 
-    A worker takes a slot only while finished plus running trials leave one (under the study's slot
-    lock, :func:`~nas_proxy.study._database.trial_slot`, held until the trial is running), so several
-    workers end at ``target`` together. Running trials of dead workers are failed first and queued
-    again (the heartbeat on a database, the process table on a journal), so a worker with no slot
-    left waits for the others' last trials, and takes over any whose worker died.
+    A worker takes slots only while finished plus running trials leave them (under the study's slot lock,
+    :func:`~nas_proxy.study._database.trial_slot`, held until its trials are running and name it), so several
+    workers end at ``target`` together. Running trials of dead workers are failed first and queued again (the
+    heartbeat on a database, the process table on a journal), so a worker with no slot left waits for the others'
+    last trials, and takes over any whose worker died. A trial that is such a copy trains alone: an architecture
+    that kills its worker, or fails, then takes no batch-mate's retries with it.
     """
     config = preset.study
     on_journal = journal_file(config.storage_url) is not None
@@ -346,8 +407,7 @@ def _run_trials(
         total=target, initial=tally()[0], desc="trials", unit="trial", disable=not progress, dynamic_ncols=True
     ) as bar:
         while not interrupt.requested:
-            with contextlib.ExitStack() as slot:
-                exclusive = slot.enter_context(trial_slot(config.storage_url, config.name, config.reconnect_timeout))
+            with trial_slot(config.storage_url, config.name, config.reconnect_timeout) as exclusive:
                 fail_the_dead(exclusive)
                 done, running, waiting = tally()
                 if done + running + waiting > target:  # queued while others ran (a copy, another run's --archs)
@@ -355,47 +415,90 @@ def _run_trials(
                 bar.update(done - bar.n)
                 if done >= target:
                     return
-                if done + running >= target:  # the last slots are taken: wait for them to finish or die
-                    slot.close()
-                    if not waited:
-                        say(
-                            f"waiting for the {running} trial(s) other workers are running (a dead worker's is "
-                            f"taken over once found dead: at once on this machine, else after the heartbeat's "
-                            f"grace period)"
-                        )
-                        waited = True
-                    time.sleep(_POLL_SECONDS)
-                    continue
-
-                taken: list[optuna.Trial] = []
-
-                def take_slot(trial: optuna.Trial) -> float:  # run by study.optimize in this iteration only
-                    taken.append(trial)  # noqa: B023
-                    trial.set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry this trial if we die
-                    slot.close()  # the trial is running and names its worker: the next worker may look
-                    return objective(trial)
-
-                try:
-                    study.optimize(take_slot, n_trials=1, callbacks=callbacks)
-                except KeyboardInterrupt:
-                    if taken:  # not the architecture's fault: queued again however often it is stopped
-                        requeue_stopped(study, study._storage, taken[0]._trial_id, interrupted)
-                    raise
-                except Exception as exc:
-                    if taken and _our_error(exc) is None:  # a bug or out of memory: queued again up to max_retry
-                        with contextlib.suppress(Exception):  # the original error is the one to report
-                            requeue_stopped(study, study._storage, taken[0]._trial_id, retry)
-                    ours = _our_error(exc)
-                    if ours is not None:
-                        raise ours from None
-                    if not (taken and _failed_meanwhile(study, taken[0], exc)):
-                        raise
+                taken = []
+                for _ in range(min(batch, target - done - running)):
+                    with warnings.catch_warnings():  # that the heartbeat needs Study.optimize: it runs below as there
+                        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with")
+                        taken.append(study.ask())
+                    taken[-1].set_user_attr(WORKER_ATTR, worker_id())  # lets a live worker retry it if we die
+            if not taken:  # the last slots are taken: wait for them to finish or die
+                if not waited:
                     say(
-                        f"trial {taken[0].number} was failed by another worker while this one ran it (it took "
-                        f"this worker for dead, e.g. after a database outage longer than the heartbeat's grace "
-                        f"period); its copy runs again"
+                        f"waiting for the {running} trial(s) other workers are running (a dead worker's is "
+                        f"taken over once found dead: at once on this machine, else after the heartbeat's "
+                        f"grace period)"
                     )
+                    waited = True
+                time.sleep(_POLL_SECONDS)
+                continue
+            copies = [
+                trial for trial in taken if "failed_trial" in study._storage.get_trial(trial._trial_id).system_attrs
+            ]
+            groups = [[trial for trial in taken if trial not in copies], *([copy] for copy in copies)]
+            pending = list(taken)  # running under this worker: failed and queued again if it stops
+            try:
+                for group in filter(None, groups):
+                    with contextlib.ExitStack() as beats:  # on a database, the heartbeat says the trials are alive
+                        for trial in group:
+                            beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+                        outcomes = objective(group)
+                    for trial, outcome in zip(group, outcomes):
+                        pending.remove(trial)
+                        _tell(study, trial, outcome, callbacks, say)
+            except KeyboardInterrupt:  # not the architectures' fault: queued again however often they are stopped
+                _requeue(study, pending, interrupted)
+                raise
+            except Exception as exc:
+                meanwhile = [trial for trial in pending if _failed_meanwhile(study, trial, exc)]
+                if meanwhile:  # another worker took this one for dead and failed its trials (queuing their copies)
+                    for trial in meanwhile:
+                        say(_FAILED_MEANWHILE.format(trial.number))
+                    _requeue(study, [trial for trial in pending if trial not in meanwhile], interrupted)
+                    continue
+                ours = _our_error(exc)
+                _requeue(study, pending, retry if ours is None else None)  # a bug or out of memory: up to max_retry
+                if ours is not None:
+                    raise ours from None
+                raise
             bar.update(tally()[0] - bar.n)
+
+
+_FAILED_MEANWHILE = (
+    "trial {} was failed by another worker while this one ran it (it took this worker for dead, e.g. after a "
+    "database outage longer than the heartbeat's grace period); its copy runs again"
+)
+
+
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    outcome: float | None,
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]],
+    say: Callable[[str], None],
+) -> None:
+    """Store a trial's score (None: pruned) and run the callbacks on it; a trial another worker failed meanwhile
+    (it took this one for dead) is said, and its copy runs again."""
+    state = optuna.trial.TrialState.PRUNED if outcome is None else optuna.trial.TrialState.COMPLETE
+    try:
+        frozen = study.tell(trial, outcome, state=state)
+    except Exception as exc:
+        if not _failed_meanwhile(study, trial, exc):
+            raise
+        say(_FAILED_MEANWHILE.format(trial.number))
+        return
+    for callback in callbacks:
+        callback(study, frozen)
+
+
+def _requeue(
+    study: optuna.Study, trials: list[optuna.Trial], retry: optuna.storages.RetryHeartbeatStaleTrialCallback | None
+) -> None:
+    """Fail the running ``trials`` of a worker that stops and queue their copies with ``retry`` (None: none)."""
+    for trial in trials:
+        with contextlib.suppress(Exception):  # the storage may be gone: the error that stops us is the one to report
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if retry is not None:
+                requeue_stopped(study, study._storage, trial._trial_id, retry)
 
 
 def _failed_meanwhile(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> bool:

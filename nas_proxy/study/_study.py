@@ -64,7 +64,8 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self._current: tuple[int, optuna.samplers.BaseSampler] | None = None
 
     def _sampler(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
-        if self._current is None or self._current[0] != trial.number:  # a worker runs one trial at a time
+        # A worker draws one trial's architecture at a time (a batch's in trial order): made again per trial
+        if self._current is None or self._current[0] != trial.number:
             seed = int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0])
             self._current = (trial.number, self._make(seed))
         return self._current[1]

@@ -374,3 +374,58 @@ def test_an_ipc_larger_than_a_class_stops_the_search_before_any_training(tmp_pat
     assert err.startswith("error: cannot take 500 images per class: class '0' of digits has 128 training images")
     assert "Traceback" not in err
     assert not reference_table_path(load_preset(path)).exists() and not list(tmp_path.glob("out/**/*.pt"))
+
+
+def test_trials_train_side_by_side_with_the_scores_each_gets_alone(tmp_path):
+    """On a CPU a worker takes `[training].jobs` trials at once (by default one per core) and trains them side by
+    side: each architecture scores bit for bit what it scores alone, the two overlap, each trial's cost is its
+    share of their wall time, and a copy of a failed trial trains alone (a failing architecture takes no
+    batch-mate's retries with it)."""
+    from nas_proxy.study import enqueue_archs
+    from nas_proxy.study._storage import retry_callback
+
+    data = load_dataset("digits")
+    archs = [nas_proxy.ArchSpec.parse(a) for a in ("d1-w32-relu-none-avgpool", "d2-w32-relu-batchnorm-maxpool")]
+    archs += [
+        nas_proxy.ArchSpec.parse(a) for a in ("d3-w64-relu-instancenorm-avgpool", "d2-w64-leakyrelu-none-maxpool")
+    ]
+    studies = {}
+    for jobs in (1, 2):
+        preset = load_preset(write_preset(tmp_path, name=f"jobs{jobs}"))
+        preset = dataclasses.replace(preset, training=dataclasses.replace(preset.training, jobs=jobs))
+        enqueue_archs(open_study(preset), archs)
+        studies[jobs] = run_search(preset, data, n_trials=4, progress=False, verbose=False).trials
+    alone, together = ({t.user_attrs["arch"]: t.value for t in studies[jobs]} for jobs in (1, 2))
+    assert together == alone and len(alone) == 4
+    for trials, overlap in ((studies[1], False), (studies[2], True)):
+        first, second = trials[0], trials[1]
+        assert (second.datetime_start < first.datetime_complete) == overlap
+        assert (first.user_attrs["seconds"] == second.user_attrs["seconds"]) == overlap  # halves of one wall time
+
+    study = open_study(preset)  # jobs = 2: a failed trial's copy, queued with a new architecture after it
+    failed = study.ask(fixed_distributions(study, {"depth": 1, "width": 32}))
+    failed.set_user_attr("arch", "unused")
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    retry_callback(preset.study)(study, study._storage.get_trial(failed._trial_id))
+    enqueue_archs(study, [nas_proxy.ArchSpec.parse("d1-w64-relu-none-maxpool")])
+    copy, other = run_search(preset, data, n_trials=6, progress=False, verbose=False).trials[-2:]
+    assert (
+        copy.system_attrs["failed_trial"] == failed.number
+        and copy.state == other.state == optuna.trial.TrialState.COMPLETE
+    )
+    assert copy.user_attrs["seconds"] != other.user_attrs["seconds"]  # one, then the other: not halves of one time
+
+    # A copy and a plain queued trial of one architecture, taken together: the plain one trains it (the copy
+    # trains after it, so waiting for the copy would never end) and the copy reuses its score.
+    arch = nas_proxy.ArchSpec.parse("d2-w32-leakyrelu-instancenorm-maxpool")
+    params = {axis: getattr(arch, axis) for axis in nas_proxy.space.AXES}
+    study.enqueue_trial(params, skip_if_exists=False)
+    failed = study.ask()  # the queued trial, with the architecture's params
+    failed.set_user_attr("arch", nas_proxy.study._search.suggest_arch(failed, preset.space()).id)
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    retry_callback(preset.study)(study, study._storage.get_trial(failed._trial_id))
+    study.enqueue_trial(params, skip_if_exists=False)
+    copy, plain = run_search(preset, data, n_trials=8, progress=False, verbose=False).trials[-2:]
+    assert copy.system_attrs["failed_trial"] == failed.number and copy.user_attrs["arch"] == arch.id
+    assert plain.user_attrs["arch"] == arch.id
+    assert not plain.user_attrs.get("cached") and copy.user_attrs["cached"] and copy.value == plain.value
