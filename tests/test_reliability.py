@@ -389,8 +389,10 @@ def test_ctrl_c_on_two_workers_at_any_moment_is_one_line_and_the_study_continues
     study = load_study(preset)
     assert not study.get_trials(deepcopy=False, states=(RUNNING, optuna.trial.TrialState.WAITING))
     interrupted = [t for t in study.get_trials(deepcopy=False) if t.state == FAIL]
+    scored = {t.user_attrs["arch"] for t in study.trials if t.state == COMPLETE}
     for trial in interrupted:  # every interrupted architecture is scored in the end
-        assert trial.user_attrs["arch"] in {t.user_attrs["arch"] for t in study.trials if t.state == COMPLETE}
+        # (a batch's later trial stopped while an earlier one waited for another worker's score had drawn none yet)
+        assert trial.user_attrs.get("arch", next(iter(scored))) in scored
 
 
 def test_an_error_every_worker_meets_is_one_line(tmp_path):

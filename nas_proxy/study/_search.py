@@ -437,14 +437,13 @@ def _run_trials(
             groups = [[trial for trial in taken if trial not in copies], *([copy] for copy in copies)]
             pending = list(taken)  # running under this worker: failed and queued again if it stops
             try:
-                for group in filter(None, groups):
-                    with contextlib.ExitStack() as beats:  # on a database, the heartbeat says the trials are alive
-                        for trial in group:
-                            beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
-                        outcomes = objective(group)
-                    for trial, outcome in zip(group, outcomes):
-                        pending.remove(trial)
-                        _tell(study, trial, outcome, callbacks, say)
+                with contextlib.ExitStack() as beats:  # on a database, the heartbeat says the trials are alive
+                    for trial in taken:  # from the start: a later group's trials wait for the first one's
+                        beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+                    for group in filter(None, groups):
+                        for trial, outcome in zip(group, objective(group)):
+                            pending.remove(trial)
+                            _tell(study, trial, outcome, callbacks, say)
             except KeyboardInterrupt:  # not the architectures' fault: queued again however often they are stopped
                 _requeue(study, pending, interrupted)
                 raise
