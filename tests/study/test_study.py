@@ -377,9 +377,9 @@ def test_an_ipc_larger_than_a_class_stops_the_search_before_any_training(tmp_pat
 
 
 def test_trials_train_side_by_side_with_the_scores_each_gets_alone(tmp_path):
-    """On a CPU a worker takes `[training].jobs` trials at once (by default one per core) and trains them side by
-    side: each architecture scores bit for bit what it scores alone, the two overlap, each trial's cost is its
-    share of their wall time, and a copy of a failed trial trains alone (a failing architecture takes no
+    """On a CPU a worker takes two trials per `[training].jobs` at once (by default one job per core) and trains them
+    side by side: each architecture scores bit for bit what it scores alone, the batch overlaps, each trial's cost
+    is its share of their wall time, and a copy of a failed trial trains alone (a failing architecture takes no
     batch-mate's retries with it)."""
     from nas_proxy.study import enqueue_archs
     from nas_proxy.study._storage import retry_callback
