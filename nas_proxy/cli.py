@@ -33,6 +33,7 @@ from nas_proxy.data import DATASETS, DataConfig, Dataset, load_dataset
 from nas_proxy.errors import ConfigError, NasProxyError
 from nas_proxy.method import (
     COMPILE_AUTO_MIN_ITERATIONS,
+    READOUTS,
     CondenseConfig,
     TrainConfig,
     checkpoint_path,
@@ -51,7 +52,17 @@ from nas_proxy.reference import (
     run_reference,
     seed_ceiling,
 )
-from nas_proxy.results import FAMILIES, FIT_SIZES, IPCS, SHORT, Report, compare_proxies, make_report, run_frontier
+from nas_proxy.results import (
+    FAMILIES,
+    FIT_SIZES,
+    IPCS,
+    SAMPLES,
+    SHORT,
+    Report,
+    compare_proxies,
+    make_report,
+    run_frontier,
+)
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
 from nas_proxy.study import load_study, quiet_optuna, run_workers, select_archs
 
@@ -387,6 +398,8 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
         dm_ipcs=args.dm_ipc,
         short=args.short,
         fit_sizes=args.fit_sizes,
+        samples=args.samples,
+        readouts=args.readouts.split(","),
         n_boot=args.bootstrap,
         out_dir=args.out,
         plot=not args.no_plot,
@@ -592,10 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("--ipc", int, IPCS, "images per class of the subset and DM sets"),
         ("--short", float, SHORT, "short-training budgets, fractions of the reference's optimiser steps"),
         ("--fit-sizes", int, FIT_SIZES, "reference architectures calibrations are fitted on, besides all of them"),
+        ("--samples", float, SAMPLES, "fractions of the training data the sample family trains on"),
     ):
         joined = ",".join(map(str, default))
         p.add_argument(flag, type=numbers(kind), default=list(default), help=f"{text} (default: {joined})")
     p.add_argument("--dm-ipc", type=numbers(int), default=None, help="the DM sets' sizes (default: --ipc)")
+    p.add_argument(
+        "--readouts",
+        default="val_acc",
+        help=f"how trained methods' runs are read, comma-separated, from {', '.join(READOUTS)}; halving and "
+        "calibrated use the first (default: val_acc)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <study output>/frontier)")
     p.add_argument(
         "--bootstrap", type=integer(_BOOTSTRAP), default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})"

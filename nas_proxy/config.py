@@ -38,7 +38,7 @@ from nas_proxy._config import batch_field, bounded, check_fields, config_from_di
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy.data import DataConfig
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
+from nas_proxy.method import READOUTS, REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
 from nas_proxy.method._config import EPOCHS_LIMIT
 from nas_proxy.space import SearchSpace, load_search_space
 
@@ -46,7 +46,7 @@ BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "para
 # Fitted on the reference table (nas_proxy.scoring.Calibration): the factors alone, or with the [score].features scores.
 FITTED_PROXIES = ("calibrated", "factors")
 PROXIES = BASE_PROXIES + FITTED_PROXIES
-ACCURACY_PROXIES = ("dm", "random", "early")  # their score is a validation accuracy in [0, 1]
+TRAINED_PROXIES = ("dm", "random", "early")  # each trains the network; [score].readout turns the run into a score
 # The seeds a score or a reference is the mean over: each trains every network once more.
 _SEEDS = {"above": 0, "at_most": 100, "why": "100 already measure a mean to a tenth of one seed's spread"}
 # [study] waits, in seconds
@@ -61,6 +61,8 @@ class ScoreConfig:
 
     proxy: str = "dm"
     seeds: int = bounded(1, **_SEEDS)  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
+    # trained proxies (dm, random, early): how a training run becomes a score (nas_proxy.method.READOUTS)
+    readout: str = "val_acc"
     # `early`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
     # many passes' optimiser steps, nas_proxy.scoring.early_training)
     early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
@@ -81,6 +83,18 @@ class ScoreConfig:
         if bad is not None:
             raise ConfigError(
                 "[score]", "features", f"holds {bad!r}, not a proxy; choose from {', '.join(BASE_PROXIES)}"
+            )
+        if self.readout not in READOUTS:
+            raise ConfigError(
+                "[score]", "readout", f"= {self.readout!r} is not a readout; choose from {', '.join(READOUTS)}"
+            )
+        trained = {self.proxy, *self.features, *self.refine} & set(TRAINED_PROXIES)
+        if self.readout != "val_acc" and not trained:
+            raise ConfigError(
+                "[score]",
+                "readout",
+                f"= {self.readout!r} reads a training run, and proxy = {self.proxy!r} trains none; use one of "
+                f"{', '.join(TRAINED_PROXIES)} or drop readout",
             )
         if len(set(self.features)) != len(self.features):
             raise ConfigError("[score]", "features", f"names a proxy twice: {self.features}")
@@ -315,10 +329,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 __all__ = [
-    "ACCURACY_PROXIES",
     "BASE_PROXIES",
     "FITTED_PROXIES",
     "PROXIES",
+    "TRAINED_PROXIES",
     "CondenseConfig",
     "DataConfig",
     "Preset",

@@ -89,7 +89,7 @@ def test_score_keys_hold_the_precision_that_runs(tmp_path, digits, monkeypatch):
 
     def path(preset):
         proxy = make_proxy("random", preset, digits)
-        return score_table_path(preset, proxy.name, proxy.settings, digits)
+        return score_table_path(preset, proxy.name, proxy.measured_settings(), digits)
 
     _bf16(monkeypatch, False)
     assert path(auto) == path(fp32) != path(bf16)  # "auto" runs fp32 here: one computation, one entry

@@ -29,7 +29,9 @@ from nas_proxy.method._condense import (
 )
 from nas_proxy.method._config import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
 from nas_proxy.method._model import ConvNet, build_convnet, count_flops, count_params, init_parameters, network_size
+from nas_proxy.method._readouts import READOUTS, Readout
 from nas_proxy.method._train import (
+    LearningCurve,
     TrainResult,
     accuracy,
     default_epochs,
@@ -40,12 +42,15 @@ from nas_proxy.method._train import (
 
 __all__ = [
     "COMPILE_AUTO_MIN_ITERATIONS",
+    "READOUTS",
     "REFERENCE_DEFAULTS",
     "CondenseConfig",
     "CondensedSet",
     "ConvNet",
     "DSA",
     "DSAParams",
+    "LearningCurve",
+    "Readout",
     "TrainConfig",
     "TrainResult",
     "accuracy",

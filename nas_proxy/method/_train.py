@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -44,8 +45,25 @@ from nas_proxy.space import ArchSpec
 
 
 @dataclass(frozen=True)
+class LearningCurve:
+    """How one training run went, recorded at no extra pass over the data: ``losses`` the training loss of every
+    optimiser step (kept on the device, read once at the end), ``val_acc`` the validation accuracy at the fractions
+    of the run :func:`train_candidates` was asked for (``curve_at``), and at its end (1.0)."""
+
+    losses: tuple[float, ...]
+    val_acc: dict[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"losses": list(self.losses), "val_acc": {str(k): v for k, v in self.val_acc.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LearningCurve:
+        return cls(tuple(map(float, data["losses"])), {float(k): float(v) for k, v in data["val_acc"].items()})
+
+
+@dataclass(frozen=True)
 class TrainResult:
-    """What one proxy evaluation measured; ``test_acc`` is None unless asked for."""
+    """What training one candidate measured; ``test_acc`` is None unless asked for."""
 
     arch: str
     val_acc: float
@@ -56,9 +74,11 @@ class TrainResult:
     epochs: int
     seed: int
     train_size: int
+    curve: LearningCurve | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result's numbers (its curve apart: :attr:`curve`)."""
+        return {k: v for k, v in asdict(self).items() if k != "curve"}
 
 
 @torch.no_grad()
@@ -111,13 +131,18 @@ def train_candidate(
     *,
     test: bool = False,
     progress: bool = False,
+    curve_at: Sequence[float] = (),
+    warm: tuple[Split, TrainConfig] | None = None,
 ) -> TrainResult:
     """Train ``arch`` from scratch on ``train`` and score it on ``data.val`` (and ``data.test`` if asked).
 
     ``train`` is any labelled split: a condensed set's ``split()``, ``data.sample_per_class(ipc)``
     or ``data.train``. The seed fixes the initial weights, the batch order and the augmentation.
+    ``curve_at``: fractions of the run (in (0, 1)) at which the result's :class:`LearningCurve` also holds the
+    validation accuracy (each an evaluation pass). ``warm``: a (set, config) the network trains on first, then on
+    ``train`` with ``config`` (a warm start: the condensed set, then a short run on the real data).
     """
-    return train_candidates([arch], train, data, config, test=test, progress=progress)[0]
+    return train_candidates([arch], train, data, config, test=test, progress=progress, curve_at=curve_at, warm=warm)[0]
 
 
 def concurrent_jobs(config: TrainConfig, device: torch.device, candidates: int) -> int:
@@ -139,6 +164,8 @@ def train_candidates(
     test: bool = False,
     progress: bool = False,
     on_result: Callable[[int, TrainResult], None] | None = None,
+    curve_at: Sequence[float] = (),
+    warm: tuple[Split, TrainConfig] | None = None,
 ) -> list[TrainResult]:
     """Train several architectures on ``train`` with the same settings and seed; results in ``archs``' order.
 
@@ -160,6 +187,10 @@ def train_candidates(
         >>> [r.arch for r in results] == [a.id for a in archs]
         True
     """
+    bad = next((f for f in curve_at if not 0 < f < 1), None)
+    if bad is not None:
+        raise ArgumentError("train_candidates", "curve_at", f"holds {bad}; each must be a fraction of a run, in (0, 1)")
+    curve_at = tuple(sorted(set(curve_at)))
     device = data.train.x.device
     if device.type == "cpu":
         _accel.tune_cpu_allocator()
@@ -169,12 +200,12 @@ def train_candidates(
     report = on_result or (lambda index, result: None)
     with _accel.deterministic(device, config.deterministic):
         if jobs > 1:
-            return _train_concurrently(archs, train, data, config, test, progress, jobs, report)
+            return _train_concurrently(archs, train, data, config, test, progress, jobs, report, curve_at, warm)
         results = []
         for index, arch in enumerate(
             tqdm(archs, desc="train", unit="net", leave=False, disable=not progress or len(archs) == 1)
         ):
-            results.append(_train_one(arch, train, data, config, test, progress and len(archs) == 1))
+            results.append(_train_one(arch, train, data, config, test, progress and len(archs) == 1, curve_at, warm))
             report(index, results[-1])
         return results
 
@@ -192,6 +223,8 @@ def _train_concurrently(
     progress: bool,
     jobs: int,
     report: Callable[[int, TrainResult], None],
+    curve_at: tuple[float, ...],
+    warm: tuple[Split, TrainConfig] | None,
 ) -> list[TrainResult]:
     device = data.train.x.device
     size = (data.channels, data.num_classes, data.image_size)
@@ -203,7 +236,10 @@ def _train_concurrently(
         torch.set_num_threads(1)  # read by each new thread at its first kernel: the pool starts below
     try:
         with ThreadPoolExecutor(jobs, thread_name_prefix="nas-proxy-train") as pool:
-            futures = {pool.submit(_train_one, archs[i], train, data, config, test, False, stop): i for i in order}
+            futures = {
+                pool.submit(_train_one, archs[i], train, data, config, test, False, curve_at, warm, stop): i
+                for i in order
+            }
             try:
                 for future in tqdm(
                     as_completed(futures),
@@ -234,15 +270,17 @@ def _train_one(
     config: TrainConfig,
     test: bool,
     progress: bool,
+    curve_at: tuple[float, ...],
+    warm: tuple[Split, TrainConfig] | None,
     stop: threading.Event | None = None,
 ) -> TrainResult:
     device = data.train.x.device
     if device.type != "cuda" or stop is None:
-        return _train(arch, train, data, config, test, progress, stop)
+        return _train(arch, train, data, config, test, progress, curve_at, stop, warm)
     stream = torch.cuda.Stream(device)  # concurrent candidates: kernels of one fill gaps left by another
     stream.wait_stream(torch.cuda.current_stream(device))  # the data were written on the default stream
     with torch.cuda.stream(stream):
-        return _train(arch, train, data, config, test, progress, stop)
+        return _train(arch, train, data, config, test, progress, curve_at, stop, warm)
 
 
 def _train(
@@ -252,7 +290,9 @@ def _train(
     config: TrainConfig,
     test: bool,
     progress: bool,
+    curve_at: tuple[float, ...],
     stop: threading.Event | None,
+    warm: tuple[Split, TrainConfig] | None = None,
 ) -> TrainResult:
     device = data.train.x.device
     if device.type == "cuda" and not config.deterministic:
@@ -264,6 +304,44 @@ def _train(
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net = net.to(memory_format=memory_format)
     model = torch.compile(net, dynamic=False) if config.compile else net
+    fit = functools.partial(_fit, net, model, data, generator, precision, memory_format, stop)
+    if warm is not None:  # first the warm-start set with its own protocol (a fresh optimiser after it)
+        fit(*warm, (), None)
+    losses, val_curve = fit(train, config, curve_at, f"train {arch.id}" if progress else None)
+    # Scored eagerly: a compiled network would compile again for every evaluation batch shape.
+    net = net.to(memory_format=_accel.memory_format(device, False, arch.norm))
+    val_acc = accuracy(net, data.val, config.eval_batch_size, precision)
+    test_acc = accuracy(net, data.test, config.eval_batch_size, precision) if test else None
+    return TrainResult(
+        arch=arch.id,
+        val_acc=val_acc,
+        test_acc=test_acc,
+        params=count_params(net),
+        flops=count_flops(arch, data.channels, data.num_classes, data.image_size),
+        seconds=time.perf_counter() - tic,
+        epochs=config.epochs,
+        seed=config.seed,
+        train_size=len(train),
+        curve=LearningCurve(tuple(losses.tolist()), {**val_curve, 1.0: val_acc}),
+    )
+
+
+def _fit(
+    net: torch.nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    data: Dataset,
+    generator: torch.Generator,
+    precision: str,
+    memory_format: torch.memory_format,
+    stop: threading.Event | None,
+    train: Split,
+    config: TrainConfig,
+    curve_at: tuple[float, ...],
+    desc: str | None,
+) -> tuple[torch.Tensor, dict[float, float]]:
+    """Train ``net`` (``model``: it, or it compiled) on ``train`` with ``config``'s optimiser and schedule; the loss
+    of every step (on the device) and the validation accuracy after each ``curve_at`` fraction of the steps."""
+    device = data.train.x.device
     x, y = train.x.to(device, memory_format=memory_format), train.y.to(device)
     dsa = DSA(resolve_strategy(config.dsa_strategy, data.dsa_strategy))
     optimizer = torch.optim.SGD(
@@ -280,8 +358,11 @@ def _train(
         if config.schedule == "onecycle" and steps > 1
         else None
     )
+    losses = torch.zeros(steps, device=device)  # written in place every step, read once at the end: no waits
+    checkpoints = {max(1, round(f * steps)): f for f in curve_at}  # after these many steps: a validation pass
+    val_curve = {}
     step = 0
-    for _ in tqdm(range(-(-steps // per_pass)), desc=f"train {arch.id}", disable=not progress, leave=False):
+    for _ in tqdm(range(-(-steps // per_pass)), desc=desc, disable=desc is None, leave=False):
         model.train()
         order = _accel.to_device(torch.randperm(len(x), generator=generator), device)
         for index in order.split(config.batch_size)[: steps - step]:
@@ -299,24 +380,15 @@ def _train(
             optimizer.step()
             if cycle is not None:
                 cycle.step()
-    # Scored eagerly: a compiled network would compile again for every evaluation batch shape.
-    net = net.to(memory_format=_accel.memory_format(device, False, arch.norm))
-    val_acc = accuracy(net, data.val, config.eval_batch_size, precision)
-    test_acc = accuracy(net, data.test, config.eval_batch_size, precision) if test else None
-    return TrainResult(
-        arch=arch.id,
-        val_acc=val_acc,
-        test_acc=test_acc,
-        params=count_params(net),
-        flops=count_flops(arch, data.channels, data.num_classes, data.image_size),
-        seconds=time.perf_counter() - tic,
-        epochs=config.epochs,
-        seed=config.seed,
-        train_size=len(x),
-    )
+            losses[step - 1] = loss.detach()
+            if step in checkpoints and step < steps:
+                val_curve[checkpoints[step]] = accuracy(net, data.val, config.eval_batch_size, precision)
+                model.train()
+    return losses, val_curve
 
 
 __all__ = [
+    "LearningCurve",
     "TrainResult",
     "accuracy",
     "concurrent_jobs",

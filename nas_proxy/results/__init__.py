@@ -7,13 +7,13 @@ cost, every method on the same reference); ``_render`` writes their tables and p
 Example:
     >>> from nas_proxy.results import FAMILIES
     >>> FAMILIES
-    ('zero-cost', 'subset', 'dm', 'short', 'halving', 'calibrated')
+    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'halving', 'calibrated')
 """
 
 from __future__ import annotations
 
 from nas_proxy.results._compare import Comparison, compare_proxies
-from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SHORT, Frontier, run_frontier
+from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SAMPLES, SHORT, Frontier, run_frontier
 from nas_proxy.results._report import Calibrated, Report, Summary, make_report
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Frontier",
     "IPCS",
     "Report",
+    "SAMPLES",
     "SHORT",
     "Summary",
     "compare_proxies",

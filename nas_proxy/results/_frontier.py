@@ -8,12 +8,19 @@ families asked for and measures each ranking against the reference:
 - ``dm``: the same on the preset's DM set at each ``ipc`` (condensed once per size);
 - ``short``: the reference's own protocol and schedule on the full training data, cut to a fraction
   of its optimiser steps (the baseline a NAS user reaches for first);
+- ``sample``: the reference's protocol, all its epochs, on a class-balanced random sample of a fraction of the
+  training data (fewer images for more passes than ``short`` at the same cost);
+- ``warm``: a network trained on the DM set (``[training]`` protocol), then ``short`` on the full data from there;
 - ``halving``: successive halving on real data: every architecture trained for the shortest budget,
   the best ``1/[score].reduction_factor`` for the next; ranked by the longest budget each reached;
 - ``calibrated``: the calibration (:mod:`nas_proxy.scoring._calibration`) on the factors and zero-cost scores,
   fitted on k reference architectures (drawn uniformly, spread over the choices, or grown from a
   spread start where the fit is least certain: fewer reference runs), and with a short-training
   score, for all architectures or (multi-fidelity) for the promoted fraction only.
+
+Every trained method is read out in each of ``readouts`` (:data:`~nas_proxy.method.READOUTS`: the final
+validation accuracy, the training loss over the run or its end, ...) from the same cached runs. Only the
+``calibrated`` family needs reference runs (``needs_reference``); the reference-free front is marked apart.
 
 Every figure is honest: methods without a fit are scored directly; fitted ones by repeated nested
 k-fold (:func:`~nas_proxy.scoring.resampled_predictions`), every choice made inside each
@@ -26,7 +33,7 @@ frontier continues and a later one with more families reuses what is done.
 Example:
     >>> from nas_proxy.results import FAMILIES
     >>> FAMILIES
-    ('zero-cost', 'subset', 'dm', 'short', 'halving', 'calibrated')
+    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'halving', 'calibrated')
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from nas_proxy._io import atomic_write, check_writable, output_folder
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, ConfigError, NasProxyError
-from nas_proxy.method import count_flops, embedding_archs
+from nas_proxy.method import READOUTS, count_flops, embedding_archs
 from nas_proxy.method._config import EPOCHS_LIMIT, STEPS_LIMIT
 from nas_proxy.reference import (
     N_BOOT,
@@ -62,6 +69,8 @@ from nas_proxy.results._render import frontier_markdown, frontier_plot
 from nas_proxy.scoring import (
     MIN_FIT,
     Calibration,
+    Proxy,
+    TrainedProxy,
     early_training,
     make_proxy,
     resampled_agreement,
@@ -70,11 +79,13 @@ from nas_proxy.scoring import (
 )
 from nas_proxy.space import ArchSpec
 
-FAMILIES = ("zero-cost", "subset", "dm", "short", "halving", "calibrated")
+FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "halving", "calibrated")
 ZERO_COST = ("grad_norm", "naswot", "synflow")
 ZERO_COST_PASSES = {"grad_norm": 3, "naswot": 1, "synflow": 3}  # image passes per batch image (backward = 2)
 IPCS = (1, 10, 50)
 SHORT = (0.02, 0.05, 0.1, 0.2)  # fractions of the reference's optimiser steps
+SAMPLES = (0.01, 0.05, 0.1)  # fractions of the training data
+READOUT = "val_acc"  # the readout of a method's plain label; the others are named after it
 FIT_SIZES = (10, 20, 30)  # reference architectures a calibration is fitted on (besides all of them)
 
 
@@ -106,6 +117,25 @@ def short_label(fraction: float) -> str:
     return f"short {100 * fraction:.4g}%"
 
 
+def sample_label(fraction: float) -> str:
+    """The method name of training on a sample of ``fraction`` of the training data: ``sample 5%``."""
+    return f"sample {100 * fraction:.4g}%"
+
+
+def _read_as(label: str, readout: str) -> str:
+    return label if readout == READOUT else f"{label} {readout}"
+
+
+def _readout_of(label: str) -> str:
+    last = label.rsplit(" ", 1)[-1]
+    return last if last in READOUTS else READOUT
+
+
+def _sample_ipc(data: Dataset, fraction: float) -> int:
+    """Images per class of a class-balanced sample holding ``fraction`` of the training data (at least 1)."""
+    return max(1, round(fraction * len(data.train) / data.num_classes))
+
+
 def _short_preset(preset: Preset, fraction: float, images: int) -> Preset:
     """``early`` at ``fraction`` of the reference's optimiser steps on ``images`` training images, as passes."""
     reference = preset.reference.training
@@ -133,9 +163,9 @@ class _Costs:
         self.embed_flops = float(np.mean([count_flops(a, *size) for a in embedding]))
         self.classes = data.num_classes
 
-    def per_arch(self, train_images: float) -> float:
-        """Training on ``train_images`` image presentations, then one evaluation pass over the validation split."""
-        return (3 * train_images + self.val) / self.reference_images
+    def per_arch(self, train_images: float, evaluations: int = 1) -> float:
+        """Training on ``train_images`` image presentations, then ``evaluations`` passes over the validation split."""
+        return (3 * train_images + evaluations * self.val) / self.reference_images
 
     def of_archs(self, archs: Sequence[str], seeds: int = 1) -> float:
         """Reference runs of ``archs`` as a fraction of the whole space's."""
@@ -151,10 +181,14 @@ class _Costs:
         return work / (self.space_flops * self.reference_images)
 
 
-def _score(preset: Preset, data: Dataset, proxy: str, archs: list[ArchSpec], progress: bool) -> pd.Series:
-    scorer = make_proxy(proxy, preset, data, progress=progress)
+def _score(preset: Preset, data: Dataset, proxy: str | Proxy, archs: list[ArchSpec], progress: bool) -> pd.Series:
+    scorer = make_proxy(proxy, preset, data, progress=progress) if isinstance(proxy, str) else proxy
     rows = score_archs(scorer, archs, [preset.training.seed], preset, data, progress=progress)
     return rows.groupby("arch")["score"].mean()
+
+
+def _read_out(preset: Preset, readout: str) -> Preset:
+    return dataclasses.replace(preset, score=dataclasses.replace(preset.score, readout=readout))
 
 
 def base_scores(
@@ -166,11 +200,22 @@ def base_scores(
     short: Sequence[float] = SHORT,
     progress: bool = True,
     dm_ipcs: Sequence[int] | None = None,
+    samples: Sequence[float] = SAMPLES,
+    readouts: Sequence[str] = (READOUT,),
 ) -> dict[str, Scored]:
     """Every base proxy the ``families`` need, scored (or read from the cache) on ``archs``, by label
-    (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``)."""
+    (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``, ``sample 5%``; a trained one read out
+    otherwise than by its final accuracy: ``short 5% tse_e``). Every readout of a method reads the same runs."""
     costs = _Costs(preset, data, archs)
     out: dict[str, Scored] = {}
+
+    def trained(label: str, variant: Preset, proxy: str | Proxy, images: int, setup: float = 0.0) -> None:
+        for readout in readouts:
+            read = _read_as(label, readout)
+            scorer = proxy if isinstance(proxy, str) else dataclasses.replace(proxy, readout=READOUTS[readout])
+            cost = costs.per_arch(images, 1 + len(READOUTS[readout].val_points))
+            out[read] = Scored(read, _score(_read_out(variant, readout), data, scorer, archs, progress), cost, setup)
+
     if {"zero-cost", "calibrated"} & set(families):
         for name in ZERO_COST:
             passes = ZERO_COST_PASSES[name] * (1 if name == "synflow" else preset.score.batch_size)
@@ -178,29 +223,49 @@ def base_scores(
     if "subset" in families:
         for ipc in ipcs:
             images = preset.training.presentations(ipc * data.num_classes)
-            out[f"random ipc {ipc}"] = Scored(
-                f"random ipc {ipc}",
-                _score(_ipc_preset(preset, ipc), data, "random", archs, progress),
-                costs.per_arch(images),
-            )
+            trained(f"random ipc {ipc}", _ipc_preset(preset, ipc), "random", images)
     if "dm" in families:
         for ipc in ipcs if dm_ipcs is None else dm_ipcs:  # each size is a condensation
-            sized = _ipc_preset(preset, ipc)
             images = preset.training.presentations(ipc * data.num_classes)
             setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
-            out[f"dm ipc {ipc}"] = Scored(
-                f"dm ipc {ipc}", _score(sized, data, "dm", archs, progress), costs.per_arch(images), setup
-            )
+            trained(f"dm ipc {ipc}", _ipc_preset(preset, ipc), "dm", images, setup)
     if {"short", "halving", "calibrated"} & set(families):
         for fraction in short:
             shortened = _short_preset(preset, fraction, len(data.train))
-            trained = early_training(preset.reference.training, shortened.score.early_epochs, len(data.train))
-            label = short_label(fraction)
-            out[label] = Scored(
-                label,
-                _score(shortened, data, "early", archs, progress),
-                costs.per_arch(trained.presentations(len(data.train))),
+            config = early_training(preset.reference.training, shortened.score.early_epochs, len(data.train))
+            trained(short_label(fraction), shortened, "early", config.presentations(len(data.train)))
+    if "warm" in families:
+        for ipc in ipcs if dm_ipcs is None else dm_ipcs:
+            sized = _ipc_preset(preset, ipc)
+            syn = make_proxy("dm", sized, data, progress=progress)
+            assert isinstance(syn, TrainedProxy)
+            warm_images = preset.training.presentations(ipc * data.num_classes)
+            setup = costs.condensation(ipc, preset.condense.iterations, preset.condense.batch_real)
+            for fraction in short:
+                shortened = _short_preset(preset, fraction, len(data.train))
+                early = make_proxy("early", shortened, data, progress=progress)
+                assert isinstance(early, TrainedProxy)
+                warmed = dataclasses.replace(
+                    early,
+                    name="warm",
+                    warm_on=syn.trains_on,
+                    warm_config=syn.config,
+                    warm_split=syn.training_set(0),
+                )
+                images = warm_images + early.config.presentations(len(data.train))
+                trained(f"dm ipc {ipc} + {short_label(fraction)}", shortened, warmed, images, setup)
+    if "sample" in families:
+        reference = preset.reference.training
+        for fraction in samples:
+            ipc = _sample_ipc(data, fraction)
+            proxy = TrainedProxy(
+                name="sample",
+                trains_on={"ipc": ipc},
+                config=reference,
+                data=data,
+                training_set=lambda seed, ipc=ipc: data.sample_per_class(ipc, seed=seed),
             )
+            trained(sample_label(fraction), preset, proxy, reference.presentations(ipc * data.num_classes))
     return out
 
 
@@ -217,7 +282,14 @@ def _row(family: str, method: str, cost: float, agreement: Agreement, **extra: A
         "regret",
     )
     row = agreement.row()
-    return {"family": family, "method": method, "cost": cost, **{k: row.get(k, math.nan) for k in keep}, **extra}
+    return {
+        "family": family,
+        "method": method,
+        "cost": cost,
+        "needs_reference": family == "calibrated",  # the one family fitted on reference runs
+        **{k: row.get(k, math.nan) for k in keep},
+        **extra,
+    }
 
 
 def _fitted(
@@ -262,11 +334,30 @@ def _check_arguments(
     dm_ipcs: Sequence[int] | None,
     short: Sequence[float],
     fit_sizes: Sequence[int],
-    images: int,
+    data: Dataset,
+    samples: Sequence[float],
+    readouts: Sequence[str],
 ) -> None:
     """Every value of :func:`run_frontier`'s lists, checked before any scoring: a bad one found at its turn would
     lose the hours of scoring before it. ``images``: the training split's size, which turns budgets into steps."""
     reference = preset.reference.training
+    images = len(data.train)
+    bad = next((r for r in readouts if r not in READOUTS), None)
+    if bad is not None:
+        raise ArgumentError(
+            "run_frontier", "readouts", f"holds {bad!r}, not a readout; choose from {', '.join(READOUTS)}"
+        )
+    for fraction in samples:
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+            raise ArgumentError(
+                "run_frontier",
+                "samples",
+                f"holds {shown(fraction)}; each must be a fraction of the training data, above 0 and at most 1",
+            )
+        try:
+            data.check_ipc(_sample_ipc(data, fraction))
+        except NasProxyError as exc:
+            raise ArgumentError("run_frontier", "samples", f"holds {shown(fraction)}, which {exc}") from None
     for parameter, sizes in (("ipcs", ipcs), ("dm_ipcs", dm_ipcs or ())):
         for ipc in sizes:
             try:
@@ -314,6 +405,8 @@ def run_frontier(
     dm_ipcs: Sequence[int] | None = None,
     short: Sequence[float] = SHORT,
     fit_sizes: Sequence[int] = FIT_SIZES,
+    samples: Sequence[float] = SAMPLES,
+    readouts: Sequence[str] = (READOUT,),
     n_boot: int = N_BOOT,
     seed: int = 0,
     out_dir: str | Path | None = None,
@@ -324,7 +417,9 @@ def run_frontier(
 
     ``ipcs`` are the subset and DM sizes (``dm_ipcs``, when given, the DM ones: each is a condensation), ``short``
     the fractions of the reference's steps,
-    ``fit_sizes`` the numbers of reference architectures calibrations are fitted on (and all).
+    ``fit_sizes`` the numbers of reference architectures calibrations are fitted on (and all), ``samples`` the
+    fractions of the training data the ``sample`` family trains on, ``readouts`` how every trained method's runs
+    are read (:data:`~nas_proxy.method.READOUTS`; the halving and calibrated families use the first).
     The calibration uses the reference seeds ``[reference].seeds`` names (its cost counts them);
     every ranking is scored against the mean over all the table's seeds.
     """
@@ -333,7 +428,7 @@ def run_frontier(
         raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
     if "halving" in families and len(short) < 2:
         raise ArgumentError("run_frontier", "short", "needs at least two budgets for the halving family (its rungs)")
-    _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes, len(data.train))
+    _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes, data, samples, readouts)
     data.check(preset.data)
     path, table = preset_reference(preset, data)
     space = preset.space()
@@ -346,7 +441,8 @@ def run_frontier(
     fit_truth = fit_reference(table, preset.reference)[truth.index]
     archs = [ArchSpec.parse(a) for a in truth.index]
     costs = _Costs(preset, data, archs)
-    base = base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs)
+    base = base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs, samples, readouts)
+    first = readouts[0] if readouts else READOUT
     rf = preset.score.reduction_factor
     rows = []
 
@@ -357,14 +453,22 @@ def run_frontier(
     for name in ZERO_COST if "zero-cost" in families else ():
         raw("zero-cost", base[name])
     dm_sizes = ipcs if dm_ipcs is None else dm_ipcs
-    for family, prefix, sizes in (("subset", "random ipc", ipcs), ("dm", "dm ipc", dm_sizes)):
-        for ipc in sizes if family in families else ():
-            raw(family, base[f"{prefix} {ipc}"])
-    shorts = [base[short_label(f)] for f in short] if {"short", "halving", "calibrated"} & set(families) else []
-    for scored in shorts if "short" in families else []:
-        raw("short", scored)
+    for family, labels in (
+        ("subset", [f"random ipc {ipc}" for ipc in ipcs]),
+        ("dm", [f"dm ipc {ipc}" for ipc in dm_sizes]),
+        ("short", [short_label(f) for f in short]),
+        ("sample", [sample_label(f) for f in samples]),
+        ("warm", [f"dm ipc {ipc} + {short_label(f)}" for ipc in dm_sizes for f in short]),
+    ):
+        for label in labels if family in families else ():
+            for readout in readouts:
+                raw(family, base[_read_as(label, readout)])
+    wanted = {"short", "halving", "calibrated"} & set(families)
+    shorts = [base[_read_as(short_label(f), first)] for f in short] if wanted else []
     if "halving" in families:
-        for low, high in zip(shorts, shorts[1:]):
+        dms = [base[_read_as(f"dm ipc {ipc}", first)] for ipc in (dm_sizes if "dm" in families else ())]
+        # the short budgets in turn, and a DM set as the first rung before each budget
+        for low, high in [*zip(shorts, shorts[1:]), *((dm, high) for dm in dms for high in shorts)]:
             promoted = low.scores.sort_values(ascending=False).index[: math.ceil(len(low.scores) / rf)]
             # survivors above the rest (successive halving's order), each group by its own score
             ranking = low.scores.rank(pct=True)
@@ -429,27 +533,30 @@ def run_frontier(
             if k is not None:
                 for choose in ("spread", "uncertain"):
                     fitted_row(f"factors + {label}, fitted on {k} {choose}", fit(zero), None, zero_cost, 0.0, k, choose)
-        trained = [scored for name, scored in base.items() if name not in ZERO_COST]  # short, subset and DM
-        for scored in trained:  # a DM set's condensation is paid once, whichever architectures train on it
-            fitted_row(
-                f"factors + {label} + {scored.label}, all architectures",
-                fit([*zero, scored.label]),
-                None,
-                zero_cost + scored.cost + scored.setup,
-                0.0,
-                None,
-            )
-            fitted_row(
-                f"factors + {label}, best 1/{rf} + {scored.label}",
-                fit(zero),
-                fit([*zero, scored.label]),
-                zero_cost + scored.setup,
-                scored.cost,
-                None,
-            )
+        # short, subset, sample and DM in every readout: fitted on all the reference architectures and on each
+        # spread fit size; as the promoted fraction's fidelity in the first readout
+        for scored in (scored for name, scored in base.items() if name not in ZERO_COST):
+            features = fit([*zero, scored.label])
+            every = zero_cost + scored.cost + scored.setup  # a DM set's condensation is paid once, whatever trains
+            fitted_row(f"factors + {label} + {scored.label}, all architectures", features, None, every, 0.0, None)
+            for k in fit_sizes:
+                if k < len(truth) * (1 - 1 / 5):  # no fewer than a training fold holds
+                    method = f"factors + {label} + {scored.label}, fitted on {k} spread"
+                    fitted_row(method, features, None, every, 0.0, k, "spread")
+            if _readout_of(scored.label) == first:
+                fitted_row(
+                    f"factors + {label}, best 1/{rf} + {scored.label}",
+                    fit(zero),
+                    features,
+                    zero_cost + scored.setup,
+                    scored.cost,
+                    None,
+                )
     frame = pd.DataFrame(rows)
     frame["pareto"] = _pareto(frame, "spearman")
     frame["pareto_top20"] = _pareto(frame, "top20_spearman")
+    free = frame[~frame["needs_reference"]]  # the front of rankings with no reference run at all
+    frame["pareto_noref"] = _pareto(free, "spearman").reindex(frame.index, fill_value=False)
     frontier = Frontier(preset.study.name, frame)
     header = (
         f"# {preset.study.name}: ranking quality against cost\n\n"
@@ -487,4 +594,4 @@ def _pareto(frame: pd.DataFrame, key: str) -> pd.Series:
     return pd.Series(front, index=frame.index)
 
 
-__all__ = ["FAMILIES", "Frontier", "Scored", "base_scores", "run_frontier", "short_label"]
+__all__ = ["FAMILIES", "Frontier", "Scored", "base_scores", "run_frontier", "sample_label", "short_label"]

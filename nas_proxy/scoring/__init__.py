@@ -1,5 +1,8 @@
 """Scoring rules: a :class:`Proxy` turns (architecture, seed) into a score where higher predicts better.
 
+A new rule is one :class:`Proxy` subclass (its contract is in its docstring); a new way of reading a trained
+network's run is one :class:`~nas_proxy.method.Readout`.
+
 :func:`make_proxy` builds one by name (``dm``, ``random``, ``early``, ``params``, ``flops``, the
 zero-cost ``synflow``, ``naswot``, ``grad_norm``, and the fitted ``calibrated`` and ``factors``);
 :func:`score_archs` caches its scores. :class:`Calibration` maps factors and scores to the
@@ -23,16 +26,27 @@ from nas_proxy.scoring._calibration import (
     resampled_agreement,
     resampled_predictions,
 )
-from nas_proxy.scoring._proxies import Proxy, early_training, make_proxy, score_archs
+from nas_proxy.scoring._proxies import (
+    Measurement,
+    Proxy,
+    TrainedProxy,
+    early_training,
+    make_proxy,
+    runtime,
+    score_archs,
+)
 
 __all__ = [
     "Calibration",
     "MIN_FIT",
+    "Measurement",
     "Proxy",
+    "TrainedProxy",
     "early_training",
     "honest_estimate",
     "make_proxy",
     "resampled_agreement",
     "resampled_predictions",
+    "runtime",
     "score_archs",
 ]

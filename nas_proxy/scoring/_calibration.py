@@ -53,7 +53,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from nas_proxy.config import ACCURACY_PROXIES
+from nas_proxy.config import TRAINED_PROXIES
 from nas_proxy.errors import NasProxyError
 from nas_proxy.reference import ESTIMATED, Agreement, rank_agreement
 from nas_proxy.space import ArchSpec, SearchSpace
@@ -77,8 +77,9 @@ def factors(archs: Sequence[ArchSpec | str], space: SearchSpace) -> pd.DataFrame
 
 
 def feature_value(proxy: str, score: float) -> float:
-    """A proxy's score as a regression input: accuracies as they are, other scores (spanning decades) as signed log."""
-    if proxy in ACCURACY_PROXIES:  # accuracies enter as they are; other scores as signed log
+    """A proxy's score as a regression input: a trained proxy's (an accuracy or minus a loss) as it is, other
+    scores (spanning decades) as signed log."""
+    if proxy in TRAINED_PROXIES:
         return float(score)
     return float(np.sign(score) * np.log1p(abs(score)))
 

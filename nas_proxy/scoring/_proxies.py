@@ -4,7 +4,8 @@ A :class:`Proxy` turns (architecture, seed) into a score where higher predicts a
 network. The preset's ``[score]`` table picks the one a study searches with; ``nas-proxy
 compare`` measures them side by side against the reference table.
 
-- ``dm``: train on the condensed set with the ``[training]`` protocol, score = validation accuracy;
+- ``dm``: train on the condensed set with the ``[training]`` protocol; the run is read out by ``[score].readout``
+  (the final validation accuracy by default, :data:`~nas_proxy.method.READOUTS`);
 - ``random``: the same on a class-balanced random real subset of the same size (new per seed);
 - ``early``: the ``[reference]`` protocol cut to ``[score].early_epochs`` passes over the full
   training data, any positive number (counted in optimiser steps: 2.5 passes, or 0.3 of one);
@@ -31,10 +32,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import pandas as pd
@@ -44,9 +47,17 @@ from nas_proxy._config import settings_key, shown
 from nas_proxy._io import SharedTable, read_table
 from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
-from nas_proxy.data import Dataset
+from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import TrainConfig, build_convnet, network_size, train_candidates
+from nas_proxy.method import (
+    READOUTS,
+    LearningCurve,
+    Readout,
+    TrainConfig,
+    build_convnet,
+    network_size,
+    train_candidates,
+)
 from nas_proxy.method._config import STEPS_LIMIT
 from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.scoring import _zero_cost as zero_cost
@@ -54,57 +65,204 @@ from nas_proxy.scoring._calibration import MIN_FIT, Calibration
 from nas_proxy.space import ArchSpec
 
 OnScore = Callable[[int, float], None]
+_RUNTIME = {"setting": False}
+
+
+def runtime(default: Any = dataclasses.MISSING) -> Any:
+    """A :class:`Proxy` field that is how it computes (the data, a callable), not what its scores depend on."""
+    return field(default=default, metadata=_RUNTIME, repr=False, compare=False)
+
+
+def _setting(value: Any) -> Any:
+    if isinstance(value, TrainConfig):
+        return value.protocol()
+    if isinstance(value, Readout):
+        return value.settings()
+    return value
 
 
 @dataclass(frozen=True)
-class Proxy:
+class Measurement:
+    """What one (architecture, seed) measured: ``value`` (a trained network's final validation accuracy, a
+    zero-cost score, a size, a prediction) and, for a trained network, its whole run."""
+
+    value: float
+    curve: LearningCurve | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proxy(ABC):
     """A scoring rule: ``score(arch, seed)`` (higher = predicted better).
 
-    ``settings`` is everything its scores depend on besides the data (it keys cached scores);
-    ``setup_seconds`` is its one-off cost shared by all architectures (condensation for ``dm``).
+    The contract of a new one (one class, as Optuna's ``BaseSampler``): a frozen dataclass subclass whose
+    fields are everything its scores depend on besides the data; fields made with :func:`runtime` are how it
+    computes (the data, a callable) and are no setting. :attr:`settings` is derived from the fields (a config
+    by its ``protocol()``, a :class:`~nas_proxy.method.Readout` by its ``settings()``, a field left at None, an
+    option not taken, not at all), so a field cannot be
+    left out of the key of the cached measurements (:func:`score_archs`). It implements :meth:`measure`, the
+    costly part, and may override :meth:`read` (the score of a measurement: its value by default); a field
+    named ``readout`` is how a measurement is read, so proxies that differ only there share measurements.
+    ``setup_seconds`` is its one-off cost shared by all architectures (condensation for ``dm``);
+    ``side_by_side``: whether :meth:`measure` gains from several architectures at once (a study hands it its
+    trials in batches).
     """
 
     name: str
-    settings: dict[str, Any]
-    setup_seconds: float
-    score: Callable[[ArchSpec, int], float]
-    calibration: Calibration | None = None  # fitted proxies: what they were fitted on (a study records it)
-    # Scores several architectures at one seed in one go (trained proxies train them together), calling
-    # on_score(i, score) as each is done; None: one by one
-    batch: Callable[[list[ArchSpec], int, OnScore | None], list[float]] | None = None
+    setup_seconds: float = runtime(0.0)
+    calibration: Calibration | None = runtime(None)  # fitted proxies: what they were fitted on (a study records it)
+    side_by_side: ClassVar[bool] = False
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What its scores depend on besides the data, from its fields."""
+        return {
+            ("proxy" if f.name == "name" else f.name): _setting(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.metadata.get("setting", True) and getattr(self, f.name) is not None  # None: an option not taken
+        }
+
+    def measured_settings(self) -> dict[str, Any]:
+        """What its measurements depend on: :attr:`settings` less the readout (how a measurement is read)."""
+        return {key: value for key, value in self.settings.items() if key != "readout"}
+
+    @abstractmethod
+    def measure(
+        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
+    ) -> list[Measurement]:
+        """Measure each of ``archs`` at ``seed``, in order, calling ``on_measured(i, measurement)`` in the caller's
+        thread as each is done (save it there: a crash loses only the measurements in flight)."""
+
+    def read(self, measurement: Measurement) -> float:
+        """The score of ``measurement``."""
+        return measurement.value
+
+    def score(self, arch: ArchSpec, seed: int) -> float:
+        return self.scores([arch], seed)[0]
 
     def scores(self, archs: Sequence[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
         """``score`` of each of ``archs`` at ``seed``, in order; trained proxies train them at once (same values).
-        ``on_score(i, score)`` runs as each is done, in the caller's thread (save it there: a crash loses only
-        the scores in flight)."""
-        if self.batch is not None:
-            return self.batch(list(archs), seed, on_score)
-        values = []
-        for index, arch in enumerate(archs):
-            values.append(self.score(arch, seed))
-            if on_score is not None:
-                on_score(index, values[-1])
-        return values
+        ``on_score(i, score)`` runs as each is done, in the caller's thread."""
+        report = None if on_score is None else (lambda index, m: on_score(index, self.read(m)))
+        return [self.read(m) for m in self.measure(list(archs), seed, report)]
 
 
-def _trained(
-    name: str,
-    settings: dict[str, Any],
-    setup_seconds: float,
-    data: Dataset,
-    config: TrainConfig,
-    training_set: Callable[[int], Any],
-) -> Proxy:
-    def batch(archs: list[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
+@dataclass(frozen=True, kw_only=True)
+class TrainedProxy(Proxy):
+    """Train the network on a training set with ``config`` and read the run out with ``readout`` (``dm``,
+    ``random``, ``early``). ``trains_on`` names the set (it keys the scores; ``training_set(seed)`` draws it).
+    A warm start trains it first on ``warm_split`` (named by ``warm_on``) with ``warm_config``."""
+
+    trains_on: dict[str, Any]
+    config: TrainConfig
+    readout: Readout = READOUTS["val_acc"]
+    warm_on: dict[str, Any] | None = None
+    warm_config: TrainConfig | None = None
+    data: Dataset = runtime()
+    training_set: Callable[[int], Split] = runtime()
+    warm_split: Split | None = runtime(None)
+    side_by_side: ClassVar[bool] = True
+
+    def measure(
+        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
+    ) -> list[Measurement]:
         if not archs:
             return []
-        report = None if on_score is None else (lambda index, result: on_score(index, result.val_acc))
+        report = None if on_measured is None else (lambda index, r: on_measured(index, Measurement(r.val_acc, r.curve)))
         results = train_candidates(
-            archs, training_set(seed), data, dataclasses.replace(config, seed=seed), on_result=report
+            archs,
+            self.training_set(seed),
+            self.data,
+            dataclasses.replace(self.config, seed=seed),
+            on_result=report,
+            curve_at=self.readout.val_points,
+            warm=None if self.warm_split is None or self.warm_config is None else (self.warm_split, self.warm_config),
         )
-        return [result.val_acc for result in results]
+        return [Measurement(r.val_acc, r.curve) for r in results]
 
-    return Proxy(name, settings, setup_seconds, lambda arch, seed: batch([arch], seed)[0], batch=batch)
+    def measured_settings(self) -> dict[str, Any]:
+        """Also the fractions of a run at which the readout needs the validation accuracy (then measured)."""
+        points = self.readout.val_points
+        return {**super().measured_settings(), **({"val_points": list(points)} if points else {})}
+
+    def read(self, measurement: Measurement) -> float:
+        if measurement.curve is None:  # a cached row without its run: never written by this version
+            raise NasProxyError(f"a {self.name} score was cached without its learning curve; delete the score table")
+        return self.readout.read(measurement.curve)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZeroCostProxy(Proxy):
+    """``synflow``, ``naswot`` or ``grad_norm`` at initialisation, on ``batch_size`` training images."""
+
+    batch_size: int
+    data: Dataset = runtime()
+
+    def measure(
+        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
+    ) -> list[Measurement]:
+        data, device = self.data, self.data.train.x.device
+        out = []
+        for index, arch in enumerate(archs):
+            generator = torch.Generator().manual_seed(seed)
+            net = build_convnet(
+                arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device
+            )
+            pick = torch.randperm(len(data.train), generator=generator)[: self.batch_size].to(device)
+            x, y = data.train.x[pick], data.train.y[pick]
+            if self.name == "synflow":
+                value = zero_cost.synflow(net, x)
+            elif self.name == "naswot":
+                value = zero_cost.naswot(net, x)
+            else:
+                value = zero_cost.grad_norm(net, x, y)
+            out.append(Measurement(value))
+            if on_measured is not None:
+                on_measured(index, out[-1])
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SizeProxy(Proxy):
+    """``params`` or ``flops``: the network's size (bigger scores higher)."""
+
+    data: Dataset = runtime()
+
+    def measure(
+        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
+    ) -> list[Measurement]:
+        which = self.name == "flops"  # network_size() is (params, flops)
+        out = []
+        for index, arch in enumerate(archs):
+            out.append(Measurement(float(network_size(arch, self.data)[which])))
+            if on_measured is not None:
+                on_measured(index, out[-1])
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FittedProxy(Proxy):
+    """``calibrated`` or ``factors``: the calibration's prediction of the reference rank from the architecture's
+    factors and its ``features`` proxies' scores; ``fit`` keys the calibration."""
+
+    features: list[dict[str, Any]]
+    fit: str
+    members: dict[str, Proxy] = runtime()
+    side_by_side: ClassVar[bool] = True
+
+    def measure(
+        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
+    ) -> list[Measurement]:
+        calibration = self.calibration
+        assert calibration is not None  # make_proxy fits or is given one
+        new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
+        scores = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in self.members.items()}
+        out = []
+        for index, arch in enumerate(archs):
+            features = {f: v[arch.id] for f, v in scores.items()} if arch.id not in calibration.archs else {}
+            out.append(Measurement(calibration.predict(arch, features)))
+            if on_measured is not None:
+                on_measured(index, out[-1])
+        return out
 
 
 def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
@@ -134,23 +292,6 @@ def early_training(reference: TrainConfig, early_epochs: float, images: int) -> 
     return dataclasses.replace(reference, steps=steps)
 
 
-def _zero_cost(name: str, data: Dataset, batch_size: int) -> Callable[[ArchSpec, int], float]:
-    device = data.train.x.device
-
-    def score(arch: ArchSpec, seed: int) -> float:
-        generator = torch.Generator().manual_seed(seed)
-        net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
-        index = torch.randperm(len(data.train), generator=generator)[:batch_size].to(device)
-        x, y = data.train.x[index], data.train.y[index]
-        if name == "synflow":
-            return zero_cost.synflow(net, x)
-        if name == "naswot":
-            return zero_cost.naswot(net, x)
-        return zero_cost.grad_norm(net, x, y)
-
-    return score
-
-
 def make_proxy(
     name: str,
     preset: Preset,
@@ -171,44 +312,43 @@ def make_proxy(
     score_config = preset.score
     if name in FITTED_PROXIES:
         return _fitted(name, preset, data, progress, calibration, study)
+    readout = READOUTS[score_config.readout]
     if name == "dm":
         syn = get_condensed_set(preset, data, progress, study)
         train = syn.split(data.train.x.device)
-        return _trained(
-            name,
-            {"proxy": name, "condensed": condensed_set_path(preset, data).name, "protocol": preset.training.protocol()},
-            float(syn.meta["seconds"]),
-            data,
-            preset.training,
-            lambda seed: train,
+        return TrainedProxy(
+            name=name,
+            setup_seconds=float(syn.meta["seconds"]),
+            trains_on={"condensed": condensed_set_path(preset, data).name},
+            config=preset.training,
+            readout=readout,
+            data=data,
+            training_set=lambda seed: train,
         )
     if name == "random":
         ipc = preset.condense.ipc
-        return _trained(
-            name,
-            {"proxy": name, "ipc": ipc, "protocol": preset.training.protocol()},
-            0.0,
-            data,
-            preset.training,
-            lambda seed: data.sample_per_class(ipc, seed=seed),
+        return TrainedProxy(
+            name=name,
+            trains_on={"ipc": ipc},
+            config=preset.training,
+            readout=readout,
+            data=data,
+            training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
         )
     if name == "early":
-        passes = score_config.early_epochs
-        config = early_training(preset.reference.training, passes, len(data.train))
-        return _trained(
-            name,
-            {"proxy": name, "early_epochs": passes, "protocol": config.protocol()},
-            0.0,
-            data,
-            config,
-            lambda seed: data.train,
+        config = early_training(preset.reference.training, score_config.early_epochs, len(data.train))
+        return TrainedProxy(
+            name=name,
+            trains_on={"full": len(data.train)},
+            config=config,
+            readout=readout,
+            data=data,
+            training_set=lambda seed: data.train,
         )
     if name in ("params", "flops"):
-        which = name == "flops"  # network_size() is (params, flops)
-        return Proxy(name, {"proxy": name}, 0.0, lambda arch, seed: float(network_size(arch, data)[which]))
+        return SizeProxy(name=name, data=data)
     if name in ("synflow", "naswot", "grad_norm"):
-        batch = score_config.batch_size
-        return Proxy(name, {"proxy": name, "batch_size": batch}, 0.0, _zero_cost(name, data, batch))
+        return ZeroCostProxy(name=name, batch_size=score_config.batch_size, data=data)
     raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
 
 
@@ -255,51 +395,67 @@ def _fitted(
         scoring = 0.0  # paid by the run that fitted it
     setup = scoring + sum(p.setup_seconds for p in members.values())
 
-    def batch(archs: list[ArchSpec], seed: int, on_score: OnScore | None = None) -> list[float]:
-        new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
-        features = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in members.items()}
-        values = []
-        for index, arch in enumerate(archs):
-            values.append(
-                calibration.predict(
-                    arch, {f: v[arch.id] for f, v in features.items()} if arch.id not in calibration.archs else {}
-                )
-            )
-            if on_score is not None:
-                on_score(index, values[-1])
-        return values
-
-    settings = {
-        "proxy": name,
-        "features": [p.settings for p in members.values()],
-        "fit": settings_key(calibration.to_dict()),
-    }
-    return Proxy(name, settings, setup, lambda arch, seed: batch([arch], seed)[0], calibration, batch)
+    return FittedProxy(
+        name=name,
+        setup_seconds=setup,
+        calibration=calibration,
+        features=[p.settings for p in members.values()],
+        fit=settings_key(calibration.to_dict()),
+        members=members,
+    )
 
 
-SCORE_COLUMNS = ["arch", "seed", "score", "seconds", "fingerprint"]
+SCORE_COLUMNS = ["arch", "seed", "value", "curve", "seconds", "fingerprint"]
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
-    """A cached score table (empty, with the right columns, if there is none yet)."""
+    """A cached table of measurements (empty, with the right columns, if there is none yet): ``value`` and, for a
+    trained network, its learning ``curve`` (JSON)."""
     return read_table(
-        path, SCORE_COLUMNS, "score table", "delete it to score again", dtype={"arch": str, "fingerprint": str}
+        path,
+        SCORE_COLUMNS,
+        "score table",
+        "delete it to score again",
+        dtype={"arch": str, "fingerprint": str, "curve": str},
     )
+
+
+def _measurement(value: float, curve: Any) -> Measurement:
+    return Measurement(float(value), LearningCurve.from_dict(json.loads(curve)) if isinstance(curve, str) else None)
 
 
 def score_archs(
     proxy: Proxy, archs: list[ArchSpec], seeds: list[int], preset: Preset, data: Dataset, *, progress: bool = True
 ) -> pd.DataFrame:
-    """Score every (architecture, seed) not yet in ``proxy``'s cached table on ``data`` (in ``preset``'s output
-    folder, :func:`~nas_proxy.artifacts.score_table_path`); return the rows asked for."""
-    scores = SharedTable(score_table_path(preset, proxy.name, proxy.settings, data), read_scores)
+    """Score every (architecture, seed) on ``data``: measured if not yet in ``proxy``'s cached table (in ``preset``'s
+    output folder, :func:`~nas_proxy.artifacts.score_table_path`, keyed by its measured settings), read out with
+    the proxy's readout; return the rows asked for, with their ``score``."""
+    table = SharedTable(score_table_path(preset, proxy.name, proxy.measured_settings(), data), read_scores)
 
     def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict], None]) -> None:
-        proxy.scores(pending, seed, lambda i, score: save(i, {"score": score, "fingerprint": data.fingerprint}))
+        def row(index: int, m: Measurement) -> None:
+            curve = "" if m.curve is None else json.dumps(m.curve.to_dict())
+            save(index, {"value": m.value, "curve": curve, "fingerprint": data.fingerprint})
 
-    table = scores.fill(archs, seeds, compute, desc=f"score {proxy.name}", progress=progress)
-    wanted = table["arch"].isin([a.id for a in archs]) & table["seed"].isin(seeds)
-    return table[wanted]
+        proxy.measure(pending, seed, row)
+
+    rows = table.fill(archs, seeds, compute, desc=f"score {proxy.name}", progress=progress)
+    rows = rows[rows["arch"].isin([a.id for a in archs]) & rows["seed"].isin(seeds)].copy()
+    rows["score"] = [proxy.read(_measurement(v, c)) for v, c in zip(rows["value"], rows["curve"])]
+    return rows
 
 
-__all__ = ["OnScore", "Proxy", "early_training", "make_proxy", "read_scores", "score_archs"]
+__all__ = [
+    "FittedProxy",
+    "Measurement",
+    "OnScore",
+    "Proxy",
+    "SizeProxy",
+    "TrainedProxy",
+    "ZeroCostProxy",
+    "early_training",
+    "make_proxy",
+    "read_scores",
+    "runtime",
+    "score_archs",
+]

@@ -120,16 +120,24 @@ def _frontier(top20: list[float]) -> pd.DataFrame:
             "top20_spearman": top20,
             "precision10": math.nan,
             "regret": [1.0, 0.5, 0.2],
+            "needs_reference": [False, False, True],
         }
     )
-    return frame.assign(pareto=_pareto(frame, "spearman"), pareto_top20=_pareto(frame, "top20_spearman"))
+    free = frame[~frame["needs_reference"]]
+    return frame.assign(
+        pareto=_pareto(frame, "spearman"),
+        pareto_top20=_pareto(frame, "top20_spearman"),
+        pareto_noref=_pareto(free, "spearman").reindex(frame.index, fill_value=False),
+    )
 
 
 def test_a_front_ignores_methods_without_the_figure():
     frame = _frontier([math.nan, 0.5, 0.4])
     assert list(frame["pareto"]) == [True, True, True]
     assert list(frame["pareto_top20"]) == [False, True, False]  # the cheapest has no top-20: not a best trade-off
-    assert "| zero-cost | synflow | 0.0000 | +0.100 |  |  |  | 1.00 | ρ |" in frontier_markdown(frame)
+    markdown = frontier_markdown(frame)
+    assert "| zero-cost | synflow | none | 0.0000 | +0.100 |  |  |  | 1.00 | ρ + no-reference ρ |" in markdown
+    assert "| short | short 5% | yes | 0.0100 | +0.600 |  | +0.40 |  | 0.20 | ρ |" in markdown
 
 
 def test_an_empty_frontier_panel_says_why():
@@ -141,6 +149,8 @@ def test_an_empty_frontier_panel_says_why():
     )
     full = frontier_figure(_frontier([0.2, 0.5, 0.4]), "tiny")
     assert full.axes[1].axison and not full.axes[1].texts
+    legend = [t.get_text() for t in full.axes[0].get_legend().get_texts()]
+    assert "front without reference runs" in legend  # drawn apart where some methods need reference runs
 
 
 def test_the_cost_line_gives_the_proxy_share_of_the_reference(study):

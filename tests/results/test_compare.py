@@ -282,7 +282,7 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
 
 def _score_path(preset, name, data):
     proxy = make_proxy(name, preset, data)
-    return score_table_path(preset, proxy.name, proxy.settings, data)
+    return score_table_path(preset, proxy.name, proxy.measured_settings(), data)
 
 
 def test_more_seeds_average_more_scores(compared, digits):
@@ -290,7 +290,7 @@ def test_more_seeds_average_more_scores(compared, digits):
     path = _score_path(compared, "naswot", digits)
     rows = read_scores(path)
     assert sorted(rows["seed"].unique()) == [0, 1] and len(rows) == 12
-    assert two.scores["naswot"].to_numpy() == pytest.approx(rows.groupby("arch")["score"].mean()[two.scores.index])
+    assert two.scores["naswot"].to_numpy() == pytest.approx(rows.groupby("arch")["value"].mean()[two.scores.index])
 
 
 def test_compare_command_errors_are_one_line(tmp_path, capsys):

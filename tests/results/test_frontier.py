@@ -46,7 +46,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     frontier = run_frontier(
         preset,
         digits,
-        families=["zero-cost", "subset", "dm", "short", "halving", "calibrated"],
+        families=["zero-cost", "subset", "dm", "short", "warm", "halving", "calibrated"],
         ipcs=[2],
         short=[0.25, 0.5],
         fit_sizes=[10],
@@ -55,7 +55,8 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
         progress=False,
     )
     table = frontier.table.set_index("method")
-    assert list(frontier.table["family"].unique()) == ["zero-cost", "subset", "dm", "short", "halving", "calibrated"]
+    families = ["zero-cost", "subset", "dm", "short", "warm", "halving", "calibrated"]
+    assert list(frontier.table["family"].unique()) == families
     assert {
         "naswot",
         "random ipc 2",
@@ -63,18 +64,20 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
         "short 25%",
         "short 50%",
         "short 25% -> best 1/3: short 50%",
+        "dm ipc 2 -> best 1/3: short 25%",  # the DM set as the first rung
         "factors alone",
         "factors + grad_norm + naswot, fitted on 10",
         "factors + grad_norm + naswot, fitted on 10 spread",
         "factors + grad_norm + naswot, fitted on 10 uncertain",
         "factors + grad_norm + naswot, fitted on all",
         "factors + grad_norm + naswot + short 50%, all architectures",
+        "factors + grad_norm + naswot + short 50%, fitted on 10 spread",
         "factors + grad_norm + naswot, best 1/3 + short 25%",
     } <= set(table.index)
     # a method without a fit is its scores' agreement with the reference (scored once, from the cache)
     truth = reference_accuracy(read_reference(reference_table_path(preset)))
     naswot = score_archs(make_proxy("naswot", preset, digits, progress=False), [], [0], preset, digits, progress=False)
-    cached = pd.read_csv(next((preset.study.output / "scores").glob("naswot-*.csv"))).set_index("arch")["score"]
+    cached = pd.read_csv(next((preset.study.output / "scores").glob("naswot-*.csv"))).set_index("arch")["value"]
     assert table.loc["naswot", "spearman"] == pytest.approx(rank_agreement(cached, truth, n_boot=0).spearman)
     assert naswot.empty  # nothing asked, nothing scored
     # cost: short training is the images its share of the reference's steps feeds, plus one pass over the
@@ -90,6 +93,9 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     fewer, every = (table.loc[f"factors + grad_norm + naswot, fitted on {k}", "cost"] for k in (10, "all"))
     assert 0 < fewer < every
     assert table.loc["dm ipc 2", "cost"] > table.loc["random ipc 2", "cost"]  # condensation counts
+    # a warm start pays for both runs and the condensation, one evaluation pass
+    warm = table.loc["dm ipc 2", "cost"] + table.loc["short 25%", "cost"] - val / (3 * n * reference.epochs)
+    assert table.loc["dm ipc 2 + short 25%", "cost"] == pytest.approx(warm)
     # the Pareto front: nothing on it is beaten by something at most as costly
     for _, row in frontier.table[frontier.table["pareto"]].iterrows():
         cheaper = frontier.table[frontier.table["cost"] <= row["cost"]]
@@ -98,6 +104,44 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     assert all(math.isfinite(v) for v in frontier.table["cost"])
     assert [p.name for p in frontier.files] == ["frontier.csv", "frontier.md"]
     assert "| short | short 25% |" in frontier.markdown()
+    # only the calibrations use reference runs; the reference-free front is drawn among the others
+    needs = frontier.table.groupby("family")["needs_reference"].all()
+    assert needs["calibrated"] and not needs.drop("calibrated").any()
+    assert not frontier.table.loc[frontier.table["needs_reference"], "pareto_noref"].any()
+    assert frontier.table["pareto_noref"].any()
+
+
+def test_samples_and_readouts_train_each_run_once(frontier_preset, digits, monkeypatch):
+    trained = []
+    real = proxies_module.train_candidates
+
+    def spy(archs, train, data, config, **kwargs):
+        trained.append((len(train), len(archs)))
+        return real(archs, train, data, config, **kwargs)
+
+    monkeypatch.setattr(proxies_module, "train_candidates", spy)
+    frontier = run_frontier(
+        frontier_preset,
+        digits,
+        families=["short", "sample"],
+        short=[0.75],
+        samples=[0.2],
+        readouts=["val_acc", "tse_e", "loss_fit"],
+        plot=False,
+        progress=False,
+        n_boot=0,
+    )
+    table = frontier.table.set_index("method")
+    methods = [f"{m}{r}" for m in ("short 75%", "sample 20%") for r in ("", " tse_e", " loss_fit")]
+    assert list(table.index) == methods
+    ipc = round(0.2 * len(digits.train) / digits.num_classes)
+    assert sorted(size for size, _ in trained) == [ipc * digits.num_classes, len(digits.train)]  # one run each
+    # a sample trains the reference's whole protocol on its images: 20% of the data, 20% of the cost
+    n, reference, val = len(digits.train), frontier_preset.reference.training, len(digits.val)
+    images = reference.presentations(ipc * digits.num_classes)
+    assert table.loc["sample 20%", "cost"] == pytest.approx((3 * images + val) / (3 * n * reference.epochs))
+    assert table.loc["sample 20% tse_e", "cost"] == table.loc["sample 20%", "cost"]  # a readout costs nothing
+    assert table.loc["short 75%", "spearman"] != table.loc["short 75% tse_e", "spearman"]
 
 
 def test_a_second_frontier_reuses_every_score(frontier_preset, digits, monkeypatch):
@@ -131,7 +175,8 @@ def test_a_second_frontier_reuses_every_score(frontier_preset, digits, monkeypat
 def test_a_bad_family_or_budget_is_one_line(frontier_preset, capsys):
     assert main(["frontier", str(frontier_preset.path), "--families", "zero-cost,magic"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: unknown frontier family 'magic'; choose from zero-cost, subset, dm, short, halving, calibrated"
+        "error: unknown frontier family 'magic'; choose from zero-cost, subset, dm, short, sample, warm, halving, "
+        "calibrated"
     )
     with pytest.raises(SystemExit) as exit_:
         main(["frontier", str(frontier_preset.path), "--short", "0.1,lots"])
@@ -162,7 +207,11 @@ def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_p
     assert passes == 2.5 and early_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
     whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, early_epochs=1.0))
     protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).protocol()
-    assert make_proxy("early", whole, digits).settings == {"proxy": "early", "early_epochs": 1.0, "protocol": protocol}
+    assert make_proxy("early", whole, digits).measured_settings() == {
+        "proxy": "early",
+        "trains_on": {"full": len(digits.train)},
+        "config": protocol,
+    }
 
 
 def test_a_short_budget_too_long_to_train_is_refused_before_any_work(tmp_path, digits, capsys):
