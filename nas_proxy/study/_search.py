@@ -182,12 +182,20 @@ def make_objective(
     reference_path = reference_table_path(preset)
     on_database = journal_file(preset.study.storage_url) is None
 
-    def mean_scores(scorer: Proxy, archs: list[ArchSpec]) -> tuple[list[float], float]:
-        """Each architecture's mean score over the seeds, and each one's share of the wall time."""
+    def mean_scores(
+        scorer: Proxy, trials: Sequence[optuna.Trial], archs: dict[int, ArchSpec], indices: list[int]
+    ) -> tuple[list[float], float]:
+        """The mean score over the seeds of ``trials[i]`` (``archs[i]``) for each of ``indices``, and each one's share
+        of the wall time; a trained network's learning curves (one per seed) go to its trial (``curves``), so a
+        study keeps its runs as a cache does."""
         tic = time.perf_counter()
         with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
-            by_seed = [scorer.scores(archs, seed) for seed in seeds]
-        return [sum(values) / len(seeds) for values in zip(*by_seed)], (time.perf_counter() - tic) / len(archs)
+            by_seed = [scorer.measure([archs[i] for i in indices], seed) for seed in seeds]
+        share = (time.perf_counter() - tic) / len(indices)
+        for index, measured in zip(indices, zip(*by_seed)):
+            if all(m.curve is not None for m in measured):
+                trials[index].set_user_attr("curves", [m.curve.to_dict() for m in measured if m.curve is not None])
+        return [sum(map(scorer.read, measured)) / len(seeds) for measured in zip(*by_seed)], share
 
     def objective(trials: Sequence[optuna.Trial]) -> list[float | None]:
         reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
@@ -215,7 +223,7 @@ def make_objective(
         seconds = dict.fromkeys(archs, 0.0)
         first: dict[int, float] = {}  # the first fidelity's scores
         if archs:
-            scores, share = mean_scores(proxy, list(archs.values()))
+            scores, share = mean_scores(proxy, trials, archs, list(archs))
             for index, score in zip(archs, scores):
                 outcomes[index] = first[index] = score
                 seconds[index] += share
@@ -229,7 +237,7 @@ def make_objective(
                 else:
                     going_on.append(index)
             if going_on:
-                scores, share = mean_scores(refined, [archs[index] for index in going_on])
+                scores, share = mean_scores(refined, trials, archs, going_on)
                 for index, score in zip(going_on, scores):
                     outcomes[index] = score
                     seconds[index] += share

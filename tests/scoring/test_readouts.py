@@ -10,7 +10,7 @@ import pytest
 from presets import write_preset
 
 import nas_proxy.scoring._proxies as proxies_module
-from nas_proxy import ArchSpec, load_preset
+from nas_proxy import ArchSpec, load_preset, run_search
 from nas_proxy.artifacts import score_table_path
 from nas_proxy.cli import main
 from nas_proxy.errors import ArgumentError, NasProxyError
@@ -115,6 +115,17 @@ def test_readouts_of_one_proxy_share_its_runs_and_never_its_scores(tmp_path, dig
     curves = [LearningCurve.from_dict(json.loads(c)) for c in table["curve"]]
     assert first["score"].tolist() == [c.val_acc[1.0] for c in curves] == table["value"].tolist()
     assert again["score"].tolist() == pytest.approx([-np.mean(c.losses[-len(c.losses) // 4 :]) for c in curves])
+
+
+def test_a_study_keeps_each_trial_s_runs_and_scores_it_by_its_readout(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path, extra="[score]\nproxy = 'random'\nreadout = 'tse_e'\nseeds = 2"))
+    study = run_search(preset, digits, n_trials=3, progress=False, verbose=False)
+    trained = [t for t in study.trials if not t.user_attrs.get("cached")]
+    assert len(trained) >= 2
+    for trial in trained:
+        curves = [LearningCurve.from_dict(c) for c in trial.user_attrs["curves"]]
+        assert len(curves) == 2  # one per seed
+        assert trial.value == pytest.approx(np.mean([READOUTS["tse_e"].read(c) for c in curves]))
 
 
 def test_a_bad_readout_is_one_line(tmp_path, capsys):
