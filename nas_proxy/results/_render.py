@@ -196,10 +196,11 @@ def calibration_lines(
         "",
         "How each ranking ranks architectures none of its choices saw: 5-fold cross-validation repeated 20 "
         "times, the features and the ridge penalty chosen again inside every training fold (nested). The "
-        "interval is a bootstrap over architectures; on a new draw of architectures expect a figure within "
-        "it.",
+        "interval is a 95% forecast for a new draw of as many architectures (the bootstrap over these "
+        "architectures, widened for the new draw's own spread); a choice made by looking at this table, such "
+        "as the candidate features, is outside it.",
         "",
-        "| ranking | Spearman [95% CI] | Kendall | top-20 Spearman | P@10 | regret (pts) | n |",
+        "| ranking | Spearman [95% forecast] | Kendall | top-20 Spearman | P@10 | regret (pts) | n |",
         "|---|---|---|---|---|---|---|",
     ]
     for _, row in calibration.iterrows():
