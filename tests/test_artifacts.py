@@ -218,6 +218,6 @@ def test_two_workers_on_postgresql_sharing_no_folder_score_against_one_set(tmp_p
         assert sha256(sets[0]) == sha256(sets[1]) == record["sha256"] and record["store"] == "Boto3ArtifactStore"
         assert not list((tmp_path / "machine_a").glob("**/artifacts"))  # nothing went to a local store
         done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        assert len(done) >= 6 and study.user_attrs["proxy"]["condensed"] == sets[0].name
+        assert len(done) >= 6 and study.user_attrs["proxy"]["trains_on"]["condensed"] == sets[0].name
     finally:
         server.stop()
