@@ -4,7 +4,7 @@ Repeated random half splits of a preset's reference table: on half A, the honest
 printed (nested, repeated 5-fold, :func:`~nas_proxy.scoring.honest_estimate`) with its 95% interval; then the
 calibration fitted on A ranks half B, and its Spearman there is what the user would get on new architectures.
 Prints, per feature pool, the mean printed and realized figures, the gap and how often the interval covers the
-realized figure. The zero-cost scores come from (and go to) the preset's score cache.
+realized figure. The zero-cost scores come from (and go to) the frontier's cache.
 
     cd FOLDER_WITH_THE_REFERENCE && NAS_PROXY_DATA=../shared/data python benchmarks/optimism.py fashion_mnist
 """
@@ -20,7 +20,8 @@ from scipy.stats import spearmanr
 
 from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.reference import fit_reference, preset_reference, reference_accuracy
-from nas_proxy.scoring import Calibration, honest_estimate, make_proxy, score_archs
+from nas_proxy.results._frontier import base_scores
+from nas_proxy.scoring import Calibration, honest_estimate
 
 POOLS = {
     "factors alone": [],
@@ -42,14 +43,8 @@ def main() -> None:
     truth = reference_accuracy(table, preset.reference.metric)
     fit_truth = fit_reference(table, preset.reference)
     archs = [ArchSpec.parse(a) for a in truth.index]
-    frame = pd.DataFrame(
-        {
-            name: score_archs(make_proxy(name, preset, data, progress=False), archs, [0], preset, data, progress=False)
-            .groupby("arch")["score"]
-            .mean()
-            for name in ("grad_norm", "naswot", "synflow")
-        }
-    ).loc[truth.index]
+    zero_cost = base_scores(preset, data, archs, ["zero-cost"], progress=False)  # the frontier's cache
+    frame = pd.DataFrame({name: scored.scores for name, scored in zero_cost.items()}).loc[truth.index]
     space, rng, half = preset.space(), np.random.default_rng(7), len(truth) // 2
     rows = []
     for split in range(args.splits):

@@ -121,7 +121,8 @@ class ExtrapolatedLoss(Readout):
         losses = np.asarray(curve.losses, dtype=float)
         bins = min(50, len(losses))
         chunks = np.array_split(losses, bins)
-        t = np.array([sum(map(len, chunks[: i + 1])) - len(c) / 2 for i, c in enumerate(chunks)])
+        sizes = np.array([len(c) for c in chunks])
+        t = np.cumsum(sizes) - sizes / 2  # each stretch's middle step
         y = np.array([c.mean() for c in chunks])
         keep = t > 0.1 * len(losses)
         t, y = t[keep], y[keep]

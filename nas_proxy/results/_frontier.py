@@ -98,6 +98,7 @@ class Scored:
     scores: pd.Series
     cost: float
     setup: float = 0.0  # one-off arithmetic (condensation), as a fraction of the whole space's reference cost
+    readout: str | None = None  # a trained proxy's: how its runs were read (nas_proxy.method.READOUTS)
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,6 @@ def sample_label(fraction: float) -> str:
 
 def _read_as(label: str, readout: str) -> str:
     return label if readout == READOUT else f"{label} {readout}"
-
-
-def _readout_of(label: str) -> str:
-    last = label.rsplit(" ", 1)[-1]
-    return last if last in READOUTS else READOUT
 
 
 def _sample_ipc(data: Dataset, fraction: float) -> int:
@@ -187,10 +183,6 @@ def _score(preset: Preset, data: Dataset, proxy: str | Proxy, archs: list[ArchSp
     return rows.groupby("arch")["score"].mean()
 
 
-def _read_out(preset: Preset, readout: str) -> Preset:
-    return dataclasses.replace(preset, score=dataclasses.replace(preset.score, readout=readout))
-
-
 def base_scores(
     preset: Preset,
     data: Dataset,
@@ -209,12 +201,14 @@ def base_scores(
     costs = _Costs(preset, data, archs)
     out: dict[str, Scored] = {}
 
-    def trained(label: str, variant: Preset, proxy: str | Proxy, images: int, setup: float = 0.0) -> None:
-        for readout in readouts:
-            read = _read_as(label, readout)
-            scorer = proxy if isinstance(proxy, str) else dataclasses.replace(proxy, readout=READOUTS[readout])
-            cost = costs.per_arch(images, 1 + len(READOUTS[readout].val_points))
-            out[read] = Scored(read, _score(_read_out(variant, readout), data, scorer, archs, progress), cost, setup)
+    def trained(label: str, variant: Preset, proxy: str | TrainedProxy, images: int, setup: float = 0.0) -> None:
+        made = make_proxy(proxy, variant, data, progress=progress) if isinstance(proxy, str) else proxy
+        assert isinstance(made, TrainedProxy)  # dm, random and early
+        for readout in readouts:  # the same runs (one cache), read each way
+            read, reader = _read_as(label, readout), READOUTS[readout]
+            scores = _score(variant, data, dataclasses.replace(made, readout=reader), archs, progress)
+            cost = costs.per_arch(images, 1 + len(reader.val_points))
+            out[read] = Scored(read, scores, cost, setup, readout)
 
     if {"zero-cost", "calibrated"} & set(families):
         for name in ZERO_COST:
@@ -339,7 +333,8 @@ def _check_arguments(
     readouts: Sequence[str],
 ) -> None:
     """Every value of :func:`run_frontier`'s lists, checked before any scoring: a bad one found at its turn would
-    lose the hours of scoring before it. ``images``: the training split's size, which turns budgets into steps."""
+    lose the hours of scoring before it. ``data``: its training split's size turns budgets into steps and
+    fractions into images per class."""
     reference = preset.reference.training
     images = len(data.train)
     bad = next((r for r in readouts if r not in READOUTS), None)
@@ -535,7 +530,7 @@ def run_frontier(
                     fitted_row(f"factors + {label}, fitted on {k} {choose}", fit(zero), None, zero_cost, 0.0, k, choose)
         # short, subset, sample and DM in every readout: fitted on all the reference architectures and on each
         # spread fit size; as the promoted fraction's fidelity in the first readout
-        for scored in (scored for name, scored in base.items() if name not in ZERO_COST):
+        for scored in (scored for scored in base.values() if scored.readout is not None):
             features = fit([*zero, scored.label])
             every = zero_cost + scored.cost + scored.setup  # a DM set's condensation is paid once, whatever trains
             fitted_row(f"factors + {label} + {scored.label}, all architectures", features, None, every, 0.0, None)
@@ -543,7 +538,7 @@ def run_frontier(
                 if k < len(truth) * (1 - 1 / 5):  # no fewer than a training fold holds
                     method = f"factors + {label} + {scored.label}, fitted on {k} spread"
                     fitted_row(method, features, None, every, 0.0, k, "spread")
-            if _readout_of(scored.label) == first:
+            if scored.readout == first:
                 fitted_row(
                     f"factors + {label}, best 1/{rf} + {scored.label}",
                     fit(zero),

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +54,7 @@ from nas_proxy.method import (
     LearningCurve,
     Readout,
     TrainConfig,
+    TrainResult,
     build_convnet,
     network_size,
     train_candidates,
@@ -88,6 +89,23 @@ class Measurement:
 
     value: float
     curve: LearningCurve | None = None
+
+
+OnMeasured = Callable[[int, Measurement], None]
+
+
+def _one_by_one(measurements: Iterable[Measurement], on_measured: OnMeasured | None) -> list[Measurement]:
+    """``measurements`` taken in turn (a generator computes each when asked), ``on_measured`` told of each."""
+    out = []
+    for index, measurement in enumerate(measurements):
+        out.append(measurement)
+        if on_measured is not None:
+            on_measured(index, measurement)
+    return out
+
+
+def _of(result: TrainResult) -> Measurement:
+    return Measurement(result.val_acc, result.curve)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,9 +144,7 @@ class Proxy(ABC):
         return {key: value for key, value in self.settings.items() if key != "readout"}
 
     @abstractmethod
-    def measure(
-        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
-    ) -> list[Measurement]:
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         """Measure each of ``archs`` at ``seed``, in order, calling ``on_measured(i, measurement)`` in the caller's
         thread as each is done (save it there: a crash loses only the measurements in flight)."""
 
@@ -162,12 +178,10 @@ class TrainedProxy(Proxy):
     warm_split: Split | None = runtime(None)
     side_by_side: ClassVar[bool] = True
 
-    def measure(
-        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
-    ) -> list[Measurement]:
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         if not archs:
             return []
-        report = None if on_measured is None else (lambda index, r: on_measured(index, Measurement(r.val_acc, r.curve)))
+        report = None if on_measured is None else (lambda index, result: on_measured(index, _of(result)))
         results = train_candidates(
             archs,
             self.training_set(seed),
@@ -177,7 +191,7 @@ class TrainedProxy(Proxy):
             curve_at=self.readout.val_points,
             warm=None if self.warm_split is None or self.warm_config is None else (self.warm_split, self.warm_config),
         )
-        return [Measurement(r.val_acc, r.curve) for r in results]
+        return list(map(_of, results))
 
     def measured_settings(self) -> dict[str, Any]:
         """Also the fractions of a run at which the readout needs the validation accuracy (then measured)."""
@@ -197,28 +211,20 @@ class ZeroCostProxy(Proxy):
     batch_size: int
     data: Dataset = runtime()
 
-    def measure(
-        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
-    ) -> list[Measurement]:
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
+        return _one_by_one((Measurement(self._value(arch, seed)) for arch in archs), on_measured)
+
+    def _value(self, arch: ArchSpec, seed: int) -> float:
         data, device = self.data, self.data.train.x.device
-        out = []
-        for index, arch in enumerate(archs):
-            generator = torch.Generator().manual_seed(seed)
-            net = build_convnet(
-                arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device
-            )
-            pick = torch.randperm(len(data.train), generator=generator)[: self.batch_size].to(device)
-            x, y = data.train.x[pick], data.train.y[pick]
-            if self.name == "synflow":
-                value = zero_cost.synflow(net, x)
-            elif self.name == "naswot":
-                value = zero_cost.naswot(net, x)
-            else:
-                value = zero_cost.grad_norm(net, x, y)
-            out.append(Measurement(value))
-            if on_measured is not None:
-                on_measured(index, out[-1])
-        return out
+        generator = torch.Generator().manual_seed(seed)
+        net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
+        pick = torch.randperm(len(data.train), generator=generator)[: self.batch_size].to(device)
+        x, y = data.train.x[pick], data.train.y[pick]
+        if self.name == "synflow":
+            return zero_cost.synflow(net, x)
+        if self.name == "naswot":
+            return zero_cost.naswot(net, x)
+        return zero_cost.grad_norm(net, x, y)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,16 +233,9 @@ class SizeProxy(Proxy):
 
     data: Dataset = runtime()
 
-    def measure(
-        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
-    ) -> list[Measurement]:
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         which = self.name == "flops"  # network_size() is (params, flops)
-        out = []
-        for index, arch in enumerate(archs):
-            out.append(Measurement(float(network_size(arch, self.data)[which])))
-            if on_measured is not None:
-                on_measured(index, out[-1])
-        return out
+        return _one_by_one((Measurement(float(network_size(arch, self.data)[which])) for arch in archs), on_measured)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,20 +248,17 @@ class FittedProxy(Proxy):
     members: dict[str, Proxy] = runtime()
     side_by_side: ClassVar[bool] = True
 
-    def measure(
-        self, archs: list[ArchSpec], seed: int, on_measured: Callable[[int, Measurement], None] | None = None
-    ) -> list[Measurement]:
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         calibration = self.calibration
         assert calibration is not None  # make_proxy fits or is given one
         new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
         scores = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in self.members.items()}
-        out = []
-        for index, arch in enumerate(archs):
+
+        def predicted(arch: ArchSpec) -> Measurement:
             features = {f: v[arch.id] for f, v in scores.items()} if arch.id not in calibration.archs else {}
-            out.append(Measurement(calibration.predict(arch, features)))
-            if on_measured is not None:
-                on_measured(index, out[-1])
-        return out
+            return Measurement(calibration.predict(arch, features))
+
+        return _one_by_one(map(predicted, archs), on_measured)
 
 
 def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:

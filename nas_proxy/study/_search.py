@@ -193,8 +193,9 @@ def make_objective(
             by_seed = [scorer.measure([archs[i] for i in indices], seed) for seed in seeds]
         share = (time.perf_counter() - tic) / len(indices)
         for index, measured in zip(indices, zip(*by_seed)):
-            if all(m.curve is not None for m in measured):
-                trials[index].set_user_attr("curves", [m.curve.to_dict() for m in measured if m.curve is not None])
+            curves = [m.curve.to_dict() for m in measured if m.curve is not None]
+            if len(curves) == len(measured):  # a trained network's, one per seed
+                trials[index].set_user_attr("curves", curves)
         return [sum(map(scorer.read, measured)) / len(seeds) for measured in zip(*by_seed)], share
 
     def objective(trials: Sequence[optuna.Trial]) -> list[float | None]:
