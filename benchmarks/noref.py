@@ -8,6 +8,12 @@ the same lists computes the same runs, and either continues the other), prints e
 halves with its cost, picks the best on ``dev`` among those at most ``--max-cost`` of training the space once,
 and prints the pick's figures on ``record`` (and on the whole table, whose top-20 and P@10 need its 50 rows).
 
+Besides each method alone, every ``ensemble`` (:class:`nas_proxy.scoring.Anchor`) a preset can name is a
+candidate: two or three members, at most one of them trained (a preset has one ``[score].readout``). On ``dev``
+its anchor is ``dev`` itself (the members' mean rank); on ``record`` the anchor is ``dev``, as a study's anchor is
+a sample of the space apart from the architectures it ranks. Its cost counts the anchor's architectures again
+(``--anchor`` of the space's, scored once more when a study reaches them).
+
     NAS_PROXY_DATA=../shared/data python benchmarks/noref.py fashion_mnist --short 0.05,0.1,0.2 \\
         --samples 0.01,0.05,0.1 --readouts val_acc,tse,tse_e,tse_ema,loss_fit
 """
@@ -15,6 +21,7 @@ and prints the pick's figures on ``record`` (and on the whole table, whose top-2
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -23,6 +30,7 @@ from _common import publish
 from nas_proxy import load_dataset, load_preset
 from nas_proxy.reference import preset_reference, rank_agreement, reference_accuracy
 from nas_proxy.results._frontier import base_scores
+from nas_proxy.scoring import Anchor
 from nas_proxy.space import ArchSpec
 
 HALF_SEED = 35
@@ -39,6 +47,16 @@ def _numbers(kind: type):
     return lambda text: [kind(v) for v in text.split(",") if v.strip()]
 
 
+def ensembles(base: dict) -> list[tuple[str, ...]]:
+    """The member sets an ``ensemble`` preset can name: two or three methods, at most one of them trained."""
+    out = []
+    for size in (2, 3):
+        for members in itertools.combinations(base, size):
+            if sum(base[m].readout is not None for m in members) <= 1:
+                out.append(members)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset")
@@ -48,6 +66,7 @@ def main() -> None:
     parser.add_argument("--ipc", type=_numbers(int), default=[10])
     parser.add_argument("--readouts", default="val_acc,tse,tse_e,tse_ema,loss_fit")
     parser.add_argument("--max-cost", type=float, default=0.10, help="of training the space once (default: 0.10)")
+    parser.add_argument("--anchor", type=int, default=30, help="a study's anchor architectures (cost only)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
@@ -69,6 +88,7 @@ def main() -> None:
         readouts=args.readouts.split(","),
     )
     rows = []
+    ranked: dict[str, pd.Series] = {}  # each candidate's ranking of the whole table (for the pick's figures)
     for label, scored in base.items():
         cost = scored.cost + scored.setup
         figures = {
@@ -76,10 +96,28 @@ def main() -> None:
             for part, names in (("dev", dev), ("record", record))
         }
         rows.append({"method": label, "cost": cost, **{f"{p} spearman": a.spearman for p, a in figures.items()}})
+        ranked[label] = scored.scores
+    anchor_share = 1 + args.anchor / len(preset.space())
+    for members in ensembles(base):
+        frame = pd.DataFrame({m: base[m].scores for m in members})
+        on_dev, on_all = Anchor.of(frame.loc[dev]), Anchor.of(frame)
+        combined = {
+            part: pd.Series(on_dev.combine({m: frame.loc[names, m] for m in members}), index=names)
+            for part, names in (("dev", dev), ("record", record))
+        }
+        label = "ensemble " + " + ".join(members)
+        rows.append(
+            {
+                "method": label,
+                "cost": anchor_share * sum(base[m].cost + base[m].setup for m in members),
+                **{f"{p} spearman": rank_agreement(c, truth, n_boot=0).spearman for p, c in combined.items()},
+            }
+        )
+        ranked[label] = pd.Series(on_all.combine({m: frame[m] for m in members}), index=frame.index)
     frame = pd.DataFrame(rows).sort_values("cost", kind="stable")
     affordable = frame[frame["cost"] <= args.max_cost]
     pick = affordable.loc[affordable["dev spearman"].idxmax()]
-    whole = rank_agreement(base[pick["method"]].scores, truth, seed=0).row()
+    whole = rank_agreement(ranked[pick["method"]], truth, seed=0).row()
     lines = ["| method | cost (of the space) | Spearman, dev half | Spearman, record half |", "|---|---|---|---|"]
     for _, row in frame.iterrows():
         mark = " **(pick)**" if row["method"] == pick["method"] else ""

@@ -45,7 +45,8 @@ from nas_proxy.space import SearchSpace, load_search_space
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
 # Fitted on the reference table (nas_proxy.scoring.Calibration): the factors alone, or with the [score].features scores.
 FITTED_PROXIES = ("calibrated", "factors")
-PROXIES = BASE_PROXIES + FITTED_PROXIES
+# Combined with no reference (nas_proxy.scoring.Anchor): the mean quantile of the [score].features scores.
+PROXIES = BASE_PROXIES + FITTED_PROXIES + ("ensemble",)
 TRAINED_PROXIES = ("dm", "random", "early")  # each trains the network; [score].readout turns the run into a score
 # The seeds a score or a reference is the mean over: each trains every network once more.
 _SEEDS = {"above": 0, "at_most": 100, "why": "100 already measure a mean to a tenth of one seed's spread"}
@@ -68,8 +69,11 @@ class ScoreConfig:
     early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
     # zero-cost proxies: training images in their one batch
     batch_size: int = batch_field(64)
-    # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank
+    # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank;
+    # `ensemble`: the proxies whose quantiles among the anchor's scores it averages
     features: list[str] = field(default_factory=lambda: ["grad_norm", "naswot"])
+    # `ensemble`: architectures spread over the space ([reference].sample_seed) that fix each feature's scale
+    anchor: int = bounded(30, at_least=5, at_most=1000, why="a quantile among 1,000 is already exact to 0.1%")
     # Multi-fidelity (`calibrated` only): these proxies join the features for the trials Optuna's successive
     # halving promotes, the best 1/reduction_factor of those scored so far; the others keep the cheap score.
     refine: list[str] = field(default_factory=list)
@@ -104,6 +108,10 @@ class ScoreConfig:
                 "[score]",
                 "refine",
                 f"holds {bad!r}: name proxies of {', '.join(BASE_PROXIES)} that are not already features",
+            )
+        if self.proxy == "ensemble" and not self.features:
+            raise ConfigError(
+                "[score]", "features", 'is empty: proxy = "ensemble" averages these proxies; name two or more'
             )
         if self.refine and self.proxy != "calibrated":
             raise ConfigError(

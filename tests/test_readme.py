@@ -54,6 +54,12 @@ TINY = {
         "reference": {"steps": 50, "batch_size": 8},
         "score": {"batch_size": 8, "features": ["grad_norm"]},
     },
+    # The same data; the anchor cut to 5 architectures and short training to 7 optimiser steps.
+    "fashion_mnist_noref": {
+        "data": {"val_fraction": 0.002},
+        "reference": {"steps": 50, "batch_size": 8},
+        "score": {"batch_size": 8, "early_epochs": 0.001, "anchor": 5},
+    },
     # The shared data holds no CIFAR-10: the command is here for its database and its workers, on digits, eager (a
     # CPU compilation takes most of a minute; tests/method covers compiled training).
     "cifar10_dm_ipc50": {
@@ -121,6 +127,7 @@ RUNS: dict[str, Run | Skip] = {
     ),
     "nas-proxy search fashion_mnist --data-root DIR --n-trials 60": Run(append=("--n-trials", "4"), needs="data"),
     "nas-proxy report fashion_mnist": Run(append=_NO_BOOT, needs="data"),
+    "nas-proxy search fashion_mnist_noref --data-root DIR --n-trials 60": Run(append=("--n-trials", "3"), needs="data"),
     "nas-proxy frontier fashion_mnist --data-root DIR --families zero-cost,subset,dm,short,calibrated --ipc 10 "
     "--short 0.02,0.05": Run(append=("--fit-sizes", "10", *_NO_BOOT), needs="data"),
     "nas-proxy frontier fashion_mnist ...": Run(

@@ -11,6 +11,10 @@ families asked for and measures each ranking against the reference:
 - ``sample``: the reference's protocol, all its epochs, on a class-balanced random sample of a fraction of the
   training data (fewer images for more passes than ``short`` at the same cost);
 - ``warm``: a network trained on the DM set (``[training]`` protocol), then ``short`` on the full data from there;
+- ``ensemble``: the zero-cost scores of ``[score].features`` (default grad_norm and naswot), alone and with each
+  trained method's score of the other families asked for, as the ``ensemble`` proxy combines them
+  (:class:`~nas_proxy.scoring.Anchor`: the mean quantile); each half of the reference architectures is ranked
+  against the other half as its anchor, as a study ranks against an anchor sample of the space (no reference run);
 - ``halving``: successive halving on real data: every architecture trained for the shortest budget,
   the best ``1/[score].reduction_factor`` for the next; ranked by the longest budget each reached;
 - ``calibrated``: the calibration (:mod:`nas_proxy.scoring._calibration`) on the factors and zero-cost scores,
@@ -33,7 +37,7 @@ frontier continues and a later one with more families reuses what is done.
 Example:
     >>> from nas_proxy.results import FAMILIES
     >>> FAMILIES
-    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'halving', 'calibrated')
+    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'ensemble', 'halving', 'calibrated')
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from nas_proxy.reference import (
 from nas_proxy.results._render import frontier_markdown, frontier_plot
 from nas_proxy.scoring import (
     MIN_FIT,
+    Anchor,
     Calibration,
     Proxy,
     TrainedProxy,
@@ -79,7 +84,7 @@ from nas_proxy.scoring import (
 )
 from nas_proxy.space import ArchSpec
 
-FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "halving", "calibrated")
+FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "ensemble", "halving", "calibrated")
 ZERO_COST = ("grad_norm", "naswot", "synflow")
 ZERO_COST_PASSES = {"grad_norm": 3, "naswot": 1, "synflow": 3}  # image passes per batch image (backward = 2)
 IPCS = (1, 10, 50)
@@ -210,7 +215,7 @@ def base_scores(
             cost = costs.per_arch(images, 1 + len(reader.val_points))
             out[read] = Scored(read, scores, cost, setup, readout)
 
-    if {"zero-cost", "calibrated"} & set(families):
+    if {"zero-cost", "ensemble", "calibrated"} & set(families):
         for name in ZERO_COST:
             passes = ZERO_COST_PASSES[name] * (1 if name == "synflow" else preset.score.batch_size)
             out[name] = Scored(name, _score(preset, data, name, archs, progress), passes / costs.reference_images)
@@ -260,6 +265,24 @@ def base_scores(
                 training_set=lambda seed, ipc=ipc: data.sample_per_class(ipc, seed=seed),
             )
             trained(sample_label(fraction), preset, proxy, reference.presentations(ipc * data.num_classes))
+    return out
+
+
+def _zero_features(preset: Preset) -> list[str]:
+    """The zero-cost scores the calibrated and ensemble families combine: the preset's features among them."""
+    return [f for f in preset.score.features if f in ZERO_COST] or ["grad_norm", "naswot"]
+
+
+def _cross_anchored(members: Sequence[Scored], seed: int) -> pd.Series:
+    """The ensemble of ``members``' scores, each half of the architectures (a permutation drawn with ``seed``) read
+    against the other half as its anchor: no architecture is ranked against its own scores."""
+    frame = pd.DataFrame({m.label: m.scores for m in members})
+    order = np.random.default_rng(seed).permutation(len(frame))
+    halves = [frame.index[order[: len(frame) // 2]], frame.index[order[len(frame) // 2 :]]]
+    out = pd.Series(np.nan, index=frame.index)
+    for ranked, anchor in (halves, halves[::-1]):
+        combined = Anchor.of(frame.loc[anchor]).combine({c: frame.loc[ranked, c] for c in frame.columns})
+        out[ranked] = combined
     return out
 
 
@@ -458,6 +481,14 @@ def run_frontier(
         for label in labels if family in families else ():
             for readout in readouts:
                 raw(family, base[_read_as(label, readout)])
+    if "ensemble" in families:
+        zero = _zero_features(preset)
+        anchor_share = 1 + preset.score.anchor / len(space)  # a study scores its anchor's architectures once more
+        trained = [scored for scored in base.values() if scored.readout is not None]
+        for members in [[base[z] for z in zero], *([base[z] for z in zero] + [t] for t in trained)]:
+            agreement = rank_agreement(_cross_anchored(members, seed), truth, n_boot=n_boot, seed=seed)
+            cost = anchor_share * sum(m.cost + m.setup for m in members)
+            rows.append(_row("ensemble", "ensemble " + " + ".join(m.label for m in members), cost, agreement))
     wanted = {"short", "halving", "calibrated"} & set(families)
     shorts = [base[_read_as(short_label(f), first)] for f in short] if wanted else []
     if "halving" in families:
@@ -517,7 +548,7 @@ def run_frontier(
                 )
             )
 
-        zero = [f for f in preset.score.features if f in ZERO_COST] or ["grad_norm", "naswot"]
+        zero = _zero_features(preset)
         zero_cost = sum(base[f].cost for f in zero)
         label = " + ".join(zero)
         fitted_row("factors alone", fit([]), None, 0.0, 0.0, None)

@@ -4,9 +4,10 @@ A new rule is one :class:`Proxy` subclass (its contract is in its docstring); a 
 network's run is one :class:`~nas_proxy.method.Readout`.
 
 :func:`make_proxy` builds one by name (``dm``, ``random``, ``early``, ``params``, ``flops``, the
-zero-cost ``synflow``, ``naswot``, ``grad_norm``, and the fitted ``calibrated`` and ``factors``);
-:func:`score_archs` caches its scores. :class:`Calibration` maps factors and scores to the
-reference rank, with honest (nested, resampled) estimates.
+zero-cost ``synflow``, ``naswot``, ``grad_norm``, the fitted ``calibrated`` and ``factors``, and the
+reference-free ``ensemble``); :func:`score_archs` caches its scores. :class:`Calibration` maps factors and
+scores to the reference rank, with honest (nested, resampled) estimates; an :class:`Anchor` puts several
+proxies' scores on one scale with no reference.
 
 Example:
     >>> from nas_proxy import ArchSpec, load_dataset, load_preset
@@ -26,23 +27,27 @@ from nas_proxy.scoring._calibration import (
     resampled_agreement,
     resampled_predictions,
 )
+from nas_proxy.scoring._ensemble import Anchor
 from nas_proxy.scoring._proxies import (
     Measurement,
     Proxy,
     TrainedProxy,
     early_training,
+    fit_attr,
     make_proxy,
     runtime,
     score_archs,
 )
 
 __all__ = [
+    "Anchor",
     "Calibration",
     "MIN_FIT",
     "Measurement",
     "Proxy",
     "TrainedProxy",
     "early_training",
+    "fit_attr",
     "honest_estimate",
     "make_proxy",
     "resampled_agreement",

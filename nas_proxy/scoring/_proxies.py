@@ -11,7 +11,10 @@ compare`` measures them side by side against the reference table.
   training data, any positive number (counted in optimiser steps: 2.5 passes, or 0.3 of one);
 - ``synflow``, ``naswot``, ``grad_norm``: zero-cost scores at initialisation
   (:mod:`nas_proxy.scoring._zero_cost`) on ``[score].batch_size`` training images;
-- ``params``, ``flops``: the network's size (bigger scores higher).
+- ``params``, ``flops``: the network's size (bigger scores higher);
+- ``calibrated``, ``factors``: fitted on the reference table (:class:`~nas_proxy.scoring.Calibration`);
+- ``ensemble``: the mean quantile of the ``[score].features`` scores among a fixed anchor sample of the space
+  (:class:`~nas_proxy.scoring.Anchor`), with no reference run.
 
 Example:
     >>> from pathlib import Path
@@ -63,6 +66,7 @@ from nas_proxy.method._config import STEPS_LIMIT
 from nas_proxy.reference import check_same_data, fit_reference, read_reference
 from nas_proxy.scoring import _zero_cost as zero_cost
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
+from nas_proxy.scoring._ensemble import Anchor
 from nas_proxy.space import ArchSpec
 
 OnScore = Callable[[int, float], None]
@@ -122,13 +126,19 @@ class Proxy(ABC):
     named ``readout`` is how a measurement is read, so proxies that differ only there share measurements.
     ``setup_seconds`` is its one-off cost shared by all architectures (condensation for ``dm``);
     ``side_by_side``: whether :meth:`measure` gains from several architectures at once (a study hands it its
-    trials in batches).
+    trials in batches). A proxy fitted when a study starts names the study attribute that keeps the fit
+    (``fit_attr``) and returns it from :meth:`fit_record`, which :func:`make_proxy` takes back as ``fitted``.
     """
 
     name: str
     setup_seconds: float = runtime(0.0)
     calibration: Calibration | None = runtime(None)  # fitted proxies: what they were fitted on (a study records it)
     side_by_side: ClassVar[bool] = False
+    fit_attr: ClassVar[str | None] = None
+
+    def fit_record(self) -> dict[str, Any] | None:
+        """What the proxy was fitted on, JSON-ready, for a study to record as ``fit_attr`` (None: nothing)."""
+        return None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -247,6 +257,10 @@ class FittedProxy(Proxy):
     fit: str
     members: dict[str, Proxy] = runtime()
     side_by_side: ClassVar[bool] = True
+    fit_attr: ClassVar[str | None] = "calibration"
+
+    def fit_record(self) -> dict[str, Any] | None:
+        return None if self.calibration is None else self.calibration.to_dict()
 
     def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         calibration = self.calibration
@@ -259,6 +273,33 @@ class FittedProxy(Proxy):
             return Measurement(calibration.predict(arch, features))
 
         return _one_by_one(map(predicted, archs), on_measured)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleProxy(Proxy):
+    """``ensemble``: the mean of its ``features`` proxies' quantiles among their scores on the ``anchor``
+    (:class:`~nas_proxy.scoring.Anchor`); ``fit`` keys the anchor."""
+
+    features: list[dict[str, Any]]
+    fit: str
+    members: dict[str, Proxy] = runtime()
+    anchor: Anchor = runtime()
+    side_by_side: ClassVar[bool] = True
+    fit_attr: ClassVar[str | None] = "anchor"
+
+    def fit_record(self) -> dict[str, Any] | None:
+        return self.anchor.to_dict()
+
+    def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
+        scores = {f: proxy.scores(archs, seed) for f, proxy in self.members.items()}
+        return _one_by_one((Measurement(float(v)) for v in self.anchor.combine(scores)), on_measured)
+
+
+def fit_attr(name: str) -> str | None:
+    """The study attribute that keeps proxy ``name``'s fit (None: it is fitted on nothing)."""
+    if name in FITTED_PROXIES:
+        return FittedProxy.fit_attr
+    return EnsembleProxy.fit_attr if name == "ensemble" else None
 
 
 def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
@@ -294,7 +335,7 @@ def make_proxy(
     data: Dataset,
     *,
     progress: bool = True,
-    calibration: Calibration | None = None,
+    fitted: dict[str, Any] | None = None,
     study: optuna.Study | None = None,
 ) -> Proxy:
     """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
@@ -302,12 +343,15 @@ def make_proxy(
     ``dm`` loads the preset's condensed set, condensing it first if no run has yet (with ``study``:
     the study's one copy, see :func:`nas_proxy.artifacts.get_condensed_set`). ``calibrated``
     and ``factors`` fit a :class:`~nas_proxy.scoring.Calibration` on the preset's reference
-    table (scoring its architectures with each ``[score].features`` proxy first, cached), unless
-    given the ``calibration`` a study recorded.
+    table (scoring its architectures with each ``[score].features`` proxy first, cached), and ``ensemble``
+    scores its anchor (cached), unless ``fitted`` is what a study recorded (:meth:`Proxy.fit_record`).
     """
     score_config = preset.score
     if name in FITTED_PROXIES:
+        calibration = Calibration.from_dict(fitted, preset.space()) if fitted else None
         return _fitted(name, preset, data, progress, calibration, study)
+    if name == "ensemble":
+        return _ensemble(preset, data, progress, Anchor.from_dict(fitted) if fitted else None, study)
     readout = READOUTS[score_config.readout]
     if name == "dm":
         syn = get_condensed_set(preset, data, progress, study)
@@ -358,7 +402,6 @@ def _fitted(
 ) -> Proxy:
     features = preset.score.features if name == "calibrated" else []
     members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    seeds = preset.score_seeds
     if calibration is None:
         path = reference_table_path(preset)
         table = read_reference(path)
@@ -376,12 +419,8 @@ def _fitted(
                 f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
                 f"table with `--import FILE.csv`"
             )
-        rows = {f: score_archs(proxy, archs, seeds, preset, data, progress=progress) for f, proxy in members.items()}
-        scores = pd.DataFrame(
-            {f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs]
-        )
+        scores, scoring = _mean_scores(members, archs, preset, data, progress)
         calibration = Calibration.fit(scores, reference, space)
-        scoring = sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what the fit's scores cost
     elif tuple(calibration.features) != tuple(features):
         raise NasProxyError(
             f"the recorded calibration uses features {list(calibration.features)}, [score].features "
@@ -398,6 +437,40 @@ def _fitted(
         features=[p.settings for p in members.values()],
         fit=settings_key(calibration.to_dict()),
         members=members,
+    )
+
+
+def _mean_scores(
+    members: dict[str, Proxy], archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool
+) -> tuple[pd.DataFrame, float]:
+    """Each member's score of ``archs`` (mean over the preset's score seeds; cached) and what they cost."""
+    rows = {f: score_archs(p, archs, preset.score_seeds, preset, data, progress=progress) for f, p in members.items()}
+    frame = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
+    return frame, sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what they cost
+
+
+def _ensemble(
+    preset: Preset, data: Dataset, progress: bool, anchor: Anchor | None, study: optuna.Study | None
+) -> Proxy:
+    features = preset.score.features
+    members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
+    scoring = 0.0  # a recorded anchor was paid by the run that scored it
+    if anchor is None:
+        archs = preset.space().spread(min(preset.score.anchor, len(preset.space())), preset.reference.sample_seed)
+        frame, scoring = _mean_scores(members, archs, preset, data, progress)
+        anchor = Anchor.of(frame)
+    elif tuple(anchor.features) != tuple(features):
+        raise NasProxyError(
+            f"the recorded anchor scores {list(anchor.features)}, [score].features says {features}; use a new "
+            f"[study].name or the original [score] settings"
+        )
+    return EnsembleProxy(
+        name="ensemble",
+        setup_seconds=scoring + sum(p.setup_seconds for p in members.values()),
+        features=[p.settings for p in members.values()],
+        fit=settings_key(anchor.to_dict()),
+        members=members,
+        anchor=anchor,
     )
 
 
@@ -442,6 +515,7 @@ def score_archs(
 
 
 __all__ = [
+    "EnsembleProxy",
     "FittedProxy",
     "Measurement",
     "OnScore",
@@ -450,6 +524,7 @@ __all__ = [
     "TrainedProxy",
     "ZeroCostProxy",
     "early_training",
+    "fit_attr",
     "make_proxy",
     "read_scores",
     "runtime",

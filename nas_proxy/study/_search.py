@@ -62,7 +62,7 @@ from nas_proxy.reference import (
     reference_accuracy,
     run_reference,
 )
-from nas_proxy.scoring import Calibration, Proxy, make_proxy
+from nas_proxy.scoring import Proxy, fit_attr, make_proxy
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._database import error_chain, hide_password, trial_slot
 from nas_proxy.study._stale import WORKER_ATTR, owner_dead, requeue_stopped, retry_dead_local_trials, worker_id
@@ -84,10 +84,10 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     """
     settings = as_stored(proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings})
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
-        if proxy.calibration is not None:
-            record_once(study, "calibration", proxy.calibration.to_dict())
-        if refined is not None and refined.calibration is not None:
-            record_once(study, "calibration_refined", refined.calibration.to_dict())
+        for fitted, suffix in ((proxy, ""), (refined, "_refined")):
+            record = None if fitted is None else fitted.fit_record()
+            if fitted is not None and record is not None:
+                record_once(study, f"{fitted.fit_attr}{suffix}", record)
     recorded = record_once(study, "proxy", settings)
     if recorded != settings:
         raise NasProxyError(
@@ -101,23 +101,26 @@ def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress
     """The preset's proxy and, with ``[score].refine``, its higher fidelity; fitted ones reuse the calibrations
     the study recorded, so every trial and worker shares them."""
 
-    def fitted(preset: Preset, key: str) -> Proxy:
-        def make(fit: dict | None) -> Proxy:
-            calibration = Calibration.from_dict(fit, preset.space()) if fit else None
-            return make_proxy(preset.score.proxy, preset, data, progress=progress, calibration=calibration, study=study)
+    def fitted(preset: Preset, suffix: str) -> Proxy:
+        attr = fit_attr(preset.score.proxy)
+        key = f"{attr}{suffix}"
 
-        proxy = make(study.user_attrs.get(key))
-        if proxy.calibration is None:
+        def make(fit: dict | None) -> Proxy:
+            return make_proxy(preset.score.proxy, preset, data, progress=progress, fitted=fit, study=study)
+
+        proxy = make(study.user_attrs.get(key) if attr else None)
+        record = proxy.fit_record()
+        if record is None:
             return proxy
-        ours = as_stored(proxy.calibration.to_dict())
+        ours = as_stored(record)
         recorded = record_once(study, key, ours)
         return proxy if recorded == ours else make(recorded)  # a worker fitting at the same time recorded first
 
-    proxy = fitted(preset, "calibration")
+    proxy = fitted(preset, "")
     if not preset.score.refine:
         return proxy, None
     score = dataclasses.replace(preset.score, features=[*preset.score.features, *preset.score.refine], refine=[])
-    return proxy, fitted(dataclasses.replace(preset, score=score), "calibration_refined")
+    return proxy, fitted(dataclasses.replace(preset, score=score), "_refined")
 
 
 def _previous_score(study: optuna.Study, arch_id: str) -> optuna.trial.FrozenTrial | None:

@@ -175,8 +175,8 @@ def test_a_second_frontier_reuses_every_score(frontier_preset, digits, monkeypat
 def test_a_bad_family_or_budget_is_one_line(frontier_preset, capsys):
     assert main(["frontier", str(frontier_preset.path), "--families", "zero-cost,magic"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: unknown frontier family 'magic'; choose from zero-cost, subset, dm, short, sample, warm, halving, "
-        "calibrated"
+        "error: unknown frontier family 'magic'; choose from zero-cost, subset, dm, short, sample, warm, ensemble, "
+        "halving, calibrated"
     )
     with pytest.raises(SystemExit) as exit_:
         main(["frontier", str(frontier_preset.path), "--short", "0.1,lots"])

@@ -1,0 +1,109 @@
+"""The reference-free ensemble: members' scores as quantiles among a fixed anchor, averaged; a study scores its
+anchor once, records it, and every later run and worker reads scores on that one scale."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from presets import write_preset
+
+from nas_proxy import ArchSpec, load_preset, run_search
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.cli import main
+from nas_proxy.errors import NasProxyError
+from nas_proxy.reference import run_reference
+from nas_proxy.results import run_frontier
+from nas_proxy.scoring import Anchor, make_proxy
+from nas_proxy.study import select_archs
+
+ENSEMBLE = '[score]\nproxy = "ensemble"\nfeatures = ["naswot", "early"]\nreadout = "tse_e"\nearly_epochs = 0.5\n'
+
+
+def _anchor(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.exponential(size=n)}, index=[f"x{i}" for i in range(n)])
+
+
+def test_quantiles_are_monotone_bounded_and_exact_at_the_anchor():
+    frame = _anchor()
+    anchor = Anchor.of(frame)
+    at = anchor.quantiles("a", frame["a"].to_numpy())
+    assert np.allclose(np.sort(at), (np.arange(20) + 0.5) / 20)  # mid-ranks at the anchor's own scores
+    grid = np.linspace(-10, 10, 2001)
+    q = anchor.quantiles("a", grid)
+    assert np.all(np.diff(q) > 0) and q.min() > 0 and q.max() < 1  # strictly increasing: no ties beyond the anchor
+    low, high = anchor.quantiles("a", [-np.inf, np.nan]), anchor.quantiles("a", [np.inf])
+    assert low.tolist() == [0.0, 0.0] and high.tolist() == [1.0]
+
+
+def test_with_the_anchor_the_ranked_architectures_the_ensemble_is_their_mean_rank():
+    frame = _anchor(30, seed=1)
+    combined = Anchor.of(frame).combine({c: frame[c] for c in frame.columns})
+    assert np.allclose(combined, (frame.rank().mean(axis=1) - 0.5) / 30)  # the mean rank, as a quantile
+
+
+def test_an_anchor_survives_json_and_needs_enough_architectures():
+    anchor = Anchor.of(_anchor())
+    assert Anchor.from_dict(anchor.to_dict()) == anchor
+    with pytest.raises(NasProxyError, match=r"at least 5 architectures, got 3; raise \[score\].anchor"):
+        Anchor.of(_anchor(3))
+    with pytest.raises(NasProxyError, match="needs the 'b' score"):
+        anchor.combine({"a": [0.0]})
+
+
+def test_an_ensemble_study_scores_its_anchor_once_and_keeps_it(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path, extra=ENSEMBLE + "anchor = 6\n", reference="sample = 0"))
+    study = run_search(preset, digits, n_trials=3, progress=False, verbose=False)
+    anchor = Anchor.from_dict(study.user_attrs["anchor"])
+    assert anchor.features == ("naswot", "early") and len(anchor.archs) == 6
+    assert set(anchor.archs) == {a.id for a in preset.space().spread(6, preset.reference.sample_seed)}
+    members = {f: make_proxy(f, preset, digits, progress=False) for f in ("naswot", "early")}
+    for trial in study.trials:
+        arch = ArchSpec.parse(trial.user_attrs["arch"])
+        expected = anchor.combine({f: [p.score(arch, 0)] for f, p in members.items()})[0]
+        assert trial.value == pytest.approx(expected, rel=1e-4)  # trained beside other trials: float order differs
+    # a later run reads the recorded anchor, even with the anchor's scores gone from the cache
+    for table in (preset.study.output / "scores").glob("*.csv"):
+        table.unlink()
+    again = run_search(preset, digits, n_trials=5, progress=False, verbose=False)
+    assert again.user_attrs["anchor"] == study.user_attrs["anchor"]
+    assert len([t for t in again.trials if t.value is not None]) == 5
+    assert not list((preset.study.output / "scores").glob("*.csv"))  # nothing scored the anchor again
+
+
+def test_an_ensemble_without_features_or_with_another_recorded_anchor_is_one_line(tmp_path, digits, capsys):
+    path = write_preset(tmp_path, extra='[score]\nproxy = "ensemble"\nfeatures = []\n', reference="sample = 0")
+    assert main(["search", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "features" in err and "name two or more" in err
+    preset = load_preset(write_preset(tmp_path, extra=ENSEMBLE + "anchor = 5\n", reference="sample = 0"))
+    other = Anchor.of(_anchor(5).rename(columns={"a": "naswot", "b": "grad_norm"})).to_dict()
+    with pytest.raises(NasProxyError, match=r"recorded anchor scores \['naswot', 'grad_norm'\]"):
+        make_proxy("ensemble", preset, digits, progress=False, fitted=other)
+
+
+def test_the_frontier_ranks_ensembles_against_the_other_half_with_no_reference_run(tmp_path, digits):
+    preset = load_preset(write_preset(tmp_path))
+    run_reference(
+        preset.reference,
+        digits,
+        select_archs("10", preset.space(), preset.reference),
+        reference_table_path(preset),
+        progress=False,
+    )
+    frontier = run_frontier(
+        preset,
+        digits,
+        families=["short", "ensemble"],
+        short=[0.5],
+        readouts=["val_acc", "tse_e"],
+        plot=False,
+        progress=False,
+    )
+    rows = frontier.table[frontier.table["family"] == "ensemble"].set_index("method")
+    assert list(rows.index) == [
+        "ensemble grad_norm + naswot",
+        "ensemble grad_norm + naswot + short 50%",
+        "ensemble grad_norm + naswot + short 50% tse_e",
+    ]
+    assert not rows["needs_reference"].any() and rows["spearman"].notna().all()
+    assert rows["cost"].is_monotonic_increasing
