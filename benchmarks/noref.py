@@ -11,8 +11,8 @@ and prints the pick's figures on ``record`` (and on the whole table, whose top-2
 Besides each method alone, every ``ensemble`` (:class:`nas_proxy.scoring.Anchor`) a preset can name is a
 candidate: two or three members, at most one of them trained (a preset has one ``[score].readout``). On ``dev``
 its anchor is ``dev`` itself (the members' mean rank); on ``record`` the anchor is ``dev``, as a study's anchor is
-a sample of the space apart from the architectures it ranks. Its cost counts the anchor's architectures again
-(``--anchor`` of the space's, scored once more when a study reaches them).
+a sample of the space apart from the architectures it ranks. Its cost is its members' (the anchor's
+architectures are the study's first trials, each scored once).
 
     NAS_PROXY_DATA=../shared/data python benchmarks/noref.py fashion_mnist --short 0.05,0.1,0.2 \\
         --samples 0.01,0.05,0.1 --readouts val_acc,tse,tse_e,tse_ema,loss_fit
@@ -66,7 +66,6 @@ def main() -> None:
     parser.add_argument("--ipc", type=_numbers(int), default=[10])
     parser.add_argument("--readouts", default="val_acc,tse,tse_e,tse_ema,loss_fit")
     parser.add_argument("--max-cost", type=float, default=0.10, help="of training the space once (default: 0.10)")
-    parser.add_argument("--anchor", type=int, default=30, help="a study's anchor architectures (cost only)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
@@ -97,7 +96,6 @@ def main() -> None:
         }
         rows.append({"method": label, "cost": cost, **{f"{p} spearman": a.spearman for p, a in figures.items()}})
         ranked[label] = scored.scores
-    anchor_share = 1 + args.anchor / len(preset.space())
     for members in ensembles(base):
         frame = pd.DataFrame({m: base[m].scores for m in members})
         on_dev, on_all = Anchor.of(frame.loc[dev]), Anchor.of(frame)
@@ -109,7 +107,7 @@ def main() -> None:
         rows.append(
             {
                 "method": label,
-                "cost": anchor_share * sum(base[m].cost + base[m].setup for m in members),
+                "cost": sum(base[m].cost + base[m].setup for m in members),
                 **{f"{p} spearman": rank_agreement(c, truth, n_boot=0).spearman for p, c in combined.items()},
             }
         )

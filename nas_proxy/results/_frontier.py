@@ -483,11 +483,10 @@ def run_frontier(
                 raw(family, base[_read_as(label, readout)])
     if "ensemble" in families:
         zero = _zero_features(preset)
-        anchor_share = 1 + preset.score.anchor / len(space)  # a study scores its anchor's architectures once more
         trained = [scored for scored in base.values() if scored.readout is not None]
         for members in [[base[z] for z in zero], *([base[z] for z in zero] + [t] for t in trained)]:
             agreement = rank_agreement(_cross_anchored(members, seed), truth, n_boot=n_boot, seed=seed)
-            cost = anchor_share * sum(m.cost + m.setup for m in members)
+            cost = sum(m.cost + m.setup for m in members)  # the anchor's architectures are the space's: scored once
             rows.append(_row("ensemble", "ensemble " + " + ".join(m.label for m in members), cost, agreement))
     wanted = {"short", "halving", "calibrated"} & set(families)
     shorts = [base[_read_as(short_label(f), first)] for f in short] if wanted else []

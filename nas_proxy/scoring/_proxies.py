@@ -140,6 +140,11 @@ class Proxy(ABC):
         """What the proxy was fitted on, JSON-ready, for a study to record as ``fit_attr`` (None: nothing)."""
         return None
 
+    def paid_for(self) -> list[ArchSpec]:
+        """Architectures whose scores its fit already paid for (it scores them without measuring): a study queues
+        them first."""
+        return []
+
     @property
     def settings(self) -> dict[str, Any]:
         """What its scores depend on besides the data, from its fields."""
@@ -290,9 +295,18 @@ class EnsembleProxy(Proxy):
     def fit_record(self) -> dict[str, Any] | None:
         return self.anchor.to_dict()
 
+    def paid_for(self) -> list[ArchSpec]:
+        return [ArchSpec.parse(a) for a in self.anchor.archs]
+
     def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
-        scores = {f: proxy.scores(archs, seed) for f, proxy in self.members.items()}
-        return _one_by_one((Measurement(float(v)) for v in self.anchor.combine(scores)), on_measured)
+        known = dict(zip(self.anchor.archs, self.anchor.scores))  # the anchor's own: scored when it was made
+        new = [arch for arch in archs if arch.id not in known]
+        measured = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in self.members.items()}
+        rows = {
+            f: [known[a.id][i] if a.id in known else measured[f][a.id] for a in archs]
+            for i, f in enumerate(self.anchor.features)
+        }
+        return _one_by_one((Measurement(float(v)) for v in self.anchor.combine(rows)), on_measured)
 
 
 def fit_attr(name: str) -> str | None:

@@ -85,8 +85,8 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     settings = as_stored(proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings})
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
         for fitted, suffix in ((proxy, ""), (refined, "_refined")):
-            record = None if fitted is None else fitted.fit_record()
-            if fitted is not None and record is not None:
+            record = fitted.fit_record() if fitted is not None else None
+            if record is not None:
                 record_once(study, f"{fitted.fit_attr}{suffix}", record)
     recorded = record_once(study, "proxy", settings)
     if recorded != settings:
@@ -338,11 +338,16 @@ def run_search(
         if preset.score.proxy == "calibrated" and "calibration" not in study.user_attrs:
             scores = ", ".join([*preset.score.features, *preset.score.refine])
             say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
+        if preset.score.proxy == "ensemble" and "anchor" not in study.user_attrs:
+            say(
+                f"scoring the anchor: {preset.score.anchor} architectures spread over the space, with "
+                f"{', '.join(preset.score.features)} (cached for later runs; they are the first trials)"
+            )
         proxy, refined = _search_proxies(preset, data, study, progress)
         record_proxy(study, preset, proxy, refined)
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
             study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
-        enqueue_archs(study, sample)
+        enqueue_archs(study, [*sample, *proxy.paid_for()])  # the reference's, then what the proxy's fit scored
         done = len(study.get_trials(deepcopy=False, states=SCORED))
         waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         if done + waiting > target:

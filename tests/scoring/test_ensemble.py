@@ -56,17 +56,25 @@ def test_an_ensemble_study_scores_its_anchor_once_and_keeps_it(tmp_path, digits)
     anchor = Anchor.from_dict(study.user_attrs["anchor"])
     assert anchor.features == ("naswot", "early") and len(anchor.archs) == 6
     assert set(anchor.archs) == {a.id for a in preset.space().spread(6, preset.reference.sample_seed)}
+    # the anchor's architectures, paid for, are queued as the first trials (the study grows to hold them)
+    assert sorted(t.user_attrs["arch"] for t in study.trials) == sorted(anchor.archs)
     members = {f: make_proxy(f, preset, digits, progress=False) for f in ("naswot", "early")}
-    for trial in study.trials:
+
+    def expected(trial):
         arch = ArchSpec.parse(trial.user_attrs["arch"])
-        expected = anchor.combine({f: [p.score(arch, 0)] for f, p in members.items()})[0]
-        assert trial.value == pytest.approx(expected, rel=1e-4)  # trained beside other trials: float order differs
+        return anchor.combine({f: [p.score(arch, 0)] for f, p in members.items()})[0]
+
+    for trial in study.trials:  # trained beside other trials: float order differs
+        assert trial.value == pytest.approx(expected(trial), rel=1e-4)
     # a later run reads the recorded anchor, even with the anchor's scores gone from the cache
     for table in (preset.study.output / "scores").glob("*.csv"):
         table.unlink()
-    again = run_search(preset, digits, n_trials=5, progress=False, verbose=False)
+    again = run_search(preset, digits, n_trials=9, progress=False, verbose=False)
     assert again.user_attrs["anchor"] == study.user_attrs["anchor"]
-    assert len([t for t in again.trials if t.value is not None]) == 5
+    new = [t for t in again.trials if t.user_attrs["arch"] not in anchor.archs and not t.user_attrs.get("cached")]
+    assert len([t for t in again.trials if t.value is not None]) == 9 and new
+    for trial in new:
+        assert trial.value == pytest.approx(expected(trial), rel=1e-4)
     assert not list((preset.study.output / "scores").glob("*.csv"))  # nothing scored the anchor again
 
 
