@@ -7,7 +7,7 @@ cost, every method on the same reference); ``_render`` writes their tables and p
 Example:
     >>> from nas_proxy.results import FAMILIES
     >>> FAMILIES
-    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'halving', 'calibrated')
+    ('zero-cost', 'subset', 'dm', 'short', 'sample', 'warm', 'ensemble', 'halving', 'calibrated')
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def test_queued_architectures_on_a_finished_study_are_run_and_said(tmp_path, cap
 
 def test_shipped_presets_and_spaces_load_by_name_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no studies/ or search_spaces/ here: they come with the package
-    for name in ("quickstart", "fashion_mnist_dm", "cifar10_dm_ipc50"):
+    for name in ("quickstart", "fashion_mnist_dm", "fashion_mnist_noref", "cifar10_dm_ipc50"):
         preset = load_preset(name)
         assert preset.study.name == name and preset.ref == name and len(preset.space()) > 0
     own = write_preset(tmp_path)
@@ -199,7 +199,7 @@ def test_shipped_presets_and_spaces_load_by_name_from_any_folder(tmp_path, monke
     with pytest.raises(
         NasProxyError,
         match="unknown study preset 'quickstrat'; choose a shipped one "
-        r"\(cifar10_dm_ipc50, fashion_mnist, fashion_mnist_dm, quickstart\)",
+        r"\(cifar10_dm_ipc50, fashion_mnist, fashion_mnist_dm, fashion_mnist_noref, quickstart\)",
     ):
         load_preset("quickstrat")
 
