@@ -444,8 +444,12 @@ def run_frontier(
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise NasProxyError(f"unknown frontier family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
-    if "halving" in families and len(short) < 2:
-        raise ArgumentError("run_frontier", "short", "needs at least two budgets for the halving family (its rungs)")
+    if "halving" in families and len(short) < (1 if "dm" in families else 2):  # a DM set can be the first rung
+        raise ArgumentError(
+            "run_frontier",
+            "short",
+            "needs at least two budgets for the halving family (its rungs), or one with the dm family (its first)",
+        )
     _check_arguments(preset, ipcs, dm_ipcs, short, fit_sizes, data, samples, readouts)
     data.check(preset.data)
     path, table = preset_reference(preset, data)

@@ -182,6 +182,17 @@ def test_a_bad_family_or_budget_is_one_line(frontier_preset, capsys):
         main(["frontier", str(frontier_preset.path), "--short", "0.1,lots"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "--short: '0.1,lots': expected comma-separated" in err
+    assert main(["frontier", str(frontier_preset.path), "--families", "short,halving", "--short", "0.5"]) == 2
+    assert "needs at least two budgets for the halving family (its rungs), or one with the dm family" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_dm_set_is_halving_s_first_rung_before_a_single_budget(frontier_preset, digits):
+    frontier = run_frontier(
+        frontier_preset, digits, families=["dm", "short", "halving"], ipcs=[2], short=[0.5], plot=False, progress=False
+    )
+    assert "dm ipc 2 -> best 1/3: short 50%" in set(frontier.table["method"])
 
 
 def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_preset, digits, monkeypatch, capsys):
