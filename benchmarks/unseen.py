@@ -37,7 +37,7 @@ from nas_proxy.reference import (
     reference_accuracy,
     run_reference,
 )
-from nas_proxy.results._frontier import base_scores, sample_label, short_label
+from nas_proxy.results._frontier import _read_as, base_scores, sample_label, short_label
 from nas_proxy.scoring import Anchor, Calibration, honest_estimate
 
 READOUTS = ["val_acc", "tse", "tse_e", "tse_ema"]
@@ -53,10 +53,6 @@ def _presets(out: Path):
 
 def _unseen(preset, table_archs: set[str], n: int, seed: int):
     return preset.space().sample(n, seed, where=lambda a: a.id not in table_archs)
-
-
-def _label(name: str, readout: str) -> str:
-    return name if readout == "val_acc" else f"{name} {readout}"
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -99,7 +95,7 @@ def analyse(args: argparse.Namespace) -> None:
     rows = []
     for label in scores.columns:
         rows.append((label, rank_agreement(scores.loc[ids, label], truth, n_boot=1000).row()))
-    trained = [_label(short_label(SHORT), r) for r in READOUTS] + [_label(sample_label(SAMPLE), r) for r in READOUTS]
+    trained = [_read_as(label, r) for label in (short_label(SHORT), sample_label(SAMPLE)) for r in READOUTS]
     for last in trained:
         members = ["grad_norm", "naswot", last]
         fitted = Anchor.of(scores.loc[anchor, members])

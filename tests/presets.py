@@ -5,6 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nas_proxy.artifacts import reference_table_path
+from nas_proxy.reference import run_reference
+from nas_proxy.study import select_archs
+
 
 def write_preset(tmp_path, name="tiny", space="small", extra="", reference="", data=""):
     """A digits study that runs in seconds: 2-image-per-class set, 2 training and 2 reference epochs.
@@ -36,6 +40,12 @@ epochs = 2
 {reference}
 """)
     return path
+
+
+def train_reference(preset, data, archs: str = "10"):
+    """Train the preset's reference on ``archs`` (the ``--archs`` language) into the table the preset reads."""
+    picked = select_archs(archs, preset.space(), preset.reference)
+    return run_reference(preset.reference, data, picked, reference_table_path(preset), progress=False)
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

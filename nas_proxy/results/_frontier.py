@@ -486,9 +486,9 @@ def run_frontier(
             for readout in readouts:
                 raw(family, base[_read_as(label, readout)])
     if "ensemble" in families:
-        zero = _zero_features(preset)
+        zero = [base[z] for z in _zero_features(preset)]
         trained = [scored for scored in base.values() if scored.readout is not None]
-        for members in [[base[z] for z in zero], *([base[z] for z in zero] + [t] for t in trained)]:
+        for members in [zero, *(zero + [t] for t in trained)]:
             agreement = rank_agreement(_cross_anchored(members, seed), truth, n_boot=n_boot, seed=seed)
             cost = sum(m.cost + m.setup for m in members)  # the anchor's architectures are the space's: scored once
             rows.append(_row("ensemble", "ensemble " + " + ".join(m.label for m in members), cost, agreement))

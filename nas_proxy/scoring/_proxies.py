@@ -112,6 +112,12 @@ def _of(result: TrainResult) -> Measurement:
     return Measurement(result.val_acc, result.curve)
 
 
+def _member_scores(members: dict[str, Proxy], archs: list[ArchSpec], seed: int) -> dict[str, dict[str, float]]:
+    """Each member proxy's score of ``archs`` at ``seed``, by architecture id (what a fitted proxy combines)."""
+    ids = [arch.id for arch in archs]
+    return {name: dict(zip(ids, proxy.scores(archs, seed))) for name, proxy in members.items()}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Proxy(ABC):
     """A scoring rule: ``score(arch, seed)`` (higher = predicted better).
@@ -271,7 +277,7 @@ class FittedProxy(Proxy):
         calibration = self.calibration
         assert calibration is not None  # make_proxy fits or is given one
         new = [arch for arch in archs if arch.id not in calibration.archs]  # the others: leave-one-out predictions
-        scores = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in self.members.items()}
+        scores = _member_scores(self.members, new, seed)
 
         def predicted(arch: ArchSpec) -> Measurement:
             features = {f: v[arch.id] for f, v in scores.items()} if arch.id not in calibration.archs else {}
@@ -300,8 +306,7 @@ class EnsembleProxy(Proxy):
 
     def measure(self, archs: list[ArchSpec], seed: int, on_measured: OnMeasured | None = None) -> list[Measurement]:
         known = dict(zip(self.anchor.archs, self.anchor.scores))  # the anchor's own: scored when it was made
-        new = [arch for arch in archs if arch.id not in known]
-        measured = {f: dict(zip([a.id for a in new], proxy.scores(new, seed))) for f, proxy in self.members.items()}
+        measured = _member_scores(self.members, [arch for arch in archs if arch.id not in known], seed)
         rows = {
             f: [known[a.id][i] if a.id in known else measured[f][a.id] for a in archs]
             for i, f in enumerate(self.anchor.features)
@@ -470,7 +475,8 @@ def _ensemble(
     members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
     scoring = 0.0  # a recorded anchor was paid by the run that scored it
     if anchor is None:
-        archs = preset.space().spread(min(preset.score.anchor, len(preset.space())), preset.reference.sample_seed)
+        space = preset.space()
+        archs = space.spread(min(preset.score.anchor, len(space)), preset.reference.sample_seed)
         frame, scoring = _mean_scores(members, archs, preset, data, progress)
         anchor = Anchor.of(frame)
     elif tuple(anchor.features) != tuple(features):

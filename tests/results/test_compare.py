@@ -6,7 +6,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from presets import write_preset
+from presets import train_reference, write_preset
 from scipy import stats
 
 import nas_proxy.method._train as train_module
@@ -17,7 +17,6 @@ from nas_proxy import (
     load_preset,
     make_proxy,
     open_study,
-    run_reference,
     run_search,
     train_candidate,
 )
@@ -28,7 +27,6 @@ from nas_proxy.method import TrainConfig, build_convnet, count_params
 from nas_proxy.results._render import CEILING
 from nas_proxy.scoring._proxies import read_scores
 from nas_proxy.scoring._zero_cost import grad_norm, naswot, synflow
-from nas_proxy.study import select_archs
 from nas_proxy.study._search import record_proxy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -214,13 +212,7 @@ def test_study_searches_with_a_zero_cost_proxy_and_refuses_another_later(tmp_pat
 def _reference_out(tmp_path_factory, digits):
     base = tmp_path_factory.mktemp("compare")
     preset = load_preset(write_preset(base, reference="seeds = 2"))
-    run_reference(
-        preset.reference,
-        digits,
-        select_archs("6", preset.space(), preset.reference),
-        reference_table_path(preset),
-        progress=False,
-    )
+    train_reference(preset, digits, "6")
     return base / "out"
 
 

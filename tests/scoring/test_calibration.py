@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from presets import write_preset
+from presets import train_reference, write_preset
 from scipy import stats
 
 from nas_proxy import (
@@ -258,13 +258,7 @@ def _calibrated_preset(tmp_path, digits):
     path = write_preset(tmp_path, extra="", reference="")
     path.write_text(path.read_text() + '\n[score]\nproxy = "calibrated"\nfeatures = ["naswot"]\n')
     preset = load_preset(path)
-    run_reference(
-        preset.reference,
-        digits,
-        select_archs("10", preset.space(), preset.reference),
-        reference_table_path(preset),
-        progress=False,
-    )
+    train_reference(preset, digits, "10")
     return preset
 
 
@@ -280,13 +274,7 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
         expected = calibration.predict(arch, {"naswot": naswot.score(arch, 0)})
         assert trial.value == pytest.approx(expected)
     # more reference rows later do not change the study's scale: it keeps the calibration it recorded
-    run_reference(
-        preset.reference,
-        digits,
-        select_archs("14", preset.space(), preset.reference),
-        reference_table_path(preset),
-        progress=False,
-    )
+    train_reference(preset, digits, "14")
     again = run_search(preset, digits, n_trials=6, progress=False, verbose=False)
     assert again.user_attrs["calibration"] == study.user_attrs["calibration"]
     report = make_report(preset, plot=False)

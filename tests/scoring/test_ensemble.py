@@ -4,16 +4,13 @@ anchor once, records it, and every later run and worker reads scores on that one
 import numpy as np
 import pandas as pd
 import pytest
-from presets import write_preset
+from presets import train_reference, write_preset
 
 from nas_proxy import ArchSpec, load_preset, run_search
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.errors import NasProxyError
-from nas_proxy.reference import run_reference
 from nas_proxy.results import run_frontier
 from nas_proxy.scoring import Anchor, make_proxy
-from nas_proxy.study import select_archs
 
 ENSEMBLE = '[score]\nproxy = "ensemble"\nfeatures = ["naswot", "early"]\nreadout = "tse_e"\nearly_epochs = 0.5\n'
 
@@ -91,13 +88,7 @@ def test_an_ensemble_without_features_or_with_another_recorded_anchor_is_one_lin
 
 def test_the_frontier_ranks_ensembles_against_the_other_half_with_no_reference_run(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
-    run_reference(
-        preset.reference,
-        digits,
-        select_archs("10", preset.space(), preset.reference),
-        reference_table_path(preset),
-        progress=False,
-    )
+    train_reference(preset, digits, "10")
     frontier = run_frontier(
         preset,
         digits,
