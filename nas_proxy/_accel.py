@@ -17,8 +17,8 @@ import getpass
 import importlib.util
 import os
 import tempfile
-from collections.abc import Iterator
-from typing import Literal, get_args
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -111,6 +111,20 @@ def can_compile(device_type: str) -> bool:
     if device_type == "cuda":
         return importlib.util.find_spec("triton") is not None
     return False
+
+
+def compile_fresh(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` one network (or its ``embed``) for fixed shapes, with Dynamo's graphs of earlier networks
+    dropped.
+
+    Dynamo keys its graphs on the code of ``forward``, which every ConvNet of the space shares: each
+    architecture adds an entry, and past ``recompile_limit`` (8) every later one silently runs eagerly.
+    A graph of one architecture never serves another, so dropping them all first costs nothing and a
+    process can compile the whole space. Compiled work runs one network at a time (``concurrent_jobs``;
+    a condensation compiles one embedding), so no other thread is using the graphs dropped.
+    """
+    torch.compiler.reset()
+    return torch.compile(function, dynamic=False)
 
 
 @contextlib.contextmanager

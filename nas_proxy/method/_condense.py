@@ -255,6 +255,14 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) 
     return sums.index_add(0, labels, features.float())
 
 
+def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Images per class (at least 1, to divide by), as a (num_classes, 1) float32 column on ``labels``' device.
+    Summed with ``index_add``: ``bincount`` reads the labels' range back from the device, a wait every iteration."""
+    ones = torch.ones(len(labels), device=labels.device, dtype=torch.float32)
+    counts = torch.zeros(num_classes, device=labels.device, dtype=torch.float32).index_add(0, labels, ones)
+    return counts.clamp_min(1).unsqueeze(1)
+
+
 def matching_loss(
     embed: Callable[[torch.Tensor], torch.Tensor | list[torch.Tensor]],
     real_x: torch.Tensor,
@@ -284,10 +292,10 @@ def matching_loss(
     with torch.no_grad(), autocast(real_x.device, precision):
         chunks = [sums(c, y) for c, y in zip(real_x.split(chunk), real_y.split(chunk))]
         real_sum = [sum(block) for block in zip(*chunks)]
-    real_count = torch.bincount(real_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
+    real_count = class_counts(real_y, num_classes)
     with autocast(syn_x.device, precision):
         syn_sum = sums(syn_x, syn_y)
-    syn_count = torch.bincount(syn_y, minlength=num_classes).clamp_min(1).unsqueeze(1)
+    syn_count = class_counts(syn_y, num_classes)
     real_mean = [r / real_count for r in real_sum]
     distances = [((r - s / syn_count) ** 2).sum() for r, s in zip(real_mean, syn_sum)]
     if not relative:
@@ -397,6 +405,92 @@ def _compile_decision(
     )
 
 
+LOSS_BLOCK = 50  # DM iterations between reads of the matching loss (each read waits for the device)
+
+
+@dataclass
+class _MatchingStep:
+    """One DM iteration: a fresh random embedding, a real batch per class, one Siamese DSA draw, one SGD step on
+    the images. It reads nothing back from the device (a test runs it on the meta device, where any read
+    raises): the loss stays there, and the groups the draw augments by are built once, on the host."""
+
+    data: Dataset
+    config: CondenseConfig
+    images: torch.Tensor
+    labels: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    per_class: list[torch.Tensor]  # the training images' indices of each class, on the device
+    archs: list[ArchSpec]
+    generator: torch.Generator  # batches, augmentations, which of archs embeds
+    init_generator: torch.Generator  # the embedding's weights (on the device: see _condense)
+    compiled: bool
+    precision: str
+    real_groups: torch.Tensor = field(init=False)  # host: the class of each real image, in the batch's order
+    syn_groups: torch.Tensor = field(init=False)  # host: the class of each synthetic image
+    dsa: DSA = field(init=False)
+    embedding: tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        drawn = [min(self.config.batch_real, len(index)) for index in self.per_class]
+        self.real_groups = torch.arange(len(drawn)).repeat_interleave(torch.tensor(drawn))
+        self.syn_groups = torch.arange(self.data.num_classes).repeat_interleave(self.config.ipc)
+        self.dsa = DSA(resolve_strategy(self.config.dsa_strategy, self.data.dsa_strategy))
+        self.embedding = self.network(self.archs[0])
+
+    def network(self, arch: ArchSpec) -> tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int]:
+        """A fresh ``arch``, its embedding and the real images per forward pass."""
+        data, config, device = self.data, self.config, self.images.device
+        net = build_convnet(
+            arch, data.channels, data.num_classes, data.image_size, generator=self.init_generator, device=device
+        )
+        net.train()
+        net.requires_grad_(False)
+        net = net.to(memory_format=_accel.memory_format(device, self.compiled))
+        embed = net.block_embeddings if config.match == "blocks" else net.embed
+        # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does (every
+        # class in one batch, so its statistics span several classes, as the authors advise).
+        chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
+        return net, (_accel.compile_fresh(embed) if self.compiled else embed), chunk
+
+    def __call__(self) -> torch.Tensor:
+        """Take one step; the matching loss, detached, still on the device."""
+        data, config, generator = self.data, self.config, self.generator
+        if len(self.archs) == 1:  # a fresh random embedding network every iteration: re-initialised, or drawn
+            init_parameters(self.embedding[0], self.init_generator)
+        else:
+            self.embedding = self.network(self.archs[int(torch.randint(len(self.archs), (), generator=generator))])
+        _, embed, chunk = self.embedding
+        device = self.images.device
+        real_index = torch.cat(
+            [
+                index[_accel.to_device(torch.randperm(len(index), generator=generator)[: config.batch_real], device)]
+                for index in self.per_class
+            ]
+        )
+        real_x, real_y = data.train.x[real_index], data.train.y[real_index]
+        # One DSA draw per class, applied to its real and its synthetic images alike (the Siamese twins).
+        draw = self.dsa.siamese_draw(data.num_classes, (data.image_size, data.image_size), generator)
+        with torch.no_grad():
+            real_x = draw.apply(real_x, self.real_groups)
+        syn_x = draw.apply(self.images, self.syn_groups)
+        relative = bool(config.embed_space) or config.match == "blocks"  # several networks or blocks: each on its scale
+        loss = matching_loss(
+            embed,
+            real_x,
+            real_y,
+            syn_x,
+            self.labels,
+            data.num_classes,
+            chunk=chunk,
+            precision=self.precision,
+            relative=relative,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
 def _condense(
     data: Dataset, config: CondenseConfig, checkpoint: str | Path | None, resume: bool, progress: bool
 ) -> CondensedSet:
@@ -411,27 +505,19 @@ def _condense(
     precision = resolve_precision(config, device, compiled)
     archs = embedding_archs(config, data.image_size)
     strategy = resolve_strategy(config.dsa_strategy, data.dsa_strategy)
-    dsa = DSA(strategy)
     generator = torch.Generator().manual_seed(config.seed)
     labels = torch.arange(data.num_classes, device=device).repeat_interleave(config.ipc)
     images = _initial_images(data, config, generator)
     images.requires_grad_(True)
     optimizer = torch.optim.SGD([images], lr=config.lr_img, momentum=config.momentum)
 
-    def network(arch: ArchSpec) -> tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int]:
-        """A fresh ``arch`` (drawn from ``generator``), its embedding and the real images per forward pass."""
-        net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
-        net.train()
-        net.requires_grad_(False)
-        net = net.to(memory_format=_accel.memory_format(device, compiled))
-        embed = net.block_embeddings if config.match == "blocks" else net.embed
-        # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does (every
-        # class in one batch, so its statistics span several classes, as the authors advise).
-        chunk = data.num_classes * config.batch_real if arch.norm == "batchnorm" else config.real_chunk
-        return net, (torch.compile(embed, dynamic=False) if compiled else embed), chunk
-
-    net, embed, chunk = network(archs[0])
-    relative = bool(config.embed_space) or config.match == "blocks"  # several networks or blocks: each on its scale
+    # DM's embedding networks are random every iteration and never compared across devices: on CUDA their
+    # weights are drawn there, from a generator of their own, instead of on the host and copied every iteration.
+    init_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
+    per_class = [index.to(device) for index in data.class_indices()]
+    step = _MatchingStep(
+        data, config, images, labels, optimizer, per_class, archs, generator, init_generator, compiled, precision
+    )
 
     start, losses, elapsed = 0, [], 0.0
     if state is not None:
@@ -439,9 +525,10 @@ def _condense(
             images.copy_(state["images"].to(device))
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
+        if "init_generator" in state and init_generator is not generator:
+            init_generator.set_state(state["init_generator"])
         start, losses, elapsed = state["iteration"], list(state["losses"]), state["elapsed"]
 
-    per_class = [index.to(device) for index in data.class_indices()]
     bar = tqdm(
         total=config.iterations,
         initial=start,
@@ -449,39 +536,29 @@ def _condense(
         disable=not progress,
         dynamic_ncols=True,
     )
+    pending: list[torch.Tensor] = []  # this block's losses, still on the device
+
+    def read_losses(done: int) -> None:
+        """Read the block's losses (one wait on the device per block, not per iteration); stop at a non-finite one."""
+        values = torch.stack(pending).tolist() if pending else []
+        pending.clear()
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                bar.close()
+                raise _diverged(done - len(values) + offset + 1, config, checkpoint, f"its matching loss is {value}")
+        losses.extend(values)
+        if values:
+            bar.set_postfix(loss=f"{values[-1]:.3f}", refresh=False)
+
     tic = time.perf_counter()
     for iteration in range(start, config.iterations):
-        # A fresh random embedding network every iteration: re-initialised, or (embed_space) drawn and built.
-        if len(archs) == 1:
-            init_parameters(net, generator)
-        else:
-            net, embed, chunk = network(archs[int(torch.randint(len(archs), (), generator=generator))])
-        real_index = torch.cat(
-            [
-                index[torch.randperm(len(index), generator=generator)[: config.batch_real].to(device)]
-                for index in per_class
-            ]
-        )
-        real_x, real_y = data.train.x[real_index], data.train.y[real_index]
-        # One DSA draw per class, applied to its real and its synthetic images alike (the Siamese twins).
-        draw = dsa.siamese_draw(data.num_classes, (data.image_size, data.image_size), generator)
-        with torch.no_grad():
-            real_x = draw.apply(real_x, real_y)
-        syn_x = draw.apply(images, labels)
-        loss = matching_loss(
-            embed, real_x, real_y, syn_x, labels, data.num_classes, chunk=chunk, precision=precision, relative=relative
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        pending.append(step())
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         done = iteration + 1
-        if not math.isfinite(losses[-1]):  # read for the progress bar anyway: no extra wait on the device
-            bar.close()
-            raise _diverged(done, config, checkpoint, f"its matching loss is {losses[-1]}")
-        if checkpoint is not None and (done % config.checkpoint_every == 0) and done < config.iterations:
+        at_checkpoint = checkpoint is not None and done % config.checkpoint_every == 0 and done < config.iterations
+        if at_checkpoint or len(pending) == LOSS_BLOCK or done == config.iterations:
+            read_losses(done)
+        if at_checkpoint:
             _check_finite(images, done, config, checkpoint, bar)
             atomic_torch_save(
                 {
@@ -490,6 +567,7 @@ def _condense(
                     "images": images.detach().cpu(),
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
+                    **({} if init_generator is generator else {"init_generator": init_generator.get_state()}),
                     "losses": losses,
                     "elapsed": elapsed + time.perf_counter() - tic,
                     "config": dataclasses.asdict(config),

@@ -120,14 +120,17 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> nn.Module:
 
     Conv and linear weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (what
     ``kaiming_uniform_(a=sqrt(5))`` gives); norm scales 1, shifts 0; batch-norm statistics reset.
-    Values are drawn on the CPU and copied, so a seed gives the same network on any device.
+    Values are drawn where ``generator`` lives and copied: from a CPU generator a seed gives the same network
+    on any device; from a CUDA one (DM's embeddings, random every iteration) nothing crosses from the host.
     """
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             bound = 1.0 / math.sqrt(module.weight[0].numel())
             for param in (module.weight, module.bias):
                 if param is not None:
-                    draw = torch.empty(param.shape).uniform_(-bound, bound, generator=generator)
+                    draw = torch.empty(param.shape, device=generator.device).uniform_(
+                        -bound, bound, generator=generator
+                    )
                     param.copy_(draw)
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
             if getattr(module, "weight", None) is not None:

@@ -303,7 +303,7 @@ def _train(
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
     net = net.to(memory_format=memory_format)
-    model = torch.compile(net, dynamic=False) if config.compile else net
+    model = _accel.compile_fresh(net) if config.compile else net
     fit = functools.partial(_fit, net, model, data, generator, precision, memory_format, stop)
     if warm is not None:  # first the warm-start set with its own protocol (a fresh optimiser after it)
         fit(*warm, (), None)
@@ -373,8 +373,10 @@ def _fit(
                     group["lr"] = config.lr * 0.1
             step += 1
             batch = dsa.per_image(x[index], generator) if dsa.families else x[index]
+            # A partial last batch runs eagerly: one compiled graph per network, never one per batch size.
+            forward = model if len(index) == config.batch_size else net
             with autocast(device, precision):
-                loss = F.cross_entropy(model(batch), y[index])
+                loss = F.cross_entropy(forward(batch), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -404,3 +404,56 @@ def test_embedding_space_settings_are_checked():
         CondenseConfig(embed_space="small", compile=True)
     with pytest.raises(NasProxyError, match=r"\[condense\].match"):
         CondenseConfig(match="every")
+
+
+# --- no waits on the device in the hot loop (issue 36, item 2) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("embed_arch", ["d2-w16-relu-instancenorm-avgpool", "d2-w16-relu-batchnorm-maxpool"])
+def test_a_dm_iteration_reads_nothing_back_from_the_device(digits, embed_arch):
+    """On PyTorch's meta device a tensor has no values: any read of one (.item(), a copy to the host, bincount's
+    range, nonzero's size) raises. A DM iteration runs there: on a GPU it never makes the host wait."""
+    from nas_proxy.method._condense import _MatchingStep
+
+    config = CondenseConfig(ipc=2, batch_real=16, embed_arch=embed_arch, compile=False)
+    meta = digits.to("meta")
+    per_class = [index.to("meta") for index in digits.class_indices()]  # set-up: read once, before the loop
+    images = torch.zeros(digits.num_classes * config.ipc, 1, digits.image_size, digits.image_size, device="meta")
+    images.requires_grad_(True)
+    labels = torch.arange(digits.num_classes, device="meta").repeat_interleave(config.ipc)
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.SGD([images], lr=config.lr_img, momentum=config.momentum)
+    step = _MatchingStep(
+        meta,
+        config,
+        images,
+        labels,
+        optimizer,
+        per_class,
+        [ArchSpec.parse(embed_arch)],
+        generator,
+        generator,
+        compiled=False,
+        precision="fp32",
+    )
+    assert step.dsa.families  # the digits' augmentation is on: its draws are part of the loop
+    losses = [step() for _ in range(3)]
+    assert all(loss.device.type == "meta" and loss.shape == () for loss in losses)
+
+
+def test_dm_reads_its_loss_once_per_block_and_stops_at_the_iteration_that_diverged(digits, monkeypatch):
+    reads = []
+    stack = torch.stack
+
+    def counting(tensors, *args, **kwargs):
+        if tensors and tensors[0].ndim == 0:  # the losses, stacked to be read at once
+            reads.append(len(tensors))
+        return stack(tensors, *args, **kwargs)
+
+    monkeypatch.setattr(nas_proxy.method._condense, "LOSS_BLOCK", 4)
+    monkeypatch.setattr(nas_proxy.method._condense.torch, "stack", counting)
+    config = CondenseConfig(iterations=10, ipc=2, batch_real=16, compile=False)
+    result = condense(digits, config, progress=False)
+    assert len(result.meta["losses"]) == 10 and reads == [4, 4, 2]
+    with pytest.raises(NasProxyError, match="diverged at iteration 2 "):  # read at 4: named where it happened
+        condense(digits, CondenseConfig(iterations=6, ipc=2, batch_real=16, compile=False, lr_img=1e30), progress=False)

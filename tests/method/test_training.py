@@ -394,6 +394,28 @@ def test_compiled_training_matches_eager(digits):
     assert "compile" not in TrainConfig(compile=True).protocol()  # cached results are shared with eager runs
 
 
+def test_one_process_compiles_every_architecture_once_and_none_falls_back_to_eager(digits, monkeypatch):
+    """Dynamo keys graphs on ConvNet.forward, shared by every architecture: before, the partial last batch gave each
+    network a second graph and the 5th network passed the recompile limit (8) and trained eagerly, silently.
+    Dynamo's decisions do not depend on the backend, so the test compiles with aot_eager (no C++ build)."""
+    from torch._dynamo.utils import counters
+
+    compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: compile(net, backend="aot_eager", **kw))
+    archs = [
+        ArchSpec.parse(f"d{depth}-w{width}-relu-{norm}-avgpool")
+        for depth in (1, 2)
+        for width in (8, 16)
+        for norm in ("none", "batchnorm")
+    ] + [ArchSpec.parse("d3-w8-sigmoid-instancenorm-maxpool")]
+    train = digits.sample_per_class(10, seed=0)  # 100 images, batch 32: three full batches and a partial one
+    counters.clear()
+    train_candidates(archs, train, digits, TrainConfig(epochs=2, batch_size=32, compile=True))
+    fallbacks = [reason for reason in counters["unimplemented"] if "recompile limit" in reason.lower()]
+    assert not fallbacks
+    assert counters["stats"]["unique_graphs"] == len(archs)  # one graph per network, none per batch size
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_training_in_auto_precision_tracks_fp32_on_cpu(digits):
     cuda = load_dataset("digits", device="cuda")
@@ -463,3 +485,19 @@ def test_deterministic_cuda_training_is_bit_identical(digits, monkeypatch):
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(digits):
+    """On the meta device any read of a value raises: the steps (augmented, scheduled, losses kept) run there, so
+    on a GPU the host never waits for the device until the run's end."""
+    from nas_proxy.method._train import _fit
+
+    meta = digits.to("meta")
+    generator = torch.Generator().manual_seed(0)
+    for norm, dsa in (("instancenorm", "auto"), ("batchnorm", "none")):
+        net = build_convnet(
+            ArchSpec.parse(f"d2-w16-relu-{norm}-avgpool"), 1, 10, digits.image_size, generator=generator, device="meta"
+        )
+        config = TrainConfig(epochs=3, batch_size=48, dsa_strategy=dsa, schedule="onecycle")
+        losses, _ = _fit(net, net, meta, generator, "fp32", torch.contiguous_format, None, meta.train, config, (), None)
+        assert losses.device.type == "meta" and len(losses) == config.optimiser_steps(len(digits.train))
