@@ -146,12 +146,23 @@ def deterministic(device: torch.device | str, enabled: bool = True) -> Iterator[
     first cuBLAS call. It is set here when unset, which is in time when nothing in the process has
     run a matrix product on the GPU yet (the command line's case); otherwise, or to be sure, set
     it in the environment before starting Python. It stays set after the block.
+
+    Not ``enabled``, on CUDA: cuDNN autotuning (``cudnn.benchmark``) inside the block, where a run has one or two
+    input shapes, and restored on exit (a setting of the caller's, not of the process).
     """
-    if not enabled or torch.device(device).type != "cuda":
+    if torch.device(device).type != "cuda":
         yield
         return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     cudnn = torch.backends.cudnn
+    if not enabled:
+        autotune = cudnn.benchmark
+        cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            cudnn.benchmark = autotune
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     saved = (
         cudnn.deterministic,
         cudnn.benchmark,

@@ -295,8 +295,6 @@ def _train(
     warm: tuple[Split, TrainConfig] | None = None,
 ) -> TrainResult:
     device = data.train.x.device
-    if device.type == "cuda" and not config.deterministic:
-        torch.backends.cudnn.benchmark = True  # one batch shape (two at most) for the whole run
     precision = _accel.resolve_precision(config.precision, device)
     memory_format = _accel.memory_format(device, config.compile, arch.norm)
     tic = time.perf_counter()

@@ -473,6 +473,17 @@ def test_the_deterministic_block_sets_and_restores_the_global_switches(monkeypat
     assert not torch.are_deterministic_algorithms_enabled() and cudnn.benchmark
 
 
+def test_cudnn_autotuning_is_on_while_training_on_cuda_and_the_callers_setting_comes_back(monkeypatch):
+    cudnn = torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "benchmark", False)
+    with _accel.deterministic("cpu", enabled=False):
+        assert not cudnn.benchmark  # nothing to tune on a CPU
+    with pytest.raises(RuntimeError), _accel.deterministic("cuda", enabled=False):
+        assert cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
+        raise RuntimeError("restored on errors too")
+    assert not cudnn.benchmark
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_deterministic_cuda_training_is_bit_identical(digits, monkeypatch):
     """Without ``deterministic``, atomics in CUDA kernels can change a score between identical runs."""
