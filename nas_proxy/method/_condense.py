@@ -419,7 +419,7 @@ class _MatchingStep:
     images: torch.Tensor
     labels: torch.Tensor
     optimizer: torch.optim.Optimizer
-    per_class: list[torch.Tensor]  # the training images' indices of each class, on the device
+    per_class: list[torch.Tensor]  # the training images' indices of each class, on the host
     archs: list[ArchSpec]
     generator: torch.Generator  # batches, augmentations, which of archs embeds
     init_generator: torch.Generator  # the embedding's weights (on the device: see _condense)
@@ -460,13 +460,11 @@ class _MatchingStep:
         else:
             self.embedding = self.network(self.archs[int(torch.randint(len(self.archs), (), generator=generator))])
         _, embed, chunk = self.embedding
-        device = self.images.device
-        real_index = torch.cat(
-            [
-                index[_accel.to_device(torch.randperm(len(index), generator=generator)[: config.batch_real], device)]
-                for index in self.per_class
-            ]
-        )
+        # Drawn on the host from the host's indices, then one copy: no per-class transfer, no wait.
+        drawn = [
+            index[torch.randperm(len(index), generator=generator)[: config.batch_real]] for index in self.per_class
+        ]
+        real_index = _accel.to_device(torch.cat(drawn), self.images.device)
         real_x, real_y = data.train.x[real_index], data.train.y[real_index]
         # One DSA draw per class, applied to its real and its synthetic images alike (the Siamese twins).
         draw = self.dsa.siamese_draw(data.num_classes, (data.image_size, data.image_size), generator)
@@ -514,7 +512,7 @@ def _condense(
     # DM's embedding networks are random every iteration and never compared across devices: on CUDA their
     # weights are drawn there, from a generator of their own, instead of on the host and copied every iteration.
     init_generator = generator if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
-    per_class = [index.to(device) for index in data.class_indices()]
+    per_class = [index.cpu() for index in data.class_indices()]  # set-up: one read
     step = _MatchingStep(
         data, config, images, labels, optimizer, per_class, archs, generator, init_generator, compiled, precision
     )

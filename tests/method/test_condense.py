@@ -417,7 +417,7 @@ def test_a_dm_iteration_reads_nothing_back_from_the_device(digits, embed_arch):
 
     config = CondenseConfig(ipc=2, batch_real=16, embed_arch=embed_arch, compile=False)
     meta = digits.to("meta")
-    per_class = [index.to("meta") for index in digits.class_indices()]  # set-up: read once, before the loop
+    per_class = digits.class_indices()  # on the host: set-up reads them once, before the loop
     images = torch.zeros(digits.num_classes * config.ipc, 1, digits.image_size, digits.image_size, device="meta")
     images.requires_grad_(True)
     labels = torch.arange(digits.num_classes, device="meta").repeat_interleave(config.ipc)
