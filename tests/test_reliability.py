@@ -366,7 +366,8 @@ def test_ctrl_c_on_two_workers_at_any_moment_is_one_line_and_the_study_continues
     path = _slow_preset(tmp_path)
     preset = load_preset(path)
     assert main(["search", str(path), "--n-trials", "1", "--no-progress"]) == 0
-    command = _cli("search", str(path), "--n-trials", "30", "--workers", "2")
+    # 300 trials: never done before the Ctrl-C (on a fast CPU 30 trials of small networks were, and exited 0)
+    command = _cli("search", str(path), "--n-trials", "300", "--workers", "2")
     for delay in (0.0, 3.0):  # after the first line: the spawned worker imports torch for ~2 s, then trains
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
