@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-shot GPU check (issue 36, item 6): at most 8 minutes (its steps' limits add up to 470 s) on a lent GPU,
-# from the repository root of a clean checkout, with only torch (and pytest) installed there. Carried beside the checkout, both ignored by git:
+# from the repository root of a clean checkout, with only torch (and pytest) installed there. Carried beside the
+# checkout, both ignored by git:
 #   .whl/  optuna and the wheels it needs (README of the device tool: alembic, sqlalchemy, colorlog, mako)
 #   DATA   FashionMNIST in torchvision's layout (gzipped files are read as they are)
 # Run:  bash benchmarks/gpu_check.sh DATA OUT        (OUT: where the log and the figures go; default $OUT)
