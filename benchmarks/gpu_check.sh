@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one-shot GPU check (issue 36, item 6): at most 8 minutes (its steps' limits add up to 470 s) on a lent GPU,
+# The one-shot GPU check (issue 36, item 6): at most 8 minutes (its steps' limits add up to 455 s) on a lent GPU,
 # from the repository root of a clean checkout, with only torch (and pytest) installed there. Carried beside the
 # checkout, both ignored by git:
 #   .whl/  optuna and the wheels it needs (README of the device tool: alembic, sqlalchemy, colorlog, mako)
@@ -26,7 +26,6 @@ step() {  # step SECONDS COMMAND...: one part, cut at its limit, its output kept
   timeout "$limit" "$@" 2>&1 | tee -a "$OUT/log.txt"
   echo "== exit ${PIPESTATUS[0]}" | tee -a "$OUT/log.txt"
 }
-step 15 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 if [ "$DEVICE" = cpu ]; then
   step 120 python3 -m pytest -q -x -p no:cacheprovider tests/method -k "reads_nothing or falls_back"
   step 300 python3 benchmarks/gpu_probe.py --device cpu --side-by-side 2 --largest d1-w8-relu-none-avgpool --out "$OUT/probe.json"
@@ -39,7 +38,7 @@ if [ "$DEVICE" = cpu ]; then
 fi
 # 1. The CUDA tests (they skip on a CPU, so CI never runs them).
 step 80 python3 -m pytest -q -p no:cacheprovider tests -k "cuda or compile"
-# 2. Host waits and launches per step, memory at the largest side-by-side count.
+# 2. The device and torch's version; host waits and launches per step, memory at the largest side-by-side count.
 step 110 python3 benchmarks/gpu_probe.py --device "$DEVICE" --out "$OUT/probe.json"
 # 3. The sweep at the paper's protocol (ipc 50, 1000 epochs) on a sample: one at a time and side by side.
 step 125 python3 benchmarks/bench_sweep.py --dataset fashion_mnist --space nas720 --sample "$SAMPLE" --ipc 50 \
