@@ -116,7 +116,7 @@ def run_workers(
     say = tqdm.write if verbose else (lambda message: None)
     root = Path(data_root) if data_root is not None else None
     check_writable(preset.study.output, "[study].out_dir")  # here, not once in every worker
-    with safe_interrupt():  # every storage write below finishes before Ctrl-C takes effect
+    with safe_interrupt() as interrupt:  # every storage write below finishes before Ctrl-C takes effect
         study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
         if archs:
             queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
@@ -142,6 +142,9 @@ def run_workers(
         except (KeyboardInterrupt, NasProxyError):  # this worker's error is the one line; the others' trials queue
             _stop(helpers)
             raise
+        if interrupt.requested:  # this worker stopped at a safe point: stop the others rather than wait for them
+            _stop(helpers)  # (a worker still starting up ignored the terminal's Ctrl-C and would run the study out)
+            raise KeyboardInterrupt
         for helper in helpers:
             helper.join()
         if any(helper.exitcode and helper.exitcode > 0 for helper in helpers):
