@@ -428,6 +428,7 @@ class _MatchingStep:
     real_groups: torch.Tensor = field(init=False)  # host: the class of each real image, in the batch's order
     syn_groups: torch.Tensor = field(init=False)  # host: the class of each synthetic image
     dsa: DSA = field(init=False)
+    relative: bool = field(init=False)  # several networks or blocks: each distance on its own scale
     embedding: tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -435,6 +436,7 @@ class _MatchingStep:
         self.real_groups = torch.arange(len(drawn)).repeat_interleave(torch.tensor(drawn))
         self.syn_groups = torch.arange(self.data.num_classes).repeat_interleave(self.config.ipc)
         self.dsa = DSA(resolve_strategy(self.config.dsa_strategy, self.data.dsa_strategy))
+        self.relative = bool(self.config.embed_space) or self.config.match == "blocks"
         self.embedding = self.network(self.archs[0])
 
     def network(self, arch: ArchSpec) -> tuple[torch.nn.Module, Callable[[torch.Tensor], Any], int]:
@@ -471,7 +473,6 @@ class _MatchingStep:
         with torch.no_grad():
             real_x = draw.apply(real_x, self.real_groups)
         syn_x = draw.apply(self.images, self.syn_groups)
-        relative = bool(config.embed_space) or config.match == "blocks"  # several networks or blocks: each on its scale
         loss = matching_loss(
             embed,
             real_x,
@@ -481,7 +482,7 @@ class _MatchingStep:
             data.num_classes,
             chunk=chunk,
             precision=self.precision,
-            relative=relative,
+            relative=self.relative,
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -502,7 +503,6 @@ def _condense(
     compiled = _compile_decision(config, device, state, checkpoint)
     precision = resolve_precision(config, device, compiled)
     archs = embedding_archs(config, data.image_size)
-    strategy = resolve_strategy(config.dsa_strategy, data.dsa_strategy)
     generator = torch.Generator().manual_seed(config.seed)
     labels = torch.arange(data.num_classes, device=device).repeat_interleave(config.ipc)
     images = _initial_images(data, config, generator)
@@ -588,7 +588,7 @@ def _condense(
         "ipc": config.ipc,
         "iterations": config.iterations,
         "seed": config.seed,
-        "dsa_strategy": strategy,
+        "dsa_strategy": step.dsa.strategy,
         "precision": precision,
         "compile": compiled,
         "deterministic": config.deterministic,
