@@ -19,7 +19,7 @@ from _common import publish
 
 from nas_proxy import ArchSpec, _accel, load_dataset, train_candidate
 from nas_proxy.method import TrainConfig
-from nas_proxy.results._render import markdown_table
+from nas_proxy.results._format import markdown_table
 
 NORMS = ("none", "batchnorm", "groupnorm", "layernorm", "instancenorm")
 

@@ -31,7 +31,7 @@ from _common import publish
 from nas_proxy import load_dataset, load_search_space, train_candidate
 from nas_proxy.method import TrainConfig, train_candidates
 from nas_proxy.method._train import concurrent_jobs
-from nas_proxy.results._render import markdown_table
+from nas_proxy.results._format import markdown_table
 
 
 def _synchronize(device: torch.device) -> None:

@@ -20,7 +20,7 @@ from _common import publish
 
 from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
 from nas_proxy.method import CondenseConfig, CondensedSet, TrainConfig
-from nas_proxy.results._render import markdown_table
+from nas_proxy.results._format import markdown_table
 
 
 def main() -> None:

@@ -34,8 +34,8 @@ from scipy import stats
 
 from nas_proxy import ArchSpec, Preset, load_dataset, load_preset, rank_agreement
 from nas_proxy.reference import preset_reference, reference_accuracy
+from nas_proxy.results._format import markdown_table
 from nas_proxy.results._frontier import base_scores
-from nas_proxy.results._render import markdown_table
 
 PRESETS = Path(__file__).with_name("presets")
 

@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.artifacts import Boto3ArtifactStore, FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -76,12 +75,11 @@ from nas_proxy.method import CondenseConfig, CondensedSet, checkpoint_path, cond
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 
 
-def _condense_settings(config: CondenseConfig, data: Dataset, *, resolve_precision_too: bool = True) -> dict[str, Any]:
+def _condense_settings(config: CondenseConfig, data: Dataset) -> dict[str, Any]:
     settings = keyed_settings(config, skip=("checkpoint_every", "deterministic"), later=("embed_space", "match"))
     device = data.train.x.device
     settings["compile"] = resolve_compile(config, device)
-    if resolve_precision_too:
-        settings["precision"] = resolve_precision(config, device, settings["compile"])
+    settings["precision"] = resolve_precision(config, device, settings["compile"])
     return settings
 
 
@@ -110,7 +108,6 @@ def get_condensed_set(
     def make() -> None:
         # Interruptible throughout: waiting for another worker and condensing write nothing to the study.
         with interruptible(), file_lock(path):  # one worker condenses; the rest find the file afterwards
-            _adopt_legacy_set(preset, data)  # a set cached under an older name
             if not path.is_file():
                 syn = condense(
                     data,
@@ -124,7 +121,6 @@ def get_condensed_set(
     if study is None:
         make()
     else:
-        _adopt_legacy_records(study, preset, data)
         shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
     return CondensedSet.load(path, data)
 
@@ -257,60 +253,6 @@ def shared_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, path)  # atomic: a reader sees the old copy or the study's, never half a file
     return path
-
-
-# Older layouts. The one place that knows a file or record the tool once wrote under another name, and brings it
-# up to date where it is read (get_condensed_set), so nothing else in the package deals with old names. Names
-# of today are keyed as above; a change to a key adds its old form here, or refuses the old file with one line.
-
-
-def _legacy_set_path(preset: Preset, data: Dataset) -> Path | None:
-    """The name the set had before issue 15 (``precision = "auto"`` unresolved in the key), or None where that is
-    its current name."""
-    old = settings_key(_condense_settings(preset.condense, data, resolve_precision_too=False), data.fingerprint)
-    path = preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{old}.pt"
-    return None if path == condensed_set_path(preset, data) else path
-
-
-def _adopt_legacy_set(preset: Preset, data: Dataset) -> None:
-    """Keep a set cached under its old name readable: rename it to its current name when it was made in the
-    precision that runs here (its ``meta`` records it); one made in the other precision is left alone and a new
-    set is built. An interrupted condensation's checkpoint moves too when it was made with the compile decision
-    that runs here (checkpoints do not record the precision; under ``"auto"`` it follows from that decision on
-    one machine). Call it holding the set's lock."""
-    legacy, path = _legacy_set_path(preset, data), condensed_set_path(preset, data)
-    if legacy is None or path.is_file():
-        return
-    settings = _condense_settings(preset.condense, data)
-    old_checkpoint, checkpoint = checkpoint_path(legacy), checkpoint_path(path)
-    if not legacy.is_file():
-        if old_checkpoint.is_file() and not checkpoint.exists():
-            state = torch.load(old_checkpoint, map_location="cpu", weights_only=True)
-            if state.get("compiled") == settings["compile"]:
-                os.replace(old_checkpoint, checkpoint)
-        return
-    if CondensedSet.load(legacy, data).meta.get("precision") == settings["precision"]:
-        if legacy.with_suffix(".png").is_file():  # the grid beside it first: the set's name is what others look for
-            os.replace(legacy.with_suffix(".png"), path.with_suffix(".png"))
-        os.replace(legacy, path)
-
-
-def _adopt_legacy_records(study: optuna.Study, preset: Preset, data: Dataset) -> None:
-    """A study that shared its set under the old name (``artifact:<old name>``) shares that same copy under the new
-    one, so no worker condenses a second set for it (on CUDA two condensations differ), and the scoring settings it
-    recorded name the set by its new name, so the study continues (the set is the same one)."""
-    legacy = _legacy_set_path(preset, data)
-    if legacy is None:
-        return
-    name = condensed_set_path(preset, data).name
-    old, new = f"artifact:{legacy.name}", f"artifact:{name}"
-    if old in study.user_attrs and new not in study.user_attrs:
-        record_once(study, new, study.user_attrs[old])
-    recorded = study.user_attrs.get("proxy")  # the scoring settings it recorded name the set: the same one, renamed
-    if recorded is not None:
-        renamed = _with_values(recorded, "condensed", lambda old_name: name if old_name == legacy.name else old_name)
-        if renamed != recorded:
-            study.set_user_attr("proxy", renamed)
 
 
 __all__ = [

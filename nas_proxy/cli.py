@@ -16,7 +16,6 @@ import math
 import os
 import signal
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -628,17 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A preset in an old layout (``FutureWarning`` from :func:`~nas_proxy.load_preset`): one line, no source."""
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with quiet_optuna(), warnings.catch_warnings():
-            warnings.simplefilter("default", FutureWarning)
-            warnings.showwarning = _one_line_warning
+        with quiet_optuna():
             return args.run(args)
     except ConfigError as exc:  # a config built from flags: name the flag the bad value came from
         key = _FLAGS.get(exc.key, exc.key)

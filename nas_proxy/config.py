@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -284,42 +283,13 @@ _SECTIONS = {
 }
 
 
-def _upgrade(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A preset written for an earlier version, in today's tables, with one warning line per renamed key.
-
-    The one place that knows old preset layouts: ``[proxy]`` (now ``[training]``: "proxy" names a scoring
-    rule only) and the data keys once kept in ``[study]`` (now ``[data]``). Errors after this name the new
-    tables, so what they say is what to write.
-    """
-    raw = dict(raw)
-    if "proxy" in raw:
-        if "training" in raw:
-            raise NasProxyError(f"{path}: both [proxy] and [training]; [proxy] is the old name, keep [training]")
-        warnings.warn(f"{path}: [proxy] is now [training]; rename the table", FutureWarning, stacklevel=3)
-        raw["training"] = raw.pop("proxy")
-    study, data = raw.get("study"), raw.get("data", {})
-    if not isinstance(study, dict) or not isinstance(data, dict):
-        return raw  # config_from_dict names the table that is not one
-    moved = [f.name for f in dataclasses.fields(DataConfig) if f.name in study]
-    if moved:
-        raw["study"], raw["data"] = dict(study), dict(data)
-        for key in moved:
-            if key in data:
-                raise NasProxyError(f"{path}: {key} is set in both [data] and [study]; keep it in [data]")
-            raw["data"][key] = raw["study"].pop(key)
-        warnings.warn(
-            f"{path}: [study] {', '.join(moved)} belong in [data] now; move them there", FutureWarning, stacklevel=3
-        )
-    return raw
-
-
 def load_preset(name_or_path: str | Path) -> Preset:
     """Read and validate a study preset: a shipped one by name (``quickstart``) or a ``.toml`` file.
 
     Errors name the file and the key.
     """
     path = find_toml(name_or_path, "studies")
-    raw = _upgrade(read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml"), path)
+    raw = read_toml(path, f"study preset not found: {path}; pass a shipped name or your own .toml")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise NasProxyError(

@@ -72,7 +72,7 @@ COLUMNS = [
 
 # A ranking one pass over the data gives measures how fast a network starts to learn, not where it
 # ends: on FashionMNIST one epoch ranks the 720 space at Spearman ~0.55 against converged training
-# (issue 13); the shared 6-epoch table and the quickstart's 50 epochs have converged (RESULTS.md).
+# (benchmarks/RESULTS.md); the shared 6-epoch table and the quickstart's 50 epochs have converged.
 MIN_TRUTH_EPOCHS = 5
 
 

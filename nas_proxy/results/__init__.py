@@ -2,7 +2,7 @@
 
 :func:`make_report` (ranking.csv, report.md, summary.json, scatter.png), :func:`compare_proxies`
 (every proxy against the reference, one row each), :func:`run_frontier` (ranking quality against
-cost, every method on the same reference); ``_render`` writes their tables and plots.
+cost, every method on the same reference); ``_render`` writes their markdown and ``_plots`` their figures.
 
 Example:
     >>> from nas_proxy.results import FAMILIES
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from nas_proxy.results._compare import Comparison, compare_proxies
 from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SAMPLES, SHORT, Frontier, run_frontier
-from nas_proxy.results._report import Calibrated, Report, Summary, make_report
+from nas_proxy.results._report import Report, make_report
+from nas_proxy.results._summary import Calibrated, Summary
 
 __all__ = [
     "Calibrated",

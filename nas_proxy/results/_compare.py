@@ -56,7 +56,9 @@ from nas_proxy.reference import (
     reference_protocol,
     seed_ceiling,
 )
-from nas_proxy.results._render import CEILING, bias_markdown, comparison_markdown, comparison_scatter
+from nas_proxy.results._format import CEILING
+from nas_proxy.results._plots import comparison_scatter
+from nas_proxy.results._render import bias_markdown, comparison_markdown
 from nas_proxy.scoring import Calibration, honest_estimate, make_proxy, score_archs
 from nas_proxy.space import ArchSpec
 

@@ -69,7 +69,8 @@ from nas_proxy.reference import (
     rank_agreement,
     reference_accuracy,
 )
-from nas_proxy.results._render import frontier_markdown, frontier_plot
+from nas_proxy.results._plots import frontier_plot
+from nas_proxy.results._render import frontier_markdown
 from nas_proxy.scoring import (
     MIN_FIT,
     Anchor,

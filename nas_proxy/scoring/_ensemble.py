@@ -2,7 +2,7 @@
 
 Cheap scores err in different directions: a short training run rewards networks that learn fast (shallow,
 unnormalised), a score at initialisation rewards wide ones, whatever they end at. Their mean rank cancels part of
-both biases, and needs no reference run (``benchmarks/RESULTS.md``, issue 35). A study scores one architecture at a
+both biases, and needs no reference run (``benchmarks/RESULTS.md``). A study scores one architecture at a
 time, so a rank among the trials scored so far would change under it; an :class:`Anchor` fixes the scale instead:
 the members' scores on a sample of the space, scored once when the study starts and recorded on it, and each new
 score is read as its quantile among the anchor's (mid-ranks, linear between anchor values, hyperbolic tails

@@ -364,7 +364,7 @@ def run_search(
             )
             return study
         # A trained proxy's trials go two per concurrent job (on a CPU, one job per core): side by side, with the
-        # longer ones overlapping the shorter (benchmarks/RESULTS.md, issue 34: batch sizes)
+        # longer ones overlapping the shorter (benchmarks/RESULTS.md: batch sizes)
         jobs = concurrent_jobs(preset.training, data.train.x.device, target) if proxy.side_by_side else 1
         batch = 2 * jobs if jobs > 1 else 1
         _run_trials(

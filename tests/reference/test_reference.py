@@ -28,7 +28,7 @@ from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
 from nas_proxy.reference import Agreement, read_reference
-from nas_proxy.results._render import top1
+from nas_proxy.results._format import top1
 from nas_proxy.study import enqueue_archs, select_archs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

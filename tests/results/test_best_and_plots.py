@@ -15,8 +15,10 @@ from nas_proxy import import_reference, load_preset, make_report, open_study
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference._reference import COLUMNS as REFERENCE_COLUMNS
+from nas_proxy.results._format import best
 from nas_proxy.results._frontier import _pareto
-from nas_proxy.results._render import best, frontier_figure, frontier_markdown, report_markdown, scatter_figure
+from nas_proxy.results._plots import frontier_figure, scatter_figure
+from nas_proxy.results._render import frontier_markdown, report_markdown
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
