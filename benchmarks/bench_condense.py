@@ -36,7 +36,8 @@ from _common import publish
 import nas_proxy.method._condense
 from nas_proxy import ArchSpec, condense, load_dataset
 from nas_proxy._accel import native_bf16
-from nas_proxy.method import DSA, CondenseConfig, build_convnet, matching_loss, resolve_compile
+from nas_proxy.method import DSA, CondenseConfig, build_convnet
+from nas_proxy.method._condense import matching_loss, resolve_compile
 
 DEFAULT = f"default (compile auto, {CondenseConfig().iterations:,}-iteration config)"
 VARIANTS = {

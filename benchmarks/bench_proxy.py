@@ -29,7 +29,8 @@ from _common import publish
 from torch.utils.data import DataLoader, TensorDataset
 
 from nas_proxy import ArchSpec, condense, load_dataset, train_candidate
-from nas_proxy.method import DSA, CondenseConfig, CondensedSet, TrainConfig, build_convnet, resolve_strategy
+from nas_proxy.method import DSA, CondenseConfig, CondensedSet, TrainConfig, build_convnet
+from nas_proxy.method._augment import resolve_strategy
 from nas_proxy.results._format import markdown_table
 
 # name -> train_candidate settings; None is the authors' loop. "x2": two candidates at once, a thread each.

@@ -39,7 +39,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from nas_proxy import load_dataset, load_preset
-from nas_proxy.reference import preset_reference, reference_accuracy
+from nas_proxy.reference import reference_accuracy
+from nas_proxy.reference._reference import preset_reference
 from nas_proxy.results._frontier import base_scores
 from nas_proxy.scoring import Anchor, Calibration
 from nas_proxy.scoring._calibration import factors

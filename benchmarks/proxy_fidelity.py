@@ -23,7 +23,7 @@ import torch
 from _common import publish
 
 from nas_proxy import Preset, compare_proxies, load_dataset, load_preset, rank_agreement
-from nas_proxy.reference import factor_bias, rank_ensemble
+from nas_proxy.reference._agreement import factor_bias, rank_ensemble
 from nas_proxy.results._format import markdown_table
 
 MAXPOOL_EMBED = "d3-w128-relu-instancenorm-maxpool"

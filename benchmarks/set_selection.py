@@ -33,7 +33,8 @@ from _common import publish
 from scipy import stats
 
 from nas_proxy import ArchSpec, Preset, load_dataset, load_preset, rank_agreement
-from nas_proxy.reference import preset_reference, reference_accuracy
+from nas_proxy.reference import reference_accuracy
+from nas_proxy.reference._reference import preset_reference
 from nas_proxy.results._format import markdown_table
 from nas_proxy.results._frontier import base_scores
 

@@ -10,7 +10,7 @@ fp32, compiled or eager), and of the data it was made from:
 - the reference table (:func:`reference_table_path`): the ``[reference]`` training protocol and the
   ``[data]`` settings (name and split). It is found without loading the data (``report`` reads it
   alone), so the fingerprint is kept per row and checked whenever the data is at hand
-  (:func:`nas_proxy.reference.check_same_data`); an imported table (:func:`imported_table_path`)
+  (:func:`nas_proxy.reference._reference.check_same_data`); an imported table (:func:`imported_table_path`)
   replaces it. The reference protocol names its precision (``[reference]`` refuses ``"auto"``).
 
 Settings that change how a result is computed but not what it is (``deterministic``, ``threads``,
@@ -70,7 +70,8 @@ from nas_proxy._records import record_once
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import CondenseConfig, CondensedSet, checkpoint_path, condense, resolve_compile, resolve_precision
+from nas_proxy.method import CondenseConfig, CondensedSet, condense
+from nas_proxy.method._condense import checkpoint_path, resolve_compile, resolve_precision
 
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 

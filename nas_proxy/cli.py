@@ -30,40 +30,17 @@ from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.config import BASE_PROXIES, PROXIES, Preset, load_preset
 from nas_proxy.data import DATASETS, DataConfig, Dataset, load_dataset
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import (
-    COMPILE_AUTO_MIN_ITERATIONS,
-    READOUTS,
-    CondenseConfig,
-    TrainConfig,
-    checkpoint_path,
-    condense,
-    default_epochs,
-    resolve_compile,
-    train_candidate,
-    training_set,
-)
-from nas_proxy.reference import (
-    MIN_PAIRS,
-    N_BOOT,
-    import_reference,
-    protocol_warning,
-    reference_accuracy,
-    run_reference,
-    seed_ceiling,
-)
-from nas_proxy.results import (
-    FAMILIES,
-    FIT_SIZES,
-    IPCS,
-    SAMPLES,
-    SHORT,
-    Report,
-    compare_proxies,
-    make_report,
-    run_frontier,
-)
+from nas_proxy.method import READOUTS, CondenseConfig, TrainConfig, condense, train_candidate
+from nas_proxy.method._condense import COMPILE_AUTO_MIN_ITERATIONS, checkpoint_path, resolve_compile
+from nas_proxy.method._train import default_epochs, training_set
+from nas_proxy.reference import N_BOOT, import_reference, reference_accuracy, run_reference, seed_ceiling
+from nas_proxy.reference._agreement import MIN_PAIRS
+from nas_proxy.reference._reference import protocol_warning
+from nas_proxy.results import FAMILIES, Report, compare_proxies, make_report, run_frontier
+from nas_proxy.results._frontier import FIT_SIZES, IPCS, SAMPLES, SHORT
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec
-from nas_proxy.study import load_study, quiet_optuna, run_workers, select_archs
+from nas_proxy.study import load_study, run_workers, select_archs
+from nas_proxy.study._search import quiet_optuna
 
 # Flags that set no config field, checked by the parser: threads as [training].threads is, and bootstrap resamples
 # (memory grows with resamples x architectures)

@@ -1,17 +1,16 @@
 """Every stage's settings, one frozen config object per stage, and the preset that holds them all.
 
-Each stage reads its own config and nothing else: :class:`DataConfig` (which data and split;
-:func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution Matching;
-:func:`~nas_proxy.condense`), :class:`TrainConfig` (how a candidate trains;
-:func:`~nas_proxy.train_candidates`), :class:`ScoreConfig` (which proxy scores a trial),
-:class:`ReferenceConfig` (the full-data truth; :func:`~nas_proxy.run_reference`) and
-:class:`StudyConfig` (the Optuna study). A :class:`Preset` (``studies/*.toml``, one table per
-stage) bundles them for the functions that join stages into a study: naming its files
-(:mod:`nas_proxy.artifacts`), making a proxy, running the search, the report and the
-comparison. This module imports no stage, only the vocabulary its checks need (architecture ids
-from :mod:`nas_proxy.space._space`, DSA op families from :mod:`nas_proxy.method._augment`, neither of which imports
-anything of the package beyond helpers), so every stage can import it. Each config checks its own
-values, so one built in Python is checked like one read from TOML.
+The stages up to ``method`` define and read their own config: :class:`DataConfig` (which data and
+split; :func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution Matching;
+:func:`~nas_proxy.condense`) and :class:`TrainConfig` (how a candidate trains;
+:func:`~nas_proxy.train_candidates`). This module adds the tables of the stages above them:
+:class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig` (the full-data truth;
+:func:`~nas_proxy.run_reference`) and :class:`StudyConfig` (the Optuna study). A :class:`Preset`
+(``studies/*.toml``, one table per stage) bundles them for the functions that join stages into a
+study: naming its files (:mod:`nas_proxy.artifacts`), making a proxy, running the search, the
+report and the comparison. It imports the ``data``, ``space`` and ``method`` stages (their configs
+and vocabularies) and none above them, so ``reference`` and every stage after it can import it.
+Each config checks its own values, so one built in Python is checked like one read from TOML.
 
 Example:
     >>> from nas_proxy.method import CondenseConfig
@@ -37,8 +36,8 @@ from nas_proxy._config import batch_field, bounded, check_fields, config_from_di
 from nas_proxy._shipped import find_toml, shipped_name
 from nas_proxy.data import DataConfig
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import READOUTS, REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
-from nas_proxy.method._config import EPOCHS_LIMIT
+from nas_proxy.method import READOUTS, CondenseConfig, TrainConfig
+from nas_proxy.method._config import EPOCHS_LIMIT, REFERENCE_DEFAULTS
 from nas_proxy.space import SearchSpace, load_search_space
 
 BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
@@ -64,7 +63,7 @@ class ScoreConfig:
     # trained proxies (dm, random, early): how a training run becomes a score (nas_proxy.method.READOUTS)
     readout: str = "val_acc"
     # `early`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
-    # many passes' optimiser steps, nas_proxy.scoring.early_training)
+    # many passes' optimiser steps, nas_proxy.scoring._proxies.early_training)
     early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
     # zero-cost proxies: training images in their one batch
     batch_size: int = batch_field(64)

@@ -16,25 +16,14 @@ Example:
 from __future__ import annotations
 
 from nas_proxy.data._config import DataConfig
-from nas_proxy.data._dataset import (
-    Dataset,
-    Split,
-    default_data_root,
-    default_dsa_strategy,
-    load_dataset,
-    resolve_device,
-)
-from nas_proxy.data._sources import DATASETS, STRATEGY_NO_FLIP, STRATEGY_WITH_FLIP
+from nas_proxy.data._dataset import Dataset, Split, default_data_root, load_dataset
+from nas_proxy.data._sources import DATASETS
 
 __all__ = [
     "DATASETS",
     "DataConfig",
     "Dataset",
-    "STRATEGY_NO_FLIP",
-    "STRATEGY_WITH_FLIP",
     "Split",
     "default_data_root",
-    "default_dsa_strategy",
     "load_dataset",
-    "resolve_device",
 ]

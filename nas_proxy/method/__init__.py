@@ -16,59 +16,28 @@ Example:
 
 from __future__ import annotations
 
-from nas_proxy.method._augment import DSA, DSAParams, check_dsa_strategy, resolve_strategy
-from nas_proxy.method._condense import (
-    COMPILE_AUTO_MIN_ITERATIONS,
-    CondensedSet,
-    checkpoint_path,
-    condense,
-    embedding_archs,
-    matching_loss,
-    resolve_compile,
-    resolve_precision,
-)
-from nas_proxy.method._config import REFERENCE_DEFAULTS, CondenseConfig, TrainConfig
-from nas_proxy.method._model import ConvNet, build_convnet, count_flops, count_params, init_parameters, network_size
+from nas_proxy.method._augment import DSA
+from nas_proxy.method._condense import CondensedSet, condense
+from nas_proxy.method._config import CondenseConfig, TrainConfig
+from nas_proxy.method._model import ConvNet, build_convnet, count_flops, count_params
 from nas_proxy.method._readouts import READOUTS, Readout
-from nas_proxy.method._train import (
-    LearningCurve,
-    TrainResult,
-    accuracy,
-    default_epochs,
-    train_candidate,
-    train_candidates,
-    training_set,
-)
+from nas_proxy.method._train import LearningCurve, TrainResult, train_candidate, train_candidates, training_set
 
 __all__ = [
-    "COMPILE_AUTO_MIN_ITERATIONS",
     "READOUTS",
-    "REFERENCE_DEFAULTS",
     "CondenseConfig",
     "CondensedSet",
     "ConvNet",
     "DSA",
-    "DSAParams",
     "LearningCurve",
     "Readout",
     "TrainConfig",
     "TrainResult",
-    "accuracy",
     "build_convnet",
-    "checkpoint_path",
-    "check_dsa_strategy",
     "condense",
     "count_flops",
     "count_params",
-    "default_epochs",
-    "embedding_archs",
-    "init_parameters",
-    "matching_loss",
-    "network_size",
-    "resolve_compile",
-    "resolve_precision",
-    "resolve_strategy",
     "train_candidates",
-    "train_candidate",
     "training_set",
+    "train_candidate",
 ]

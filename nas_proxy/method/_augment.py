@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nas_proxy._accel import to_device
-from nas_proxy.data import STRATEGY_WITH_FLIP
+from nas_proxy.data._sources import STRATEGY_WITH_FLIP
 from nas_proxy.errors import ConfigError, NasProxyError
 
 __all__ = ["DSA", "DSAParams", "FAMILIES", "SiameseDraw", "check_dsa_strategy", "resolve_strategy"]

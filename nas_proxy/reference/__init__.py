@@ -15,50 +15,25 @@ Example:
 
 from __future__ import annotations
 
-from nas_proxy.reference._agreement import (
-    ESTIMATED,
-    MIN_PAIRS,
-    N_BOOT,
-    TOP_K,
-    Agreement,
-    factor_bias,
-    rank_agreement,
-    rank_ensemble,
-)
+from nas_proxy.reference._agreement import N_BOOT, TOP_K, Agreement, rank_agreement
 from nas_proxy.reference._reference import (
-    check_same_data,
     fit_reference,
-    fit_seeds,
     import_reference,
-    preset_reference,
-    protocol_warning,
     read_reference,
     reference_accuracy,
-    reference_protocol,
-    reference_space,
     run_reference,
     seed_ceiling,
 )
 
 __all__ = [
     "Agreement",
-    "ESTIMATED",
-    "MIN_PAIRS",
     "N_BOOT",
     "TOP_K",
-    "check_same_data",
-    "factor_bias",
     "fit_reference",
-    "fit_seeds",
     "import_reference",
-    "preset_reference",
-    "protocol_warning",
     "rank_agreement",
-    "rank_ensemble",
     "read_reference",
     "reference_accuracy",
-    "reference_protocol",
-    "reference_space",
     "run_reference",
     "seed_ceiling",
 ]

@@ -49,9 +49,12 @@ from nas_proxy._config import SEED_LIMIT, shown
 from nas_proxy._io import SharedTable, atomic_write, check_writable, read_table
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset, ReferenceConfig
-from nas_proxy.data import Dataset, default_dsa_strategy
+from nas_proxy.data import Dataset
+from nas_proxy.data._dataset import default_dsa_strategy
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import TrainResult, network_size, resolve_strategy, train_candidates
+from nas_proxy.method import TrainResult, train_candidates
+from nas_proxy.method._augment import resolve_strategy
+from nas_proxy.method._model import network_size
 from nas_proxy.reference._agreement import N_BOOT, Agreement, rank_agreement
 from nas_proxy.space import DEFAULT_ARCH, ArchSpec, SearchSpace, load_search_space
 

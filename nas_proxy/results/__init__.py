@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from nas_proxy.results._compare import Comparison, compare_proxies
-from nas_proxy.results._frontier import FAMILIES, FIT_SIZES, IPCS, SAMPLES, SHORT, Frontier, run_frontier
+from nas_proxy.results._frontier import FAMILIES, Frontier, run_frontier
 from nas_proxy.results._report import Report, make_report
 from nas_proxy.results._summary import Calibrated, Summary
 
@@ -21,12 +21,8 @@ __all__ = [
     "Calibrated",
     "Comparison",
     "FAMILIES",
-    "FIT_SIZES",
     "Frontier",
-    "IPCS",
     "Report",
-    "SAMPLES",
-    "SHORT",
     "Summary",
     "compare_proxies",
     "make_report",

@@ -46,16 +46,9 @@ from nas_proxy._io import atomic_write, check_writable, output_folder
 from nas_proxy.config import PROXIES, Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, ConfigError
-from nas_proxy.reference import (
-    N_BOOT,
-    factor_bias,
-    preset_reference,
-    rank_agreement,
-    rank_ensemble,
-    reference_accuracy,
-    reference_protocol,
-    seed_ceiling,
-)
+from nas_proxy.reference import N_BOOT, rank_agreement, reference_accuracy, seed_ceiling
+from nas_proxy.reference._agreement import factor_bias, rank_ensemble
+from nas_proxy.reference._reference import preset_reference, reference_protocol
 from nas_proxy.results._format import CEILING
 from nas_proxy.results._plots import comparison_scatter
 from nas_proxy.results._render import bias_markdown, comparison_markdown

@@ -58,31 +58,16 @@ from nas_proxy._io import atomic_write, check_writable, output_folder
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, ConfigError, NasProxyError
-from nas_proxy.method import READOUTS, count_flops, embedding_archs
+from nas_proxy.method import READOUTS, count_flops
+from nas_proxy.method._condense import embedding_archs
 from nas_proxy.method._config import EPOCHS_LIMIT, STEPS_LIMIT
-from nas_proxy.reference import (
-    N_BOOT,
-    Agreement,
-    fit_reference,
-    fit_seeds,
-    preset_reference,
-    rank_agreement,
-    reference_accuracy,
-)
+from nas_proxy.reference import N_BOOT, Agreement, fit_reference, rank_agreement, reference_accuracy
+from nas_proxy.reference._reference import fit_seeds, preset_reference
 from nas_proxy.results._plots import frontier_plot
 from nas_proxy.results._render import frontier_markdown
-from nas_proxy.scoring import (
-    MIN_FIT,
-    Anchor,
-    Calibration,
-    Proxy,
-    TrainedProxy,
-    early_training,
-    make_proxy,
-    resampled_agreement,
-    resampled_predictions,
-    score_archs,
-)
+from nas_proxy.scoring import Anchor, Calibration, Proxy, TrainedProxy, make_proxy, score_archs
+from nas_proxy.scoring._calibration import MIN_FIT, resampled_agreement, resampled_predictions
+from nas_proxy.scoring._proxies import early_training
 from nas_proxy.space import ArchSpec
 
 FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "ensemble", "halving", "calibrated")

@@ -11,7 +11,8 @@ import pandas as pd
 
 from nas_proxy._io import atomic_write
 from nas_proxy.config import TRAINED_PROXIES
-from nas_proxy.reference import MIN_PAIRS, Agreement
+from nas_proxy.reference import Agreement
+from nas_proxy.reference._agreement import MIN_PAIRS
 from nas_proxy.results._format import CEILING, pct, plural
 from nas_proxy.results._summary import Summary
 

@@ -40,21 +40,15 @@ import pandas as pd
 from nas_proxy._io import atomic_write, output_folder
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
-from nas_proxy.reference import (
-    N_BOOT,
-    Agreement,
-    factor_bias,
-    rank_agreement,
-    read_reference,
-    reference_accuracy,
-    reference_protocol,
-    seed_ceiling,
-)
+from nas_proxy.reference import N_BOOT, Agreement, rank_agreement, read_reference, reference_accuracy, seed_ceiling
+from nas_proxy.reference._agreement import factor_bias
+from nas_proxy.reference._reference import reference_protocol
 from nas_proxy.results._plots import report_scatter
 from nas_proxy.results._render import report_markdown
 from nas_proxy.results._summary import Calibrated, Summary
 from nas_proxy.scoring import Calibration, honest_estimate
-from nas_proxy.study import load_study, proxy_scores
+from nas_proxy.study import load_study
+from nas_proxy.study._study import proxy_scores
 
 
 @dataclass(frozen=True)

@@ -20,38 +20,17 @@ Example:
 
 from __future__ import annotations
 
-from nas_proxy.scoring._calibration import (
-    MIN_FIT,
-    Calibration,
-    honest_estimate,
-    resampled_agreement,
-    resampled_predictions,
-)
+from nas_proxy.scoring._calibration import Calibration, honest_estimate
 from nas_proxy.scoring._ensemble import Anchor
-from nas_proxy.scoring._proxies import (
-    Measurement,
-    Proxy,
-    TrainedProxy,
-    early_training,
-    fit_attr,
-    make_proxy,
-    runtime,
-    score_archs,
-)
+from nas_proxy.scoring._proxies import Measurement, Proxy, TrainedProxy, make_proxy, score_archs
 
 __all__ = [
     "Anchor",
     "Calibration",
-    "MIN_FIT",
     "Measurement",
     "Proxy",
     "TrainedProxy",
-    "early_training",
-    "fit_attr",
     "honest_estimate",
     "make_proxy",
-    "resampled_agreement",
-    "resampled_predictions",
-    "runtime",
     "score_archs",
 ]

@@ -55,7 +55,8 @@ from sklearn.preprocessing import StandardScaler
 
 from nas_proxy.config import TRAINED_PROXIES
 from nas_proxy.errors import NasProxyError
-from nas_proxy.reference import ESTIMATED, Agreement, rank_agreement
+from nas_proxy.reference import Agreement, rank_agreement
+from nas_proxy.reference._agreement import ESTIMATED
 from nas_proxy.space import ArchSpec, SearchSpace
 
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # ridge penalties on standardised inputs, chosen by leave-one-out

@@ -52,18 +52,11 @@ from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import (
-    READOUTS,
-    LearningCurve,
-    Readout,
-    TrainConfig,
-    TrainResult,
-    build_convnet,
-    network_size,
-    train_candidates,
-)
+from nas_proxy.method import READOUTS, LearningCurve, Readout, TrainConfig, TrainResult, build_convnet, train_candidates
 from nas_proxy.method._config import STEPS_LIMIT
-from nas_proxy.reference import check_same_data, fit_reference, read_reference
+from nas_proxy.method._model import network_size
+from nas_proxy.reference import fit_reference, read_reference
+from nas_proxy.reference._reference import check_same_data
 from nas_proxy.scoring import _zero_cost as zero_cost
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
 from nas_proxy.scoring._ensemble import Anchor

@@ -15,16 +15,14 @@ Example:
 
 from __future__ import annotations
 
-from nas_proxy.study._search import quiet_optuna, run_search
-from nas_proxy.study._study import enqueue_archs, load_study, open_study, proxy_scores, select_archs
+from nas_proxy.study._search import run_search
+from nas_proxy.study._study import enqueue_archs, load_study, open_study, select_archs
 from nas_proxy.study._workers import run_workers
 
 __all__ = [
     "enqueue_archs",
     "load_study",
     "open_study",
-    "proxy_scores",
-    "quiet_optuna",
     "run_search",
     "run_workers",
     "select_archs",

@@ -53,16 +53,12 @@ from nas_proxy.artifacts import reference_table_path
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
-from nas_proxy.method import network_size
+from nas_proxy.method._model import network_size
 from nas_proxy.method._train import concurrent_jobs
-from nas_proxy.reference import (
-    MIN_PAIRS,
-    rank_agreement,
-    read_reference,
-    reference_accuracy,
-    run_reference,
-)
-from nas_proxy.scoring import Proxy, fit_attr, make_proxy
+from nas_proxy.reference import rank_agreement, read_reference, reference_accuracy, run_reference
+from nas_proxy.reference._agreement import MIN_PAIRS
+from nas_proxy.scoring import Proxy, make_proxy
+from nas_proxy.scoring._proxies import fit_attr
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._database import error_chain, hide_password, trial_slot
 from nas_proxy.study._stale import WORKER_ATTR, owner_dead, requeue_stopped, retry_dead_local_trials, worker_id

@@ -31,7 +31,7 @@ import pandas as pd
 from nas_proxy._records import record_once
 from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig, load_preset
 from nas_proxy.errors import ArgumentError, NasProxyError
-from nas_proxy.reference import reference_space
+from nas_proxy.reference._reference import reference_space
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._database import hide_password
 from nas_proxy.study._storage import journal_file, open_storage, storage_errors

@@ -28,7 +28,8 @@ from nas_proxy._config import Bounds
 from nas_proxy._interrupt import interruptible, safe_interrupt
 from nas_proxy._io import check_writable
 from nas_proxy.config import Preset
-from nas_proxy.data import load_dataset, resolve_device
+from nas_proxy.data import load_dataset
+from nas_proxy.data._dataset import resolve_device
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.study._search import run_search
 from nas_proxy.study._study import enqueue_archs, open_study, select_archs

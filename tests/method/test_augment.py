@@ -9,9 +9,9 @@ import torch
 
 import nas_proxy.method._augment as augment
 from nas_proxy import NasProxyError
-from nas_proxy.data import STRATEGY_NO_FLIP, STRATEGY_WITH_FLIP
-from nas_proxy.method import DSA, DSAParams
-from nas_proxy.method._augment import FAMILIES
+from nas_proxy.data._sources import STRATEGY_NO_FLIP, STRATEGY_WITH_FLIP
+from nas_proxy.method import DSA
+from nas_proxy.method._augment import FAMILIES, DSAParams
 
 
 def gen(seed: int = 0) -> torch.Generator:

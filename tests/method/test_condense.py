@@ -5,7 +5,8 @@ import torch
 
 import nas_proxy.method._condense
 from nas_proxy import ArchSpec, NasProxyError, condense
-from nas_proxy.method import CondenseConfig, CondensedSet, build_convnet, matching_loss
+from nas_proxy.method import CondenseConfig, CondensedSet, build_convnet
+from nas_proxy.method._condense import matching_loss
 
 SMALL = dict(ipc=2, batch_real=32, embed_arch="d2-w16-relu-instancenorm-avgpool")
 
@@ -202,7 +203,7 @@ def test_auto_precision_on_a_cpu_is_bf16_only_when_compiled(digits, monkeypatch)
 
 
 def test_compile_auto_compiles_long_runs_only(monkeypatch):
-    from nas_proxy.method import COMPILE_AUTO_MIN_ITERATIONS, resolve_compile
+    from nas_proxy.method._condense import COMPILE_AUTO_MIN_ITERATIONS, resolve_compile
 
     monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
     cpu, cuda = COMPILE_AUTO_MIN_ITERATIONS["cpu"], COMPILE_AUTO_MIN_ITERATIONS["cuda"]
@@ -223,7 +224,7 @@ def test_compile_auto_compiles_long_runs_only(monkeypatch):
 
 
 def test_auto_precision_follows_the_resolved_compile_decision(monkeypatch):
-    from nas_proxy.method import resolve_precision
+    from nas_proxy.method._condense import resolve_precision
 
     monkeypatch.setattr("nas_proxy._accel.native_bf16", lambda device_type: True)
     assert resolve_precision(CondenseConfig(), "cpu", compiled=True) == "bf16"

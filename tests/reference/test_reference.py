@@ -48,7 +48,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 )
 def test_the_protocol_names_the_augmentation_that_ran(tmp_path, dataset, setting, ran):
     """`auto` is the data set's strategy: the text says which one trained the reference (issue 21)."""
-    from nas_proxy.reference import reference_protocol
+    from nas_proxy.reference._reference import reference_protocol
 
     config = ReferenceConfig.from_dict({"dsa_strategy": setting})
     text = reference_protocol(config, tmp_path / "reference.csv", dataset)

@@ -305,7 +305,7 @@ def test_compare_refuses_a_reference_built_on_other_data(compared, digits):
 
 
 def test_factor_bias_finds_an_over_rated_choice():
-    from nas_proxy.reference import factor_bias
+    from nas_proxy.reference._agreement import factor_bias
 
     ids = [f"d{d}-w32-relu-batchnorm-{p}" for d in (1, 2, 3, 4) for p in ("avgpool", "maxpool")]
     reference = pd.Series([0.1 * i for i in range(8)], index=ids)

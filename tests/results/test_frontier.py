@@ -14,7 +14,8 @@ from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
 from nas_proxy.results._frontier import _short_preset, short_label
-from nas_proxy.scoring import early_training, score_archs
+from nas_proxy.scoring import score_archs
+from nas_proxy.scoring._proxies import early_training
 from nas_proxy.study import select_archs
 
 

@@ -25,9 +25,10 @@ from nas_proxy import (
 )
 from nas_proxy.artifacts import imported_table_path, reference_table_path
 from nas_proxy.cli import main
-from nas_proxy.reference import protocol_warning, read_reference
-from nas_proxy.scoring import MIN_FIT, Calibration, honest_estimate, resampled_agreement, resampled_predictions
-from nas_proxy.scoring._calibration import factors
+from nas_proxy.reference import read_reference
+from nas_proxy.reference._reference import protocol_warning
+from nas_proxy.scoring import Calibration, honest_estimate
+from nas_proxy.scoring._calibration import MIN_FIT, factors, resampled_agreement, resampled_predictions
 from nas_proxy.study import select_archs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

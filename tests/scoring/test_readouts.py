@@ -15,8 +15,8 @@ from nas_proxy.artifacts import score_table_path
 from nas_proxy.cli import main
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method import READOUTS, LearningCurve, Readout, TrainConfig, train_candidate, train_candidates
-from nas_proxy.scoring import Measurement, Proxy, make_proxy, runtime, score_archs
-from nas_proxy.scoring._proxies import read_scores
+from nas_proxy.scoring import Measurement, Proxy, make_proxy, score_archs
+from nas_proxy.scoring._proxies import read_scores, runtime
 
 ARCHS = [ArchSpec.parse(a) for a in ("d1-w32-relu-none-avgpool", "d2-w32-relu-batchnorm-maxpool")]
 
