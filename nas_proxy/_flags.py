@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from nas_proxy._config import Bounds, shown
@@ -64,6 +65,49 @@ def integer(bounds: Bounds) -> Callable[[str], int]:
     return parse
 
 
+@dataclass(frozen=True)
+class Option:
+    """One ``add_argument`` call: its flags and keywords."""
+
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+
+
+def option(*flags: str, **kwargs: Any) -> Option:
+    return Option(flags, kwargs)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Options of which exactly one is given (``reference --archs`` or ``--import``)."""
+
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class ConfigFlags:
+    """One flag per field of a config class named in ``helps`` (:func:`config_options`)."""
+
+    cls: type
+    helps: dict[str, str]
+    title: str
+    extra: tuple[Option, ...] = ()  # flags of the same table that config_options cannot build (choices, defaults)
+
+
+def add_option(parser: argparse.ArgumentParser | Any, entry: Option | OneOf | ConfigFlags) -> None:
+    """Add ``entry`` to ``parser``: one option, a required choice of one, or a config's flags."""
+    if isinstance(entry, Option):
+        parser.add_argument(*entry.flags, **entry.kwargs)
+    elif isinstance(entry, OneOf):
+        group = parser.add_mutually_exclusive_group(required=True)
+        for one in entry.options:
+            group.add_argument(*one.flags, **one.kwargs)
+    else:
+        group = config_options(parser, entry.cls, entry.helps, entry.title)
+        for one in entry.extra:
+            group.add_argument(*one.flags, **one.kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with bad input as one line, like every other error of the tool."""
 
@@ -71,4 +115,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
 
 
-__all__ = ["Parser", "config_options", "from_options", "integer", "numbers"]
+__all__ = [
+    "ConfigFlags",
+    "OneOf",
+    "Option",
+    "Parser",
+    "add_option",
+    "config_options",
+    "from_options",
+    "integer",
+    "numbers",
+    "option",
+]

@@ -1,0 +1,3 @@
+from nas_proxy.cli import run
+
+run()
