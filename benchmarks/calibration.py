@@ -30,7 +30,7 @@ from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.reference import Agreement, fit_reference, read_reference, reference_accuracy
 from nas_proxy.results._format import markdown_table
-from nas_proxy.results._frontier import base_scores, short_label
+from nas_proxy.results._methods import base_scores, short_label
 from nas_proxy.scoring import Calibration, honest_estimate
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.reference import fit_reference, reference_accuracy
 from nas_proxy.reference._reference import preset_reference
-from nas_proxy.results._frontier import _cross_anchored, _fitted, base_scores
+from nas_proxy.results._families import _cross_anchored, _fitted
+from nas_proxy.results._methods import base_scores
 from nas_proxy.scoring import Calibration
 
 TRAINED = "short 5% tse_e"

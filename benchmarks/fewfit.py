@@ -41,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from nas_proxy import load_dataset, load_preset
 from nas_proxy.reference import reference_accuracy
 from nas_proxy.reference._reference import preset_reference
-from nas_proxy.results._frontier import base_scores
+from nas_proxy.results._methods import base_scores
 from nas_proxy.scoring import Anchor, Calibration
 from nas_proxy.scoring._calibration import factors
 from nas_proxy.space import ArchSpec

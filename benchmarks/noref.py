@@ -30,7 +30,7 @@ from _common import publish
 from nas_proxy import load_dataset, load_preset
 from nas_proxy.reference import rank_agreement, reference_accuracy
 from nas_proxy.reference._reference import preset_reference
-from nas_proxy.results._frontier import base_scores
+from nas_proxy.results._methods import base_scores
 from nas_proxy.scoring import Anchor
 from nas_proxy.space import ArchSpec
 

@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from nas_proxy import ArchSpec, load_dataset, load_preset
 from nas_proxy.reference import fit_reference, reference_accuracy
 from nas_proxy.reference._reference import preset_reference
-from nas_proxy.results._frontier import base_scores
+from nas_proxy.results._methods import base_scores
 from nas_proxy.scoring import Calibration, honest_estimate
 
 POOLS = {

@@ -36,7 +36,7 @@ from nas_proxy import ArchSpec, Preset, load_dataset, load_preset, rank_agreemen
 from nas_proxy.reference import reference_accuracy
 from nas_proxy.reference._reference import preset_reference
 from nas_proxy.results._format import markdown_table
-from nas_proxy.results._frontier import base_scores
+from nas_proxy.results._methods import base_scores
 
 PRESETS = Path(__file__).with_name("presets")
 

@@ -37,7 +37,7 @@ from nas_proxy.reference import (
     reference_accuracy,
     run_reference,
 )
-from nas_proxy.results._frontier import _read_as, base_scores, sample_label, short_label
+from nas_proxy.results._methods import base_scores, read_as, sample_label, short_label
 from nas_proxy.scoring import Anchor, Calibration, honest_estimate
 
 READOUTS = ["val_acc", "tse", "tse_e", "tse_ema"]
@@ -95,7 +95,7 @@ def analyse(args: argparse.Namespace) -> None:
     rows = []
     for label in scores.columns:
         rows.append((label, rank_agreement(scores.loc[ids, label], truth, n_boot=1000).row()))
-    trained = [_read_as(label, r) for label in (short_label(SHORT), sample_label(SAMPLE)) for r in READOUTS]
+    trained = [read_as(label, r) for label in (short_label(SHORT), sample_label(SAMPLE)) for r in READOUTS]
     for last in trained:
         members = ["grad_norm", "naswot", last]
         fitted = Anchor.of(scores.loc[anchor, members])

@@ -37,7 +37,8 @@ from nas_proxy.method._condense import COMPILE_AUTO_MIN_ITERATIONS
 from nas_proxy.method._train import default_epochs
 from nas_proxy.reference import N_BOOT
 from nas_proxy.results import FAMILIES
-from nas_proxy.results._frontier import FIT_SIZES, IPCS, SAMPLES, SHORT
+from nas_proxy.results._frontier import FIT_SIZES
+from nas_proxy.results._methods import IPCS, SAMPLES, SHORT
 from nas_proxy.space import DEFAULT_ARCH
 from nas_proxy.study._search import quiet_optuna
 

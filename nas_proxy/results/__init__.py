@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 from nas_proxy.results._compare import Comparison, compare_proxies
-from nas_proxy.results._frontier import FAMILIES, Frontier, run_frontier
+from nas_proxy.results._frontier import Frontier, run_frontier
+from nas_proxy.results._methods import FAMILIES
 from nas_proxy.results._report import Report, make_report
 from nas_proxy.results._summary import Calibrated, Summary
 

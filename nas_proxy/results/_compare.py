@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -52,6 +51,7 @@ from nas_proxy.reference._reference import preset_reference, reference_protocol
 from nas_proxy.results._format import CEILING
 from nas_proxy.results._plots import comparison_scatter
 from nas_proxy.results._render import bias_markdown, comparison_markdown
+from nas_proxy.results._rows import Ranked
 from nas_proxy.scoring import Calibration, honest_estimate, make_proxy, score_archs
 from nas_proxy.space import ArchSpec
 
@@ -82,19 +82,34 @@ class Comparison:
         return comparison_markdown(self.table)
 
 
-def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict[str, Any] | None:
+def _ceiling(table: pd.DataFrame, metric: str, n_boot: int, seed: int) -> Ranked | None:
+    """The reference's own seed-to-seed agreement, costing one seed's trainings: the ceiling for any proxy."""
     agreement = seed_ceiling(table, metric, n_boot=n_boot, seed=seed)
     if agreement is None:
         return None
     first = table[table["seed"] == sorted(table["seed"].unique())[0]]
-    return {
-        "proxy": CEILING,
-        "seeds": 1,
-        **agreement.row(),
-        "seconds": float(first["seconds"].sum(min_count=1)),
-        "setup_seconds": 0.0,
-        "reference_runs": 0,
-    }
+    return Ranked(CEILING, agreement, cost=float(first["seconds"].sum(min_count=1)), reference_archs=0)
+
+
+def _table(rows: list[Ranked], seeds: int, reference_seconds: float) -> pd.DataFrame:
+    """compare.csv: a row per proxy, every figure, its seconds and their share of the reference's."""
+    frame = pd.DataFrame(
+        [
+            {
+                "proxy": r.name,
+                "seeds": 1 if r.name == CEILING else seeds,
+                **r.figures(),
+                "seconds": r.cost,
+                "setup_seconds": r.setup,
+                "reference_runs": r.reference_archs,
+            }
+            for r in rows
+        ]
+    )
+    frame["cost_ratio"] = frame["seconds"] / reference_seconds
+    frame["cost_ratio_with_setup"] = (frame["seconds"] + frame["setup_seconds"]) / reference_seconds
+    frame["reference_seconds"] = reference_seconds
+    return frame
 
 
 def _parse(proxies: list[str]) -> list[list[str]]:
@@ -112,6 +127,103 @@ def _parse(proxies: list[str]) -> list[list[str]]:
     if not parsed:
         raise ArgumentError("compare_proxies", "proxies", "is empty; pass e.g. dm,random,early,synflow,naswot,params")
     return parsed
+
+
+@dataclass(frozen=True)
+class _Base:
+    """One base proxy scored on the reference architectures: its mean score per architecture, its seconds and setup,
+    the reference trainings a fitted one learnt from, and its calibration (a fitted proxy is figured by the honest
+    estimate, not by its own scores)."""
+
+    scores: pd.Series
+    seconds: float
+    setup: float
+    fitted_on: int
+    calibration: Calibration | None
+
+
+def _score_base(
+    preset: Preset,
+    data: Dataset,
+    parsed: list[list[str]],
+    archs: list[ArchSpec],
+    seeds: list[int],
+    table: pd.DataFrame,
+    progress: bool,
+) -> dict[str, _Base]:
+    """Each base proxy the comparison names, once, in order, by name."""
+    out = {}
+    for name in dict.fromkeys(m for members in parsed for m in members):
+        proxy = make_proxy(name, preset, data, progress=progress)
+        rows = score_archs(proxy, archs, seeds, preset, data, progress=progress)
+        fit = proxy.calibration.archs if proxy.calibration is not None else ()
+        out[name] = _Base(
+            rows.groupby("arch")["score"].mean(),
+            float(rows["seconds"].sum()),
+            proxy.setup_seconds,
+            int(table["arch"].isin(fit).sum()),
+            proxy.calibration,
+        )
+    return out
+
+
+def _measure(
+    members: list[str], base: dict[str, _Base], reference: pd.Series, n_boot: int, seed: int
+) -> tuple[Ranked, pd.Series]:
+    """A proxy, or a rank ensemble of ``members``, against the reference, and its scores; its cost is its
+    members'."""
+    name, calibration = "+".join(members), base[members[0]].calibration if len(members) == 1 else None
+    scores = base[name].scores if len(members) == 1 else rank_ensemble([base[m].scores for m in members])
+    if calibration is not None:
+        agreement = honest_estimate(calibration, reference=reference[list(calibration.archs)], n_boot=n_boot, seed=seed)
+    else:
+        agreement = rank_agreement(scores, reference, n_boot=n_boot, seed=seed)
+    row = Ranked(
+        name,
+        agreement,
+        cost=sum(base[m].seconds for m in members),
+        setup=sum(base[m].setup for m in members),
+        reference_archs=max(base[m].fitted_on for m in members),
+    )
+    return row, scores
+
+
+def _header(
+    comparison: Comparison, table: pd.DataFrame, source: str, seeds: int, reference_seconds: float, metric: str
+) -> str:
+    timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
+    return (
+        f"# {comparison.name}: proxies against the full-data reference\n\n"
+        f"{len(comparison.reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
+        f"{source}); scores averaged over {seeds} seed(s). Cost is the "
+        f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
+        f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "
+        f"their figures are the honest estimate (5-fold cross-validation repeated 20 times, the features and "
+        f"penalty chosen inside every training fold), scores.csv holds their leave-one-out predictions, and "
+        f"the reference trainings they learnt from count in their cost.\n\n"
+    )
+
+
+def _write(comparison: Comparison, header: str, out: Path, plot: bool, metric: str) -> list[Path]:
+    """compare.csv, compare.md, scores.csv, bias.csv and, with matplotlib, compare.png."""
+    frame, scores, reference = comparison.table, comparison.scores, comparison.reference
+    text = (
+        header + comparison.markdown() + "\n\nMean rank error per architecture choice (proxy rank - reference "
+        "rank over the networks with it; > 0: the proxy over-rates them)\n\n" + comparison.bias_markdown() + "\n"
+    )
+    files = [
+        atomic_write(out / "compare.csv", lambda tmp: frame.to_csv(tmp, index=False)),
+        atomic_write(out / "compare.md", lambda tmp: tmp.write_text(text)),
+        atomic_write(
+            out / "scores.csv", lambda tmp: scores.assign(reference=reference).rename_axis("arch").to_csv(tmp)
+        ),
+        atomic_write(out / "bias.csv", lambda tmp: comparison.bias.to_csv(tmp, index=False)),
+    ]
+    if plot:
+        figure = comparison_scatter(frame, scores, reference, metric, out / "compare.png")
+        if figure is not None:
+            files.append(figure)
+    return files
 
 
 def compare_proxies(
@@ -150,81 +262,17 @@ def compare_proxies(
     seed_values = preset.training.seed_values(n_seeds)
     reference_seconds = float(table["seconds"].sum(min_count=1))  # NaN for an imported table without timings
 
-    scores: dict[str, pd.Series] = {}
-    cost: dict[str, tuple[float, float]] = {}
-    fitted_on: dict[str, int] = {}  # reference trainings a fitted proxy learnt from: part of its cost
-    calibrations: dict[str, Calibration] = {}  # fitted proxies: figured by the honest estimate, not their own scores
-    for name in dict.fromkeys(m for members in parsed for m in members):  # each base proxy once, in order
-        proxy = make_proxy(name, preset, data, progress=progress)
-        rows = score_archs(proxy, archs, seed_values, preset, data, progress=progress)
-        scores[name] = rows.groupby("arch")["score"].mean()
-        cost[name] = (float(rows["seconds"].sum()), proxy.setup_seconds)
-        fit = proxy.calibration.archs if proxy.calibration is not None else ()
-        fitted_on[name] = int(table["arch"].isin(fit).sum())
-        if proxy.calibration is not None:
-            calibrations[name] = proxy.calibration
-
-    records = []
-    for members in parsed:
-        name = "+".join(members)
-        if len(members) > 1:
-            scores[name] = rank_ensemble([scores[m] for m in members])
-        seconds = sum(cost[m][0] for m in members)
-        setup = sum(cost[m][1] for m in members)
-        if name in calibrations:
-            agreement = honest_estimate(
-                calibrations[name], reference=reference[list(calibrations[name].archs)], n_boot=n_boot, seed=seed
-            )
-        else:
-            agreement = rank_agreement(scores[name], reference, n_boot=n_boot, seed=seed)
-        records.append(
-            {
-                "proxy": name,
-                "seeds": n_seeds,
-                **agreement.row(),
-                "seconds": seconds,
-                "setup_seconds": setup,
-                "reference_runs": max(fitted_on[m] for m in members),
-            }
-        )
+    base = _score_base(preset, data, parsed, archs, seed_values, table, progress)
+    measured = [_measure(members, base, reference, n_boot, seed) for members in parsed]
     ceiling = _ceiling(table, metric, n_boot, seed)
-    if ceiling is not None:
-        records.append(ceiling)
-    frame = pd.DataFrame(records)
-    frame["cost_ratio"] = frame["seconds"] / reference_seconds
-    frame["cost_ratio_with_setup"] = (frame["seconds"] + frame["setup_seconds"]) / reference_seconds
-    frame["reference_seconds"] = reference_seconds
-    score_frame = pd.DataFrame({"+".join(m): scores["+".join(m)] for m in parsed})
+    rows = [row for row, _ in measured] + ([ceiling] if ceiling is not None else [])
+    frame = _table(rows, n_seeds, reference_seconds)
+    score_frame = pd.DataFrame({row.name: scores for row, scores in measured})
     comparison = Comparison(preset.study.name, frame, score_frame, reference)
 
-    timing = f"{reference_seconds:.0f} s in total" if reference_seconds == reference_seconds else "not timed"
-    header = (
-        f"# {preset.study.name}: proxies against the full-data reference\n\n"
-        f"{len(reference)} reference architectures ({metric}, {len(table)} trainings, {timing}, table "
-        f"{table_path}; {reference_protocol(preset.reference, table_path, data.name)}); scores averaged over "
-        f"{n_seeds} seed(s). Cost is the "
-        f"proxy's own seconds over all of them; setup (condensation, scoring the fit's architectures) is paid "
-        f"once per data set and shown apart. `calibrated` and `factors` are fitted on the reference itself: "
-        f"their figures are the honest estimate (5-fold cross-validation repeated 20 times, the features and "
-        f"penalty chosen inside every training fold), scores.csv holds their leave-one-out predictions, and "
-        f"the reference trainings they learnt from count in their cost.\n\n"
-    )
-    text = (
-        header + comparison.markdown() + "\n\nMean rank error per architecture choice (proxy rank - reference "
-        "rank over the networks with it; > 0: the proxy over-rates them)\n\n" + comparison.bias_markdown() + "\n"
-    )
-    files = [
-        atomic_write(out / "compare.csv", lambda tmp: frame.to_csv(tmp, index=False)),
-        atomic_write(out / "compare.md", lambda tmp: tmp.write_text(text)),
-        atomic_write(
-            out / "scores.csv", lambda tmp: score_frame.assign(reference=reference).rename_axis("arch").to_csv(tmp)
-        ),
-        atomic_write(out / "bias.csv", lambda tmp: comparison.bias.to_csv(tmp, index=False)),
-    ]
-    if plot:
-        figure = comparison_scatter(frame, score_frame, reference, metric, out / "compare.png")
-        if figure is not None:
-            files.append(figure)
+    note = reference_protocol(preset.reference, table_path, data.name)
+    header = _header(comparison, table, f"{table_path}; {note}", n_seeds, reference_seconds, metric)
+    files = _write(comparison, header, out, plot, metric)
     return dataclasses.replace(comparison, files=files)
 
 

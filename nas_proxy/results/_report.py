@@ -40,11 +40,12 @@ import pandas as pd
 from nas_proxy._io import atomic_write, output_folder
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
-from nas_proxy.reference import N_BOOT, Agreement, rank_agreement, read_reference, reference_accuracy, seed_ceiling
+from nas_proxy.reference import N_BOOT, rank_agreement, read_reference, reference_accuracy, seed_ceiling
 from nas_proxy.reference._agreement import factor_bias
 from nas_proxy.reference._reference import reference_protocol
 from nas_proxy.results._plots import report_scatter
 from nas_proxy.results._render import report_markdown
+from nas_proxy.results._rows import Ranked
 from nas_proxy.results._summary import Calibrated, Summary
 from nas_proxy.scoring import Calibration, honest_estimate
 from nas_proxy.study import load_study
@@ -71,38 +72,50 @@ class Report:
 FACTORS_ALONE = "factors alone"
 
 
+@dataclass(frozen=True)
+class _Estimates:
+    """A calibrated study's honest estimates: every ranking's (the table), the study's own and the factors alone's."""
+
+    rankings: list[Ranked]
+    study: Ranked
+    factors: Ranked
+    bias: pd.DataFrame
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"ranking": r.name, **r.figures()} for r in self.rankings])
+
+
 def _calibration(
     study_attrs: dict[str, Any], preset: Preset, table: pd.DataFrame, reference: pd.Series, n_boot: int, seed: int
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+) -> _Estimates | None:
     """The honest estimate (:func:`~nas_proxy.scoring.honest_estimate`: repeated nested k-fold) of the study's
     calibrated ranking, of its multi-fidelity ranking and of the factors alone, with the ceiling; and their
     per-choice rank error (:func:`factor_bias`, leave-one-out)."""
     recorded = study_attrs.get("calibration")
     if not recorded:
-        return None, None
+        return None
     calibration = Calibration.from_dict(recorded, preset.space())
     truth = reference[list(calibration.archs)]  # the mean over every seed, whichever the fit learnt from
-    estimates = {f"calibrated: factors + {' + '.join(calibration.chosen) or 'no scores'}": (calibration, None)}
+    rf = preset.score.reduction_factor
+
+    def estimate(name: str, first: Calibration, refined: Calibration | None = None) -> Ranked:
+        return Ranked(name, honest_estimate(first, refined, rf, truth, n_boot=n_boot, seed=seed))
+
+    calibrated = estimate(f"calibrated: factors + {' + '.join(calibration.chosen) or 'no scores'}", calibration)
+    study = calibrated
+    rankings = [calibrated]
     if study_attrs.get("calibration_refined"):
         refined = Calibration.from_dict(study_attrs["calibration_refined"], preset.space())
-        estimates[
-            f"the study's ranking: best 1/{preset.score.reduction_factor} promoted to factors + "
-            f"{' + '.join(refined.chosen) or 'no scores'}"
-        ] = (calibration, refined)
-    estimates[FACTORS_ALONE] = (calibration.factors_only(), None)
-    rows = [
-        {
-            "ranking": name,
-            **honest_estimate(first, refined, preset.score.reduction_factor, truth, n_boot=n_boot, seed=seed).row(),
-        }
-        for name, (first, refined) in estimates.items()
-    ]
-    ceiling = seed_ceiling(
-        table[table["arch"].isin(calibration.archs)], preset.reference.metric, n_boot=n_boot, seed=seed
-    )
+        name = f"the study's ranking: best 1/{rf} promoted to factors + {' + '.join(refined.chosen) or 'no scores'}"
+        study = estimate(name, calibration, refined)
+        rankings.append(study)
+    factors = estimate(FACTORS_ALONE, calibration.factors_only())
+    rankings.append(factors)
+    members = table[table["arch"].isin(calibration.archs)]
+    ceiling = seed_ceiling(members, preset.reference.metric, n_boot=n_boot, seed=seed)
     if ceiling is not None:
-        rows.append({"ranking": "reference seed-to-seed (ceiling)", **ceiling.row()})
-    loo = {name: first.cross_validated() for name, (first, refined) in estimates.items() if refined is None}
+        rankings.append(Ranked("reference seed-to-seed (ceiling)", ceiling))
+    loo = {calibrated.name: calibration.cross_validated(), FACTORS_ALONE: calibration.factors_only().cross_validated()}
     bias = pd.DataFrame(
         {
             name: factor_bias(prediction, reference).set_index(["axis", "value"])["rank_error"]
@@ -110,7 +123,7 @@ def _calibration(
         }
     ).round(1)
     bias.index = [f"{axis}={value}" for axis, value in bias.index]
-    return pd.DataFrame(rows), bias.rename_axis("choice").reset_index()
+    return _Estimates(rankings, study, factors, bias.rename_axis("choice").reset_index())
 
 
 def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.DataFrame:
@@ -147,7 +160,7 @@ def make_report(
     top1_score = float(scored["proxy_score"].max()) if len(scored) else math.nan
     whole = reference.dropna()
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
-    calibration, bias = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    estimates = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
     both = pd.concat(
         [scores.set_index("arch")["seconds"], table.groupby("arch")["seconds"].sum(min_count=1)], axis=1, join="inner"
     ).dropna()
@@ -157,16 +170,14 @@ def make_report(
     # every architecture at the best score, in the ranking's order: the first is the one ranking.csv puts first
     study_best_archs = tuple(scores.loc[scores["score"] == scores["score"].max(), "arch"])
     calibrated = None
-    if calibration is not None:
-        rows = calibration.set_index("ranking")
-        study_row = rows.index[1] if "calibration_refined" in study.user_attrs else rows.index[0]
+    if estimates is not None:
         fitted = study.user_attrs["calibration"]
         calibrated = Calibrated(
             n=len(fitted["archs"]),
             features=fitted["features"],
-            ranking=study_row,
-            estimate=Agreement.from_row(rows.loc[study_row]),
-            factors=Agreement.from_row(rows.loc[FACTORS_ALONE]),
+            ranking=estimates.study.name,
+            estimate=estimates.study.agreement,
+            factors=estimates.factors.agreement,
         )
     summary = Summary(
         agreement=agreement,
@@ -199,7 +210,13 @@ def make_report(
         cost_ratio_archs=len(both),
         calibrated=calibrated,
     )
-    report = Report(preset.study.name, ranking, summary, calibration=calibration, bias=bias)
+    report = Report(
+        preset.study.name,
+        ranking,
+        summary,
+        calibration=None if estimates is None else estimates.table(),
+        bias=None if estimates is None else estimates.bias,
+    )
     files = [
         atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
         atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),

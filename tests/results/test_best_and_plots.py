@@ -44,7 +44,9 @@ def study(tmp_path_factory, digits):
 
 def test_the_study_best_and_the_pick_are_named_with_their_ties_everywhere(study, monkeypatch, capsys):
     preset, archs = study
-    monkeypatch.setattr("nas_proxy.cli._commands.run_workers", lambda *args, **kwargs: None)  # the trials are in the study
+    monkeypatch.setattr(
+        "nas_proxy.cli._commands.run_workers", lambda *args, **kwargs: None
+    )  # the trials are in the study
     assert main(["search", str(preset.path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     study_tie = f"2 architectures tie at score 0.99: {archs[0]}, {archs[1]}"
