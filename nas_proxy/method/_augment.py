@@ -18,7 +18,7 @@ Two modes:
 Example:
     >>> import torch
     >>> from nas_proxy.method import DSA
-    >>> from nas_proxy.data import STRATEGY_WITH_FLIP
+    >>> from nas_proxy.data._sources import STRATEGY_WITH_FLIP
     >>> dsa = DSA(STRATEGY_WITH_FLIP)
     >>> gen = torch.Generator().manual_seed(0)
     >>> x = torch.rand(6, 3, 32, 32, generator=gen).requires_grad_()

@@ -65,7 +65,7 @@ def _missing(value: Any) -> bool:
 @dataclass(frozen=True)
 class Agreement:
     """How a ranking agrees with the reference: what :func:`rank_agreement` measures, or the mean of it over
-    resampled rankings (``repeats`` set, see :func:`nas_proxy.scoring.resampled_agreement`).
+    resampled rankings (``repeats`` set, see :func:`nas_proxy.scoring._calibration.resampled_agreement`).
 
     - ``n``: the architectures both have;
     - ``spearman`` and ``kendall`` (signed) with bootstrap 95% intervals (``*_low``, ``*_high``), NaN below

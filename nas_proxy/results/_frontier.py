@@ -27,7 +27,7 @@ validation accuracy, the training loss over the run or its end, ...) from the sa
 ``calibrated`` family needs reference runs (``needs_reference``); the reference-free front is marked apart.
 
 Every figure is honest: methods without a fit are scored directly; fitted ones by repeated nested
-k-fold (:func:`~nas_proxy.scoring.resampled_predictions`), every choice made inside each
+k-fold (:func:`~nas_proxy.scoring._calibration.resampled_predictions`), every choice made inside each
 training fold. Cost is the arithmetic (forward FLOPs x images, a training pass counted as three)
 of ranking the whole space that way (condensation, every candidate's training and evaluation,
 the reference runs a fit uses) as a fraction of training every architecture of the space once on

@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 
 from nas_proxy._io import atomic_write, output_folder
 from nas_proxy.artifacts import is_imported_table, reference_table_path
 from nas_proxy.config import Preset
-from nas_proxy.reference import N_BOOT, rank_agreement, read_reference, reference_accuracy, seed_ceiling
+from nas_proxy.reference import N_BOOT, Agreement, rank_agreement, read_reference, reference_accuracy, seed_ceiling
 from nas_proxy.reference._agreement import factor_bias
 from nas_proxy.reference._reference import reference_protocol
 from nas_proxy.results._plots import report_scatter
@@ -139,28 +140,23 @@ def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.Data
     )
 
 
-def make_report(
-    preset: Preset, out_dir: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, plot: bool = True
-) -> Report:
-    """Rank the study's architectures, compare with the reference table and write the report files.
-
-    Files (in ``out_dir``, default ``<study output>/report``): ``ranking.csv``, ``report.md``
-    (figures and the ranking as markdown), ``summary.json`` and, with matplotlib, ``scatter.png``.
-    """
-    study = load_study(preset)
+def _summary(
+    preset: Preset,
+    study: optuna.Study,
+    scores: pd.DataFrame,
+    ranking: pd.DataFrame,
+    table: pd.DataFrame,
+    table_path: Path,
+    agreement: Agreement,
+    estimates: _Estimates | None,
+) -> Summary:
+    """The study's counts, its best architectures (ties kept), where the tables come from and what scoring cost."""
     metric = preset.reference.metric
-    table_path = reference_table_path(preset)
-    table = read_reference(table_path)
-    out = output_folder(out_dir, preset.study.output / "report")
-    scores = proxy_scores(study)
     reference = reference_accuracy(table, metric)
-    ranking = _ranking(scores, reference, metric)
-    agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
     scored = ranking.dropna(subset=[f"reference_{metric}"])
     top1_score = float(scored["proxy_score"].max()) if len(scored) else math.nan
     whole = reference.dropna()
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
-    estimates = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
     both = pd.concat(
         [scores.set_index("arch")["seconds"], table.groupby("arch")["seconds"].sum(min_count=1)], axis=1, join="inner"
     ).dropna()
@@ -179,7 +175,7 @@ def make_report(
             estimate=estimates.study.agreement,
             factors=estimates.factors.agreement,
         )
-    summary = Summary(
+    return Summary(
         agreement=agreement,
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy),
         metric=metric,
@@ -210,6 +206,27 @@ def make_report(
         cost_ratio_archs=len(both),
         calibrated=calibrated,
     )
+
+
+def make_report(
+    preset: Preset, out_dir: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, plot: bool = True
+) -> Report:
+    """Rank the study's architectures, compare with the reference table and write the report files.
+
+    Files (in ``out_dir``, default ``<study output>/report``): ``ranking.csv``, ``report.md``
+    (figures and the ranking as markdown), ``summary.json`` and, with matplotlib, ``scatter.png``.
+    """
+    study = load_study(preset)
+    metric = preset.reference.metric
+    table_path = reference_table_path(preset)
+    table = read_reference(table_path)
+    out = output_folder(out_dir, preset.study.output / "report")
+    scores = proxy_scores(study)
+    reference = reference_accuracy(table, metric)
+    ranking = _ranking(scores, reference, metric)
+    estimates = _calibration(study.user_attrs, preset, table, reference, n_boot, seed)
+    agreement = rank_agreement(scores.set_index("arch")["score"], reference, n_boot=n_boot, seed=seed)
+    summary = _summary(preset, study, scores, ranking, table, table_path, agreement, estimates)
     report = Report(
         preset.study.name,
         ranking,
@@ -217,6 +234,12 @@ def make_report(
         calibration=None if estimates is None else estimates.table(),
         bias=None if estimates is None else estimates.bias,
     )
+    return dataclasses.replace(report, files=_write(report, out, plot))
+
+
+def _write(report: Report, out: Path, plot: bool) -> list[Path]:
+    """ranking.csv, report.md, summary.json and, with matplotlib, scatter.png."""
+    ranking, summary = report.ranking, report.summary
     files = [
         atomic_write(out / "ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False)),
         atomic_write(out / "report.md", lambda tmp: tmp.write_text(report.markdown())),
@@ -229,7 +252,7 @@ def make_report(
         scatter = report_scatter(ranking, summary, out / "scatter.png")
         if scatter is not None:
             files.append(scatter)
-    return dataclasses.replace(report, files=files)
+    return files
 
 
 __all__ = ["FACTORS_ALONE", "Report", "make_report"]

@@ -332,7 +332,7 @@ def resampled_agreement(
     predictions: Sequence[pd.Series], reference: pd.Series, *, n_boot: int = 1000, seed: int = 0
 ) -> Agreement:
     """:func:`~nas_proxy.reference.rank_agreement`'s figures for resampled predictions (one series per repetition):
-    each figure of :data:`~nas_proxy.reference.ESTIMATED` the mean over repetitions. ``spearman_low``/``_high`` is
+    each figure of :data:`~nas_proxy.reference._agreement.ESTIMATED` the mean over repetitions. ``spearman_low``/``_high`` is
     a 95% forecast of the Spearman on a new draw of as many architectures: the bootstrap over architectures
     (pooled over the repetitions) measures how far this estimate may be from the truth, and the new draw's own
     figure strays from the truth as far again, independently, so the bootstrap's deviations widen by sqrt(2) on

@@ -260,7 +260,7 @@ class ReferenceCorrelation:
     Spearman and Kendall between proxy score and reference accuracy, over every architecture the
     study has scored that is in the reference table, go to the study's user attributes
     (``reference_spearman``, ``reference_kendall``, ``reference_n``) once there are
-    :data:`~nas_proxy.reference.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
+    :data:`~nas_proxy.reference._agreement.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
     """
 
     def __init__(self, preset: Preset, verbose: bool = True) -> None:

@@ -8,7 +8,8 @@ best, ids). Running trials is :func:`nas_proxy.study.run_search`'s job.
 
 Example:
     >>> from nas_proxy import ArchSpec, load_preset, open_study
-    >>> from nas_proxy.study import enqueue_archs, proxy_scores
+    >>> from nas_proxy.study import enqueue_archs
+    >>> from nas_proxy.study._study import proxy_scores
     >>> study = open_study(load_preset("quickstart"))  # a new study: runs/quickstart/study.journal
     >>> enqueue_archs(study, [ArchSpec.parse("d1-w32-relu-none-avgpool")])
     1
