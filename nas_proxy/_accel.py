@@ -18,7 +18,7 @@ import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 import torch
 
@@ -66,7 +66,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return "bf16" if native_bf16(torch.device(device).type) else "fp32"
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
     """bf16 autocast for ``precision="bf16"`` (resolved), a no-op for fp32."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -113,6 +113,10 @@ def can_compile(device_type: str) -> bool:
     return False
 
 
+@overload
+def compile_fresh(function: torch.nn.Module) -> torch.nn.Module: ...
+@overload
+def compile_fresh(function: Callable[..., Any]) -> Callable[..., Any]: ...
 def compile_fresh(function: Callable[..., Any]) -> Callable[..., Any]:
     """``torch.compile`` one network (or its ``embed``) for fixed shapes, with Dynamo's graphs of earlier networks
     dropped.

@@ -64,7 +64,13 @@ class Bounds:
 
 def bounded(default: Any = dataclasses.MISSING, **bounds: Any) -> Any:
     """A dataclass field whose value :func:`check_fields` keeps within :class:`Bounds`: ``bounded(10, above=0)``."""
-    return dataclasses.field(default=default, metadata={"bounds": Bounds(**bounds)})
+    return dataclasses.field(default=default, metadata=bounds_metadata(**bounds))
+
+
+def bounds_metadata(**bounds: Any) -> dict[str, Bounds]:
+    """The metadata of a :func:`bounded` field: ``field(metadata=bounds_metadata(above=0))`` declares a bounded
+    field without a default in a way type checkers see (they take any other value after ``=`` for a default)."""
+    return {"bounds": Bounds(**bounds)}
 
 
 def seed_field(default: int = 0) -> Any:
@@ -77,7 +83,7 @@ def batch_field(default: int) -> Any:
     return bounded(default, above=0, at_most=65_536, why="a larger batch exhausts memory before it helps")
 
 
-def field_problem(f: dataclasses.Field, value: Any) -> str | None:
+def field_problem(f: dataclasses.Field[Any], value: Any) -> str | None:
     """What is wrong with ``value`` for field ``f`` by the :class:`Bounds` in its metadata, or None."""
     bounds = f.metadata.get("bounds")
     return None if bounds is None else bounds.problem(value)

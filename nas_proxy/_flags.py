@@ -39,7 +39,7 @@ def from_options(cls: type, args: argparse.Namespace, helps: dict[str, str], **f
 def numbers(kind: type) -> Any:
     """An argparse ``type`` for a comma-separated list of ``kind`` (``--short 0.02,0.05``)."""
 
-    def parse(text: str) -> list:
+    def parse(text: str) -> list[Any]:
         try:
             return [kind(item) for item in text.split(",") if item.strip()]
         except ValueError:

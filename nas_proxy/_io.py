@@ -77,7 +77,7 @@ def output_folder(out_dir: str | Path | None, default: Path) -> Path:
     return check_writable(default, "[study].out_dir")
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     A crash mid-write leaves ``path`` as it was (absent or the previous version), never half written. A write the
@@ -105,7 +105,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def read_table(
-    path: str | Path, columns: list[str], what: str, fix: str, dtype: dict | type | None = None
+    path: str | Path, columns: list[str], what: str, fix: str, dtype: dict[str, Any] | type | None = None
 ) -> pd.DataFrame:
     """The CSV table at ``path`` (empty, with ``columns``, if there is none yet).
 
@@ -141,7 +141,7 @@ def file_lock(path: Path) -> Iterator[None]:
 KEY = ("arch", "seed")  # a shared table's row key: one row per architecture and seed
 
 
-def _keys(table: pd.DataFrame) -> set[tuple]:
+def _keys(table: pd.DataFrame) -> set[tuple[Any, ...]]:
     return set(zip(*(table[k].tolist() for k in KEY)))
 
 
@@ -160,7 +160,7 @@ class SharedTable:
     def read(self) -> pd.DataFrame:
         return self.reader(self.path)
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict[str, Any]) -> None:
         """Add ``row``; a row another process added meanwhile for the same architecture and seed wins."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(self.path):
@@ -174,7 +174,7 @@ class SharedTable:
         self,
         archs: Sequence[Any],
         seeds: Iterable[int],
-        compute: Callable[[list[Any], int, Callable[[int, dict], None]], Any],
+        compute: Callable[[list[Any], int, Callable[[int, dict[str, Any]], None]], Any],
         *,
         desc: str,
         progress: bool,
@@ -200,7 +200,7 @@ class SharedTable:
                 lap = Lap()
 
                 # called by compute() within this iteration only, so the loop's current values are the right ones
-                def save(index: int, fields: dict) -> None:
+                def save(index: int, fields: dict[str, Any]) -> None:
                     with shielded():
                         self.append({"arch": pending[index].id, "seed": seed, **fields, "seconds": lap()})  # noqa: B023
                     bar.update()

@@ -30,7 +30,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from nas_proxy._config import batch_field, bounded, check_fields, config_from_dict, read_toml, seed_field, shown
 from nas_proxy._shipped import find_toml, shipped_name
@@ -215,7 +215,7 @@ class StudyConfig:
             )
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "[study]") -> StudyConfig:
+    def from_dict(cls, data: dict[str, Any], where: str = "[study]") -> StudyConfig:
         return config_from_dict(cls, data, where)
 
     @property
@@ -272,7 +272,14 @@ class Preset:
         return shipped_name(self.path, "studies") or str(self.path)
 
 
-_SECTIONS = {
+class _Section(Protocol):
+    """A preset's table: a config class read from its TOML table."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = ...) -> Any: ...
+
+
+_SECTIONS: dict[str, type[_Section]] = {
     "data": DataConfig,
     "study": StudyConfig,
     "condense": CondenseConfig,

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from nas_proxy._config import Bounds
 from nas_proxy._flags import ConfigFlags, OneOf, Option, Parser, add_option, integer, numbers, option
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with quiet_optuna():
-            return args.run(args)
+            return cast(int, args.run(args))
     except ConfigError as exc:  # a config built from flags: name the flag the bad value came from
         key = _FLAGS.get(exc.key, exc.key)
         flag = f"--{key.replace('_', '-')}" if key in vars(args) else f"{exc.section}.{exc.key}"

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import sys
+from typing import Any
 
 import torch
 
@@ -133,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _load_preset(args: argparse.Namespace, n_trials: int | None = None) -> Preset:
     """The preset with the ``[study]`` values the flags override: ``--storage`` (when not empty), ``--n-trials``."""
     preset = load_preset(args.preset)
-    overrides = {"storage": getattr(args, "storage", None) or None, "n_trials": n_trials}
+    overrides: dict[str, Any] = {"storage": getattr(args, "storage", None) or None, "n_trials": n_trials}
     overrides = {key: value for key, value in overrides.items() if value is not None}
     return dataclasses.replace(preset, study=dataclasses.replace(preset.study, **overrides)) if overrides else preset
 

@@ -443,7 +443,8 @@ def load_dataset(
     if isinstance(name, DataConfig):
         if val_fraction is not None or seed is not None or image_size is not None:
             raise DataError("pass the split and size in the DataConfig or as arguments, not both")
-        name, val_fraction, seed, image_size = name.dataset, name.val_fraction, name.split_seed, name.image_size
+        config = name
+        name, val_fraction, seed, image_size = config.dataset, config.val_fraction, config.split_seed, config.image_size
     val_fraction, seed = _split(val_fraction, seed)
     image_size = _image_size(DataConfig.image_size if image_size is None else image_size)
     if not isinstance(name, str) or not name.strip():

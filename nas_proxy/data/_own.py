@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,7 @@ def raw_from_arrays(
     )
 
 
-def _images(x: Any, key: str, source: str) -> np.ndarray:
+def _images(x: object, key: str, source: str) -> np.ndarray:
     """``x`` as ``(N, C, H, W)`` uint8 or float32, checked."""
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if x.ndim == 3:
@@ -218,7 +218,7 @@ def _images(x: Any, key: str, source: str) -> np.ndarray:
     return x
 
 
-def _labels(y: Any, key: str, n: int, source: str) -> np.ndarray:
+def _labels(y: object, key: str, n: int, source: str) -> np.ndarray:
     """``y`` as int64 ``(n,)``: integers, or floats that are whole numbers."""
     y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if y.ndim != 1 or len(y) != n:
@@ -244,8 +244,8 @@ def _class_names(
     both = y if y_test is None else np.concatenate([y, y_test])
     if classes is None:
         values = np.unique(both)
-        index = lambda labels: None if labels is None else np.searchsorted(values, labels).astype(np.int64)
-        return tuple(str(int(v)) for v in values), index(y), index(y_test)
+        index: Callable[[np.ndarray], np.ndarray] = lambda labels: np.searchsorted(values, labels).astype(np.int64)
+        return tuple(str(int(v)) for v in values), index(y), None if y_test is None else index(y_test)
     classes = tuple(str(c) for c in classes)
     if both.size and (int(both.min()) < 0 or int(both.max()) >= len(classes)):
         raise DataError(
@@ -429,7 +429,8 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
 _IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
-_FOLDERS: dict[tuple, _Raw] = {}  # load_own's cache: (folder, name, size, files, each file's time and size)
+# load_own's cache: (folder, name, size, files, each file's time and size)
+_FOLDERS: dict[tuple[Path, str, int, tuple[_Split, _Split], tuple[tuple[int, int], ...]], _Raw] = {}
 
 
 def _raw_folder(root: Path, name: str, image_size: int, files: tuple[_Split, _Split], progress: bool) -> _Raw:
@@ -439,7 +440,8 @@ def _raw_folder(root: Path, name: str, image_size: int, files: tuple[_Split, _Sp
     train, test = files
     classes = tuple(c for c, _ in train)
     paths = [p for _, ps in train + test for p in ps]
-    modes, sizes = [], {}
+    modes: list[str] = []
+    sizes: dict[tuple[int, int], Path] = {}
     for path in paths:  # headers only: a bad file or a size problem is found before the slow part
         try:
             with image.open(path) as im:

@@ -131,8 +131,8 @@ def _corrupt(exc: _readers.CorruptFileError) -> DataError:
 
 def _hash_raw(x: np.ndarray, y: np.ndarray, num_classes: int) -> Any:
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(x))
-    h.update(np.ascontiguousarray(y, dtype=np.uint8 if num_classes <= 256 else "<i8"))
+    h.update(np.ascontiguousarray(x).data)  # .data: the array's bytes (numpy types an array a Buffer from Python 3.12)
+    h.update(np.ascontiguousarray(y, dtype=np.uint8 if num_classes <= 256 else "<i8").data)
     return h
 
 
@@ -299,7 +299,7 @@ def _raw_files(canonical: str, stamp: tuple[tuple[str, int, int], ...]) -> _Raw:
                     )
             x_train, x_test = xs[0][:, None], xs[1][:, None]
             y_train, y_test = ys[0].astype(np.int64), ys[1].astype(np.int64)
-            label_files = (paths[1], paths[3])
+            label_files: tuple[Path, ...] = (paths[1], paths[3])
         else:
             key = b"labels" if canonical == "cifar10" else b"fine_labels"
             train = [_readers.read_cifar_batch(p, key) for p in paths[:n_train]]

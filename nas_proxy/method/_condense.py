@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -299,8 +299,10 @@ def matching_loss(
     real_mean = [r / real_count for r in real_sum]
     distances = [((r - s / syn_count) ** 2).sum() for r, s in zip(real_mean, syn_sum)]
     if not relative:
-        return sum(distances)
-    return sum(d / r.pow(2).sum().clamp_min(1e-12) for d, r in zip(distances, real_mean)) / len(distances)
+        return cast(torch.Tensor, sum(distances))
+    return cast(
+        torch.Tensor, sum(d / r.pow(2).sum().clamp_min(1e-12) for d, r in zip(distances, real_mean)) / len(distances)
+    )
 
 
 def embedding_archs(config: CondenseConfig, image_size: int) -> list[ArchSpec]:
@@ -447,7 +449,8 @@ class _MatchingStep:
         )
         net.train()
         net.requires_grad_(False)
-        net = net.to(memory_format=_accel.memory_format(device, self.compiled))
+        # torch's stubs leave out Module.to's memory_format, which it takes (as Tensor.to does)
+        net = net.to(memory_format=_accel.memory_format(device, self.compiled))  # type: ignore[call-overload]
         embed = net.block_embeddings if config.match == "blocks" else net.embed
         # Batch norm couples the images of a forward pass: keep the real batch whole, as the paper does (every
         # class in one batch, so its statistics span several classes, as the authors advise).
@@ -557,6 +560,7 @@ def _condense(
         if at_checkpoint or len(pending) == LOSS_BLOCK or done == config.iterations:
             read_losses(done)
         if at_checkpoint:
+            assert checkpoint is not None  # at_checkpoint says so
             _check_finite(images, done, config, checkpoint, bar)
             atomic_torch_save(
                 {
@@ -616,7 +620,7 @@ def _diverged(iteration: int, config: CondenseConfig, checkpoint: Path | None, w
 
 
 def _check_finite(
-    images: torch.Tensor, iteration: int, config: CondenseConfig, checkpoint: Path | None, bar: tqdm
+    images: torch.Tensor, iteration: int, config: CondenseConfig, checkpoint: Path | None, bar: tqdm[Any]
 ) -> None:
     """Stop before a set or checkpoint holding NaN or inf is saved (one wait on the device: checked only then)."""
     if not bool(torch.isfinite(images).all()):
@@ -625,7 +629,7 @@ def _check_finite(
 
 
 def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[str, Any]:
-    state = _read(path, "checkpoint", "delete it to start over")
+    state: dict[str, Any] = _read(path, "checkpoint", "delete it to start over")
     problem = _format_problem(state, _CHECKPOINT_FORMAT, _CHECKPOINT_FIELDS)
     if problem:
         raise NasProxyError(

@@ -6,7 +6,7 @@ Each config checks its own values, so one built in Python is checked like one re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 
@@ -177,5 +177,12 @@ class TrainConfig:
         )
 
 
+class ProtocolDefaults(TypedDict):
+    """The :class:`TrainConfig` fields a protocol's defaults set."""
+
+    epochs: int
+    precision: Precision
+
+
 # Full data needs far fewer epochs than the 1000 of a 10-image-per-class set: the [reference] protocol's defaults.
-REFERENCE_DEFAULTS = {"epochs": 50, "precision": "fp32"}
+REFERENCE_DEFAULTS: ProtocolDefaults = {"epochs": 50, "precision": "fp32"}

@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
@@ -31,6 +32,8 @@ from nas_proxy.space import ArchSpec
 
 if TYPE_CHECKING:
     from nas_proxy.data import Dataset
+
+_Module = TypeVar("_Module", bound=nn.Module)
 
 
 def _first_padding(image_size: int) -> int:
@@ -66,11 +69,12 @@ def _norm(kind: str, channels: int, size: int) -> nn.Module:
 
 
 def _activation(kind: str) -> nn.Module:
-    return {
+    makers: dict[str, Callable[[], nn.Module]] = {
         "sigmoid": nn.Sigmoid,
         "relu": lambda: nn.ReLU(inplace=True),
         "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
-    }[kind]()
+    }
+    return makers[kind]()
 
 
 class ConvNet(nn.Module):
@@ -99,7 +103,8 @@ class ConvNet(nn.Module):
         self.classifier = nn.Linear(self.feature_dim, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).flatten(1)
+        features: torch.Tensor = self.features(x)
+        return features.flatten(1)
 
     def block_embeddings(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The features after each block (its pooling included), flattened; the last is :meth:`embed`'s."""
@@ -111,11 +116,12 @@ class ConvNet(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        logits: torch.Tensor = self.classifier(self.embed(x))
+        return logits
 
 
 @torch.no_grad()
-def init_parameters(model: nn.Module, generator: torch.Generator) -> nn.Module:
+def init_parameters(model: _Module, generator: torch.Generator) -> _Module:
     """Re-initialise ``model`` in place with PyTorch's default scheme, drawn from ``generator``.
 
     Conv and linear weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (what

@@ -34,7 +34,7 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
@@ -130,7 +130,7 @@ class ExtrapolatedLoss(Readout):
             return -float(y[-1]) if len(y) else -float(losses[-1])
 
         def power(t: np.ndarray, c: float, a: float, alpha: float) -> np.ndarray:
-            return c + a * (t / t[0]) ** -alpha
+            return cast(np.ndarray, c + a * (t / t[0]) ** -alpha)
 
         try:
             with warnings.catch_warnings():

@@ -250,8 +250,9 @@ def _train_concurrently(
                     leave=False,
                 ):
                     index = futures[future]
-                    results[index] = future.result()
-                    report(index, results[index])
+                    result = future.result()
+                    results[index] = result
+                    report(index, result)
             except BaseException:  # Ctrl-C or a failed candidate: the others stop at their next step
                 stop.set()
                 for future in futures:
@@ -300,7 +301,7 @@ def _train(
     tic = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     net = build_convnet(arch, data.channels, data.num_classes, data.image_size, generator=generator, device=device)
-    net = net.to(memory_format=memory_format)
+    net = net.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs leave out memory_format
     model = _accel.compile_fresh(net) if config.compile else net
     fit = functools.partial(_fit, net, model, data, generator, precision, memory_format, stop)
     if warm is not None:  # first the warm-start set with its own protocol (a fresh optimiser after it)
@@ -326,7 +327,7 @@ def _train(
 
 def _fit(
     net: torch.nn.Module,
-    model: Callable[[torch.Tensor], torch.Tensor],
+    model: torch.nn.Module,
     data: Dataset,
     generator: torch.Generator,
     precision: str,

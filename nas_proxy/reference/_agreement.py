@@ -15,9 +15,9 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,10 @@ TOP_K = (5, 10, 20)
 N_BOOT = 1000  # bootstrap resamples behind every 95% interval
 MIN_PAIRS = 5  # below this many (proxy, reference) pairs a rank correlation says nothing: reported as too few
 
+_Statistic = Callable[[np.ndarray, np.ndarray], Any]  # scipy.stats.spearmanr or kendalltau: a result with .statistic
 
-def _interval(x: np.ndarray, y: np.ndarray, statistic, n_boot: int, seed: int) -> tuple[float, float]:
+
+def _interval(x: np.ndarray, y: np.ndarray, statistic: _Statistic, n_boot: int, seed: int) -> tuple[float, float]:
     """Percentile bootstrap 95% interval over resampled (proxy, reference) pairs.
 
     Written out rather than ``scipy.stats.bootstrap``: a resample whose scores all tie has no
@@ -46,7 +48,7 @@ def _interval(x: np.ndarray, y: np.ndarray, statistic, n_boot: int, seed: int) -
     return float(low), float(high)
 
 
-def _corr(statistic, x: np.ndarray, y: np.ndarray) -> float:
+def _corr(statistic: _Statistic, x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
     return float(statistic(x, y).statistic)
@@ -165,7 +167,7 @@ class Agreement:
             return self.top_spearman.get(int(key[3 : -len("_spearman")]), NAN)
         if key.startswith("precision"):
             return self.precision.get(int(key[len("precision") :]), NAN)
-        return getattr(self, key)
+        return cast(float, getattr(self, key))
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Agreement:
@@ -177,13 +179,13 @@ class Agreement:
             + ("top1_reference", "best_reference", "regret")
             if name in keys
         }
-        labels = {
+        labels: dict[str, Any] = {
             name: None if _missing(row[name]) else row[name] for name in ("top1_arch", "best_arch") if name in keys
         }
         repeats = row["repeats"] if "repeats" in keys and not _missing(row["repeats"]) else None
         return cls(
             n=int(row["n"]),
-            **{k: float(v) for k, v in scalars.items()},
+            **cast(dict[str, Any], {k: float(v) for k, v in scalars.items()}),  # mypy: not passed to the str fields
             **labels,
             top_spearman={k: float(row[f"top{k}_spearman"]) for k in TOP_K if f"top{k}_spearman" in keys},
             precision={k: float(row[f"precision{k}"]) for k in TOP_K if f"precision{k}" in keys},

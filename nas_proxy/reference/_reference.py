@@ -41,6 +41,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,9 @@ def import_reference(
         problem = arch_problem(i) if column == "arch" else f"{column} {cell(column, i)} is not {_CELLS[column][0]}"
         raise NasProxyError(f"{source}, line {i + 2}: {problem}")
     # Duplicates by canonical id: D1-W32-... and d1-w32-... name one architecture.
-    archs, arch_codes = np.unique(np.array([arch.id for arch in parsed], dtype=object), return_inverse=True)
+    # every spelling is an architecture of the space here: a row of any other raised above
+    ids = [arch.id for arch in cast(list[ArchSpec], parsed)]
+    archs, arch_codes = np.unique(np.array(ids, dtype=np.object_), return_inverse=True)
     rows = arch_codes[codes]
     seeds = numbers["seed"].to_numpy().astype(np.int64)
     duplicated = pd.Series(rows * (SEED_LIMIT + 1) + seeds).duplicated()
@@ -336,7 +339,7 @@ def run_reference(
             )
         return table
 
-    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, dict], None]) -> None:
+    def train(pending: list[ArchSpec], seed: int, save: Callable[[int, dict[str, Any]], None]) -> None:
         def row(i: int, result: TrainResult) -> None:
             save(i, {**result.to_dict(), "device": str(data.train.x.device), "fingerprint": data.fingerprint})
 

@@ -43,7 +43,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,7 @@ class _Fit:
     model: Any
 
     def predict(self, base: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return self.model.predict(np.column_stack([base, values[:, list(self.kept)]]))
+        return cast(np.ndarray, self.model.predict(np.column_stack([base, values[:, list(self.kept)]])))
 
 
 def _fit(base: np.ndarray, values: np.ndarray, accuracy: np.ndarray) -> _Fit:
@@ -342,7 +342,7 @@ def resampled_agreement(
     each = [rank_agreement(p, reference, n_boot=0).row() for p in predictions]
     per = pd.DataFrame(each)
     means: dict[str, float] = {}
-    spread: dict[str, tuple[float, float]] = {}
+    spread: dict[str, tuple[float, ...]] = {}
     for key in ESTIMATED:
         values = per[key].astype(float)
         known = values.notna().any()
@@ -362,7 +362,7 @@ def resampled_agreement(
         centre = _fisher(means["spearman"])
         low, high = (float(np.tanh(centre + math.sqrt(2) * (_fisher(b) - centre))) for b in (low, high))
     # the flat row Agreement.row() writes for a resampled estimate, read back by the one mapping of its keys
-    row = {"n": int(per["n"].iloc[0]), "repeats": len(predictions), **means}
+    row: dict[str, Any] = {"n": int(per["n"].iloc[0]), "repeats": len(predictions), **means}
     row.update({f"{key}_spread": spread[key] for key in ESTIMATED})
     row.update(spearman_low=float(low), spearman_high=float(high))
     row.update({key: each[0][key] for key in ("best_arch", "best_reference", "ties")})

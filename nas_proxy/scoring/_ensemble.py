@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ class Anchor:
         x = np.where(np.isnan(np.asarray(values, dtype=float)), -np.inf, np.asarray(values, dtype=float))
         below = (anchor[None, :] < x[:, None]).sum(1)
         equal = (anchor[None, :] == x[:, None]).sum(1)
-        out = (below + 0.5 * equal) / len(anchor)  # the mid-rank ECDF, exact at the anchor's values
+        out: np.ndarray = (below + 0.5 * equal) / len(anchor)  # the mid-rank ECDF, exact at the anchor's values
         finite = np.unique(anchor[np.isfinite(anchor)])
         if len(finite) == 0:
             return out
@@ -92,7 +92,7 @@ class Anchor:
         missing = [f for f in self.features if f not in scores]
         if missing:
             raise NasProxyError(f"the ensemble needs the {missing[0]!r} score")
-        return np.mean([self.quantiles(f, scores[f]) for f in self.features], axis=0)
+        return cast(np.ndarray, np.mean([self.quantiles(f, scores[f]) for f in self.features], axis=0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (for a study's user attributes); :meth:`from_dict` rebuilds it."""

@@ -514,7 +514,7 @@ def score_archs(
     the proxy's readout; return the rows asked for, with their ``score``."""
     table = SharedTable(score_table_path(preset, proxy.name, proxy.measured_settings(), data), read_scores)
 
-    def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict], None]) -> None:
+    def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict[str, Any]], None]) -> None:
         def row(index: int, m: Measurement) -> None:
             curve = "" if m.curve is None else json.dumps(m.curve.to_dict())
             save(index, {"value": m.value, "curve": curve, "fingerprint": data.fingerprint})

@@ -17,12 +17,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from nas_proxy._config import bounded, field_problem, read_toml, shown
+from nas_proxy._config import bounds_metadata, field_problem, read_toml, shown
 from nas_proxy._shipped import find_toml
 from nas_proxy.errors import NasProxyError
 
@@ -40,8 +41,12 @@ class ArchSpec:
     """One ConvNet: ``depth`` blocks of conv(``width``) -> ``norm`` -> ``activation`` -> ``pooling``."""
 
     # Limits against typos: a depth of 10**20 would build layers until memory runs out.
-    depth: int = bounded(above=0, at_most=16, why="4 times the deepest network of the paper's space")
-    width: int = bounded(above=0, at_most=4096, why="16 times the widest network of the paper's space")
+    depth: int = field(
+        metadata=bounds_metadata(above=0, at_most=16, why="4 times the deepest network of the paper's space")
+    )
+    width: int = field(
+        metadata=bounds_metadata(above=0, at_most=4096, why="16 times the widest network of the paper's space")
+    )
     activation: str
     norm: str
     pooling: str
@@ -108,7 +113,7 @@ class SearchSpace:
     pooling: tuple[str, ...]
     description: str = ""
 
-    def choices(self) -> dict[str, tuple]:
+    def choices(self) -> dict[str, tuple[Any, ...]]:
         return {axis: getattr(self, axis) for axis in AXES}
 
     def archs(self) -> list[ArchSpec]:
@@ -183,7 +188,7 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
     return _parse_space(raw, path)
 
 
-def _parse_space(raw: dict, path: Path) -> SearchSpace:
+def _parse_space(raw: dict[str, Any], path: Path) -> SearchSpace:
     unknown = sorted(set(raw) - {"name", "description", "choices"})
     if unknown:
         raise NasProxyError(f"{path}: unknown key {unknown[0]!r}; allowed keys are name, description, [choices]")
@@ -193,7 +198,7 @@ def _parse_space(raw: dict, path: Path) -> SearchSpace:
     unknown = sorted(set(choices) - set(AXES))
     if unknown:
         raise NasProxyError(f"{path}: unknown key choices.{unknown[0]!r}; allowed keys are {', '.join(AXES)}")
-    values: dict[str, tuple] = {}
+    values: dict[str, tuple[Any, ...]] = {}
     for axis in AXES:
         if axis not in choices:
             raise NasProxyError(f"{path}: missing key choices.{axis}")

@@ -70,7 +70,7 @@ _DATABASE_METHODS = (
 )
 
 
-def error_chain(exc: BaseException) -> list[BaseException]:
+def error_chain(exc: BaseException | None) -> list[BaseException]:
     """``exc`` and the errors it was raised from or while handling, innermost last."""
     chain: list[BaseException] = []
     while exc is not None and all(exc is not seen for seen in chain):

@@ -41,6 +41,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize runs beside a trial
@@ -81,7 +82,9 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     settings = as_stored(proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings})
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
         for fitted, suffix in ((proxy, ""), (refined, "_refined")):
-            record = fitted.fit_record() if fitted is not None else None
+            if fitted is None:
+                continue
+            record = fitted.fit_record()
             if record is not None:
                 record_once(study, f"{fitted.fit_attr}{suffix}", record)
     recorded = record_once(study, "proxy", settings)
@@ -101,7 +104,7 @@ def _search_proxies(preset: Preset, data: Dataset, study: optuna.Study, progress
         attr = fit_attr(preset.score.proxy)
         key = f"{attr}{suffix}"
 
-        def make(fit: dict | None) -> Proxy:
+        def make(fit: dict[str, Any] | None) -> Proxy:
             return make_proxy(preset.score.proxy, preset, data, progress=progress, fitted=fit, study=study)
 
         proxy = make(study.user_attrs.get(key) if attr else None)
@@ -154,7 +157,7 @@ def _await_duplicate(trial: optuna.Trial, arch_id: str, on_database: bool) -> op
             time.sleep(_POLL_SECONDS)
 
 
-def _reuse(trial: optuna.Trial, attrs: dict) -> None:
+def _reuse(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """Mark ``trial`` as repeating the architecture of a trial with user attributes ``attrs``: its size and cost."""
     for key in ("params", "flops", "seconds"):
         trial.set_user_attr(key, attrs[key])
@@ -452,7 +455,9 @@ def _run_trials(
             try:
                 with contextlib.ExitStack() as beats:  # on a database, the heartbeat says the trials are alive
                     for trial in taken:  # from the start: a later group's trials wait for the first one's
-                        beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+                        heartbeat = get_heartbeat_thread(trial._trial_id, study._storage)
+                        # optuna's __exit__ is typed for an Exception only, where a context manager's takes any
+                        beats.enter_context(heartbeat)  # type: ignore[arg-type]
                     for group in filter(None, groups):
                         for trial, outcome in zip(group, objective(group)):
                             pending.remove(trial)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -28,7 +29,7 @@ def journal_file(url: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def stable_experimental():
+def stable_experimental() -> Iterator[None]:
     """Silence ExperimentalWarning: the heartbeat has been "experimental" since Optuna 2.9."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -77,7 +78,7 @@ def retry_callback(config: StudyConfig, *, bounded: bool = True) -> optuna.stora
 
 
 @contextlib.contextmanager
-def storage_errors(url: str):
+def storage_errors(url: str) -> Iterator[None]:
     """A missing driver or an unreachable database becomes one line that says what to do."""
     try:
         yield

@@ -71,10 +71,17 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
             self._current = (trial.number, self._make(seed))
         return self._current[1]
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
         return self._sampler(trial).infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict) -> dict:
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
         return self._sampler(trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
@@ -198,6 +205,7 @@ def proxy_scores(study: optuna.Study) -> pd.DataFrame:
     trial pruned by a multi-fidelity study counts with the last score it reported (its fidelity).
     """
     rows = []
+    value: float | None
     for trial in study.get_trials(deepcopy=False, states=SCORED):
         attrs = trial.user_attrs
         if "arch" not in attrs or attrs.get("cached", False):

@@ -17,7 +17,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import optuna
@@ -85,11 +87,12 @@ def _helper(preset: Preset, data_root: Path | None, device: str, threads: int, e
         sys.exit(130)
 
 
-def _stop(helpers: list[multiprocessing.Process]) -> None:
+def _stop(helpers: Sequence[BaseProcess]) -> None:
     """Stop the spawned workers after a Ctrl-C: it reaches the whole process group, a plain ``kill -INT`` only this
     process, and a worker still starting up ignores it, so each is sent SIGINT until it has stopped."""
     for helper in helpers:
         while helper.is_alive():
+            assert helper.pid is not None  # a process alive has been started, so has its pid
             os.kill(helper.pid, signal.SIGINT)
             helper.join(timeout=0.5)
 
