@@ -170,7 +170,7 @@ class Agreement:
         return cast(float, getattr(self, key))
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Agreement:
+    def from_row(cls, row: Mapping[str, Any] | pd.Series) -> Agreement:
         """The figures of one table row written by :meth:`row` (a ``pandas`` row reads as well)."""
         keys = set(row.keys())
         scalars = {

@@ -70,7 +70,7 @@ class Comparison:
 
     @property
     def bias(self) -> pd.DataFrame:
-        frames = [factor_bias(self.scores[name], self.reference).assign(proxy=name) for name in self.scores]
+        frames = [factor_bias(self.scores[name], self.reference).assign(proxy=str(name)) for name in self.scores]
         return pd.concat(frames, ignore_index=True)[["proxy", "axis", "value", "n", "rank_error"]]
 
     def bias_markdown(self) -> str:

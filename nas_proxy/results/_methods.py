@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -89,7 +89,7 @@ class Costs:
         """Reference runs of ``archs`` as a fraction of the whole space's."""
         return seeds * float(self.flops[list(archs)].sum()) / self.space_flops
 
-    def share(self, archs: Sequence[str]) -> float:
+    def share(self, archs: Iterable[str]) -> float:
         """The share of the reference architectures' arithmetic that ``archs`` hold (for a promoted fraction)."""
         return float(self.flops[list(archs)].sum() / self.flops.sum())
 

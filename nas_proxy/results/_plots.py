@@ -31,9 +31,11 @@ def pyplot() -> Any | None:
 
 def save_figure(figure: Any, path: Path) -> Path:
     """Lay out ``figure``, write it as a PNG atomically, and free it."""
+    plt = pyplot()
+    assert plt is not None  # a figure was made, so matplotlib is there
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
-    pyplot().close(figure)
+    plt.close(figure)
     return path
 
 
