@@ -88,7 +88,7 @@ def main() -> None:
         return
     preset = load_preset(args.preset)
     data = load_dataset(preset.data, args.data_root)
-    get_condensed_set(preset, data)  # built (or found) before the clock starts
+    get_condensed_set(preset.condense, data, preset.study.output)  # built (or found) before the clock starts
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for workers in [int(w) for w in args.workers.split(",")]:

@@ -84,26 +84,33 @@ def _condense_settings(config: CondenseConfig, data: Dataset) -> dict[str, Any]:
     return settings
 
 
-def condensed_set_path(preset: Preset, data: Dataset) -> Path:
-    """Where the preset's condensed set of ``data`` lives: ``<out>/condensed/<data>-ipc<N>-<key>.pt``.
+def condensed_set_path(config: CondenseConfig, data: Dataset, output: Path) -> Path:
+    """Where the condensed set ``config`` makes of ``data`` lives: ``<output>/condensed/<data>-ipc<N>-<key>.pt``.
 
     ``compile = "auto"`` shares a set with the explicit setting it resolves to, and ``precision =
     "auto"`` with the precision it runs in here.
     """
-    key = settings_key(_condense_settings(preset.condense, data), data.fingerprint)
-    return preset.study.output / "condensed" / f"{data.name}-ipc{preset.condense.ipc}-{key}.pt"
+    key = settings_key(_condense_settings(config, data), data.fingerprint)
+    return output / "condensed" / f"{data.name}-ipc{config.ipc}-{key}.pt"
 
 
 def get_condensed_set(
-    preset: Preset, data: Dataset, progress: bool = True, study: optuna.Study | None = None
+    config: CondenseConfig,
+    data: Dataset,
+    output: Path,
+    *,
+    artifacts: str = "",
+    progress: bool = True,
+    study: optuna.Study | None = None,
 ) -> CondensedSet:
-    """Load the preset's condensed set, or build it once (workers sharing the folder wait on a file lock).
+    """Load the condensed set ``config`` makes of ``data`` from ``output``, or build it once (workers sharing the
+    folder wait on a file lock).
 
-    With ``study``, the study's one copy (:func:`shared_file`): the first worker
-    publishes its set to the ``[study].artifacts`` store, and every other worker, on any machine,
-    downloads that one instead of scoring against a set of its own.
+    With ``study``, the study's one copy (:func:`shared_file`): the first worker publishes its set to the
+    ``artifacts`` store (``[study].artifacts``), and every other worker, on any machine, downloads that one instead
+    of scoring against a set of its own.
     """
-    path = condensed_set_path(preset, data)
+    path = condensed_set_path(config, data, output)
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def make() -> None:
@@ -112,7 +119,7 @@ def get_condensed_set(
             if not path.is_file():
                 syn = condense(
                     data,
-                    preset.condense,
+                    config,
                     checkpoint=checkpoint_path(path),
                     resume=True,
                     progress=progress,
@@ -122,7 +129,7 @@ def get_condensed_set(
     if study is None:
         make()
     else:
-        shared_file(study, open_artifact_store(preset.study.artifacts, preset.study.output), path, make)
+        shared_file(study, open_artifact_store(artifacts, output), path, make)
     return CondensedSet.load(path, data)
 
 
@@ -135,14 +142,13 @@ def _with_values(settings: Any, key: str, change: Callable[[Any], Any]) -> Any:
     return settings
 
 
-def score_table_path(preset: Preset, name: str, settings: dict[str, Any], data: Dataset) -> Path:
-    """Where proxy ``name``'s cached scores on ``data`` live: ``<out>/scores/<name>-<key>.csv``, keyed by its
-    ``settings`` (precision resolved) and the data."""
-    split = preset.data
+def score_table_path(output: Path, name: str, settings: dict[str, Any], data: Dataset) -> Path:
+    """Where proxy ``name``'s cached scores on ``data`` live: ``<output>/scores/<name>-<key>.csv``, keyed by its
+    ``settings`` (precision resolved) and the data (its name, validation split and fingerprint)."""
     device = data.train.x.device
     resolved = _with_values(settings, "precision", lambda precision: _accel.resolve_precision(precision, device))
-    key = settings_key(resolved, data.name, split.val_fraction, split.split_seed, data.fingerprint)
-    return preset.study.output / "scores" / f"{name}-{key}.csv"
+    key = settings_key(resolved, data.name, data.val_fraction, data.split_seed, data.fingerprint)
+    return output / "scores" / f"{name}-{key}.csv"
 
 
 _IMPORTED = "-imported.csv"

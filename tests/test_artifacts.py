@@ -53,13 +53,31 @@ def unrepeatable_condense(monkeypatch):
 def test_a_second_worker_downloads_the_first_workers_set_instead_of_condensing(tmp_path, digits, unrepeatable_condense):
     storage, store = str(tmp_path / "study.journal"), str(tmp_path / "store")
     first, second = _worker(tmp_path, "a", storage, store), _worker(tmp_path, "b", storage, store)
-    made = get_condensed_set(first, digits, progress=False, study=open_study(first))
-    got = get_condensed_set(second, digits, progress=False, study=open_study(second))
+    made = get_condensed_set(
+        first.condense,
+        digits,
+        first.study.output,
+        artifacts=first.study.artifacts,
+        progress=False,
+        study=open_study(first),
+    )
+    got = get_condensed_set(
+        second.condense,
+        digits,
+        second.study.output,
+        artifacts=second.study.artifacts,
+        progress=False,
+        study=open_study(second),
+    )
     assert len(unrepeatable_condense) == 1  # the second worker did not condense
     assert torch.equal(made.images, got.images)
     study = open_study(first)
-    record = study.user_attrs[f"artifact:{condensed_set_path(first, digits).name}"]
-    assert record["sha256"] == sha256(condensed_set_path(second, digits)) == sha256(condensed_set_path(first, digits))
+    record = study.user_attrs[f"artifact:{condensed_set_path(first.condense, digits, first.study.output).name}"]
+    assert (
+        record["sha256"]
+        == sha256(condensed_set_path(second.condense, digits, second.study.output))
+        == sha256(condensed_set_path(first.condense, digits, first.study.output))
+    )
 
 
 def test_workers_that_condensed_at_once_end_on_one_set(tmp_path):
@@ -91,13 +109,27 @@ def test_workers_that_condensed_at_once_end_on_one_set(tmp_path):
 def test_a_store_the_worker_cannot_reach_is_one_clear_line(tmp_path, digits):
     storage = str(tmp_path / "study.journal")
     first, second = _worker(tmp_path, "a", storage, ""), _worker(tmp_path, "b", storage, "")  # each its own folder
-    get_condensed_set(first, digits, progress=False, study=open_study(first))
+    get_condensed_set(
+        first.condense,
+        digits,
+        first.study.output,
+        artifacts=first.study.artifacts,
+        progress=False,
+        study=open_study(first),
+    )
     with pytest.raises(
         NasProxyError,
         match=r"which folder .*b/out/artifacts does not hold; set \[study\].artifacts "
         r"to a store every worker reaches",
     ):
-        get_condensed_set(second, digits, progress=False, study=open_study(second))
+        get_condensed_set(
+            second.condense,
+            digits,
+            second.study.output,
+            artifacts=second.study.artifacts,
+            progress=False,
+            study=open_study(second),
+        )
 
 
 def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, monkeypatch):
@@ -133,12 +165,28 @@ def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, mo
 def test_a_changed_artifact_is_refused(tmp_path, digits):
     storage, store = str(tmp_path / "study.journal"), tmp_path / "store"
     first, second = _worker(tmp_path, "a", storage, str(store)), _worker(tmp_path, "b", storage, str(store))
-    get_condensed_set(first, digits, progress=False, study=open_study(first))
+    get_condensed_set(
+        first.condense,
+        digits,
+        first.study.output,
+        artifacts=first.study.artifacts,
+        progress=False,
+        study=open_study(first),
+    )
     for artifact in store.iterdir():
         artifact.write_bytes(b"not the set")
     with pytest.raises(NasProxyError, match="does not match the SHA-256 the study recorded"):
-        get_condensed_set(second, digits, progress=False, study=open_study(second))
-    assert not condensed_set_path(second, digits).exists()  # nothing half-written left behind
+        get_condensed_set(
+            second.condense,
+            digits,
+            second.study.output,
+            artifacts=second.study.artifacts,
+            progress=False,
+            study=open_study(second),
+        )
+    assert not condensed_set_path(
+        second.condense, digits, second.study.output
+    ).exists()  # nothing half-written left behind
 
 
 @pytest.mark.parametrize(

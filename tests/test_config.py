@@ -66,7 +66,7 @@ def test_score_keys_hold_the_precision_that_runs(tmp_path, digits, monkeypatch):
 
     def path(preset):
         proxy = make_proxy("random", preset, digits)
-        return score_table_path(preset, proxy.name, proxy.measured_settings(), digits)
+        return score_table_path(preset.study.output, proxy.name, proxy.measured_settings(), digits)
 
     _bf16(monkeypatch, False)
     assert path(auto) == path(fp32) != path(bf16)  # "auto" runs fp32 here: one computation, one entry
@@ -80,4 +80,8 @@ def test_condensed_set_keys_hold_the_precision_that_runs(tmp_path, digits, monke
     fp32 = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, precision="fp32"))
     bf16 = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, precision="bf16"))
     _bf16(monkeypatch, False)
-    assert condensed_set_path(preset, digits) == condensed_set_path(fp32, digits) != condensed_set_path(bf16, digits)
+    assert (
+        condensed_set_path(preset.condense, digits, preset.study.output)
+        == condensed_set_path(fp32.condense, digits, fp32.study.output)
+        != condensed_set_path(bf16.condense, digits, bf16.study.output)
+    )

@@ -155,7 +155,7 @@ def _score_base(
     out = {}
     for name in dict.fromkeys(m for members in parsed for m in members):
         proxy = make_proxy(name, preset, data, progress=progress)
-        rows = score_archs(proxy, archs, seeds, preset, data, progress=progress)
+        rows = score_archs(proxy, archs, seeds, data, preset.study.output, progress=progress)
         fit = proxy.calibration.archs if proxy.calibration is not None else ()
         out[name] = _Base(
             rows.groupby("arch")["score"].mean(),

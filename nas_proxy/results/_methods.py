@@ -271,7 +271,7 @@ class Scored:
 
 def _score(preset: Preset, data: Dataset, proxy: str | Proxy, archs: list[ArchSpec], progress: bool) -> pd.Series:
     scorer = make_proxy(proxy, preset, data, progress=progress) if isinstance(proxy, str) else proxy
-    rows = score_archs(scorer, archs, [preset.training.seed], preset, data, progress=progress)
+    rows = score_archs(scorer, archs, [preset.training.seed], data, preset.study.output, progress=progress)
     return rows.groupby("arch")["score"].mean()
 
 

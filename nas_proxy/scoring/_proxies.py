@@ -366,12 +366,15 @@ def make_proxy(
         return _ensemble(preset, data, progress, Anchor.from_dict(fitted) if fitted else None, study)
     readout = READOUTS[score_config.readout]
     if name == "dm":
-        syn = get_condensed_set(preset, data, progress, study)
+        output = preset.study.output
+        syn = get_condensed_set(
+            preset.condense, data, output, artifacts=preset.study.artifacts, progress=progress, study=study
+        )
         train = syn.split(data.train.x.device)
         return TrainedProxy(
             name=name,
             setup_seconds=float(syn.meta["seconds"]),
-            trains_on={"condensed": condensed_set_path(preset, data).name},
+            trains_on={"condensed": condensed_set_path(preset.condense, data, output).name},
             config=preset.training,
             readout=readout,
             data=data,
@@ -456,7 +459,8 @@ def _mean_scores(
     members: dict[str, Proxy], archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool
 ) -> tuple[pd.DataFrame, float]:
     """Each member's score of ``archs`` (mean over the preset's score seeds; cached) and what they cost."""
-    rows = {f: score_archs(p, archs, preset.score_seeds, preset, data, progress=progress) for f, p in members.items()}
+    seeds, output = preset.score_seeds, preset.study.output
+    rows = {f: score_archs(p, archs, seeds, data, output, progress=progress) for f, p in members.items()}
     frame = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
     return frame, sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what they cost
 
@@ -507,12 +511,12 @@ def _measurement(value: float, curve: Any) -> Measurement:
 
 
 def score_archs(
-    proxy: Proxy, archs: list[ArchSpec], seeds: list[int], preset: Preset, data: Dataset, *, progress: bool = True
+    proxy: Proxy, archs: list[ArchSpec], seeds: list[int], data: Dataset, output: Path, *, progress: bool = True
 ) -> pd.DataFrame:
-    """Score every (architecture, seed) on ``data``: measured if not yet in ``proxy``'s cached table (in ``preset``'s
-    output folder, :func:`~nas_proxy.artifacts.score_table_path`, keyed by its measured settings), read out with
+    """Score every (architecture, seed) on ``data``: measured if not yet in ``proxy``'s cached table (in the
+    ``output`` folder, :func:`~nas_proxy.artifacts.score_table_path`, keyed by its measured settings), read out with
     the proxy's readout; return the rows asked for, with their ``score``."""
-    table = SharedTable(score_table_path(preset, proxy.name, proxy.measured_settings(), data), read_scores)
+    table = SharedTable(score_table_path(output, proxy.name, proxy.measured_settings(), data), read_scores)
 
     def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict[str, Any]], None]) -> None:
         def row(index: int, m: Measurement) -> None:

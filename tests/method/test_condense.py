@@ -283,7 +283,7 @@ def test_the_cache_key_holds_the_compile_decision_not_deterministic(digits, tmp_
 
     def path(**settings):  # condensed_set_path reads only these two parts of a preset
         preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
-        return condensed_set_path(preset, digits)
+        return condensed_set_path(preset.condense, digits, preset.study.output)
 
     assert path(iterations=20_000, compile="auto") == path(iterations=20_000, compile=True)
     assert path(iterations=100, compile="auto") == path(iterations=100, compile=False)
@@ -391,7 +391,7 @@ def test_new_options_name_a_set_only_when_set(digits, tmp_path):
 
     def path(**settings):
         preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
-        return condensed_set_path(preset, digits)
+        return condensed_set_path(preset.condense, digits, preset.study.output)
 
     assert not {"embed_space", "match"} & set(_condense_settings(CondenseConfig(), digits))  # old sets keep names
     assert path(match="last", embed_space="") == path()

@@ -274,7 +274,7 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
 
 def _score_path(preset, name, data):
     proxy = make_proxy(name, preset, data)
-    return score_table_path(preset, proxy.name, proxy.measured_settings(), data)
+    return score_table_path(preset.study.output, proxy.name, proxy.measured_settings(), data)
 
 
 def test_more_seeds_average_more_scores(compared, digits):

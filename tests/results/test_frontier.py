@@ -77,7 +77,9 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     } <= set(table.index)
     # a method without a fit is its scores' agreement with the reference (scored once, from the cache)
     truth = reference_accuracy(read_reference(reference_table_path(preset)))
-    naswot = score_archs(make_proxy("naswot", preset, digits, progress=False), [], [0], preset, digits, progress=False)
+    naswot = score_archs(
+        make_proxy("naswot", preset, digits, progress=False), [], [0], digits, preset.study.output, progress=False
+    )
     cached = pd.read_csv(next((preset.study.output / "scores").glob("naswot-*.csv"))).set_index("arch")["value"]
     assert table.loc["naswot", "spearman"] == pytest.approx(rank_agreement(cached, truth, n_boot=0).spearman)
     assert naswot.empty  # nothing asked, nothing scored

@@ -90,8 +90,8 @@ def test_a_new_proxy_is_one_class_and_its_fields_key_its_scores(tmp_path, digits
     preset = load_preset(write_preset(tmp_path))
     one, two = Depth(name="depth", weight=1.0, data=digits), Depth(name="depth", weight=2.0, data=digits)
     assert one.settings == {"proxy": "depth", "weight": 1.0}
-    assert score_archs(two, ARCHS, [0], preset, digits, progress=False)["score"].tolist() == [2.0, 4.0]
-    assert score_archs(one, ARCHS, [0], preset, digits, progress=False)["score"].tolist() == [1.0, 2.0]
+    assert score_archs(two, ARCHS, [0], digits, preset.study.output, progress=False)["score"].tolist() == [2.0, 4.0]
+    assert score_archs(one, ARCHS, [0], digits, preset.study.output, progress=False)["score"].tolist() == [1.0, 2.0]
     assert one.scores(ARCHS, 0) == [1.0, 2.0]
 
 
@@ -108,10 +108,10 @@ def test_readouts_of_one_proxy_share_its_runs_and_never_its_scores(tmp_path, dig
     area = make_proxy("early", read_as("val_auc"), digits)
     assert final.settings != tse.settings and final.measured_settings() == tse.measured_settings()
     assert area.measured_settings() == {**final.measured_settings(), "val_points": [0.25, 0.5, 0.75]}
-    first = score_archs(final, ARCHS, [0], base, digits, progress=False)
+    first = score_archs(final, ARCHS, [0], digits, base.study.output, progress=False)
     monkeypatch.setattr(proxies_module, "train_candidates", lambda *a, **k: pytest.fail("trained again"))
-    again = score_archs(tse, ARCHS, [0], base, digits, progress=False)
-    table = read_scores(score_table_path(base, "early", final.measured_settings(), digits))
+    again = score_archs(tse, ARCHS, [0], digits, base.study.output, progress=False)
+    table = read_scores(score_table_path(base.study.output, "early", final.measured_settings(), digits))
     curves = [LearningCurve.from_dict(json.loads(c)) for c in table["curve"]]
     assert first["score"].tolist() == [c.val_acc[1.0] for c in curves] == table["value"].tolist()
     assert again["score"].tolist() == pytest.approx([-np.mean(c.losses[-len(c.losses) // 4 :]) for c in curves])

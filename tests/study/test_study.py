@@ -31,7 +31,7 @@ def test_search_records_trials_resumes_and_condenses_once(tmp_path):
     assert len(study.trials) == 6
     for trial in study.trials:
         assert {"arch", "params", "flops", "seconds"} <= set(trial.user_attrs) and 0 <= trial.value <= 1
-    condensed = condensed_set_path(preset, data)
+    condensed = condensed_set_path(preset.condense, data, preset.study.output)
     stamp = condensed.stat().st_mtime_ns
     study = run_search(preset, data, n_trials=9, progress=False)  # a second run continues the same study
     assert len(study.trials) == 9 and condensed.stat().st_mtime_ns == stamp
