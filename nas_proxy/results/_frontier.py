@@ -72,9 +72,8 @@ from nas_proxy.results._methods import (
     Costs,
     Short,
     base_scores,
-    ipc_preset,
     sample_ipc,
-    short_preset,
+    short_epochs,
 )
 from nas_proxy.results._plots import frontier_plot
 from nas_proxy.results._render import frontier_markdown
@@ -122,7 +121,7 @@ def _check_arguments(
     for parameter, sizes in (("ipcs", ipcs), ("dm_ipcs", dm_ipcs or ())):
         for ipc in sizes:
             try:
-                ipc_preset(preset, ipc)  # [condense] checks a set's size, whether it is condensed or drawn
+                dataclasses.replace(preset.condense, ipc=ipc)  # [condense] checks a set's size, condensed or drawn
             except ConfigError as exc:
                 raise ArgumentError("run_frontier", parameter, exc.problem) from None
     _check_short(short, preset, data)
@@ -173,9 +172,14 @@ def _check_short(short: Sequence[float], preset: Preset, data: Dataset) -> None:
                 f"holds {shown(fraction)}; each must be a fraction of the reference's optimiser steps, between 0 "
                 f"and 1 (both excluded)",
             )
-        try:  # the budget as `early` trains it: a limit on its passes or steps is said as one on this fraction
-            early_training(reference, short_preset(preset, fraction, images).score.early_epochs, images)
+        # The budget as `early` trains it: a limit on its passes or steps is said as one on this fraction
+        epochs = short_epochs(reference, fraction, images)
+        try:
+            early_training(reference, epochs, images)  # refuses more than STEPS_LIMIT steps
+            too_long = epochs > EPOCHS_LIMIT  # [score].early_epochs' own limit
         except ConfigError:
+            too_long = True
+        if too_long:
             total = reference.optimiser_steps(images)
             steps = fraction * total
             raise ArgumentError(

@@ -20,10 +20,10 @@ import pandas as pd
 
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
-from nas_proxy.method import READOUTS, count_flops
+from nas_proxy.method import READOUTS, TrainConfig, count_flops
 from nas_proxy.method._condense import embedding_archs
-from nas_proxy.scoring import Proxy, TrainedProxy, make_proxy, score_archs
-from nas_proxy.scoring._proxies import early_training
+from nas_proxy.scoring import Proxy, TrainedProxy, dm_proxy, score_archs, short_proxy, subset_proxy
+from nas_proxy.scoring._proxies import ZeroCostProxy
 from nas_proxy.space import ArchSpec
 
 FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "ensemble", "halving", "calibrated")
@@ -54,17 +54,12 @@ def sample_ipc(data: Dataset, fraction: float) -> int:
     return max(1, round(fraction * len(data.train) / data.num_classes))
 
 
-def short_preset(preset: Preset, fraction: float, images: int) -> Preset:
-    """``early`` at ``fraction`` of the reference's optimiser steps on ``images`` training images, as passes."""
-    reference = preset.reference.training
+def short_epochs(reference: TrainConfig, fraction: float, images: int) -> float:
+    """``fraction`` of the ``reference`` protocol's optimiser steps on ``images`` training images, as passes (the
+    budget of :func:`~nas_proxy.scoring.short_proxy`)."""
     passes = reference.optimiser_steps(images) / reference.batches(images)
     # 12 digits: 0.05 x 6 is 0.30000000000000004 in floating point, and the score cache is keyed on the value
-    score = dataclasses.replace(preset.score, early_epochs=float(f"{fraction * passes:.12g}"))
-    return dataclasses.replace(preset, score=score)
-
-
-def ipc_preset(preset: Preset, ipc: int) -> Preset:
-    return dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, ipc=ipc))
+    return float(f"{fraction * passes:.12g}")
 
 
 class Costs:
@@ -110,8 +105,8 @@ class Trained:
     def label(self) -> str:
         raise NotImplementedError
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
-        """The preset it is scored (and cached) under, and the proxy that trains it."""
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+        """The proxy that trains it: the preset's protocols with this method's training set and budget."""
         raise NotImplementedError
 
     def images(self, preset: Preset, data: Dataset) -> float:
@@ -119,12 +114,6 @@ class Trained:
 
     def setup(self, preset: Preset, costs: Costs) -> float:
         return 0.0
-
-
-def _trained(name: str, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-    made = make_proxy(name, preset, data, progress=progress)
-    assert isinstance(made, TrainedProxy)  # dm, random and early
-    return made
 
 
 @dataclass(frozen=True)
@@ -138,9 +127,8 @@ class Subset(Trained):
     def label(self) -> str:
         return f"random ipc {self.ipc}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
-        variant = ipc_preset(preset, self.ipc)
-        return variant, _trained("random", variant, data, progress)
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+        return subset_proxy(self.ipc, preset.training, data)
 
     def images(self, preset: Preset, data: Dataset) -> float:
         return preset.training.presentations(self.ipc * data.num_classes)
@@ -156,9 +144,9 @@ class DM(Subset):
     def label(self) -> str:
         return f"dm ipc {self.ipc}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
-        variant = ipc_preset(preset, self.ipc)
-        return variant, _trained("dm", variant, data, progress)
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+        condense = dataclasses.replace(preset.condense, ipc=self.ipc)
+        return dm_proxy(condense, preset.training, data, preset.study.output, progress=progress)
 
     def setup(self, preset: Preset, costs: Costs) -> float:
         return costs.condensation(self.ipc, preset.condense.iterations, preset.condense.batch_real)
@@ -175,13 +163,12 @@ class Short(Trained):
     def label(self) -> str:
         return short_label(self.fraction)
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
-        variant = short_preset(preset, self.fraction, len(data.train))
-        return variant, _trained("early", variant, data, progress)
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+        reference = preset.reference.training
+        return short_proxy(reference, short_epochs(reference, self.fraction, len(data.train)), data)
 
     def images(self, preset: Preset, data: Dataset) -> float:
-        epochs = short_preset(preset, self.fraction, len(data.train)).score.early_epochs
-        return early_training(preset.reference.training, epochs, len(data.train)).presentations(len(data.train))
+        return self.proxy(preset, data, progress=False).config.presentations(len(data.train))
 
 
 @dataclass(frozen=True)
@@ -195,16 +182,15 @@ class Sample(Trained):
     def label(self) -> str:
         return sample_label(self.fraction)
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
         ipc = sample_ipc(data, self.fraction)
-        proxy = TrainedProxy(
+        return TrainedProxy(
             name="sample",
             trains_on={"ipc": ipc},
             config=preset.reference.training,
             data=data,
             training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
         )
-        return preset, proxy
 
     def images(self, preset: Preset, data: Dataset) -> float:
         return preset.reference.training.presentations(sample_ipc(data, self.fraction) * data.num_classes)
@@ -222,13 +208,12 @@ class Warm(Trained):
     def label(self) -> str:
         return f"dm ipc {self.ipc} + {short_label(self.fraction)}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> tuple[Preset, TrainedProxy]:
-        syn = DM(self.ipc).proxy(preset, data, progress)[1]
-        shortened, early = Short(self.fraction).proxy(preset, data, progress)
-        warmed = dataclasses.replace(
+    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+        syn = DM(self.ipc).proxy(preset, data, progress)
+        early = Short(self.fraction).proxy(preset, data, progress)
+        return dataclasses.replace(
             early, name="warm", warm_on=syn.trains_on, warm_config=syn.config, warm_split=syn.training_set(0)
         )
-        return shortened, warmed
 
     def images(self, preset: Preset, data: Dataset) -> float:
         return DM(self.ipc).images(preset, data) + Short(self.fraction).images(preset, data)
@@ -269,9 +254,9 @@ class Scored:
     method: Trained | None = None  # None: a zero-cost score
 
 
-def _score(preset: Preset, data: Dataset, proxy: str | Proxy, archs: list[ArchSpec], progress: bool) -> pd.Series:
-    scorer = make_proxy(proxy, preset, data, progress=progress) if isinstance(proxy, str) else proxy
-    rows = score_archs(scorer, archs, [preset.training.seed], data, preset.study.output, progress=progress)
+def _score(proxy: Proxy, archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool) -> pd.Series:
+    """Each architecture's score at ``[training].seed``, read from or added to the preset's score cache."""
+    rows = score_archs(proxy, archs, [preset.training.seed], data, preset.study.output, progress=progress)
     return rows.groupby("arch")["score"].mean()
 
 
@@ -295,13 +280,14 @@ def base_scores(
     if {"zero-cost", "ensemble", "calibrated"} & set(families):
         for name in ZERO_COST:
             passes = ZERO_COST_PASSES[name] * (1 if name == "synflow" else preset.score.batch_size)
-            out.append(Scored(name, _score(preset, data, name, archs, progress), passes / costs.reference_images))
+            zero = ZeroCostProxy(name=name, batch_size=preset.score.batch_size, data=data)
+            out.append(Scored(name, _score(zero, archs, preset, data, progress), passes / costs.reference_images))
     for method in trained_methods(families, ipcs, ipcs if dm_ipcs is None else dm_ipcs, short, samples):
-        variant, proxy = method.proxy(preset, data, progress)
+        proxy = method.proxy(preset, data, progress)
         images, setup = method.images(preset, data), method.setup(preset, costs)
         for readout in readouts:  # the same runs (one cache), read each way
             reader = READOUTS[readout]
-            scores = _score(variant, data, dataclasses.replace(proxy, readout=reader), archs, progress)
+            scores = _score(dataclasses.replace(proxy, readout=reader), archs, preset, data, progress)
             cost = costs.per_arch(images, 1 + len(reader.val_points))
             out.append(Scored(read_as(method.label, readout), scores, cost, setup, readout, method))
     return {scored.label: scored for scored in out}
@@ -324,11 +310,10 @@ __all__ = [
     "ZERO_COST",
     "ZERO_COST_PASSES",
     "base_scores",
-    "ipc_preset",
     "read_as",
     "sample_ipc",
     "sample_label",
     "short_label",
-    "short_preset",
+    "short_epochs",
     "trained_methods",
 ]

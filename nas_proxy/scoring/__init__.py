@@ -22,7 +22,16 @@ from __future__ import annotations
 
 from nas_proxy.scoring._calibration import Calibration, honest_estimate
 from nas_proxy.scoring._ensemble import Anchor
-from nas_proxy.scoring._proxies import Measurement, Proxy, TrainedProxy, make_proxy, score_archs
+from nas_proxy.scoring._proxies import (
+    Measurement,
+    Proxy,
+    TrainedProxy,
+    dm_proxy,
+    make_proxy,
+    score_archs,
+    short_proxy,
+    subset_proxy,
+)
 
 __all__ = [
     "Anchor",
@@ -31,6 +40,9 @@ __all__ = [
     "Proxy",
     "TrainedProxy",
     "honest_estimate",
+    "dm_proxy",
     "make_proxy",
     "score_archs",
+    "short_proxy",
+    "subset_proxy",
 ]

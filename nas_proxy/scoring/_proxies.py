@@ -52,7 +52,16 @@ from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference
 from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import ConfigError, NasProxyError
-from nas_proxy.method import READOUTS, LearningCurve, Readout, TrainConfig, TrainResult, build_convnet, train_candidates
+from nas_proxy.method import (
+    READOUTS,
+    CondenseConfig,
+    LearningCurve,
+    Readout,
+    TrainConfig,
+    TrainResult,
+    build_convnet,
+    train_candidates,
+)
 from nas_proxy.method._config import STEPS_LIMIT
 from nas_proxy.method._model import network_size
 from nas_proxy.reference import fit_reference, read_reference
@@ -341,6 +350,63 @@ def early_training(reference: TrainConfig, early_epochs: float, images: int) -> 
     return dataclasses.replace(reference, steps=steps)
 
 
+def dm_proxy(
+    condense: CondenseConfig,
+    training: TrainConfig,
+    data: Dataset,
+    output: Path,
+    *,
+    readout: Readout = READOUTS["val_acc"],
+    artifacts: str = "",
+    progress: bool = True,
+    study: optuna.Study | None = None,
+) -> TrainedProxy:
+    """``dm``: each candidate trained with ``training`` on the condensed set ``condense`` makes of ``data``, which is
+    loaded from ``output`` or condensed there first (with ``study``: the study's one copy in the ``artifacts`` store,
+    see :func:`nas_proxy.artifacts.get_condensed_set`)."""
+    syn = get_condensed_set(condense, data, output, artifacts=artifacts, progress=progress, study=study)
+    train = syn.split(data.train.x.device)
+    return TrainedProxy(
+        name="dm",
+        setup_seconds=float(syn.meta["seconds"]),
+        trains_on={"condensed": condensed_set_path(condense, data, output).name},
+        config=training,
+        readout=readout,
+        data=data,
+        training_set=lambda seed: train,
+    )
+
+
+def subset_proxy(
+    ipc: int, training: TrainConfig, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
+) -> TrainedProxy:
+    """``random``: each candidate trained with ``training`` on a class-balanced random subset of ``ipc`` real images
+    per class (drawn anew per seed)."""
+    return TrainedProxy(
+        name="random",
+        trains_on={"ipc": ipc},
+        config=training,
+        readout=readout,
+        data=data,
+        training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
+    )
+
+
+def short_proxy(
+    reference: TrainConfig, epochs: float, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
+) -> TrainedProxy:
+    """``early``: each candidate trained with the ``reference`` protocol cut to ``epochs`` passes over the full
+    training data (:func:`early_training`)."""
+    return TrainedProxy(
+        name="early",
+        trains_on={"full": len(data.train)},
+        config=early_training(reference, epochs, len(data.train)),
+        readout=readout,
+        data=data,
+        training_set=lambda seed: data.train,
+    )
+
+
 def make_proxy(
     name: str,
     preset: Preset,
@@ -366,40 +432,21 @@ def make_proxy(
         return _ensemble(preset, data, progress, Anchor.from_dict(fitted) if fitted else None, study)
     readout = READOUTS[score_config.readout]
     if name == "dm":
-        output = preset.study.output
-        syn = get_condensed_set(
-            preset.condense, data, output, artifacts=preset.study.artifacts, progress=progress, study=study
-        )
-        train = syn.split(data.train.x.device)
-        return TrainedProxy(
-            name=name,
-            setup_seconds=float(syn.meta["seconds"]),
-            trains_on={"condensed": condensed_set_path(preset.condense, data, output).name},
-            config=preset.training,
+        output, artifacts = preset.study.output, preset.study.artifacts
+        return dm_proxy(
+            preset.condense,
+            preset.training,
+            data,
+            output,
             readout=readout,
-            data=data,
-            training_set=lambda seed: train,
+            artifacts=artifacts,
+            progress=progress,
+            study=study,
         )
     if name == "random":
-        ipc = preset.condense.ipc
-        return TrainedProxy(
-            name=name,
-            trains_on={"ipc": ipc},
-            config=preset.training,
-            readout=readout,
-            data=data,
-            training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
-        )
+        return subset_proxy(preset.condense.ipc, preset.training, data, readout=readout)
     if name == "early":
-        config = early_training(preset.reference.training, score_config.early_epochs, len(data.train))
-        return TrainedProxy(
-            name=name,
-            trains_on={"full": len(data.train)},
-            config=config,
-            readout=readout,
-            data=data,
-            training_set=lambda seed: data.train,
-        )
+        return short_proxy(preset.reference.training, score_config.early_epochs, data, readout=readout)
     if name in ("params", "flops"):
         return SizeProxy(name=name, data=data)
     if name in ("synflow", "naswot", "grad_norm"):
@@ -540,10 +587,13 @@ __all__ = [
     "SizeProxy",
     "TrainedProxy",
     "ZeroCostProxy",
+    "dm_proxy",
     "early_training",
     "fit_attr",
     "make_proxy",
     "read_scores",
     "runtime",
     "score_archs",
+    "short_proxy",
+    "subset_proxy",
 ]

@@ -13,7 +13,7 @@ from nas_proxy import load_preset, load_search_space, make_proxy, rank_agreement
 from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
-from nas_proxy.results._methods import short_label, short_preset
+from nas_proxy.results._methods import short_epochs, short_label
 from nas_proxy.scoring import score_archs
 from nas_proxy.scoring._proxies import early_training
 from nas_proxy.study import select_archs
@@ -217,7 +217,7 @@ def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_p
     assert set(trained) == {(len(digits.train), round(0.6 * 2 * per_pass))}  # 60% of the reference's 2 epochs
     # the budget: 5% of the quickstart's 50 epochs is 2.5 passes, 15 of the 300 steps on digits
     quickstart = load_preset("quickstart")
-    passes = short_preset(quickstart, 0.05, len(digits.train)).score.early_epochs
+    passes = short_epochs(quickstart.reference.training, 0.05, len(digits.train))
     assert passes == 2.5 and early_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
     whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, early_epochs=1.0))
     protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).protocol()
