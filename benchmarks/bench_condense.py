@@ -33,11 +33,12 @@ import time
 import torch
 from _common import publish
 
-import nas_proxy.method._condense
+import nas_proxy.method._matching
 from nas_proxy import ArchSpec, condense, load_dataset
 from nas_proxy._accel import native_bf16
 from nas_proxy.method import DSA, CondenseConfig, build_convnet
-from nas_proxy.method._condense import matching_loss, resolve_compile
+from nas_proxy.method._condense import resolve_compile
+from nas_proxy.method._matching import matching_loss
 
 DEFAULT = f"default (compile auto, {CondenseConfig().iterations:,}-iteration config)"
 VARIANTS = {
@@ -101,8 +102,8 @@ def run_variant(args, name: str) -> dict:
         else:
             config = CondenseConfig(ipc=args.ipc, iterations=total, batch_real=args.batch_real, **settings)
         # Time stamp at the start of every iteration: condense() re-initialises its network there.
-        init = nas_proxy.method._condense.init_parameters
-        nas_proxy.method._condense.init_parameters = lambda net, g: (stamps.append(now()), init(net, g))[1]
+        init = nas_proxy.method._matching.init_parameters
+        nas_proxy.method._matching.init_parameters = lambda net, g: (stamps.append(now()), init(net, g))[1]
         meta = condense(data, config, progress=False).meta
         runs_as = f"{'compiled' if meta['compile'] else 'eager'} {meta['precision']}"
     timed = stamps[args.warmup : args.warmup + args.iterations + 1]

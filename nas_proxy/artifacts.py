@@ -71,7 +71,8 @@ from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import CondenseConfig, CondensedSet, condense
-from nas_proxy.method._condense import checkpoint_path, resolve_compile, resolve_precision
+from nas_proxy.method._checkpoint import checkpoint_path
+from nas_proxy.method._condense import resolve_compile, resolve_precision
 
 SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing have both landed by then
 

@@ -21,7 +21,8 @@ from nas_proxy.config import Preset, load_preset
 from nas_proxy.data import Dataset, load_dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import CondenseConfig, TrainConfig, condense, train_candidate
-from nas_proxy.method._condense import checkpoint_path, resolve_compile
+from nas_proxy.method._checkpoint import checkpoint_path
+from nas_proxy.method._condense import resolve_compile
 from nas_proxy.method._train import default_epochs, training_set
 from nas_proxy.reference import import_reference, reference_accuracy, run_reference, seed_ceiling
 from nas_proxy.reference._agreement import MIN_PAIRS

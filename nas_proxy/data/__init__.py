@@ -2,9 +2,11 @@
 
 :func:`load_dataset` takes a :class:`DataConfig` (the ``[data]`` table) or a name and returns a
 :class:`Dataset`: train / val / test :class:`Split` tensors, normalised. The validation split is
-carved from the official training data; search and condensation never see the test set. Built-in
-readers and downloads live in ``_sources``; your own files (``folder:PATH``, ``arrays:PATH.npz``) and
-:meth:`Dataset.from_arrays` in ``_own``; any other torchvision data set in ``_torchvision``.
+carved from the official training data; search and condensation never see the test set. The
+:class:`Dataset` type lives in ``_dataset`` and :func:`load_dataset` in ``_load``; built-in readers and
+downloads in ``_sources``; your own files (``folder:PATH``, ``arrays:PATH.npz``) in ``_own``, which reads
+a folder with ``_own_folder`` and checks arrays (also :meth:`Dataset.from_arrays`'s) with ``_own_arrays``;
+any other torchvision data set in ``_torchvision``.
 
 Example:
     >>> from nas_proxy.data import DataConfig, load_dataset
@@ -16,7 +18,8 @@ Example:
 from __future__ import annotations
 
 from nas_proxy.data._config import DataConfig
-from nas_proxy.data._dataset import Dataset, Split, default_data_root, load_dataset
+from nas_proxy.data._dataset import Dataset, Split
+from nas_proxy.data._load import default_data_root, load_dataset
 from nas_proxy.data._sources import DATASETS
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 - :func:`build_convnet` (``_model``): the ConvNet family of DC/DSA/DM from an :class:`~nas_proxy.space.ArchSpec`;
 - :class:`DSA` (``_augment``): Siamese (condensation) or per-image (training) augmentation on whole batches;
-- :func:`condense` (``_condense``): DM with a :class:`CondenseConfig` -> a :class:`CondensedSet`;
+- :func:`condense` (``_condense``): DM with a :class:`CondenseConfig` -> a :class:`CondensedSet` (``_condensed_set``);
 - :func:`train_candidate`, :func:`train_candidates` (``_train``): a candidate trained on a set with a
   :class:`TrainConfig`, scored on the validation split -> :class:`TrainResult`.
 
@@ -17,7 +17,8 @@ Example:
 from __future__ import annotations
 
 from nas_proxy.method._augment import DSA
-from nas_proxy.method._condense import CondensedSet, condense
+from nas_proxy.method._condense import condense
+from nas_proxy.method._condensed_set import CondensedSet
 from nas_proxy.method._config import CondenseConfig, TrainConfig
 from nas_proxy.method._model import ConvNet, build_convnet, count_flops, count_params
 from nas_proxy.method._readouts import READOUTS, Readout

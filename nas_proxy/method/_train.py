@@ -38,7 +38,7 @@ from nas_proxy._accel import autocast
 from nas_proxy.data import Dataset, Split
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method._augment import DSA, resolve_strategy
-from nas_proxy.method._condense import CondensedSet
+from nas_proxy.method._condensed_set import CondensedSet
 from nas_proxy.method._config import REFERENCE_DEFAULTS, TrainConfig
 from nas_proxy.method._model import build_convnet, count_flops, count_params
 from nas_proxy.space import ArchSpec

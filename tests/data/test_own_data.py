@@ -222,11 +222,11 @@ sample = 2
 def test_a_folder_is_decoded_once_whether_or_not_a_bar_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads a folder to check it, then its worker reads it again: the pixels come from the first read,
     with or without a progress bar, and an edited file is read again."""
-    from nas_proxy.data import _own
+    from nas_proxy.data import _own_folder
 
     folder = write_folder(tmp_path / "pets")
-    decoded, pixels = [], _own._pixels
-    monkeypatch.setattr(_own, "_pixels", lambda *args: decoded.append(args) or pixels(*args))
+    decoded, pixels = [], _own_folder._pixels
+    monkeypatch.setattr(_own_folder, "_pixels", lambda *args: decoded.append(args) or pixels(*args))
     first = load_dataset(f"folder:{folder}", progress=True)
     assert len(decoded) == 30
     assert load_dataset(f"folder:{folder}", progress=False).fingerprint == first.fingerprint and len(decoded) == 30

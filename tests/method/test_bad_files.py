@@ -13,7 +13,7 @@ from test_condense import Crash, crash_after
 
 from nas_proxy import NasProxyError, condense
 from nas_proxy.method import CondenseConfig, CondensedSet
-from nas_proxy.method._condense import FORMAT
+from nas_proxy.method._condensed_set import FORMAT
 
 CONFIG = CondenseConfig(
     iterations=3, ipc=2, batch_real=16, checkpoint_every=1, compile=False, embed_arch="d1-w8-relu-instancenorm-avgpool"

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import nas_proxy.method._condense
+import nas_proxy.method._matching
 from nas_proxy import ArchSpec, NasProxyError, condense
 from nas_proxy.method import CondenseConfig, CondensedSet, build_convnet
-from nas_proxy.method._condense import matching_loss
+from nas_proxy.method._matching import matching_loss
 
 SMALL = dict(ipc=2, batch_real=32, embed_arch="d2-w16-relu-instancenorm-avgpool")
 
@@ -18,7 +19,7 @@ class Crash(Exception):
 def crash_after(monkeypatch, iterations):
     """Make condense() die at the start of iteration ``iterations`` (0-based), as a killed process would."""
     calls = {"n": 0}
-    real_init = nas_proxy.method._condense.init_parameters
+    real_init = nas_proxy.method._matching.init_parameters
 
     def init(net, generator):
         calls["n"] += 1
@@ -26,7 +27,7 @@ def crash_after(monkeypatch, iterations):
             raise Crash
         return real_init(net, generator)
 
-    monkeypatch.setattr(nas_proxy.method._condense, "init_parameters", init)
+    monkeypatch.setattr(nas_proxy.method._matching, "init_parameters", init)
 
 
 def test_condensation_lowers_the_matching_loss(digits):
@@ -347,7 +348,7 @@ def test_the_relative_loss_weighs_every_network_and_block_alike(digits):
 def test_condensing_over_a_space_draws_its_networks_and_resumes_exactly(digits, tmp_path, monkeypatch):
     config = CondenseConfig(iterations=8, checkpoint_every=3, embed_space="small", match="blocks", **SMALL)
     drawn, crash = [], {"at": None}
-    real_build = nas_proxy.method._condense.build_convnet
+    real_build = nas_proxy.method._matching.build_convnet
 
     def build(arch, *args, **kwargs):  # called once before the loop, then once per iteration
         drawn.append(arch)
@@ -355,7 +356,7 @@ def test_condensing_over_a_space_draws_its_networks_and_resumes_exactly(digits, 
             raise Crash
         return real_build(arch, *args, **kwargs)
 
-    monkeypatch.setattr(nas_proxy.method._condense, "build_convnet", build)
+    monkeypatch.setattr(nas_proxy.method._matching, "build_convnet", build)
     whole = condense(digits, config, progress=False)
     assert len(set(drawn)) >= 4 and whole.meta["compile"] is False  # a new network of the space each iteration
     assert torch.equal(whole.images, condense(digits, config, progress=False).images)
@@ -414,7 +415,7 @@ def test_embedding_space_settings_are_checked():
 def test_a_dm_iteration_reads_nothing_back_from_the_device(digits, embed_arch):
     """On PyTorch's meta device a tensor has no values: any read of one (.item(), a copy to the host, bincount's
     range, nonzero's size) raises. A DM iteration runs there: on a GPU it never makes the host wait."""
-    from nas_proxy.method._condense import _MatchingStep
+    from nas_proxy.method._matching import _MatchingStep
 
     config = CondenseConfig(ipc=2, batch_real=16, embed_arch=embed_arch, compile=False)
     meta = digits.to("meta")
