@@ -63,7 +63,7 @@ class ScoreConfig:
     # trained proxies (dm, random, early): how a training run becomes a score (nas_proxy.method.READOUTS)
     readout: str = "val_acc"
     # `early`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
-    # many passes' optimiser steps, nas_proxy.scoring._proxies.early_training)
+    # many passes' optimiser steps, nas_proxy.scoring._make.early_training)
     early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
     # zero-cost proxies: training images in their one batch
     batch_size: int = batch_field(64)

@@ -79,7 +79,7 @@ from nas_proxy.results._plots import frontier_plot
 from nas_proxy.results._render import frontier_markdown
 from nas_proxy.results._rows import Ranked
 from nas_proxy.scoring._calibration import MIN_FIT
-from nas_proxy.scoring._proxies import early_training
+from nas_proxy.scoring._make import early_training
 from nas_proxy.space import ArchSpec, SearchSpace
 
 FIT_SIZES = (10, 20, 30)  # reference architectures a calibration is fitted on (besides all of them)

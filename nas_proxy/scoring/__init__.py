@@ -20,18 +20,11 @@ Example:
 
 from __future__ import annotations
 
+from nas_proxy.scoring._cache import score_archs
 from nas_proxy.scoring._calibration import Calibration, honest_estimate
 from nas_proxy.scoring._ensemble import Anchor
-from nas_proxy.scoring._proxies import (
-    Measurement,
-    Proxy,
-    TrainedProxy,
-    dm_proxy,
-    make_proxy,
-    score_archs,
-    short_proxy,
-    subset_proxy,
-)
+from nas_proxy.scoring._make import dm_proxy, make_proxy, short_proxy, subset_proxy
+from nas_proxy.scoring._proxies import Measurement, Proxy, TrainedProxy
 
 __all__ = [
     "Anchor",

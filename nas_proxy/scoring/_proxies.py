@@ -35,26 +35,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-import optuna
-import pandas as pd
 import torch
 
-from nas_proxy._config import settings_key, shown
-from nas_proxy._io import SharedTable, read_table
-from nas_proxy.artifacts import condensed_set_path, get_condensed_set, reference_table_path, score_table_path
-from nas_proxy.config import FITTED_PROXIES, PROXIES, Preset
+from nas_proxy.config import FITTED_PROXIES
 from nas_proxy.data import Dataset, Split
-from nas_proxy.errors import ConfigError, NasProxyError
+from nas_proxy.errors import NasProxyError
 from nas_proxy.method import (
     READOUTS,
-    CondenseConfig,
     LearningCurve,
     Readout,
     TrainConfig,
@@ -62,12 +54,9 @@ from nas_proxy.method import (
     build_convnet,
     train_candidates,
 )
-from nas_proxy.method._config import STEPS_LIMIT
 from nas_proxy.method._model import network_size
-from nas_proxy.reference import fit_reference, read_reference
-from nas_proxy.reference._reference import check_same_data
 from nas_proxy.scoring import _zero_cost as zero_cost
-from nas_proxy.scoring._calibration import MIN_FIT, Calibration
+from nas_proxy.scoring._calibration import Calibration
 from nas_proxy.scoring._ensemble import Anchor
 from nas_proxy.space import ArchSpec
 
@@ -323,261 +312,6 @@ def fit_attr(name: str) -> str | None:
     return EnsembleProxy.fit_attr if name == "ensemble" else None
 
 
-def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
-    """The ``[reference]`` protocol cut to ``early_epochs`` passes over a training set of ``images``: whole passes
-    as ``epochs`` (the protocol as it always trained, so their cached scores keep their names), any other budget as
-    ``round(early_epochs x batches per pass)`` optimiser steps, at least 1 (``steps``, which training follows
-    whatever ``epochs`` says).
-
-    Example:
-        >>> from nas_proxy.method import TrainConfig
-        >>> reference = TrainConfig(epochs=50, batch_size=100)
-        >>> early_training(reference, 2.5, 1000).steps, early_training(reference, 0.3, 1000).steps
-        (25, 3)
-        >>> early_training(reference, 2.0, 1000).epochs, early_training(reference, 2.0, 1000).steps
-        (2, 0)
-    """
-    if early_epochs == int(early_epochs):
-        return dataclasses.replace(reference, epochs=int(early_epochs), steps=0)
-    steps = max(1, round(early_epochs * reference.batches(images)))
-    if steps > STEPS_LIMIT:  # [training].steps' limit against typos, said in the terms the user set
-        raise ConfigError(
-            "[score]",
-            "early_epochs",
-            f"= {shown(early_epochs)} passes over {images:,} training images are {steps:,} optimiser steps, more "
-            f"than {STEPS_LIMIT:,} (longer would run for weeks); use fewer",
-        )
-    return dataclasses.replace(reference, steps=steps)
-
-
-def dm_proxy(
-    condense: CondenseConfig,
-    training: TrainConfig,
-    data: Dataset,
-    output: Path,
-    *,
-    readout: Readout = READOUTS["val_acc"],
-    artifacts: str = "",
-    progress: bool = True,
-    study: optuna.Study | None = None,
-) -> TrainedProxy:
-    """``dm``: each candidate trained with ``training`` on the condensed set ``condense`` makes of ``data``, which is
-    loaded from ``output`` or condensed there first (with ``study``: the study's one copy in the ``artifacts`` store,
-    see :func:`nas_proxy.artifacts.get_condensed_set`)."""
-    syn = get_condensed_set(condense, data, output, artifacts=artifacts, progress=progress, study=study)
-    train = syn.split(data.train.x.device)
-    return TrainedProxy(
-        name="dm",
-        setup_seconds=float(syn.meta["seconds"]),
-        trains_on={"condensed": condensed_set_path(condense, data, output).name},
-        config=training,
-        readout=readout,
-        data=data,
-        training_set=lambda seed: train,
-    )
-
-
-def subset_proxy(
-    ipc: int, training: TrainConfig, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
-) -> TrainedProxy:
-    """``random``: each candidate trained with ``training`` on a class-balanced random subset of ``ipc`` real images
-    per class (drawn anew per seed)."""
-    return TrainedProxy(
-        name="random",
-        trains_on={"ipc": ipc},
-        config=training,
-        readout=readout,
-        data=data,
-        training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
-    )
-
-
-def short_proxy(
-    reference: TrainConfig, epochs: float, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
-) -> TrainedProxy:
-    """``early``: each candidate trained with the ``reference`` protocol cut to ``epochs`` passes over the full
-    training data (:func:`early_training`)."""
-    return TrainedProxy(
-        name="early",
-        trains_on={"full": len(data.train)},
-        config=early_training(reference, epochs, len(data.train)),
-        readout=readout,
-        data=data,
-        training_set=lambda seed: data.train,
-    )
-
-
-def make_proxy(
-    name: str,
-    preset: Preset,
-    data: Dataset,
-    *,
-    progress: bool = True,
-    fitted: dict[str, Any] | None = None,
-    study: optuna.Study | None = None,
-) -> Proxy:
-    """The proxy ``name`` (one of :data:`PROXIES`) set up for ``preset`` on ``data``.
-
-    ``dm`` loads the preset's condensed set, condensing it first if no run has yet (with ``study``:
-    the study's one copy, see :func:`nas_proxy.artifacts.get_condensed_set`). ``calibrated``
-    and ``factors`` fit a :class:`~nas_proxy.scoring.Calibration` on the preset's reference
-    table (scoring its architectures with each ``[score].features`` proxy first, cached), and ``ensemble``
-    scores its anchor (cached), unless ``fitted`` is what a study recorded (:meth:`Proxy.fit_record`).
-    """
-    score_config = preset.score
-    if name in FITTED_PROXIES:
-        calibration = Calibration.from_dict(fitted, preset.space()) if fitted else None
-        return _fitted(name, preset, data, progress, calibration, study)
-    if name == "ensemble":
-        return _ensemble(preset, data, progress, Anchor.from_dict(fitted) if fitted else None, study)
-    readout = READOUTS[score_config.readout]
-    if name == "dm":
-        output, artifacts = preset.study.output, preset.study.artifacts
-        return dm_proxy(
-            preset.condense,
-            preset.training,
-            data,
-            output,
-            readout=readout,
-            artifacts=artifacts,
-            progress=progress,
-            study=study,
-        )
-    if name == "random":
-        return subset_proxy(preset.condense.ipc, preset.training, data, readout=readout)
-    if name == "early":
-        return short_proxy(preset.reference.training, score_config.early_epochs, data, readout=readout)
-    if name in ("params", "flops"):
-        return SizeProxy(name=name, data=data)
-    if name in ("synflow", "naswot", "grad_norm"):
-        return ZeroCostProxy(name=name, batch_size=score_config.batch_size, data=data)
-    raise NasProxyError(f"unknown proxy {name!r}; choose from {', '.join(PROXIES)}")
-
-
-def _fitted(
-    name: str,
-    preset: Preset,
-    data: Dataset,
-    progress: bool,
-    calibration: Calibration | None,
-    study: optuna.Study | None,
-) -> Proxy:
-    features = preset.score.features if name == "calibrated" else []
-    members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    if calibration is None:
-        path = reference_table_path(preset)
-        table = read_reference(path)
-        check_same_data(table, data, path)
-        reference = fit_reference(table, preset.reference)
-        space = preset.space()
-        archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
-        if len(archs) < MIN_FIT:
-            elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again
-            if elsewhere:
-                raise NasProxyError(f"no reference table in {preset.study.output.resolve()}: {elsewhere}")
-            raise NasProxyError(
-                f"[score].proxy = {name!r} is fitted on the reference table, which holds "
-                f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
-                f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
-                f"table with `--import FILE.csv`"
-            )
-        scores, scoring = _mean_scores(members, archs, preset, data, progress)
-        calibration = Calibration.fit(scores, reference, space)
-    elif tuple(calibration.features) != tuple(features):
-        raise NasProxyError(
-            f"the recorded calibration uses features {list(calibration.features)}, [score].features "
-            f"says {features}; use a new [study].name or the original [score] settings"
-        )
-    else:
-        scoring = 0.0  # paid by the run that fitted it
-    setup = scoring + sum(p.setup_seconds for p in members.values())
-
-    return FittedProxy(
-        name=name,
-        setup_seconds=setup,
-        calibration=calibration,
-        features=[p.settings for p in members.values()],
-        fit=settings_key(calibration.to_dict()),
-        members=members,
-    )
-
-
-def _mean_scores(
-    members: dict[str, Proxy], archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool
-) -> tuple[pd.DataFrame, float]:
-    """Each member's score of ``archs`` (mean over the preset's score seeds; cached) and what they cost."""
-    seeds, output = preset.score_seeds, preset.study.output
-    rows = {f: score_archs(p, archs, seeds, data, output, progress=progress) for f, p in members.items()}
-    frame = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
-    return frame, sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what they cost
-
-
-def _ensemble(
-    preset: Preset, data: Dataset, progress: bool, anchor: Anchor | None, study: optuna.Study | None
-) -> Proxy:
-    features = preset.score.features
-    members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    scoring = 0.0  # a recorded anchor was paid by the run that scored it
-    if anchor is None:
-        space = preset.space()
-        archs = space.spread(min(preset.score.anchor, len(space)), preset.reference.sample_seed)
-        frame, scoring = _mean_scores(members, archs, preset, data, progress)
-        anchor = Anchor.of(frame)
-    elif tuple(anchor.features) != tuple(features):
-        raise NasProxyError(
-            f"the recorded anchor scores {list(anchor.features)}, [score].features says {features}; use a new "
-            f"[study].name or the original [score] settings"
-        )
-    return EnsembleProxy(
-        name="ensemble",
-        setup_seconds=scoring + sum(p.setup_seconds for p in members.values()),
-        features=[p.settings for p in members.values()],
-        fit=settings_key(anchor.to_dict()),
-        members=members,
-        anchor=anchor,
-    )
-
-
-SCORE_COLUMNS = ["arch", "seed", "value", "curve", "seconds", "fingerprint"]
-
-
-def read_scores(path: str | Path) -> pd.DataFrame:
-    """A cached table of measurements (empty, with the right columns, if there is none yet): ``value`` and, for a
-    trained network, its learning ``curve`` (JSON)."""
-    return read_table(
-        path,
-        SCORE_COLUMNS,
-        "score table",
-        "delete it to score again",
-        dtype={"arch": str, "fingerprint": str, "curve": str},
-    )
-
-
-def _measurement(value: float, curve: Any) -> Measurement:
-    return Measurement(float(value), LearningCurve.from_dict(json.loads(curve)) if isinstance(curve, str) else None)
-
-
-def score_archs(
-    proxy: Proxy, archs: list[ArchSpec], seeds: list[int], data: Dataset, output: Path, *, progress: bool = True
-) -> pd.DataFrame:
-    """Score every (architecture, seed) on ``data``: measured if not yet in ``proxy``'s cached table (in the
-    ``output`` folder, :func:`~nas_proxy.artifacts.score_table_path`, keyed by its measured settings), read out with
-    the proxy's readout; return the rows asked for, with their ``score``."""
-    table = SharedTable(score_table_path(output, proxy.name, proxy.measured_settings(), data), read_scores)
-
-    def compute(pending: list[ArchSpec], seed: int, save: Callable[[int, dict[str, Any]], None]) -> None:
-        def row(index: int, m: Measurement) -> None:
-            curve = "" if m.curve is None else json.dumps(m.curve.to_dict())
-            save(index, {"value": m.value, "curve": curve, "fingerprint": data.fingerprint})
-
-        proxy.measure(pending, seed, row)
-
-    rows = table.fill(archs, seeds, compute, desc=f"score {proxy.name}", progress=progress)
-    rows = rows[rows["arch"].isin([a.id for a in archs]) & rows["seed"].isin(seeds)].copy()
-    rows["score"] = [proxy.read(_measurement(v, c)) for v, c in zip(rows["value"], rows["curve"])]
-    return rows
-
-
 __all__ = [
     "EnsembleProxy",
     "FittedProxy",
@@ -587,13 +321,6 @@ __all__ = [
     "SizeProxy",
     "TrainedProxy",
     "ZeroCostProxy",
-    "dm_proxy",
-    "early_training",
     "fit_attr",
-    "make_proxy",
-    "read_scores",
     "runtime",
-    "score_archs",
-    "short_proxy",
-    "subset_proxy",
 ]

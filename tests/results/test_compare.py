@@ -25,7 +25,7 @@ from nas_proxy.cli import main
 from nas_proxy.config import BASE_PROXIES
 from nas_proxy.method import TrainConfig, build_convnet, count_params
 from nas_proxy.results._format import CEILING
-from nas_proxy.scoring._proxies import read_scores
+from nas_proxy.scoring._cache import read_scores
 from nas_proxy.scoring._zero_cost import grad_norm, naswot, synflow
 from nas_proxy.study._search import record_proxy
 

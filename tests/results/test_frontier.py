@@ -15,7 +15,7 @@ from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
 from nas_proxy.results._methods import short_epochs, short_label
 from nas_proxy.scoring import score_archs
-from nas_proxy.scoring._proxies import early_training
+from nas_proxy.scoring._make import early_training
 from nas_proxy.study import select_archs
 
 

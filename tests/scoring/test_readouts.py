@@ -16,7 +16,8 @@ from nas_proxy.cli import main
 from nas_proxy.errors import ArgumentError, NasProxyError
 from nas_proxy.method import READOUTS, LearningCurve, Readout, TrainConfig, train_candidate, train_candidates
 from nas_proxy.scoring import Measurement, Proxy, make_proxy, score_archs
-from nas_proxy.scoring._proxies import read_scores, runtime
+from nas_proxy.scoring._cache import read_scores
+from nas_proxy.scoring._proxies import runtime
 
 ARCHS = [ArchSpec.parse(a) for a in ("d1-w32-relu-none-avgpool", "d2-w32-relu-batchnorm-maxpool")]
 
