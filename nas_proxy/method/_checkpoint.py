@@ -39,6 +39,7 @@ _CHECKPOINT_FIELDS = {
     "elapsed": float,
     "config": dict,
     "fingerprint": str,
+    "compiled": bool,
 }
 
 
@@ -55,9 +56,8 @@ def _load_checkpoint(path: Path, data: Dataset, config: CondenseConfig) -> dict[
             f"checkpoint {path} was made from other data ({data.name} differs); delete it to start over"
         )
     saved = state["config"]
-    defaults = dataclasses.asdict(CondenseConfig())  # a checkpoint older than an option ran at its default
     for key, value in dataclasses.asdict(config).items():
-        if key not in _RESUMABLE and saved.get(key, defaults[key]) != value:
+        if key not in _RESUMABLE and saved.get(key) != value:
             raise NasProxyError(
                 f"checkpoint {path} has {key}={saved.get(key)!r} but this run asks for {value!r}; "
                 f"use the same settings or delete the checkpoint"

@@ -147,8 +147,8 @@ def _compile_decision(
     compiled = resolve_compile(config, device)
     if state is None:
         return compiled
-    began = state.get("compiled", state["config"].get("compile"))  # older checkpoints hold a bool
-    if not isinstance(began, bool) or began == compiled:
+    began: bool = state["compiled"]
+    if began == compiled:
         return compiled
     if config.compile == "auto":
         return began  # e.g. --iterations raised past the threshold: finish as it began
