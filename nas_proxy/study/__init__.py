@@ -2,7 +2,9 @@
 
 :func:`open_study` / :func:`load_study` (``_study``; storage in ``_storage``: a journal file or a
 database), :func:`run_search` (``_search``: condense once, the reference sample, trials scored by
-the proxy), :func:`run_workers` (``_workers``: local worker processes on one study).
+the proxy; ``_objective`` scores and records a batch of trials, ``_trials`` is the loop that takes
+trial slots and runs them, ``_correlation`` follows the correlation with the reference),
+:func:`run_workers` (``_workers``: local worker processes on one study).
 
 Example:
     >>> from nas_proxy import load_preset

@@ -28,6 +28,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 WORKER_ATTR = "worker"
+POLL_SECONDS = 1.0  # how often a waiting worker looks whether the trials it waits for finished or died
 
 
 def worker_id() -> str:
@@ -112,4 +113,12 @@ def requeue_stopped(
         retry(study, trial)
 
 
-__all__ = ["WORKER_ATTR", "owner_dead", "process_alive", "requeue_stopped", "retry_dead_local_trials", "worker_id"]
+__all__ = [
+    "POLL_SECONDS",
+    "WORKER_ATTR",
+    "owner_dead",
+    "process_alive",
+    "requeue_stopped",
+    "retry_dead_local_trials",
+    "worker_id",
+]

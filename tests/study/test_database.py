@@ -317,11 +317,12 @@ def test_a_trial_failed_by_another_worker_while_it_ran_does_not_stop_this_one(
 ):
     """After a long outage another worker may take this one for dead and fail its trial (queuing a copy): the
     worker says so and goes on instead of dying on Optuna's refusal to tell a finished trial."""
+    import nas_proxy.study._objective
     import nas_proxy.study._search
     from nas_proxy.study._storage import retry_callback
 
     preset = load_preset(write_preset(tmp_path, name="taken", extra='[score]\nproxy = "naswot"\n'))
-    make_objective = nas_proxy.study._search.make_objective
+    make_objective = nas_proxy.study._objective.make_objective
 
     def objective_of(*args, **kwargs):
         inner = make_objective(*args, **kwargs)
@@ -329,7 +330,7 @@ def test_a_trial_failed_by_another_worker_while_it_ran_does_not_stop_this_one(
         def objective(trials):
             (trial,) = trials  # a zero-cost proxy: one trial at a time
             if trial.number == 1:  # what fail_stale_trials does in another worker, while this one trains
-                nas_proxy.study._search.suggest_arch(trial, preset.space())
+                nas_proxy.study._objective.suggest_arch(trial, preset.space())
                 trial.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
                 retry_callback(preset.study)(trial.study, trial.study._storage.get_trial(trial._trial_id))
                 if not then_write:

@@ -421,7 +421,7 @@ def test_trials_train_side_by_side_with_the_scores_each_gets_alone(tmp_path):
     params = {axis: getattr(arch, axis) for axis in nas_proxy.space.AXES}
     study.enqueue_trial(params, skip_if_exists=False)
     failed = study.ask()  # the queued trial, with the architecture's params
-    failed.set_user_attr("arch", nas_proxy.study._search.suggest_arch(failed, preset.space()).id)
+    failed.set_user_attr("arch", nas_proxy.study._objective.suggest_arch(failed, preset.space()).id)
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
     retry_callback(preset.study)(study, study._storage.get_trial(failed._trial_id))
     study.enqueue_trial(params, skip_if_exists=False)
