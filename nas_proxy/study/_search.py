@@ -69,8 +69,7 @@ from nas_proxy.study._trials import run_trials
 def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None) -> None:
     """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
 
-    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``). A record in an older
-    layout was brought up to date when the proxy got its condensed set (:func:`~nas_proxy.artifacts.get_condensed_set`).
+    ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``).
     """
     settings = as_stored(proxy.settings if refined is None else {**proxy.settings, "refined": refined.settings})
     if study.user_attrs.get("proxy", settings) == settings:  # fits first: a worker that finds the settings finds them
