@@ -8,11 +8,11 @@ shows how far its proxy can be trusted while it runs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from tqdm.auto import tqdm
 
-from nas_proxy.artifacts import reference_table_path
-from nas_proxy.config import Preset
 from nas_proxy.reference import rank_agreement, read_reference, reference_accuracy
 from nas_proxy.reference._agreement import MIN_PAIRS
 from nas_proxy.study._study import proxy_scores
@@ -27,9 +27,9 @@ class ReferenceCorrelation:
     :data:`~nas_proxy.reference._agreement.MIN_PAIRS` of them, and, if ``verbose``, to the terminal.
     """
 
-    def __init__(self, preset: Preset, verbose: bool = True) -> None:
-        self.path = reference_table_path(preset)
-        self.metric = preset.reference.metric
+    def __init__(self, table: Path, metric: str, verbose: bool = True) -> None:
+        self.path = table  # the reference table, read anew after each trial: a reference run may add rows
+        self.metric = metric
         self.verbose = verbose
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

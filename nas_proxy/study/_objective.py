@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
 from nas_proxy._interrupt import interruptible, shielded
-from nas_proxy.artifacts import reference_table_path
-from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
 from nas_proxy.method._model import network_size
 from nas_proxy.reference import read_reference, reference_accuracy
 from nas_proxy.scoring import Proxy
 from nas_proxy.space import AXES, ArchSpec, SearchSpace
 from nas_proxy.study._stale import POLL_SECONDS, WORKER_ATTR, owner_dead, worker_id
-from nas_proxy.study._storage import journal_file, stable_experimental
+from nas_proxy.study._storage import stable_experimental
 
 
 def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> ArchSpec:
@@ -75,10 +74,18 @@ def _reuse(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 
 
 def make_objective(
-    preset: Preset, data: Dataset, proxy: Proxy, refined: Proxy | None = None
+    space: SearchSpace,
+    data: Dataset,
+    proxy: Proxy,
+    seeds: list[int],
+    reference: tuple[Path, str],
+    on_database: bool,
+    refined: Proxy | None = None,
 ) -> Callable[[Sequence[optuna.Trial]], list[float | None]]:
-    """The objective of trials a worker took together: each one's proxy score (the mean over ``[score].seeds``
-    seeds), or None for one pruned at the first fidelity.
+    """The objective of trials a worker took together: each one's proxy score (the mean over ``seeds``), or None
+    for one pruned at the first fidelity. ``reference`` is the reference table and its metric (a trial of a
+    reference architecture records its accuracy); ``on_database``: whether the study's storage is a database
+    (then another worker's running copy of an architecture is waited for, not trained again).
 
     The architectures are drawn in the trials' order before any of them trains, so a batch draws what its trials
     would draw one at a time with the earlier ones still running. One drawn before (a finished trial's, one another
@@ -89,15 +96,12 @@ def make_objective(
     trial the pruner stops there keeps it (``fidelity`` 0), the others go on to ``refined``'s score
     (``fidelity`` 1). Both are predictions of the same reference rank, so one ranking holds both.
     """
-    space = preset.space()
-    seeds = preset.score_seeds
-    reference_path = reference_table_path(preset)
-    on_database = journal_file(preset.study.storage_url) is None
+    table, metric = reference
 
     def objective(trials: Sequence[optuna.Trial]) -> list[float | None]:
-        reference = reference_accuracy(read_reference(reference_path), preset.reference.metric)
+        accuracy = reference_accuracy(read_reference(table), metric)
         outcomes: list[float | None] = [None] * len(trials)
-        archs, copies = _draw_archs(trials, space, data, reference, on_database, outcomes)
+        archs, copies = _draw_archs(trials, space, data, accuracy, on_database, outcomes)
         seconds = dict.fromkeys(archs, 0.0)
         first: dict[int, float] = {}  # the first fidelity's scores
         if archs:

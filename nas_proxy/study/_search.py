@@ -62,6 +62,7 @@ from nas_proxy.space import ArchSpec
 from nas_proxy.study._correlation import ReferenceCorrelation
 from nas_proxy.study._database import hide_password
 from nas_proxy.study._objective import make_objective
+from nas_proxy.study._storage import journal_file
 from nas_proxy.study._study import SCORED, enqueue_archs, open_study, select_archs
 from nas_proxy.study._trials import run_trials
 
@@ -164,13 +165,17 @@ def run_search(
         if done >= target:
             return study
         batch = _batch_size(preset, data, proxy, target)
+        table, metric = reference_table_path(preset), preset.reference.metric
+        on_database = journal_file(preset.study.storage_url) is None
+        seeds = preset.score_seeds
+        objective = make_objective(preset.space(), data, proxy, seeds, (table, metric), on_database, refined)
         run_trials(
-            preset,
+            preset.study,
             study,
-            make_objective(preset, data, proxy, refined),
+            objective,
             batch,
             target,
-            [ReferenceCorrelation(preset, verbose)],
+            [ReferenceCorrelation(table, metric, verbose)],
             interrupt,
             progress,
             say,

@@ -20,7 +20,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimi
 from tqdm.auto import tqdm
 
 from nas_proxy._interrupt import SafeInterrupt
-from nas_proxy.config import Preset
+from nas_proxy.config import StudyConfig
 from nas_proxy.errors import NasProxyError
 from nas_proxy.study._database import error_chain, trial_slot
 from nas_proxy.study._stale import POLL_SECONDS, WORKER_ATTR, requeue_stopped, retry_dead_local_trials, worker_id
@@ -29,7 +29,7 @@ from nas_proxy.study._study import PENDING, SCORED
 
 
 def run_trials(
-    preset: Preset,
+    config: StudyConfig,
     study: optuna.Study,
     objective: Callable[[Sequence[optuna.Trial]], list[float | None]],
     batch: int,
@@ -48,7 +48,6 @@ def run_trials(
     last trials, and takes over any whose worker died. A trial that is such a copy trains alone: an architecture
     that kills its worker, or fails, then takes no batch-mate's retries with it.
     """
-    config = preset.study
     on_journal = journal_file(config.storage_url) is not None
     retry, interrupted = retry_callback(config), retry_callback(config, bounded=False)
     waited = False
