@@ -44,7 +44,7 @@ def main() -> None:
         calibration = Calibration.fit(frame.loc[truth.index, columns], fit_truth, preset.space())
         cells = []
         for size in (10, 20, None):
-            row = _fitted(calibration, None, 3, truth, size, "spread", preset, 1000, 0)[0].row()
+            row = _fitted(calibration, None, 3, truth, size, "spread", preset.space(), 1000, 0)[0].row()
             cells.append(f"{row['spearman']:+.3f} [{row['spearman_low']:+.3f}, {row['spearman_high']:+.3f}]")
         print(f"| {' + '.join(columns)} | {' | '.join(cells)} |")
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nas_proxy.config import Preset
 from nas_proxy.reference import Agreement, rank_agreement
 from nas_proxy.results._methods import ZERO_COST, Costs, Scored
 from nas_proxy.results._rows import Ranked
@@ -49,9 +48,9 @@ class Truth:
         return Ranked(name, rank_agreement(scores, self.accuracy, n_boot=self.n_boot, seed=self.seed), family, cost)
 
 
-def zero_features(preset: Preset) -> list[str]:
-    """The zero-cost scores the calibrated and ensemble families combine: the preset's features among them."""
-    return [f for f in preset.score.features if f in ZERO_COST] or ["grad_norm", "naswot"]
+def zero_features(features: Sequence[str]) -> list[str]:
+    """The zero-cost scores the calibrated and ensemble families combine: ``[score].features`` among them."""
+    return [f for f in features if f in ZERO_COST] or ["grad_norm", "naswot"]
 
 
 def plain(scored: list[Scored], families: Sequence[str], truth: Truth) -> list[Ranked]:
@@ -111,7 +110,6 @@ class Fit:
     costs: Costs
     space: SearchSpace
     rf: int
-    preset: Preset
 
     def calibration(self, features: Sequence[Scored]) -> Calibration:
         frame = pd.DataFrame({f.label: f.scores for f in features}, index=self.truth.accuracy.index)
@@ -131,7 +129,7 @@ class Fit:
         ``refined``) the promoted share's second fidelity."""
         t = self.truth
         agreement, predictions, fitted_on = _fitted(
-            first, refined, self.rf, t.accuracy, fit_size, choose, self.preset, t.n_boot, t.seed
+            first, refined, self.rf, t.accuracy, fit_size, choose, self.space, t.n_boot, t.seed
         )
         # A fit on all of them is estimated from training folds of 4/5 of them (a slightly pessimistic figure)
         # and costs all of them, as the study's fit does.
@@ -183,14 +181,13 @@ def _fitted(
     truth: pd.Series,
     fit_size: int | None,
     choose: str,
-    preset: Preset,
+    space: SearchSpace,
     n_boot: int,
     seed: int,
 ) -> tuple[Agreement, list[pd.Series], list[list[str]]]:
     """Honest figures of a calibrated ranking fitted on ``fit_size`` reference architectures of each training fold
     (None: all of them), drawn uniformly, spread over the choices, or grown where the fit is least certain
     (:meth:`~nas_proxy.scoring.Calibration.least_certain`); also the promoted and fitted archs."""
-    space = preset.space()
     fitted_on: list[list[str]] = []
 
     def subset(train: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -70,6 +70,7 @@ from nas_proxy.results._methods import (
     SAMPLES,
     SHORT,
     Costs,
+    Protocols,
     Short,
     base_scores,
     sample_ipc,
@@ -231,13 +232,13 @@ def run_frontier(
     fit_truth = fit_reference(table, preset.reference)[accuracy.index]
     truth = Truth(accuracy, fit_truth, fit_seeds(table, preset.reference), n_boot, seed)
     archs = [ArchSpec.parse(a) for a in accuracy.index]
-    costs = Costs(preset, data, archs)
+    costs = Costs(Protocols.of(preset), space, data, archs)
     scored = list(
         base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs, samples, readouts).values()
     )
     first = readouts[0] if readouts else READOUT
     rf = preset.score.reduction_factor
-    zero = [s for name in zero_features(preset) for s in scored if s.method is None and s.label == name]
+    zero = [s for name in zero_features(preset.score.features) for s in scored if s.method is None and s.label == name]
     rungs = [s for s in scored if s.readout == first]
     rows = plain(scored, families, truth)
     if "ensemble" in families:
@@ -247,7 +248,7 @@ def run_frontier(
         dms = [s for s in rungs if isinstance(s.method, DM)]  # present only with the dm family
         rows += halving(shorts, dms, rf, costs, truth)
     if "calibrated" in families:
-        rows += calibrated(scored, zero, first, fit_sizes, Fit(truth, costs, space, rf, preset))
+        rows += calibrated(scored, zero, first, fit_sizes, Fit(truth, costs, space, rf))
     return _write(preset, rows, truth, path, table, space, out, plot)
 
 

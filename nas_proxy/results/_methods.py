@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -20,11 +21,11 @@ import pandas as pd
 
 from nas_proxy.config import Preset
 from nas_proxy.data import Dataset
-from nas_proxy.method import READOUTS, TrainConfig, count_flops
+from nas_proxy.method import READOUTS, CondenseConfig, TrainConfig, count_flops
 from nas_proxy.method._condense import embedding_archs
 from nas_proxy.scoring import Proxy, TrainedProxy, dm_proxy, score_archs, short_proxy, subset_proxy
 from nas_proxy.scoring._proxies import ZeroCostProxy
-from nas_proxy.space import ArchSpec
+from nas_proxy.space import ArchSpec, SearchSpace
 
 FAMILIES = ("zero-cost", "subset", "dm", "short", "sample", "warm", "ensemble", "halving", "calibrated")
 ZERO_COST = ("grad_norm", "naswot", "synflow")
@@ -62,17 +63,32 @@ def short_epochs(reference: TrainConfig, fraction: float, images: int) -> float:
     return float(f"{fraction * passes:.12g}")
 
 
+@dataclass(frozen=True)
+class Protocols:
+    """What the frontier's trained methods are built from: how a candidate trains (``[training]``), the full-data
+    protocol (``[reference]``'s), the condensation (``[condense]``) and the folder that caches sets and scores."""
+
+    training: TrainConfig
+    reference: TrainConfig
+    condense: CondenseConfig
+    output: Path
+
+    @classmethod
+    def of(cls, preset: Preset) -> Protocols:
+        return cls(preset.training, preset.reference.training, preset.condense, preset.study.output)
+
+
 class Costs:
     """Arithmetic of each kind of work, relative to the reference training of one architecture or the space."""
 
-    def __init__(self, preset: Preset, data: Dataset, archs: Sequence[ArchSpec]) -> None:
+    def __init__(self, protocols: Protocols, space: SearchSpace, data: Dataset, archs: Sequence[ArchSpec]) -> None:
         size = (data.channels, data.num_classes, data.image_size)
         self.flops = pd.Series({a.id: count_flops(a, *size) for a in archs}, dtype=float)
-        self.space_flops = float(sum(count_flops(a, *size) for a in preset.space().archs()))
+        self.space_flops = float(sum(count_flops(a, *size) for a in space.archs()))
         # per FLOP of the arch: what the reference trains, epochs or steps
-        self.reference_images = preset.reference.training.presentations(len(data.train)) * 3
+        self.reference_images = protocols.reference.presentations(len(data.train)) * 3
         self.val = len(data.val)
-        embedding = embedding_archs(preset.condense, data.image_size)  # one drawn per iteration: their mean
+        embedding = embedding_archs(protocols.condense, data.image_size)  # one drawn per iteration: their mean
         self.embed_flops = float(np.mean([count_flops(a, *size) for a in embedding]))
         self.classes = data.num_classes
 
@@ -105,14 +121,14 @@ class Trained:
     def label(self) -> str:
         raise NotImplementedError
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-        """The proxy that trains it: the preset's protocols with this method's training set and budget."""
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
+        """The proxy that trains it: the protocols with this method's training set and budget."""
         raise NotImplementedError
 
-    def images(self, preset: Preset, data: Dataset) -> float:
+    def images(self, p: Protocols, data: Dataset) -> float:
         raise NotImplementedError
 
-    def setup(self, preset: Preset, costs: Costs) -> float:
+    def setup(self, p: Protocols, costs: Costs) -> float:
         return 0.0
 
 
@@ -127,11 +143,11 @@ class Subset(Trained):
     def label(self) -> str:
         return f"random ipc {self.ipc}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-        return subset_proxy(self.ipc, preset.training, data)
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
+        return subset_proxy(self.ipc, p.training, data)
 
-    def images(self, preset: Preset, data: Dataset) -> float:
-        return preset.training.presentations(self.ipc * data.num_classes)
+    def images(self, p: Protocols, data: Dataset) -> float:
+        return p.training.presentations(self.ipc * data.num_classes)
 
 
 @dataclass(frozen=True)
@@ -144,12 +160,12 @@ class DM(Subset):
     def label(self) -> str:
         return f"dm ipc {self.ipc}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-        condense = dataclasses.replace(preset.condense, ipc=self.ipc)
-        return dm_proxy(condense, preset.training, data, preset.study.output, progress=progress)
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
+        condense = dataclasses.replace(p.condense, ipc=self.ipc)
+        return dm_proxy(condense, p.training, data, p.output, progress=progress)
 
-    def setup(self, preset: Preset, costs: Costs) -> float:
-        return costs.condensation(self.ipc, preset.condense.iterations, preset.condense.batch_real)
+    def setup(self, p: Protocols, costs: Costs) -> float:
+        return costs.condensation(self.ipc, p.condense.iterations, p.condense.batch_real)
 
 
 @dataclass(frozen=True)
@@ -163,12 +179,11 @@ class Short(Trained):
     def label(self) -> str:
         return short_label(self.fraction)
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-        reference = preset.reference.training
-        return short_proxy(reference, short_epochs(reference, self.fraction, len(data.train)), data)
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
+        return short_proxy(p.reference, short_epochs(p.reference, self.fraction, len(data.train)), data)
 
-    def images(self, preset: Preset, data: Dataset) -> float:
-        return self.proxy(preset, data, progress=False).config.presentations(len(data.train))
+    def images(self, p: Protocols, data: Dataset) -> float:
+        return self.proxy(p, data, progress=False).config.presentations(len(data.train))
 
 
 @dataclass(frozen=True)
@@ -182,18 +197,18 @@ class Sample(Trained):
     def label(self) -> str:
         return sample_label(self.fraction)
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
         ipc = sample_ipc(data, self.fraction)
         return TrainedProxy(
             name="sample",
             trains_on={"ipc": ipc},
-            config=preset.reference.training,
+            config=p.reference,
             data=data,
             training_set=lambda seed: data.sample_per_class(ipc, seed=seed),
         )
 
-    def images(self, preset: Preset, data: Dataset) -> float:
-        return preset.reference.training.presentations(sample_ipc(data, self.fraction) * data.num_classes)
+    def images(self, p: Protocols, data: Dataset) -> float:
+        return p.reference.presentations(sample_ipc(data, self.fraction) * data.num_classes)
 
 
 @dataclass(frozen=True)
@@ -208,18 +223,18 @@ class Warm(Trained):
     def label(self) -> str:
         return f"dm ipc {self.ipc} + {short_label(self.fraction)}"
 
-    def proxy(self, preset: Preset, data: Dataset, progress: bool) -> TrainedProxy:
-        syn = DM(self.ipc).proxy(preset, data, progress)
-        early = Short(self.fraction).proxy(preset, data, progress)
+    def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
+        syn = DM(self.ipc).proxy(p, data, progress)
+        early = Short(self.fraction).proxy(p, data, progress)
         return dataclasses.replace(
             early, name="warm", warm_on=syn.trains_on, warm_config=syn.config, warm_split=syn.training_set(0)
         )
 
-    def images(self, preset: Preset, data: Dataset) -> float:
-        return DM(self.ipc).images(preset, data) + Short(self.fraction).images(preset, data)
+    def images(self, p: Protocols, data: Dataset) -> float:
+        return DM(self.ipc).images(p, data) + Short(self.fraction).images(p, data)
 
-    def setup(self, preset: Preset, costs: Costs) -> float:
-        return DM(self.ipc).setup(preset, costs)
+    def setup(self, p: Protocols, costs: Costs) -> float:
+        return DM(self.ipc).setup(p, costs)
 
 
 def trained_methods(
@@ -254,9 +269,9 @@ class Scored:
     method: Trained | None = None  # None: a zero-cost score
 
 
-def _score(proxy: Proxy, archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool) -> pd.Series:
-    """Each architecture's score at ``[training].seed``, read from or added to the preset's score cache."""
-    rows = score_archs(proxy, archs, [preset.training.seed], data, preset.study.output, progress=progress)
+def _score(proxy: Proxy, archs: list[ArchSpec], p: Protocols, data: Dataset, progress: bool) -> pd.Series:
+    """Each architecture's score at ``[training].seed``, read from or added to the score cache."""
+    rows = score_archs(proxy, archs, [p.training.seed], data, p.output, progress=progress)
     return rows.groupby("arch")["score"].mean()
 
 
@@ -275,19 +290,20 @@ def base_scores(
     """Every base method the ``families`` need, scored (or read from the cache) on ``archs``, by label
     (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``, ``sample 5%``; a trained one read out
     otherwise than by its final accuracy: ``short 5% tse_e``). Every readout of a method reads the same runs."""
-    costs = Costs(preset, data, archs)
+    protocols = Protocols.of(preset)
+    costs = Costs(protocols, preset.space(), data, archs)
     out: list[Scored] = []
     if {"zero-cost", "ensemble", "calibrated"} & set(families):
         for name in ZERO_COST:
             passes = ZERO_COST_PASSES[name] * (1 if name == "synflow" else preset.score.batch_size)
             zero = ZeroCostProxy(name=name, batch_size=preset.score.batch_size, data=data)
-            out.append(Scored(name, _score(zero, archs, preset, data, progress), passes / costs.reference_images))
+            out.append(Scored(name, _score(zero, archs, protocols, data, progress), passes / costs.reference_images))
     for method in trained_methods(families, ipcs, ipcs if dm_ipcs is None else dm_ipcs, short, samples):
-        proxy = method.proxy(preset, data, progress)
-        images, setup = method.images(preset, data), method.setup(preset, costs)
+        proxy = method.proxy(protocols, data, progress)
+        images, setup = method.images(protocols, data), method.setup(protocols, costs)
         for readout in readouts:  # the same runs (one cache), read each way
             reader = READOUTS[readout]
-            scores = _score(dataclasses.replace(proxy, readout=reader), archs, preset, data, progress)
+            scores = _score(dataclasses.replace(proxy, readout=reader), archs, protocols, data, progress)
             cost = costs.per_arch(images, 1 + len(reader.val_points))
             out.append(Scored(read_as(method.label, readout), scores, cost, setup, readout, method))
     return {scored.label: scored for scored in out}
@@ -295,6 +311,7 @@ def base_scores(
 
 __all__ = [
     "Costs",
+    "Protocols",
     "DM",
     "FAMILIES",
     "IPCS",
