@@ -214,13 +214,7 @@ class Dataset:
             >>> data.classes, data.channels, data.image_size, len(data.train), len(data.val), len(data.test)
             (('a', 'b', 'c'), 1, 12, 42, 6, 12)
         """
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ArgumentError(
-                "Dataset.from_arrays",
-                "name",
-                f"{shown(name)} is not a plain name (it names cached files): use 1 to 128 letters, digits, '.', "
-                f"'_', ':' and '-', starting with a letter or digit",
-            )
+        _check_name(name)
         val_fraction, split_seed = _split(val_fraction, split_seed)
         raw = raw_from_arrays(
             x,
@@ -313,6 +307,17 @@ def _make_split(x: np.ndarray, y: np.ndarray, index: np.ndarray, raw: _Raw, devi
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _check_name(name: str) -> None:
+    """Refuse a :meth:`Dataset.from_arrays` name that is not plain: it names cached files."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ArgumentError(
+            "Dataset.from_arrays",
+            "name",
+            f"{shown(name)} is not a plain name (it names cached files): use 1 to 128 letters, digits, '.', "
+            f"'_', ':' and '-', starting with a letter or digit",
+        )
 
 
 def _split(val_fraction: float | None, seed: int | None) -> tuple[float, int]:

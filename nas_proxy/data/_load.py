@@ -113,6 +113,17 @@ def load_dataset(
 
             1438 359 True
     """
+    name, val_fraction, seed, image_size = _checked_arguments(name, val_fraction, seed, image_size)
+    dev = resolve_device(device)
+    raw = _load_raw(name, root, image_size, download, progress)
+    return _from_raw(raw, val_fraction, seed, dev)
+
+
+def _checked_arguments(
+    name: str | DataConfig, val_fraction: float | None, seed: int | None, image_size: int | None
+) -> tuple[str, float, int, int]:
+    """The name, split and size to load with, defaults filled in and checked before any file is read: a
+    DataConfig's, refused beside arguments that give them too (one of the two would be ignored)."""
     if isinstance(name, DataConfig):
         if val_fraction is not None or seed is not None or image_size is not None:
             raise DataError("pass the split and size in the DataConfig or as arguments, not both")
@@ -122,7 +133,12 @@ def load_dataset(
     image_size = _image_size(DataConfig.image_size if image_size is None else image_size)
     if not isinstance(name, str) or not name.strip():
         raise _unknown_name(str(name), "empty or not a string")
-    dev = resolve_device(device)
+    return name, val_fraction, seed, image_size
+
+
+def _load_raw(name: str, root: str | Path | None, image_size: int, download: bool, progress: bool) -> _Raw:
+    """The raw arrays of the data set ``name``, from whichever source serves it (your own files, digits, a built-in
+    set's files under ``root``, torchvision), at ``image_size`` (your own files are resized as they are read)."""
     canonical = _ALIASES.get(_norm_key(name))
     own = own_source(name)
     root_path = Path(root) if root is not None else default_data_root()
@@ -138,7 +154,7 @@ def load_dataset(
         raw = _load_torchvision(name.strip(), root_path, download)
     if own is None and image_size and raw.x_train.shape[2:] != (image_size, image_size):
         raw = _resized(raw, image_size)
-    return _from_raw(raw, val_fraction, seed, dev)
+    return raw
 
 
 def _resized(raw: _Raw, image_size: int) -> _Raw:

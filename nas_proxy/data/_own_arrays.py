@@ -55,6 +55,20 @@ def raw_from_arrays(
     split's). ``image_size`` resizes to that square (antialiased bilinear); 0 keeps the size, which must be
     square. ``source`` names where the arrays came from in every message.
     """
+    x, y, x_test, y_test = _checked_arrays(x, y, x_test, y_test, source)
+    classes, y, y_test = _checked_classes(classes, y, y_test, source)
+    if x_test is None:
+        x, x_test, y, y_test = _carve_test(x, y, source)
+    _check_class_counts(y, classes, source)
+    x, x_test = _squared(x, x_test, image_size, source)
+    return _frozen_raw(name, x, y, x_test, y_test, classes)
+
+
+def _checked_arrays(
+    x: Any, y: Any, x_test: Any, y_test: Any, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The images and labels as checked arrays, the test split's too when given (with the training images'
+    channels: one network reads both)."""
     if (x_test is None) != (y_test is None):
         raise DataError(f"{source}: pass x_test and y_test together (or neither, to carve a test split)")
     x = _images(x, "x", source)
@@ -67,28 +81,60 @@ def raw_from_arrays(
                 f"{source}: x holds {x.shape[1]}-channel images but x_test {x_test.shape[1]}-channel ones; give both "
                 f"the same channels"
             )
+    return x, y, x_test, y_test
+
+
+def _checked_classes(
+    classes: tuple[str, ...] | None, y: np.ndarray, y_test: np.ndarray | None, source: str
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None]:
+    """The class names and labels ``0 .. K-1`` (:func:`_class_names`), refused when there is one class: ranking
+    architectures needs at least two."""
     classes, y, y_test = _class_names(classes, y, y_test, source)
     if len(classes) < 2:  # one label value, or one class name
         raise DataError(
             f"{source}: every image is of one class ({shown(classes[0])}); ranking architectures needs at least 2 "
             f"classes"
         )
-    if x_test is None:
-        test = _stratified_holdout(y, TEST_FRACTION, torch.Generator().manual_seed(TEST_SPLIT_SEED))
-        x, x_test, y, y_test = x[~test], x[test], y[~test], y[test]
-        if len(y_test) == 0:
-            raise DataError(
-                f"{source}: too few images to carve a test split ({TEST_FRACTION:.0%} of each class rounds to none); "
-                f"add images, or give a test split of your own"
-            )
+    return classes, y, y_test
+
+
+def _carve_test(x: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training and test images and labels: a fixed share of each class held out as the test split, with a constant
+    seed so that it never depends on the validation split's; refused when it rounds to no image."""
+    test = _stratified_holdout(y, TEST_FRACTION, torch.Generator().manual_seed(TEST_SPLIT_SEED))
+    x, x_test, y, y_test = x[~test], x[test], y[~test], y[test]
+    if len(y_test) == 0:
+        raise DataError(
+            f"{source}: too few images to carve a test split ({TEST_FRACTION:.0%} of each class rounds to none); "
+            f"add images, or give a test split of your own"
+        )
+    return x, x_test, y, y_test
+
+
+def _check_class_counts(y: np.ndarray, classes: tuple[str, ...], source: str) -> None:
+    """Refuse a class without training images (once any test split is carved): a network never shown it cannot
+    learn it."""
     counts = np.bincount(y, minlength=len(classes))
     if (counts == 0).any():
         empty = classes[int(np.flatnonzero(counts == 0)[0])]
         raise DataError(f"{source}: class {shown(empty)} has no training images; add some, or drop the class")
+
+
+def _squared(x: np.ndarray, x_test: np.ndarray, image_size: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test images at one square size (:func:`_square`), refused when they differ: one network reads
+    both."""
     x = _square(x, image_size, source)
     x_test = _square(x_test, image_size, source)
     if x_test.shape[1:] != x.shape[1:]:
         raise DataError(f"{source}: training images are {_size(x)} but test images {_size(x_test)}; {_SIZE_FIX}")
+    return x, x_test
+
+
+def _frozen_raw(
+    name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, classes: tuple[str, ...]
+) -> _Raw:
+    """The checked arrays as read-only raw arrays, with the per-channel normalisation of the training images (the
+    test split excluded) and a fingerprint of every image and label."""
     scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
     mean, std = _channel_stats(x, scale)
     x, x_test = np.ascontiguousarray(x), np.ascontiguousarray(x_test)

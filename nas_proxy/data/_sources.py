@@ -286,32 +286,11 @@ def _stamp(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
 def _raw_files(canonical: str, stamp: tuple[tuple[str, int, int], ...]) -> _Raw:
     spec = _SPECS[canonical]
     paths = [Path(s[0]) for s in stamp]
-    n_train = len(spec.files[0])
     try:
         if spec.channels == 1:
-            size = (spec.image_size, spec.image_size)
-            xs = [_readers.read_idx(paths[i], 3, size) for i in (0, 2)]
-            ys = [_readers.read_idx(paths[i], 1) for i in (1, 3)]
-            for x, y, p in ((xs[0], ys[0], paths[1]), (xs[1], ys[1], paths[3])):
-                if x.shape[0] != y.shape[0]:
-                    raise _readers.CorruptFileError(
-                        p, f"{y.shape[0]} labels but the image file holds {x.shape[0]} images"
-                    )
-            x_train, x_test = xs[0][:, None], xs[1][:, None]
-            y_train, y_test = ys[0].astype(np.int64), ys[1].astype(np.int64)
-            label_files: tuple[Path, ...] = (paths[1], paths[3])
+            x_train, y_train, x_test, y_test = _read_idx_files(spec, paths)
         else:
-            key = b"labels" if canonical == "cifar10" else b"fine_labels"
-            train = [_readers.read_cifar_batch(p, key) for p in paths[:n_train]]
-            test = [_readers.read_cifar_batch(p, key) for p in paths[n_train:]]
-            for p, (_, y) in zip(paths, train + test):
-                _check_labels(y, spec.num_classes, p)
-            x_train = np.concatenate([b[0] for b in train]) if n_train > 1 else train[0][0]
-            y_train = np.concatenate([b[1] for b in train])
-            x_test, y_test = test[0]
-            label_files = ()
-        for y, p in zip((y_train, y_test), label_files):
-            _check_labels(y, spec.num_classes, p)
+            x_train, y_train, x_test, y_test = _read_cifar_files(spec, canonical, paths)
     except _readers.CorruptFileError as exc:
         raise _corrupt(exc) from None
     except OSError as exc:
@@ -335,6 +314,39 @@ def _raw_files(canonical: str, stamp: tuple[tuple[str, int, int], ...]) -> _Raw:
         dsa_strategy=spec.dsa_strategy,
         data_hash=_hash_raw(x_train, y_train, spec.num_classes),
     )
+
+
+def _read_idx_files(spec: _Spec, paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The train and test images (``(N, 1, H, W)``) and labels of an IDX data set (MNIST's layout), checked: as
+    many labels as images, each a class of ``spec``. A bad file raises ``_readers.CorruptFileError``."""
+    size = (spec.image_size, spec.image_size)
+    xs = [_readers.read_idx(paths[i], 3, size) for i in (0, 2)]
+    ys = [_readers.read_idx(paths[i], 1) for i in (1, 3)]
+    for x, y, p in ((xs[0], ys[0], paths[1]), (xs[1], ys[1], paths[3])):
+        if x.shape[0] != y.shape[0]:
+            raise _readers.CorruptFileError(p, f"{y.shape[0]} labels but the image file holds {x.shape[0]} images")
+    x_train, x_test = xs[0][:, None], xs[1][:, None]
+    y_train, y_test = ys[0].astype(np.int64), ys[1].astype(np.int64)
+    for y, p in ((y_train, paths[1]), (y_test, paths[3])):
+        _check_labels(y, spec.num_classes, p)
+    return x_train, y_train, x_test, y_test
+
+
+def _read_cifar_files(
+    spec: _Spec, canonical: str, paths: list[Path]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The train and test images and labels of a CIFAR data set (its python pickles, the train batches joined),
+    each label checked to be a class of ``spec``. A bad file raises ``_readers.CorruptFileError``."""
+    n_train = len(spec.files[0])
+    key = b"labels" if canonical == "cifar10" else b"fine_labels"
+    train = [_readers.read_cifar_batch(p, key) for p in paths[:n_train]]
+    test = [_readers.read_cifar_batch(p, key) for p in paths[n_train:]]
+    for p, (_, y) in zip(paths, train + test):
+        _check_labels(y, spec.num_classes, p)
+    x_train = np.concatenate([b[0] for b in train]) if n_train > 1 else train[0][0]
+    y_train = np.concatenate([b[1] for b in train])
+    x_test, y_test = test[0]
+    return x_train, y_train, x_test, y_test
 
 
 def _check_labels(y: np.ndarray, num_classes: int, path: Path) -> None:

@@ -141,6 +141,19 @@ def import_reference(
     compare and search then use it in place of a computed table; ``--import`` again replaces it.
     """
     source, path = Path(source), Path(path)
+    raw = _read_import(source, metric)
+    codes, parsed, numbers = _check_cells(raw, source, space, metric)
+    archs, rows, seeds = _check_duplicates(source, codes, parsed, numbers)
+    table = _imported_table(archs, rows, seeds, numbers, data)
+    _write_import(path, table, source, protocol)
+    return read_reference(path)
+
+
+def _read_import(source: Path, metric: str) -> pd.DataFrame:
+    """The cells of the CSV at ``source`` as written, every optional column present (empty when absent).
+
+    Refuses a missing file, a table without rows and one without the ``metric`` column before any cell is checked.
+    """
     if not source.is_file():
         raise NasProxyError(f"no file to import at {source}; pass the path of a CSV with columns arch, seed, test_acc")
     raw = read_table(
@@ -156,7 +169,17 @@ def import_reference(
         raise NasProxyError(
             f'{source}: lacks column {metric!r}, which [reference].metric ranks by; add it or set metric = "test_acc"'
         )
-    raw = raw.reindex(columns=[*raw.columns, *(c for c in _CELLS if c not in raw)])  # optional ones absent: empty
+    return raw.reindex(columns=[*raw.columns, *(c for c in _CELLS if c not in raw)])  # optional ones absent: empty
+
+
+def _check_cells(
+    raw: pd.DataFrame, source: Path, space: SearchSpace, metric: str
+) -> tuple[np.ndarray, list[ArchSpec | None], dict[str, pd.Series]]:
+    """Each row's arch code (into the parsed ids) and each numeric column as floats, every cell checked first.
+
+    The first bad cell (the first bad row's first bad column) raises one line naming its line, column and value,
+    so that nothing is written from a table with a bad cell.
+    """
     # Column by column, not row by row: a table may hold millions of rows but few distinct ids, each parsed once.
     codes, spellings = pd.factorize(raw["arch"])  # code -1: an empty cell, which the appended False refuses
     parsed = [_parse(text) for text in spellings]
@@ -188,6 +211,14 @@ def import_reference(
         column = next(c for c, row in first.items() if row == i)
         problem = arch_problem(i) if column == "arch" else f"{column} {cell(column, i)} is not {_CELLS[column][0]}"
         raise NasProxyError(f"{source}, line {i + 2}: {problem}")
+    return codes, parsed, numbers
+
+
+def _check_duplicates(
+    source: Path, codes: np.ndarray, parsed: list[ArchSpec | None], numbers: dict[str, pd.Series]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The canonical ids, each row's index into them and each row's seed; refused when an (arch, seed) comes twice
+    however its id is spelt, since the table keeps one row per (arch, seed)."""
     # Duplicates by canonical id: D1-W32-... and d1-w32-... name one architecture.
     # every spelling is an architecture of the space here: a row of any other raised above
     ids = [arch.id for arch in cast(list[ArchSpec], parsed)]
@@ -202,8 +233,16 @@ def import_reference(
             f"{source}, line {i + 2}: {archs[rows[i]]} seed {seeds[i]} appears twice (lines {earlier + 2} and "
             f"{i + 2}); keep one row per (arch, seed)"
         )
+    return archs, rows, seeds
+
+
+def _imported_table(
+    archs: np.ndarray, rows: np.ndarray, seeds: np.ndarray, numbers: dict[str, pd.Series], data: Dataset
+) -> pd.DataFrame:
+    """The checked rows in the reference table's columns: each architecture's size on ``data`` (computed once per
+    id), no training size or fingerprint, the device "imported"."""
     sizes = np.array([network_size(ArchSpec.parse(arch), data) for arch in archs], dtype=np.int64).reshape(-1, 2)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "arch": archs[rows],
             "seed": seeds,
@@ -219,10 +258,13 @@ def import_reference(
         },
         columns=COLUMNS,
     )
+
+
+def _write_import(path: Path, table: pd.DataFrame, source: Path, protocol: str) -> None:
+    """Write ``table`` at ``path`` and, beside it, the note of where it came from and how it was trained."""
     note = {"source": str(source.resolve()), "protocol": protocol or f"imported from {source.name}", "rows": len(table)}
     atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))  # the table first: no note without its table
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(note, indent=1) + "\n"))
-    return read_reference(path)
 
 
 def reference_protocol(config: ReferenceConfig, path: Path, dataset: str) -> str:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -97,6 +97,54 @@ def _stop(helpers: Sequence[BaseProcess]) -> None:
             helper.join(timeout=0.5)
 
 
+def _queue_archs(study: optuna.Study, preset: Preset, archs: str, say: Callable[[str], object]) -> None:
+    """Queue the architectures ``archs`` names (``--archs``) to run first, and say how many."""
+    queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
+    named = str(archs)
+    named = named if len(named) <= 40 else f"{named[:40]}..."  # a list of ids runs to thousands of characters
+    say(f"queued {queued} architectures ({named}) to run first")
+
+
+def _start_helpers(
+    preset: Preset, root: Path | None, devices: list[str], threads: int
+) -> tuple[Sequence[BaseProcess], list[tuple[Connection, Connection]]]:
+    """Spawn one worker per device in ``devices`` (:func:`_helper`), each with a pipe to send its error back on.
+
+    They start with SIGINT ignored, so that a Ctrl-C while Python starts up in them prints no traceback.
+    """
+    context = multiprocessing.get_context("spawn")
+    pipes = [context.Pipe(duplex=False) for _ in devices]  # a pipe, not a queue: no semaphore to leak
+    helpers = [
+        context.Process(target=_helper, args=(preset, root, device, threads, sender))
+        for device, (_, sender) in zip(devices, pipes)
+    ]
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers: see _helper
+    try:
+        for helper in helpers:
+            helper.start()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    return helpers, pipes
+
+
+def _join(
+    helpers: Sequence[BaseProcess], pipes: list[tuple[Connection, Connection]], say: Callable[[str], object]
+) -> None:
+    """Wait for the spawned workers; raise the first error one of them sent (one line, however many failed), and
+    say which were killed by a signal (their trials ran again here)."""
+    for helper in helpers:
+        helper.join()
+    if any(helper.exitcode and helper.exitcode > 0 for helper in helpers):
+        said = [receiver.recv() for receiver, _ in pipes if receiver.poll()]
+        raise NasProxyError(said[0] if said else "a search worker failed; run the same command to continue")
+    for helper in helpers:
+        if helper.exitcode:  # killed by a signal: this worker took its trial over and finished the study
+            say(
+                f"a search worker (process {helper.pid}) was killed by {signal.Signals(-helper.exitcode).name} "
+                f"(out of memory?); its trial, if it was running one, ran again"
+            )
+
+
 def run_workers(
     preset: Preset,
     *,
@@ -123,24 +171,10 @@ def run_workers(
     with safe_interrupt() as interrupt:  # every storage write below finishes before Ctrl-C takes effect
         study = open_study(preset)  # fails fast on a bad storage URL or a clashing study, before any work
         if archs:
-            queued = enqueue_archs(study, select_archs(archs, preset.space(), preset.reference, study))
-            named = str(archs)
-            named = named if len(named) <= 40 else f"{named[:40]}..."  # a list of ids runs to thousands of characters
-            say(f"queued {queued} architectures ({named}) to run first")
+            _queue_archs(study, preset, archs, say)
         devices = worker_devices(device, workers)
         threads = max(1, torch.get_num_threads() // len(devices))
-        context = multiprocessing.get_context("spawn")
-        pipes = [context.Pipe(duplex=False) for _ in devices[1:]]  # a pipe, not a queue: no semaphore to leak
-        helpers = [
-            context.Process(target=_helper, args=(preset, root, device, threads, sender))
-            for device, (_, sender) in zip(devices[1:], pipes)
-        ]
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers: see _helper
-        try:
-            for helper in helpers:
-                helper.start()
-        finally:
-            signal.signal(signal.SIGINT, handler)
+        helpers, pipes = _start_helpers(preset, root, devices[1:], threads)
         try:
             _work(preset, root, devices[0], threads, progress, verbose)
         except (KeyboardInterrupt, NasProxyError):  # this worker's error is the one line; the others' trials queue
@@ -149,17 +183,7 @@ def run_workers(
         if interrupt.requested:  # this worker stopped at a safe point: stop the others rather than wait for them
             _stop(helpers)  # (a worker still starting up ignored the terminal's Ctrl-C and would run the study out)
             raise KeyboardInterrupt
-        for helper in helpers:
-            helper.join()
-        if any(helper.exitcode and helper.exitcode > 0 for helper in helpers):
-            said = [receiver.recv() for receiver, _ in pipes if receiver.poll()]
-            raise NasProxyError(said[0] if said else "a search worker failed; run the same command to continue")
-        for helper in helpers:
-            if helper.exitcode:  # killed by a signal: this worker took its trial over and finished the study
-                say(
-                    f"a search worker (process {helper.pid}) was killed by {signal.Signals(-helper.exitcode).name} "
-                    f"(out of memory?); its trial, if it was running one, ran again"
-                )
+        _join(helpers, pipes, say)
     return study
 
 
