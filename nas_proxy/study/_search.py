@@ -51,9 +51,10 @@ from nas_proxy._interrupt import safe_interrupt
 from nas_proxy._io import check_writable
 from nas_proxy._records import as_stored, record_once
 from nas_proxy.artifacts import reference_table_path
-from nas_proxy.config import Preset
+from nas_proxy.config import Preset, ScoreConfig, StudyConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
+from nas_proxy.method import TrainConfig
 from nas_proxy.method._train import concurrent_jobs
 from nas_proxy.reference import run_reference
 from nas_proxy.scoring import Proxy, make_proxy
@@ -67,7 +68,7 @@ from nas_proxy.study._study import SCORED, enqueue_archs, open_study, select_arc
 from nas_proxy.study._trials import run_trials
 
 
-def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Proxy | None = None) -> None:
+def record_proxy(study: optuna.Study, config: StudyConfig, proxy: Proxy, refined: Proxy | None = None) -> None:
     """Record the proxy's settings (and calibrations) on the study, or refuse a study scored by another one.
 
     ``refined`` is the higher fidelity of a multi-fidelity study (``[score].refine``).
@@ -83,7 +84,7 @@ def record_proxy(study: optuna.Study, preset: Preset, proxy: Proxy, refined: Pro
     recorded = record_once(study, "proxy", settings)
     if recorded != settings:
         raise NasProxyError(
-            f"study {preset.study.name!r} on {preset.study.storage_url} was scored by another proxy "
+            f"study {config.name!r} on {config.storage_url} was scored by another proxy "
             f"or protocol ({recorded.get('proxy')}); use a new [study].name or the original "
             f"[training], [condense] and [score] settings"
         )
@@ -155,16 +156,16 @@ def run_search(
     with quiet_optuna(), safe_interrupt() as interrupt:
         sample = _reference_sample(preset, data, progress)
         study = open_study(preset)
-        _announce_fits(preset, study, say)
+        _announce_fits(preset.score, study, say)
         proxy, refined = _search_proxies(preset, data, study, progress)
-        record_proxy(study, preset, proxy, refined)
+        record_proxy(study, preset.study, proxy, refined)
         if "setup_seconds" not in study.user_attrs:  # the amortised side of the proxy's cost, paid by the first run
             study.set_user_attr("setup_seconds", proxy.setup_seconds + (refined.setup_seconds if refined else 0.0))
         enqueue_archs(study, [*sample, *proxy.paid_for()])  # the reference's, then what the proxy's fit scored
-        done, target = _settle_target(study, preset, target, say)
+        done, target = _settle_target(study, preset.study.n_trials, target, say)
         if done >= target:
             return study
-        batch = _batch_size(preset, data, proxy, target)
+        batch = _batch_size(preset.training, data, proxy, target)
         table, metric = reference_table_path(preset), preset.reference.metric
         on_database = journal_file(preset.study.storage_url) is None
         seeds = preset.score_seeds
@@ -205,20 +206,20 @@ def _reference_sample(preset: Preset, data: Dataset, progress: bool) -> list[Arc
     return sample
 
 
-def _announce_fits(preset: Preset, study: optuna.Study, say: Callable[[str], None]) -> None:
+def _announce_fits(score: ScoreConfig, study: optuna.Study, say: Callable[[str], None]) -> None:
     """Say what a proxy fitted on first use scores before the first trial (the calibration's reference
     architectures, the ensemble's anchor), which the study has not recorded yet: minutes with no trial to show."""
-    if preset.score.proxy == "calibrated" and "calibration" not in study.user_attrs:
-        scores = ", ".join([*preset.score.features, *preset.score.refine])
+    if score.proxy == "calibrated" and "calibration" not in study.user_attrs:
+        scores = ", ".join([*score.features, *score.refine])
         say(f"fitting the calibration: scoring the reference architectures with {scores} (cached for later runs)")
-    if preset.score.proxy == "ensemble" and "anchor" not in study.user_attrs:
+    if score.proxy == "ensemble" and "anchor" not in study.user_attrs:
         say(
-            f"scoring the anchor: {preset.score.anchor} architectures spread over the space, with "
-            f"{', '.join(preset.score.features)} (cached for later runs; they are the first trials)"
+            f"scoring the anchor: {score.anchor} architectures spread over the space, with "
+            f"{', '.join(score.features)} (cached for later runs; they are the first trials)"
         )
 
 
-def _settle_target(study: optuna.Study, preset: Preset, target: int, say: Callable[[str], None]) -> tuple[int, int]:
+def _settle_target(study: optuna.Study, n_trials: int, target: int, say: Callable[[str], None]) -> tuple[int, int]:
     """The trials the study holds finished, and ``target``, raised so that every queued trial runs; says whether
     the study starts, continues, or has nothing to run (finished trials at the target: the caller stops)."""
     done = len(study.get_trials(deepcopy=False, states=SCORED))
@@ -233,17 +234,17 @@ def _settle_target(study: optuna.Study, preset: Preset, target: int, say: Callab
     if done >= target:
         say(
             f"nothing to run: the study already holds {done} finished trials; ask for more with "
-            f"--n-trials {done + preset.study.n_trials} (or n_trials=...)"
+            f"--n-trials {done + n_trials} (or n_trials=...)"
         )
     return done, target
 
 
-def _batch_size(preset: Preset, data: Dataset, proxy: Proxy, target: int) -> int:
+def _batch_size(training: TrainConfig, data: Dataset, proxy: Proxy, target: int) -> int:
     """How many trials this worker takes at once: one, or for a proxy that trains side by side, two per
     concurrent job."""
     # A trained proxy's trials go two per concurrent job (on a CPU, one job per core): side by side, with the
     # longer ones overlapping the shorter (benchmarks/RESULTS.md: batch sizes)
-    jobs = concurrent_jobs(preset.training, data.train.x.device, target) if proxy.side_by_side else 1
+    jobs = concurrent_jobs(training, data.train.x.device, target) if proxy.side_by_side else 1
     return 2 * jobs if jobs > 1 else 1
 
 

@@ -202,7 +202,7 @@ def test_study_searches_with_a_zero_cost_proxy_and_refuses_another_later(tmp_pat
     path.write_text(path.read_text().replace("proxy = 'naswot'", "proxy = 'synflow'"))
     other = load_preset(path)
     with pytest.raises(NasProxyError, match="scored by another proxy"):
-        record_proxy(open_study(other), other, make_proxy("synflow", other, digits))
+        record_proxy(open_study(other), other.study, make_proxy("synflow", other, digits))
 
 
 # --- compare --------------------------------------------------------------------------------------
