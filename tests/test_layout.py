@@ -173,3 +173,12 @@ def test_every_command_names_its_python_calls_and_they_are_exported():
             target = getattr(owner, parts[-1]) if kind == "func" else getattr(getattr(owner, parts[-2]), parts[-1])
             assert callable(target), f"{command}: {dotted} is not callable"
             assert parts[len(owner_parts)] in owner.__all__, f"{command} calls {dotted}, which is not exported"
+
+
+def test_the_wheel_ships_every_subpackage():
+    """pyproject.toml lists the packages the wheel holds: a subpackage missing there installs a broken command."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    subpackages = {f"nas_proxy.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    assert subpackages <= listed, f"add {sorted(subpackages - listed)} to [tool.setuptools].packages"
