@@ -23,7 +23,7 @@ from __future__ import annotations
 from nas_proxy.scoring._cache import score_archs
 from nas_proxy.scoring._calibration import Calibration, honest_estimate
 from nas_proxy.scoring._ensemble import Anchor
-from nas_proxy.scoring._make import dm_proxy, make_proxy, short_proxy, subset_proxy
+from nas_proxy.scoring._make import calibrated_proxy, dm_proxy, ensemble_proxy, make_proxy, short_proxy, subset_proxy
 from nas_proxy.scoring._proxies import Measurement, Proxy, TrainedProxy
 
 __all__ = [
@@ -33,7 +33,9 @@ __all__ = [
     "Proxy",
     "TrainedProxy",
     "honest_estimate",
+    "calibrated_proxy",
     "dm_proxy",
+    "ensemble_proxy",
     "make_proxy",
     "score_archs",
     "short_proxy",

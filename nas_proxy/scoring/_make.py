@@ -28,7 +28,7 @@ from nas_proxy.scoring._cache import score_archs
 from nas_proxy.scoring._calibration import MIN_FIT, Calibration
 from nas_proxy.scoring._ensemble import Anchor
 from nas_proxy.scoring._proxies import EnsembleProxy, FittedProxy, Proxy, SizeProxy, TrainedProxy, ZeroCostProxy
-from nas_proxy.space import ArchSpec
+from nas_proxy.space import ArchSpec, SearchSpace
 
 
 def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
@@ -137,7 +137,14 @@ def make_proxy(
         calibration = Calibration.from_dict(fitted, preset.space()) if fitted else None
         return _fitted(name, preset, data, progress, calibration, study)
     if name == "ensemble":
-        return _ensemble(preset, data, progress, Anchor.from_dict(fitted) if fitted else None, study)
+        members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in score_config.features}
+        space = preset.space()
+        anchor = (
+            Anchor.from_dict(fitted)
+            if fitted
+            else space.spread(min(score_config.anchor, len(space)), preset.reference.sample_seed)
+        )
+        return ensemble_proxy(members, anchor, data, preset.score_seeds, preset.study.output, progress=progress)
     readout = READOUTS[score_config.readout]
     if name == "dm":
         output, artifacts = preset.study.output, preset.study.artifacts
@@ -170,39 +177,60 @@ def _fitted(
     calibration: Calibration | None,
     study: optuna.Study | None,
 ) -> Proxy:
+    """``calibrated`` or ``factors`` for ``preset``: its reference table read and checked here, so a missing or small
+    one is said in the preset's terms (the command that trains one)."""
     features = preset.score.features if name == "calibrated" else []
     members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    if calibration is None:
-        path = reference_table_path(preset)
-        table = read_reference(path)
-        check_same_data(table, data, path)
-        reference = fit_reference(table, preset.reference)
-        space = preset.space()
-        archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
-        if len(archs) < MIN_FIT:
-            elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again
-            if elsewhere:
-                raise NasProxyError(f"no reference table in {preset.study.output.resolve()}: {elsewhere}")
-            raise NasProxyError(
-                f"[score].proxy = {name!r} is fitted on the reference table, which holds "
-                f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
-                f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
-                f"table with `--import FILE.csv`"
-            )
-        scores, scoring = _mean_scores(members, archs, preset, data, progress)
-        calibration = Calibration.fit(scores, reference, space)
-    elif tuple(calibration.features) != tuple(features):
+    space, seeds, output = preset.space(), preset.score_seeds, preset.study.output
+    if calibration is not None:
+        return calibrated_proxy(name, members, calibration, space, data, seeds, output)
+    path = reference_table_path(preset)
+    table = read_reference(path)
+    check_same_data(table, data, path)
+    reference = fit_reference(table, preset.reference)
+    archs = [arch for arch in map(ArchSpec.parse, reference.index) if arch in space]
+    if len(archs) < MIN_FIT:
+        elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again
+        if elsewhere:
+            raise NasProxyError(f"no reference table in {preset.study.output.resolve()}: {elsewhere}")
         raise NasProxyError(
-            f"the recorded calibration uses features {list(calibration.features)}, [score].features "
-            f"says {features}; use a new [study].name or the original [score] settings"
+            f"[score].proxy = {name!r} is fitted on the reference table, which holds "
+            f"{len(archs)} architectures of the space (at least {MIN_FIT} needed, 30 or more to "
+            f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
+            f"table with `--import FILE.csv`"
         )
-    else:
-        scoring = 0.0  # paid by the run that fitted it
-    setup = scoring + sum(p.setup_seconds for p in members.values())
+    return calibrated_proxy(name, members, reference, space, data, seeds, output, progress=progress)
 
+
+def calibrated_proxy(
+    name: str,
+    members: dict[str, Proxy],
+    fit: pd.Series | Calibration,
+    space: SearchSpace,
+    data: Dataset,
+    seeds: list[int],
+    output: Path,
+    *,
+    progress: bool = True,
+) -> FittedProxy:
+    """``calibrated`` (``members``: its feature proxies by name) or ``factors`` (none): a
+    :class:`~nas_proxy.scoring.Calibration` fitted on ``fit``, the reference accuracy of each architecture id (its
+    members score those of ``space`` first, the mean over ``seeds``, cached in ``output``), or a calibration a study
+    recorded."""
+    if isinstance(fit, Calibration):
+        if tuple(fit.features) != tuple(members):
+            raise NasProxyError(
+                f"the recorded calibration uses features {list(fit.features)}, [score].features "
+                f"says {list(members)}; use a new [study].name or the original [score] settings"
+            )
+        calibration, scoring = fit, 0.0  # paid by the run that fitted it
+    else:
+        archs = [arch for arch in map(ArchSpec.parse, fit.index) if arch in space]
+        scores, scoring = _mean_scores(members, archs, seeds, data, output, progress)
+        calibration = Calibration.fit(scores, fit, space)
     return FittedProxy(
         name=name,
-        setup_seconds=setup,
+        setup_seconds=scoring + sum(p.setup_seconds for p in members.values()),
         calibration=calibration,
         features=[p.settings for p in members.values()],
         fit=settings_key(calibration.to_dict()),
@@ -211,43 +239,49 @@ def _fitted(
 
 
 def _mean_scores(
-    members: dict[str, Proxy], archs: list[ArchSpec], preset: Preset, data: Dataset, progress: bool
+    members: dict[str, Proxy], archs: list[ArchSpec], seeds: list[int], data: Dataset, output: Path, progress: bool
 ) -> tuple[pd.DataFrame, float]:
-    """Each member's score of ``archs`` (mean over the preset's score seeds; cached) and what they cost."""
-    seeds, output = preset.score_seeds, preset.study.output
+    """Each member's score of ``archs`` (mean over ``seeds``; cached in ``output``) and what they cost."""
     rows = {f: score_archs(p, archs, seeds, data, output, progress=progress) for f, p in members.items()}
     frame = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
     return frame, sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what they cost
 
 
-def _ensemble(
-    preset: Preset, data: Dataset, progress: bool, anchor: Anchor | None, study: optuna.Study | None
-) -> Proxy:
-    features = preset.score.features
-    members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    scoring = 0.0  # a recorded anchor was paid by the run that scored it
-    if anchor is None:
-        space = preset.space()
-        archs = space.spread(min(preset.score.anchor, len(space)), preset.reference.sample_seed)
-        frame, scoring = _mean_scores(members, archs, preset, data, progress)
-        anchor = Anchor.of(frame)
-    elif tuple(anchor.features) != tuple(features):
-        raise NasProxyError(
-            f"the recorded anchor scores {list(anchor.features)}, [score].features says {features}; use a new "
-            f"[study].name or the original [score] settings"
-        )
+def ensemble_proxy(
+    members: dict[str, Proxy],
+    anchor: list[ArchSpec] | Anchor,
+    data: Dataset,
+    seeds: list[int],
+    output: Path,
+    *,
+    progress: bool = True,
+) -> EnsembleProxy:
+    """``ensemble``: the mean quantile of the ``members``' scores among an :class:`~nas_proxy.scoring.Anchor`, scored
+    here on the ``anchor`` architectures (the mean over ``seeds``, cached in ``output``), or one a study recorded."""
+    if isinstance(anchor, Anchor):
+        if tuple(anchor.features) != tuple(members):
+            raise NasProxyError(
+                f"the recorded anchor scores {list(anchor.features)}, [score].features says {list(members)}; use a "
+                f"new [study].name or the original [score] settings"
+            )
+        fixed, scoring = anchor, 0.0  # a recorded anchor was paid by the run that scored it
+    else:
+        frame, scoring = _mean_scores(members, anchor, seeds, data, output, progress)
+        fixed = Anchor.of(frame)
     return EnsembleProxy(
         name="ensemble",
         setup_seconds=scoring + sum(p.setup_seconds for p in members.values()),
         features=[p.settings for p in members.values()],
-        fit=settings_key(anchor.to_dict()),
+        fit=settings_key(fixed.to_dict()),
         members=members,
-        anchor=anchor,
+        anchor=fixed,
     )
 
 
 __all__ = [
+    "calibrated_proxy",
     "dm_proxy",
+    "ensemble_proxy",
     "early_training",
     "make_proxy",
     "short_proxy",
