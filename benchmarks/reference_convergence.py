@@ -65,7 +65,7 @@ def main() -> None:
             lines.append(f"| {base} | {name} | {rho:+.3f} | {seconds:.1f} |")
     notes = (
         f"{preset.study.name}: {n} architectures of the reference sample, {preset.data.dataset} "
-        f"({len(data.train)} training images), metric test accuracy, protocol {protocol.protocol()}. "
+        f"({len(data.train)} training images), metric test accuracy, protocol {protocol.key_settings()}. "
         f"{base} against seed 1 is the noise ceiling; against more epochs, whether the ranking still moves."
     )
     publish(f"Reference convergence: {preset.study.name}", "\n".join(lines), notes, record=not args.no_record)

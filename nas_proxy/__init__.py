@@ -2,7 +2,7 @@
 
 The subpackages follow the data flow: :mod:`~nas_proxy.data` -> :mod:`~nas_proxy.space` ->
 :mod:`~nas_proxy.method` (model, augmentation, condensation, candidate training) ->
-:mod:`~nas_proxy.reference` (the full-data truth and agreement with it) -> :mod:`~nas_proxy.scoring`
+:mod:`~nas_proxy.reference` (the full-data reference and agreement with it) -> :mod:`~nas_proxy.scoring`
 (proxies, calibration) -> :mod:`~nas_proxy.study` (the Optuna study, search, workers) ->
 :mod:`~nas_proxy.results` (report, comparison, frontier). :mod:`~nas_proxy.config` holds the
 :class:`Preset`, one config per stage; :mod:`nas_proxy.cli` is a thin layer over these calls. This

@@ -175,7 +175,12 @@ def reference_table_path(preset: Preset) -> Path:
     # enters only when set, so the keys of tables made before [data].image_size existed stay the same.
     resized = (f"image_size={data.image_size}",) if data.image_size else ()
     key = settings_key(
-        data.dataset, data.val_fraction, data.split_seed, preset.reference.training.protocol(), "step-decay", *resized
+        data.dataset,
+        data.val_fraction,
+        data.split_seed,
+        preset.reference.training.key_settings(),
+        "step-decay",
+        *resized,
     )
     return preset.study.output / "reference" / f"{data.file_stem}-{key}.csv"
 

@@ -4,7 +4,7 @@ The stages up to ``method`` define and read their own config: :class:`DataConfig
 split; :func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution Matching;
 :func:`~nas_proxy.condense`) and :class:`TrainConfig` (how a candidate trains;
 :func:`~nas_proxy.train_candidates`). This module adds the tables of the stages above them:
-:class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig` (the full-data truth;
+:class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig` (the full-data reference;
 :func:`~nas_proxy.run_reference`) and :class:`StudyConfig` (the Optuna study). A :class:`Preset`
 (``studies/*.toml``, one table per stage) bundles them for the functions that join stages into a
 study: naming its files (:mod:`nas_proxy.artifacts`), making a proxy, running the search, the
@@ -130,7 +130,7 @@ class ReferenceConfig:
 
     ``metric`` is the reference number a proxy's ranking is compared with: test accuracy (the
     quantity a researcher cares about; the proxy itself never sees the test set) or validation.
-    The reference trains in fp32 unless ``precision`` says otherwise: it is the yardstick.
+    The reference trains in fp32 unless ``precision`` says otherwise: every ranking is measured against it.
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig(**REFERENCE_DEFAULTS))
@@ -151,7 +151,7 @@ class ReferenceConfig:
                 "[reference]",
                 "precision",
                 '= "auto" trains in bf16 on some machines and fp32 on '
-                'others; the yardstick needs one: set "fp32" or "bf16"',
+                'others; the reference needs one: set "fp32" or "bf16"',
             )
 
     @classmethod
@@ -262,7 +262,7 @@ class Preset:
         return load_search_space(self.study.search_space)
 
     @property
-    def score_seeds(self) -> list[int]:
+    def score_seed_values(self) -> list[int]:
         """The seeds a trial's score is the mean over: ``[training].seed`` and the ``[score].seeds - 1`` after it."""
         return self.training.seed_values(self.score.seeds)
 

@@ -168,7 +168,7 @@ def _space(tmp_path: Path, depth: str) -> list[str]:
 def _set(tmp_path: Path, images: torch.Tensor, labels: torch.Tensor) -> list[str]:
     meta = {"dataset": "digits", "num_classes": 10, "mean": [0.0], "std": [1.0]}
     path = CondensedSet(images, labels, meta).save(tmp_path / "set.pt", png=False)
-    return ["evaluate", "--train", str(path), "--epochs", "1"]
+    return ["train", "--train", str(path), "--epochs", "1"]
 
 
 def _condense(*args: str) -> list[str]:
@@ -177,18 +177,18 @@ def _condense(*args: str) -> list[str]:
 
 
 CLI_CASES = {
-    "lr nan": (lambda tmp: ["evaluate", "--lr", "nan"], r"^error: --lr must be a finite number, got nan$"),
-    "lr inf": (lambda tmp: ["evaluate", "--lr", "inf"], r"^error: --lr must be a finite number, got inf$"),
-    "epochs 10**9": (lambda tmp: ["evaluate", "--epochs", "1000000000"], r"--epochs must be at most 100000 \("),
+    "lr nan": (lambda tmp: ["train", "--lr", "nan"], r"^error: --lr must be a finite number, got nan$"),
+    "lr inf": (lambda tmp: ["train", "--lr", "inf"], r"^error: --lr must be a finite number, got inf$"),
+    "epochs 10**9": (lambda tmp: ["train", "--epochs", "1000000000"], r"--epochs must be at most 100000 \("),
     "wide arch": (
-        lambda tmp: ["evaluate", "--arch", "d1-w99999999-relu-none-none"],
+        lambda tmp: ["train", "--arch", "d1-w99999999-relu-none-none"],
         r"width must be at most 4096 \(16 times the widest network of the paper's space\), got 99999999",
     ),
     "split seed 10**20": (
-        lambda tmp: ["evaluate", "--split-seed", str(10**20)],
+        lambda tmp: ["train", "--split-seed", str(10**20)],
         r"^error: seed \(the split's: \[data\].split_seed, --split-seed\) must be at most 2147483647 \(",
     ),
-    "split seed -1": (lambda tmp: ["evaluate", "--split-seed", "-1"], r"--split-seed\) must be >= 0, got -1$"),
+    "split seed -1": (lambda tmp: ["train", "--split-seed", "-1"], r"--split-seed\) must be >= 0, got -1$"),
     "lr_img nan": (lambda tmp: _condense("--lr-img", "nan"), r"^error: --lr-img must be a finite number, got nan$"),
     "ipc 10**9": (lambda tmp: _condense("--ipc", "1000000000"), r"--ipc must be at most 10000 \(no class"),
     "iterations 10**9": (lambda tmp: _condense("--iterations", "1000000000"), r"--iterations must be at most"),

@@ -161,7 +161,7 @@ def test_every_command_names_its_python_calls_and_they_are_exported():
     and each named call exists and is exported by a public module (the package or a subpackage), so a notebook
     can make it too."""
     commands = _commands()
-    assert {"condense", "evaluate", "search", "reference", "report", "compare"} <= set(commands)
+    assert {"condense", "train", "search", "reference", "report", "compare"} <= set(commands)
     for command, handler in commands.items():
         named = re.findall(r":(func|meth):`~?([\w.]+)`", handler.__doc__ or "")
         assert any(kind == "func" for kind, _ in named), f"{command}: {handler.__name__} names no Python call"

@@ -140,12 +140,12 @@ RUNS: dict[str, Run | Skip] = {
     "nas-proxy condense --dataset fashion_mnist --ipc 10 --iterations 200 --out runs/fm_ipc10.pt": Run(
         append=("--iterations", "2", "--batch-real", "8", "--embed-arch", SMALL, *_FM), needs="data"
     ),
-    "nas-proxy evaluate --dataset fashion_mnist --arch d3-w128-relu-instancenorm-avgpool --train runs/fm_ipc10.pt "
+    "nas-proxy train --dataset fashion_mnist --arch d3-w128-relu-instancenorm-avgpool --train runs/fm_ipc10.pt "
     "--epochs 300 --json": Run(append=("--arch", SMALL, "--epochs", "1", *_FM), needs="data"),
-    "nas-proxy evaluate --dataset fashion_mnist --train random:10 --epochs 300": Run(
+    "nas-proxy train --dataset fashion_mnist --train random:10 --epochs 300": Run(
         append=("--arch", SMALL, "--epochs", "1", *_FM), needs="data"
     ),
-    "nas-proxy evaluate --dataset fashion_mnist --train full --epochs 2": Run(
+    "nas-proxy train --dataset fashion_mnist --train full --epochs 2": Run(
         append=("--arch", SMALL, "--steps", "2", *_FM), needs="data"
     ),
     "nas-proxy search cifar10_dm_ipc50 --storage postgresql://user@host/db --workers 4": Run(

@@ -62,19 +62,19 @@ def _bad_set(tmp_path: Path, dataset: str, size: int) -> Path:
 
 
 def _case_data_root(tmp_path):
-    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "none")], str(tmp_path / "none")
+    return ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "none")], str(tmp_path / "none")
 
 
 def _case_data_file(tmp_path):
     paths = write_mnist(tmp_path / "root")
     paths["t10k-labels-idx1-ubyte"].unlink()
-    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], "t10k-labels-idx1-ubyte"
+    return ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], "t10k-labels-idx1-ubyte"
 
 
 def _case_idx_truncated(tmp_path):
     path = write_mnist(tmp_path / "root")["train-images-idx3-ubyte"]
     path.write_bytes(path.read_bytes()[:-100])
-    return ["evaluate", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], f"{path}.*corrupt"
+    return ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "root")], f"{path}.*corrupt"
 
 
 def _case_cifar_corrupt(tmp_path):
@@ -82,28 +82,28 @@ def _case_cifar_corrupt(tmp_path):
     folder.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (folder / name).write_bytes(b"not a pickle")
-    return ["evaluate", "--dataset", "cifar10", "--data-root", str(tmp_path / "root")], "data_batch_1.*corrupt"
+    return ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "root")], "data_batch_1.*corrupt"
 
 
 def _case_set_corrupt(tmp_path):
     (tmp_path / "set.pt").write_bytes(b"\x00garbage")
-    return ["evaluate", "--train", str(tmp_path / "set.pt")], "set.pt is cut short or is not a PyTorch file"
+    return ["train", "--train", str(tmp_path / "set.pt")], "set.pt is cut short or is not a PyTorch file"
 
 
 def _case_set_other_format(tmp_path):
     torch.save({"format": "nas-proxy-condense-checkpoint/1", "images": torch.zeros(2, 1, 16, 16)}, tmp_path / "set.pt")
     return (
-        ["evaluate", "--train", str(tmp_path / "set.pt")],
+        ["train", "--train", str(tmp_path / "set.pt")],
         "not a readable nas-proxy condensed set .format 'nas-proxy-condense-checkpoint/1', expected",
     )
 
 
 def _case_set_other_dataset(tmp_path):
-    return ["evaluate", "--train", str(_bad_set(tmp_path, "mnist", 16))], "condensed from 'mnist', not 'digits'"
+    return ["train", "--train", str(_bad_set(tmp_path, "mnist", 16))], "condensed from 'mnist', not 'digits'"
 
 
 def _case_set_other_size(tmp_path):
-    return ["evaluate", "--train", str(_bad_set(tmp_path, "digits", 8))], r"holds \(1, 8, 8\) images"
+    return ["train", "--train", str(_bad_set(tmp_path, "digits", 8))], r"holds \(1, 8, 8\) images"
 
 
 def _preset_with_space(tmp_path, body):
@@ -145,7 +145,7 @@ def _case_study_wrong_value(tmp_path):
 
 
 def _case_unknown_arch(tmp_path):
-    return ["evaluate", "--arch", "d3-w128-relu-instancenorm-bigpool"], "bigpool"
+    return ["train", "--arch", "d3-w128-relu-instancenorm-bigpool"], "bigpool"
 
 
 def _case_ipc_too_large(tmp_path):

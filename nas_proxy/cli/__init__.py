@@ -169,11 +169,11 @@ COMMANDS: tuple[Command, ...] = (
         data_group=True,
     ),
     Command(
-        "evaluate",
+        "train",
         "train one architecture on a training set and report its accuracy",
         "Train one ConvNet with the paper's protocol and report validation (and test) accuracy, parameters, FLOPs "
         "and seconds.",
-        _commands.cmd_evaluate,
+        _commands.cmd_train,
         _DATA,
         (
             option(
@@ -194,7 +194,7 @@ COMMANDS: tuple[Command, ...] = (
                 help=f"training epochs (default: {default_epochs('full')} with --train full, the reference "
                 f"protocol's; else {default_epochs('random:10')}, the paper's)",
             ),
-            ConfigFlags(TrainConfig, _commands.EVALUATE_OPTIONS, "training ([training] of a preset)"),
+            ConfigFlags(TrainConfig, _commands.TRAIN_OPTIONS, "training ([training] of a preset)"),
             option("--no-test", action="store_true", help="skip the test-set accuracy"),
             option("--json", action="store_true", help="print one JSON object instead of a sentence"),
         ),
@@ -232,7 +232,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "reference",
-        "train architectures on the full training data (the ground truth)",
+        "train architectures on the full training data (the reference)",
         "Train architectures on the full training data with the preset's [reference] protocol and append one row "
         "per (architecture, seed) to the reference table in the study's output folder. Finished rows are kept; the "
         "same command continues an interrupted run.",

@@ -97,7 +97,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATE_OPTIONS = {
+TRAIN_OPTIONS = {
     "lr": "SGD learning rate, x0.1 at half",
     "batch_size": "batch size",
     "steps": "train exactly this many optimiser steps, whatever the set's size (0: --epochs passes)",
@@ -111,10 +111,10 @@ EVALUATE_OPTIONS = {
 }
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     """:func:`~nas_proxy.method.training_set`, then :func:`~nas_proxy.train_candidate`."""
     epochs = args.epochs if args.epochs is not None else default_epochs(args.train)
-    config = from_options(TrainConfig, args, EVALUATE_OPTIONS, epochs=epochs)
+    config = from_options(TrainConfig, args, TRAIN_OPTIONS, epochs=epochs)
     arch = ArchSpec.parse(args.arch)
     data = _load_data(args)
     train = training_set(args.train, data, args.seed)

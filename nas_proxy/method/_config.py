@@ -170,7 +170,7 @@ class TrainConfig:
         passes, rest = divmod(self.optimiser_steps(images), self.batches(images))
         return passes * images + min(rest * self.batch_size, images)
 
-    def protocol(self) -> dict[str, Any]:
+    def key_settings(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
         return keyed_settings(
             self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"), later=("steps",)

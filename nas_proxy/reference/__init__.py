@@ -1,4 +1,4 @@
-"""The truth a ranking is measured against: full-data reference runs, and agreement with them.
+"""The reference a ranking is measured against: full-data runs, and agreement with them.
 
 :func:`run_reference` trains architectures on the full data (``[reference]``), one CSV row per
 (arch, seed); :func:`import_reference` adopts a table trained elsewhere; :func:`seed_ceiling` is
@@ -8,8 +8,8 @@ ranking with it (Spearman, Kendall with intervals, top-k, precision@k, regret).
 Example:
     >>> import pandas as pd
     >>> from nas_proxy.reference import rank_agreement
-    >>> truth = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5})
-    >>> round(rank_agreement(truth * 2, truth, n_boot=0).spearman, 6)
+    >>> reference = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.5})
+    >>> round(rank_agreement(reference * 2, reference, n_boot=0).spearman, 6)
     1.0
 """
 

@@ -282,7 +282,8 @@ def reference_protocol(config: ReferenceConfig, path: Path, dataset: str) -> str
 
 
 def protocol_warning(config: ReferenceConfig, path: Path) -> str | None:
-    """A warning when the table at ``path`` is computed with a protocol too short to be a truth."""
+    """A warning when the table at ``path`` is computed with a protocol too short to be a reference (its ranking has
+    not converged)."""
     if is_imported_table(path):
         return None
     epochs = config.training.epochs
@@ -372,7 +373,7 @@ def run_reference(
     table = read_reference(path)
     check_same_data(table, data, path)
     check_writable(path.parent, "[study].out_dir")  # before minutes of training
-    if is_imported_table(path):  # rows trained here would mix two protocols in one truth
+    if is_imported_table(path):  # rows trained here would mix two protocols in one reference
         missing = [arch.id for arch in archs if arch.id not in set(table["arch"])]
         if missing:
             raise NasProxyError(

@@ -25,7 +25,7 @@ Example:
     >>> data = load_dataset(preset.data)
     >>> ids = "d1-w32-relu-none-avgpool,d1-w64-relu-none-avgpool,d2-w32-relu-none-avgpool"
     >>> archs = select_archs(ids, preset.space(), preset.reference)
-    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)  # the truth
+    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
     >>> comparison = compare_proxies(preset, data, ["naswot", "params", "naswot+params"], plot=False, progress=False)
     >>> comparison.table[["proxy", "n"]].values.tolist()
     [['naswot', 3], ['params', 3], ['naswot+params', 3]]
@@ -147,7 +147,7 @@ def _score_base(
     data: Dataset,
     parsed: list[list[str]],
     archs: list[ArchSpec],
-    seeds: list[int],
+    seed_values: list[int],
     table: pd.DataFrame,
     progress: bool,
 ) -> dict[str, _Base]:
@@ -155,7 +155,7 @@ def _score_base(
     out = {}
     for name in dict.fromkeys(m for members in parsed for m in members):
         proxy = make_proxy(name, preset, data, progress=progress)
-        rows = score_archs(proxy, archs, seeds, data, preset.study.output, progress=progress)
+        rows = score_archs(proxy, archs, seed_values, data, preset.study.output, progress=progress)
         fit = proxy.calibration.archs if proxy.calibration is not None else ()
         out[name] = _Base(
             rows.groupby("arch")["score"].mean(),

@@ -34,13 +34,13 @@ FIGURES = (
 
 
 @dataclass(frozen=True)
-class Truth:
+class Reference:
     """What every method is measured against: the reference accuracy of each architecture (mean over the table's
     seeds), the one a calibration is fitted on (its ``[reference].seeds``), and how the figures are resampled."""
 
     accuracy: pd.Series
     fit: pd.Series
-    seeds: list[int]
+    seed_values: list[int]
     n_boot: int
     seed: int
 
@@ -53,15 +53,15 @@ def zero_features(features: Sequence[str]) -> list[str]:
     return [f for f in features if f in ZERO_COST] or ["grad_norm", "naswot"]
 
 
-def plain(scored: list[Scored], families: Sequence[str], truth: Truth) -> list[Ranked]:
+def plain(scored: list[Scored], families: Sequence[str], reference: Reference) -> list[Ranked]:
     """The zero-cost scores and every trained method in each readout, as they are."""
     zero = [s for name in ZERO_COST for s in scored if s.method is None and s.label == name]
-    out = [truth.measure("zero-cost", s.label, s.scores, s.cost + s.setup) for s in zero if "zero-cost" in families]
+    out = [reference.measure("zero-cost", s.label, s.scores, s.cost + s.setup) for s in zero if "zero-cost" in families]
     for family in ("subset", "dm", "short", "sample", "warm"):
         if family in families:
             for s in scored:
                 if s.method is not None and s.method.family == family:
-                    out.append(truth.measure(family, s.label, s.scores, s.cost + s.setup))
+                    out.append(reference.measure(family, s.label, s.scores, s.cost + s.setup))
     return out
 
 
@@ -78,18 +78,18 @@ def _cross_anchored(members: Sequence[Scored], seed: int) -> pd.Series:
     return out
 
 
-def ensembles(scored: list[Scored], zero: list[Scored], truth: Truth) -> list[Ranked]:
+def ensembles(scored: list[Scored], zero: list[Scored], reference: Reference) -> list[Ranked]:
     """The zero-cost features alone, and with each trained method, each half ranked against the other as its anchor."""
     trained = [s for s in scored if s.method is not None]
     out = []
     for members in [zero, *(zero + [t] for t in trained)]:
         cost = sum(m.cost + m.setup for m in members)  # the anchor's architectures are the space's: scored once
         name = "ensemble " + " + ".join(m.label for m in members)
-        out.append(truth.measure("ensemble", name, _cross_anchored(members, truth.seed), cost))
+        out.append(reference.measure("ensemble", name, _cross_anchored(members, reference.seed), cost))
     return out
 
 
-def halving(shorts: list[Scored], dms: list[Scored], rf: int, costs: Costs, truth: Truth) -> list[Ranked]:
+def halving(shorts: list[Scored], dms: list[Scored], rf: int, costs: Costs, reference: Reference) -> list[Ranked]:
     """Successive halving: the short budgets in turn, and a DM set as the first rung before each budget."""
     out = []
     for low, high in [*zip(shorts, shorts[1:]), *((dm, high) for dm in dms for high in shorts)]:
@@ -98,7 +98,7 @@ def halving(shorts: list[Scored], dms: list[Scored], rf: int, costs: Costs, trut
         ranking = low.scores.rank(pct=True)
         ranking[promoted] = 1 + high.scores[promoted].rank(pct=True)
         cost = low.cost + high.cost * costs.share(promoted)
-        out.append(truth.measure("halving", f"{low.label} -> best 1/{rf}: {high.label}", ranking, cost))
+        out.append(reference.measure("halving", f"{low.label} -> best 1/{rf}: {high.label}", ranking, cost))
     return out
 
 
@@ -106,14 +106,14 @@ def halving(shorts: list[Scored], dms: list[Scored], rf: int, costs: Costs, trut
 class Fit:
     """How the calibrated family fits: on what, against what, at what cost."""
 
-    truth: Truth
+    reference: Reference
     costs: Costs
     space: SearchSpace
     rf: int
 
     def calibration(self, features: Sequence[Scored]) -> Calibration:
-        frame = pd.DataFrame({f.label: f.scores for f in features}, index=self.truth.accuracy.index)
-        return Calibration.fit(frame[[f.label for f in features]], self.truth.fit, self.space)
+        frame = pd.DataFrame({f.label: f.scores for f in features}, index=self.reference.accuracy.index)
+        return Calibration.fit(frame[[f.label for f in features]], self.reference.fit, self.space)
 
     def measure(
         self,
@@ -127,19 +127,19 @@ class Fit:
     ) -> Ranked:
         """A calibrated ranking's honest figures and cost: the reference runs its fit uses, its scoring, and (with
         ``refined``) the promoted share's second fidelity."""
-        t = self.truth
+        t = self.reference
         agreement, predictions, fitted_on = _fitted(
             first, refined, self.rf, t.accuracy, fit_size, choose, self.space, t.n_boot, t.seed
         )
         # A fit on all of them is estimated from training folds of 4/5 of them (a slightly pessimistic figure)
         # and costs all of them, as the study's fit does.
         fitted_on = fitted_on if fit_size is not None else [list(t.accuracy.index)]
-        reference_cost = float(np.mean([self.costs.of_archs(a, len(t.seeds)) for a in fitted_on]))
+        reference_cost = float(np.mean([self.costs.of_archs(a, len(t.seed_values)) for a in fitted_on]))
         if refined is not None:
             top = [p.sort_values(ascending=False).index[: math.ceil(len(p) / self.rf)] for p in predictions]
             promoted_share = float(np.mean([self.costs.share(t) for t in top]))
             # the promoted share of the space, plus the fit's own architectures scored at both fidelities
-            refine_cost = refine_cost * promoted_share + refine_cost * reference_cost / len(t.seeds)
+            refine_cost = refine_cost * promoted_share + refine_cost * reference_cost / len(t.seed_values)
         cost = reference_cost + scoring + refine_cost
         k = int(np.mean([len(a) for a in fitted_on]))
         return Ranked(name, agreement, "calibrated", cost, reference_archs=k, reference_cost=reference_cost)
@@ -150,7 +150,7 @@ def calibrated(
 ) -> list[Ranked]:
     """The factors alone; with the zero-cost features at each fit size and way of choosing; with each trained
     method's score on all and on each spread fit size; and the promoted fraction's fidelity in the first readout."""
-    n = len(fit.truth.accuracy)
+    n = len(fit.reference.accuracy)
     sizes = [k for k in fit_sizes if k < n * (1 - 1 / 5)]  # no fewer than a training fold holds
     zero_cost = sum(z.cost for z in zero)
     label = " + ".join(z.label for z in zero)
@@ -178,7 +178,7 @@ def _fitted(
     first: Calibration,
     refined: Calibration | None,
     reduction_factor: int,
-    truth: pd.Series,
+    reference: pd.Series,
     fit_size: int | None,
     choose: str,
     space: SearchSpace,
@@ -206,14 +206,14 @@ def _fitted(
         return picked
 
     predictions = resampled_predictions(first, refined, reduction_factor, fit_rows=subset, seed=seed)
-    return resampled_agreement(predictions, truth, n_boot=n_boot, seed=seed), predictions, fitted_on
+    return resampled_agreement(predictions, reference, n_boot=n_boot, seed=seed), predictions, fitted_on
 
 
 __all__ = [
     "CHOICES",
     "FIGURES",
     "Fit",
-    "Truth",
+    "Reference",
     "calibrated",
     "ensembles",
     "halving",

@@ -61,7 +61,7 @@ from nas_proxy.method import READOUTS
 from nas_proxy.method._config import EPOCHS_LIMIT, STEPS_LIMIT
 from nas_proxy.reference import N_BOOT, fit_reference, reference_accuracy
 from nas_proxy.reference._reference import fit_seeds, preset_reference
-from nas_proxy.results._families import FIGURES, Fit, Truth, calibrated, ensembles, halving, plain, zero_features
+from nas_proxy.results._families import FIGURES, Fit, Reference, calibrated, ensembles, halving, plain, zero_features
 from nas_proxy.results._methods import (
     DM,
     FAMILIES,
@@ -229,8 +229,8 @@ def run_frontier(
     out = output_folder(out_dir, preset.study.output / "frontier")
     accuracy = reference_accuracy(table, preset.reference.metric)
     accuracy = accuracy[[a in space for a in map(ArchSpec.parse, accuracy.index)]]
-    fit_truth = fit_reference(table, preset.reference)[accuracy.index]
-    truth = Truth(accuracy, fit_truth, fit_seeds(table, preset.reference), n_boot, seed)
+    fit_accuracy = fit_reference(table, preset.reference)[accuracy.index]
+    reference = Reference(accuracy, fit_accuracy, fit_seeds(table, preset.reference), n_boot, seed)
     archs = [ArchSpec.parse(a) for a in accuracy.index]
     costs = Costs(Protocols.of(preset), space, data, archs)
     scored = list(
@@ -240,22 +240,22 @@ def run_frontier(
     rf = preset.score.reduction_factor
     zero = [s for name in zero_features(preset.score.features) for s in scored if s.method is None and s.label == name]
     rungs = [s for s in scored if s.readout == first]
-    rows = plain(scored, families, truth)
+    rows = plain(scored, families, reference)
     if "ensemble" in families:
-        rows += ensembles(scored, zero, truth)
+        rows += ensembles(scored, zero, reference)
     if "halving" in families:
         shorts = [s for s in rungs if isinstance(s.method, Short)]
         dms = [s for s in rungs if isinstance(s.method, DM)]  # present only with the dm family
-        rows += halving(shorts, dms, rf, costs, truth)
+        rows += halving(shorts, dms, rf, costs, reference)
     if "calibrated" in families:
-        rows += calibrated(scored, zero, first, fit_sizes, Fit(truth, costs, space, rf))
-    return _write(preset, rows, truth, path, table, space, out, plot)
+        rows += calibrated(scored, zero, first, fit_sizes, Fit(reference, costs, space, rf))
+    return _write(preset, rows, reference, path, table, space, out, plot)
 
 
 def _write(
     preset: Preset,
     rows: list[Ranked],
-    truth: Truth,
+    reference: Reference,
     path: Path,
     table: pd.DataFrame,
     space: SearchSpace,
@@ -269,12 +269,12 @@ def _write(
     free = frame[~frame["needs_reference"]]  # the front of rankings with no reference run at all
     frame["pareto_noref"] = _pareto(free, "spearman").reindex(frame.index, fill_value=False)
     frontier = Frontier(preset.study.name, frame)
-    n = len(truth.accuracy)
+    n = len(reference.accuracy)
     header = (
         f"# {preset.study.name}: ranking quality against cost\n\n"
         f"{n} reference architectures ({preset.reference.metric}, mean over {table['seed'].nunique()} seed(s), "
-        f"{path}); calibrations fitted on seed(s) {', '.join(map(str, truth.seeds))}. Methods without a fit are "
-        f"scored as they are; fitted ones by nested 5-fold cross-validation repeated 20 times (every choice "
+        f"{path}); calibrations fitted on seed(s) {', '.join(map(str, reference.seed_values))}. Methods without a fit "
+        f"are scored as they are; fitted ones by nested 5-fold cross-validation repeated 20 times (every choice "
         f"made inside each training fold). Cost: the arithmetic of ranking the whole {space.name} space "
         f"that way, reference runs included, over training each of its {len(space)} architectures once "
         f"with the reference protocol.\n\n"

@@ -96,11 +96,11 @@ def _calibration(
     if not recorded:
         return None
     calibration = Calibration.from_dict(recorded, preset.space())
-    truth = reference[list(calibration.archs)]  # the mean over every seed, whichever the fit learnt from
+    fitted = reference[list(calibration.archs)]  # the mean over every seed, whichever the fit learnt from
     rf = preset.score.reduction_factor
 
     def estimate(name: str, first: Calibration, refined: Calibration | None = None) -> Ranked:
-        return Ranked(name, honest_estimate(first, refined, rf, truth, n_boot=n_boot, seed=seed))
+        return Ranked(name, honest_estimate(first, refined, rf, fitted, n_boot=n_boot, seed=seed))
 
     calibrated = estimate(f"calibrated: factors + {' + '.join(calibration.chosen) or 'no scores'}", calibration)
     study = calibrated

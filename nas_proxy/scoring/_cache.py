@@ -39,7 +39,7 @@ def _measurement(value: float, curve: Any) -> Measurement:
 
 
 def score_archs(
-    proxy: Proxy, archs: list[ArchSpec], seeds: list[int], data: Dataset, output: Path, *, progress: bool = True
+    proxy: Proxy, archs: list[ArchSpec], seed_values: list[int], data: Dataset, output: Path, *, progress: bool = True
 ) -> pd.DataFrame:
     """Score every (architecture, seed) on ``data``: measured if not yet in ``proxy``'s cached table (in the
     ``output`` folder, :func:`~nas_proxy.artifacts.score_table_path`, keyed by its measured settings), read out with
@@ -53,8 +53,8 @@ def score_archs(
 
         proxy.measure(pending, seed, row)
 
-    rows = table.fill(archs, seeds, compute, desc=f"score {proxy.name}", progress=progress)
-    rows = rows[rows["arch"].isin([a.id for a in archs]) & rows["seed"].isin(seeds)].copy()
+    rows = table.fill(archs, seed_values, compute, desc=f"score {proxy.name}", progress=progress)
+    rows = rows[rows["arch"].isin([a.id for a in archs]) & rows["seed"].isin(seed_values)].copy()
     rows["score"] = [proxy.read(_measurement(v, c)) for v, c in zip(rows["value"], rows["curve"])]
     return rows
 

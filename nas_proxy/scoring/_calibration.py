@@ -381,13 +381,13 @@ def honest_estimate(
 ) -> Agreement:
     """How the calibrated ranking ranks architectures none of its choices saw: repeated, nested k-fold.
 
-    ``reference`` is the truth it is scored against (default: what the fit learnt from; pass the mean over
+    ``reference`` is what it is scored against (default: what the fit learnt from; pass the mean over
     every seed when the fit used fewer). See :func:`resampled_predictions` and :func:`resampled_agreement`.
     """
-    truth = reference if reference is not None else pd.Series(first.reference, index=list(first.archs))
+    against = reference if reference is not None else pd.Series(first.reference, index=list(first.archs))
     return resampled_agreement(
         resampled_predictions(first, refined, reduction_factor, folds=folds, repeats=repeats, seed=seed),
-        truth,
+        against,
         n_boot=n_boot,
         seed=seed,
     )

@@ -144,7 +144,7 @@ def make_proxy(
             if fitted
             else space.spread(min(score_config.anchor, len(space)), preset.reference.sample_seed)
         )
-        return ensemble_proxy(members, anchor, data, preset.score_seeds, preset.study.output, progress=progress)
+        return ensemble_proxy(members, anchor, data, preset.score_seed_values, preset.study.output, progress=progress)
     readout = READOUTS[score_config.readout]
     if name == "dm":
         output, artifacts = preset.study.output, preset.study.artifacts
@@ -181,9 +181,9 @@ def _fitted(
     one is said in the preset's terms (the command that trains one)."""
     features = preset.score.features if name == "calibrated" else []
     members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in features}
-    space, seeds, output = preset.space(), preset.score_seeds, preset.study.output
+    space, seed_values, output = preset.space(), preset.score_seed_values, preset.study.output
     if calibration is not None:
-        return calibrated_proxy(name, members, calibration, space, data, seeds, output)
+        return calibrated_proxy(name, members, calibration, space, data, seed_values, output)
     path = reference_table_path(preset)
     table = read_reference(path)
     check_same_data(table, data, path)
@@ -199,7 +199,7 @@ def _fitted(
             f"trust it): {path}; run `nas-proxy reference {preset.ref} --archs 30` or import a "
             f"table with `--import FILE.csv`"
         )
-    return calibrated_proxy(name, members, reference, space, data, seeds, output, progress=progress)
+    return calibrated_proxy(name, members, reference, space, data, seed_values, output, progress=progress)
 
 
 def calibrated_proxy(
@@ -208,15 +208,15 @@ def calibrated_proxy(
     fit: pd.Series | Calibration,
     space: SearchSpace,
     data: Dataset,
-    seeds: list[int],
+    seed_values: list[int],
     output: Path,
     *,
     progress: bool = True,
 ) -> FittedProxy:
     """``calibrated`` (``members``: its feature proxies by name) or ``factors`` (none): a
     :class:`~nas_proxy.scoring.Calibration` fitted on ``fit``, the reference accuracy of each architecture id (its
-    members score those of ``space`` first, the mean over ``seeds``, cached in ``output``), or a calibration a study
-    recorded."""
+    members score those of ``space`` first, the mean over ``seed_values``, cached in ``output``), or a calibration a
+    study recorded."""
     if isinstance(fit, Calibration):
         if tuple(fit.features) != tuple(members):
             raise NasProxyError(
@@ -226,7 +226,7 @@ def calibrated_proxy(
         calibration, scoring = fit, 0.0  # paid by the run that fitted it
     else:
         archs = [arch for arch in map(ArchSpec.parse, fit.index) if arch in space]
-        scores, scoring = _mean_scores(members, archs, seeds, data, output, progress)
+        scores, scoring = _mean_scores(members, archs, seed_values, data, output, progress)
         calibration = Calibration.fit(scores, fit, space)
     return FittedProxy(
         name=name,
@@ -239,10 +239,15 @@ def calibrated_proxy(
 
 
 def _mean_scores(
-    members: dict[str, Proxy], archs: list[ArchSpec], seeds: list[int], data: Dataset, output: Path, progress: bool
+    members: dict[str, Proxy],
+    archs: list[ArchSpec],
+    seed_values: list[int],
+    data: Dataset,
+    output: Path,
+    progress: bool,
 ) -> tuple[pd.DataFrame, float]:
-    """Each member's score of ``archs`` (mean over ``seeds``; cached in ``output``) and what they cost."""
-    rows = {f: score_archs(p, archs, seeds, data, output, progress=progress) for f, p in members.items()}
+    """Each member's score of ``archs`` (mean over ``seed_values``; cached in ``output``) and what they cost."""
+    rows = {f: score_archs(p, archs, seed_values, data, output, progress=progress) for f, p in members.items()}
     frame = pd.DataFrame({f: r.groupby("arch")["score"].mean() for f, r in rows.items()}, index=[a.id for a in archs])
     return frame, sum(float(r["seconds"].sum()) for r in rows.values())  # cached or not: what they cost
 
@@ -251,13 +256,14 @@ def ensemble_proxy(
     members: dict[str, Proxy],
     anchor: list[ArchSpec] | Anchor,
     data: Dataset,
-    seeds: list[int],
+    seed_values: list[int],
     output: Path,
     *,
     progress: bool = True,
 ) -> EnsembleProxy:
     """``ensemble``: the mean quantile of the ``members``' scores among an :class:`~nas_proxy.scoring.Anchor`, scored
-    here on the ``anchor`` architectures (the mean over ``seeds``, cached in ``output``), or one a study recorded."""
+    here on the ``anchor`` architectures (the mean over ``seed_values``, cached in ``output``), or one a study
+    recorded."""
     if isinstance(anchor, Anchor):
         if tuple(anchor.features) != tuple(members):
             raise NasProxyError(
@@ -266,7 +272,7 @@ def ensemble_proxy(
             )
         fixed, scoring = anchor, 0.0  # a recorded anchor was paid by the run that scored it
     else:
-        frame, scoring = _mean_scores(members, anchor, seeds, data, output, progress)
+        frame, scoring = _mean_scores(members, anchor, seed_values, data, output, progress)
         fixed = Anchor.of(frame)
     return EnsembleProxy(
         name="ensemble",

@@ -71,7 +71,7 @@ def runtime(default: Any = dataclasses.MISSING) -> Any:
 
 def _setting(value: Any) -> Any:
     if isinstance(value, TrainConfig):
-        return value.protocol()
+        return value.key_settings()
     if isinstance(value, Readout):
         return value.settings()
     return value
@@ -116,7 +116,7 @@ class Proxy(ABC):
     The contract of a new one (one class, as Optuna's ``BaseSampler``): a frozen dataclass subclass whose
     fields are everything its scores depend on besides the data; fields made with :func:`runtime` are how it
     computes (the data, a callable) and are no setting. :attr:`settings` is derived from the fields (a config
-    by its ``protocol()``, a :class:`~nas_proxy.method.Readout` by its ``settings()``, a field left at None, an
+    by its ``key_settings()``, a :class:`~nas_proxy.method.Readout` by its ``settings()``, a field left at None, an
     option not taken, not at all), so a field cannot be
     left out of the key of the cached measurements (:func:`score_archs`). It implements :meth:`measure`, the
     costly part, and may override :meth:`read` (the score of a measurement: its value by default); a field

@@ -77,12 +77,12 @@ def make_objective(
     space: SearchSpace,
     data: Dataset,
     proxy: Proxy,
-    seeds: list[int],
+    seed_values: list[int],
     reference: tuple[Path, str],
     on_database: bool,
     refined: Proxy | None = None,
 ) -> Callable[[Sequence[optuna.Trial]], list[float | None]]:
-    """The objective of trials a worker took together: each one's proxy score (the mean over ``seeds``), or None
+    """The objective of trials a worker took together: each one's proxy score (the mean over ``seed_values``), or None
     for one pruned at the first fidelity. ``reference`` is the reference table and its metric (a trial of a
     reference architecture records its accuracy); ``on_database``: whether the study's storage is a database
     (then another worker's running copy of an architecture is waited for, not trained again).
@@ -105,12 +105,12 @@ def make_objective(
         seconds = dict.fromkeys(archs, 0.0)
         first: dict[int, float] = {}  # the first fidelity's scores
         if archs:
-            scores, share = _mean_scores(proxy, seeds, trials, archs, list(archs))
+            scores, share = _mean_scores(proxy, seed_values, trials, archs, list(archs))
             for index, score in zip(archs, scores):
                 outcomes[index] = first[index] = score
                 seconds[index] += share
         if refined is not None and archs:
-            _refine(refined, seeds, trials, archs, first, outcomes, seconds)
+            _refine(refined, seed_values, trials, archs, first, outcomes, seconds)
         for index, value in seconds.items():
             trials[index].set_user_attr("seconds", value)
         _settle_copies(trials, copies, first, outcomes)
@@ -158,25 +158,29 @@ def _draw_archs(
 
 
 def _mean_scores(
-    scorer: Proxy, seeds: Sequence[int], trials: Sequence[optuna.Trial], archs: dict[int, ArchSpec], indices: list[int]
+    scorer: Proxy,
+    seed_values: Sequence[int],
+    trials: Sequence[optuna.Trial],
+    archs: dict[int, ArchSpec],
+    indices: list[int],
 ) -> tuple[list[float], float]:
-    """The mean score over the seeds of ``trials[i]`` (``archs[i]``) for each of ``indices``, and each one's share
+    """The mean score over ``seed_values`` of ``trials[i]`` (``archs[i]``) for each of ``indices``, and each one's share
     of the wall time; a trained network's learning curves (one per seed) go to its trial (``curves``), so a
     study keeps its runs as a cache does."""
     tic = time.perf_counter()
     with interruptible():  # the training alone: Ctrl-C elsewhere waits for the storage writes to finish
-        by_seed = [scorer.measure([archs[i] for i in indices], seed) for seed in seeds]
+        by_seed = [scorer.measure([archs[i] for i in indices], seed) for seed in seed_values]
     share = (time.perf_counter() - tic) / len(indices)
     for index, measured in zip(indices, zip(*by_seed)):
         curves = [m.curve.to_dict() for m in measured if m.curve is not None]
         if len(curves) == len(measured):  # a trained network's, one per seed
             trials[index].set_user_attr("curves", curves)
-    return [sum(map(scorer.read, measured)) / len(seeds) for measured in zip(*by_seed)], share
+    return [sum(map(scorer.read, measured)) / len(seed_values) for measured in zip(*by_seed)], share
 
 
 def _refine(
     refined: Proxy,
-    seeds: Sequence[int],
+    seed_values: Sequence[int],
     trials: Sequence[optuna.Trial],
     archs: dict[int, ArchSpec],
     first: dict[int, float],
@@ -195,7 +199,7 @@ def _refine(
         else:
             going_on.append(index)
     if going_on:
-        scores, share = _mean_scores(refined, seeds, trials, archs, going_on)
+        scores, share = _mean_scores(refined, seed_values, trials, archs, going_on)
         for index, score in zip(going_on, scores):
             outcomes[index] = score
             seconds[index] += share

@@ -168,8 +168,8 @@ def run_search(
         batch = _batch_size(preset.training, data, proxy, target)
         table, metric = reference_table_path(preset), preset.reference.metric
         on_database = journal_file(preset.study.storage_url) is None
-        seeds = preset.score_seeds
-        objective = make_objective(preset.space(), data, proxy, seeds, (table, metric), on_database, refined)
+        seed_values = preset.score_seed_values
+        objective = make_objective(preset.space(), data, proxy, seed_values, (table, metric), on_database, refined)
         run_trials(
             preset.study,
             study,

@@ -31,7 +31,7 @@ def test_condense_then_evaluate_on_condensed_random_and_full(tmp_path, capsys):
         assert (
             main(
                 [
-                    "evaluate",
+                    "train",
                     "--arch",
                     "d1-w8-relu-none-avgpool",
                     "--train",
@@ -60,14 +60,14 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["evaluate", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
-        (["evaluate", "--train", "random:ten"], "random:<images per class>"),
-        (["evaluate", "--train", "missing.pt"], "condensed set not found: missing.pt"),
-        (["evaluate", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
+        (["train", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
+        (["train", "--train", "random:ten"], "random:<images per class>"),
+        (["train", "--train", "missing.pt"], "condensed set not found: missing.pt"),
+        (["train", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
         (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),
-        (["evaluate", "--epochs", "0"], "error: --epochs must be positive, got 0"),  # not silently the default
+        (["train", "--epochs", "0"], "error: --epochs must be positive, got 0"),  # not silently the default
         # No CUDA, or fewer than 100 GPUs: either way one line naming the device and the fix.
-        (["evaluate", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
+        (["train", "--device", "cuda:99"], "device 'cuda:99' asked for but"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_traceback(args, message, tmp_path):
@@ -84,18 +84,18 @@ def test_bad_input_is_one_line_exit_2_no_traceback(args, message, tmp_path):
 
 
 def test_data_root_defaults_to_the_environment_variable(tmp_path):
-    result = run_cli("evaluate", "--dataset", "mnist", "--no-progress", env={"NAS_PROXY_DATA": str(tmp_path / "env")})
+    result = run_cli("train", "--dataset", "mnist", "--no-progress", env={"NAS_PROXY_DATA": str(tmp_path / "env")})
     assert result.returncode == 2 and str(tmp_path / "env") in result.stderr
 
 
 def test_every_command_documents_every_option():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert {"condense", "evaluate"} <= set(commands)
+    assert {"condense", "train"} <= set(commands)
     for name, sub in commands.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings} has no help"
-    assert run_cli("--help").returncode == 0 and run_cli("evaluate", "--help").returncode == 0
+    assert run_cli("--help").returncode == 0 and run_cli("train", "--help").returncode == 0
 
 
 def test_an_interrupted_run_is_not_overwritten_without_resume(tmp_path, capsys):

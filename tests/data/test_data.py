@@ -386,7 +386,7 @@ def test_a_crafted_cifar_batch_runs_nothing_and_is_one_line(
         rf"{re.escape(str(batch))} is corrupt \(holds Python objects \('\w+\.{name}'\), not", str(refused.value)
     )
     capsys.readouterr()
-    assert main(["evaluate", "--dataset", "cifar10", "--data-root", str(tmp_path / "root"), "--no-progress"]) == 2
+    assert main(["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "root"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {batch} is corrupt (holds Python objects") and err.count("\n") == 1, err
     assert not marker.exists() and batch.read_bytes() == before

@@ -94,7 +94,7 @@ def test_a_budget_in_steps_trains_exactly_that_many_whatever_the_set_size(digits
     by_epochs = train_candidate(ARCH, train, digits, TrainConfig(epochs=4, batch_size=8))
     by_steps = train_candidate(ARCH, train, digits, TrainConfig(epochs=1, steps=12, batch_size=8))
     assert by_epochs.val_acc == by_steps.val_acc
-    assert "steps" not in TrainConfig().protocol() and TrainConfig(steps=5).protocol()["steps"] == 5
+    assert "steps" not in TrainConfig().key_settings() and TrainConfig(steps=5).key_settings()["steps"] == 5
 
 
 def test_a_schedule_that_does_not_exist_is_named(digits):
@@ -313,7 +313,7 @@ def test_training_together_equals_one_at_a_time(digits, monkeypatch):
     assert concurrent_jobs(TrainConfig(jobs=8), torch.device("cpu"), 3) == 3
     assert concurrent_jobs(TrainConfig(), torch.device("cuda"), 10) == 1
     assert concurrent_jobs(TrainConfig(jobs=4, compile=True), torch.device("cpu"), 10) == 1  # compile: one thread
-    assert "jobs" not in TrainConfig(jobs=4).protocol()  # speed only: cached results are shared
+    assert "jobs" not in TrainConfig(jobs=4).key_settings()  # speed only: cached results are shared
 
 
 def test_a_failing_candidate_stops_the_batch_and_gives_back_the_threads(digits, monkeypatch):
@@ -391,7 +391,7 @@ def test_compiled_training_matches_eager(digits):
     compiled = train_candidate(ARCH, train, digits, TrainConfig(epochs=8, precision="fp32", compile=True), test=True)
     assert abs(compiled.val_acc - eager.val_acc) <= 2 / len(digits.val)
     assert abs(compiled.test_acc - eager.test_acc) <= 2 / len(digits.test)
-    assert "compile" not in TrainConfig(compile=True).protocol()  # cached results are shared with eager runs
+    assert "compile" not in TrainConfig(compile=True).key_settings()  # cached results are shared with eager runs
 
 
 def test_one_process_compiles_every_architecture_once_and_none_falls_back_to_eager(digits, monkeypatch):
@@ -448,7 +448,7 @@ def test_deterministic_runs_and_is_bit_identical_on_a_cpu(digits, monkeypatch):
     for name in wa:
         assert torch.equal(wa[name], wb[name]) and torch.equal(wa[name], wc[name]), name
     assert not torch.are_deterministic_algorithms_enabled()  # nothing leaks out of the call
-    assert TrainConfig(deterministic=True).protocol() == TrainConfig().protocol()  # not a cache key
+    assert TrainConfig(deterministic=True).key_settings() == TrainConfig().key_settings()  # not a cache key
 
 
 def test_the_deterministic_block_sets_and_restores_the_global_switches(monkeypatch):

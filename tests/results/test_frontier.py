@@ -220,7 +220,7 @@ def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_p
     passes = short_epochs(quickstart.reference.training, 0.05, len(digits.train))
     assert passes == 2.5 and early_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
     whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, early_epochs=1.0))
-    protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).protocol()
+    protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).key_settings()
     assert make_proxy("early", whole, digits).measured_settings() == {
         "proxy": "early",
         "trains_on": {"full": len(digits.train)},
