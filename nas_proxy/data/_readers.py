@@ -2,7 +2,7 @@
 
 Everything here is vectorised numpy: no per-image Python loops. The readers only read;
 they never write, move or delete a file. A file that cannot be parsed raises
-:class:`CorruptFileError`, which :mod:`nas_proxy.data._dataset` turns into a one-line
+:class:`CorruptFileError`, which :mod:`nas_proxy.data._sources` turns into a one-line
 :class:`~nas_proxy.DataError` that names the file and says to re-download it.
 """
 
