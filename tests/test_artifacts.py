@@ -36,6 +36,18 @@ def _worker(tmp_path: Path, folder: str, storage: str, artifacts: str):
     return dataclasses.replace(preset, study=study)
 
 
+def _study_set(worker, data):
+    """The study's one copy of ``worker``'s condensed set, as a worker gets it (its store, its study)."""
+    study = open_study(worker)
+    return get_condensed_set(
+        worker.condense, data, worker.study.output, artifacts=worker.study.artifacts, progress=False, study=study
+    )
+
+
+def _set_path(worker, data):
+    return condensed_set_path(worker.condense, data, worker.study.output)
+
+
 @pytest.fixture
 def unrepeatable_condense(monkeypatch):
     """Condensation that differs run to run, as on CUDA: every call shifts the images by its call number."""
@@ -53,31 +65,13 @@ def unrepeatable_condense(monkeypatch):
 def test_a_second_worker_downloads_the_first_workers_set_instead_of_condensing(tmp_path, digits, unrepeatable_condense):
     storage, store = str(tmp_path / "study.journal"), str(tmp_path / "store")
     first, second = _worker(tmp_path, "a", storage, store), _worker(tmp_path, "b", storage, store)
-    made = get_condensed_set(
-        first.condense,
-        digits,
-        first.study.output,
-        artifacts=first.study.artifacts,
-        progress=False,
-        study=open_study(first),
-    )
-    got = get_condensed_set(
-        second.condense,
-        digits,
-        second.study.output,
-        artifacts=second.study.artifacts,
-        progress=False,
-        study=open_study(second),
-    )
+    made = _study_set(first, digits)
+    got = _study_set(second, digits)
     assert len(unrepeatable_condense) == 1  # the second worker did not condense
     assert torch.equal(made.images, got.images)
     study = open_study(first)
-    record = study.user_attrs[f"artifact:{condensed_set_path(first.condense, digits, first.study.output).name}"]
-    assert (
-        record["sha256"]
-        == sha256(condensed_set_path(second.condense, digits, second.study.output))
-        == sha256(condensed_set_path(first.condense, digits, first.study.output))
-    )
+    record = study.user_attrs[f"artifact:{_set_path(first, digits).name}"]
+    assert record["sha256"] == sha256(_set_path(second, digits)) == sha256(_set_path(first, digits))
 
 
 def test_workers_that_condensed_at_once_end_on_one_set(tmp_path):
@@ -109,27 +103,13 @@ def test_workers_that_condensed_at_once_end_on_one_set(tmp_path):
 def test_a_store_the_worker_cannot_reach_is_one_clear_line(tmp_path, digits):
     storage = str(tmp_path / "study.journal")
     first, second = _worker(tmp_path, "a", storage, ""), _worker(tmp_path, "b", storage, "")  # each its own folder
-    get_condensed_set(
-        first.condense,
-        digits,
-        first.study.output,
-        artifacts=first.study.artifacts,
-        progress=False,
-        study=open_study(first),
-    )
+    _study_set(first, digits)
     with pytest.raises(
         NasProxyError,
         match=r"which folder .*b/out/artifacts does not hold; set \[study\].artifacts "
         r"to a store every worker reaches",
     ):
-        get_condensed_set(
-            second.condense,
-            digits,
-            second.study.output,
-            artifacts=second.study.artifacts,
-            progress=False,
-            study=open_study(second),
-        )
+        _study_set(second, digits)
 
 
 def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, monkeypatch):
@@ -165,28 +145,12 @@ def test_workers_creating_the_database_tables_at_once_connect_again(tmp_path, mo
 def test_a_changed_artifact_is_refused(tmp_path, digits):
     storage, store = str(tmp_path / "study.journal"), tmp_path / "store"
     first, second = _worker(tmp_path, "a", storage, str(store)), _worker(tmp_path, "b", storage, str(store))
-    get_condensed_set(
-        first.condense,
-        digits,
-        first.study.output,
-        artifacts=first.study.artifacts,
-        progress=False,
-        study=open_study(first),
-    )
+    _study_set(first, digits)
     for artifact in store.iterdir():
         artifact.write_bytes(b"not the set")
     with pytest.raises(NasProxyError, match="does not match the SHA-256 the study recorded"):
-        get_condensed_set(
-            second.condense,
-            digits,
-            second.study.output,
-            artifacts=second.study.artifacts,
-            progress=False,
-            study=open_study(second),
-        )
-    assert not condensed_set_path(
-        second.condense, digits, second.study.output
-    ).exists()  # nothing half-written left behind
+        _study_set(second, digits)
+    assert not _set_path(second, digits).exists()  # nothing half-written left behind
 
 
 @pytest.mark.parametrize(

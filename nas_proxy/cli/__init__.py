@@ -110,6 +110,8 @@ SHARED: dict[str, Option] = {
 }
 _DATA = ("dataset", "image_size", "data_root", "download", "val_fraction", "split_seed", "device", "no_progress")
 _PRESET_DATA = ("preset", "data_root", "device", "no_progress")
+# The commands that score the reference table's architectures and measure them against it
+_MEASURING = (*_PRESET_DATA, "threads", "bootstrap", "no_plot")
 
 
 def _out_folder(command: str) -> Option:
@@ -290,7 +292,7 @@ COMMANDS: tuple[Command, ...] = (
         "Kendall with bootstrap 95% intervals, top-k Spearman, precision@k, each proxy's pick's reference accuracy "
         "and regret, and the cost. Scores are cached; the same command continues an interrupted run.",
         _commands.cmd_compare,
-        (*_PRESET_DATA, "threads", "bootstrap", "no_plot"),
+        _MEASURING,
         (
             option(
                 "--proxies",
@@ -310,7 +312,7 @@ COMMANDS: tuple[Command, ...] = (
         "honest Spearman, top-20 Spearman, P@10 and regret against the cost of ranking the whole space that way. "
         "Scores are cached: the same command continues, a later one reuses them.",
         _commands.cmd_frontier,
-        (*_PRESET_DATA, "threads", "bootstrap", "no_plot"),
+        _MEASURING,
         (
             option(
                 "--families",

@@ -110,13 +110,14 @@ def _calibration(
         name = f"the study's ranking: best 1/{rf} promoted to factors + {' + '.join(refined.chosen) or 'no scores'}"
         study = estimate(name, calibration, refined)
         rankings.append(study)
-    factors = estimate(FACTORS_ALONE, calibration.factors_only())
+    factors_only = calibration.factors_only()
+    factors = estimate(FACTORS_ALONE, factors_only)
     rankings.append(factors)
     members = table[table["arch"].isin(calibration.archs)]
     ceiling = seed_ceiling(members, preset.reference.metric, n_boot=n_boot, seed=seed)
     if ceiling is not None:
         rankings.append(Ranked("reference seed-to-seed (ceiling)", ceiling))
-    loo = {calibrated.name: calibration.cross_validated(), FACTORS_ALONE: calibration.factors_only().cross_validated()}
+    loo = {calibrated.name: calibration.cross_validated(), FACTORS_ALONE: factors_only.cross_validated()}
     bias = pd.DataFrame(
         {
             name: factor_bias(prediction, reference).set_index(["axis", "value"])["rank_error"]
