@@ -79,7 +79,7 @@ def main() -> None:
         "factors + grad_norm + naswot": (zero, None),
         "factors + grad_norm + naswot + synflow": ([*zero, "synflow"], None),
     }
-    for label in [short_label(f) for f in short] + [f"random ipc {i}" for i in ipcs]:
+    for label in [short_label(f) for f in short] + [f"subset ipc {i}" for i in ipcs]:
         designs[f"factors + {label}"] = ([label], None)
         designs[f"factors + grad_norm + naswot + {label}"] = ([*zero, label], None)
         designs[f"factors + grad_norm + naswot, best 1/{rf} + {label}"] = (zero, [*zero, label])

@@ -72,7 +72,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Preset], Preset], list[str], int | None
         ["dm"],
         None,
     ),
-    "random-e30": ("random real subset, 30 epochs", proxy_epochs(30), ["random"], None),
+    "subset-e30": ("random real subset, 30 epochs", proxy_epochs(30), ["subset"], None),
     "ensembles": (
         "DM (30 epochs) rank-averaged with a zero-cost score",
         proxy_epochs(30),

@@ -13,10 +13,10 @@ If the choice carries, the chosen set beats the average candidate on B; if the c
 only by noise, it does not, and tuning the set on reference rows buys nothing.
 
     python benchmarks/set_selection.py --data-root ../shared/data --cache runs/set_selection \\
-        --candidates dm_paper:random@0,1,2,3 dm_paper:dm@0,1,2 dm_2k:dm dm_dsa:dm dm_dsa:random dm_space:dm \\
-        subset_onecycle:random
+        --candidates dm_paper:subset@0,1,2,3 dm_paper:dm@0,1,2 dm_2k:dm dm_dsa:dm dm_dsa:subset dm_space:dm \\
+        subset_onecycle:subset
 
-A candidate is ``PRESET:FAMILY[@SEEDS]``: a preset of ``benchmarks/presets`` (or a path), ``random`` or
+A candidate is ``PRESET:FAMILY[@SEEDS]``: a preset of ``benchmarks/presets`` (or a path), ``subset`` or
 ``dm``, and the seeds (of ``[training] seed`` for a random subset, which draws it, or of ``[condense] seed``
 for a DM set). Every candidate's files go to ``--cache`` (names are keyed on the settings, so they coexist).
 """
@@ -45,15 +45,15 @@ def candidate_presets(spec: str, cache: Path) -> list[tuple[str, str, Preset]]:
     """``(label, family, preset)`` for each seed of one ``PRESET:FAMILY[@SEEDS]``, all writing to ``cache``."""
     name, _, rest = spec.partition(":")
     family, _, seeds = rest.partition("@")
-    if family not in ("random", "dm"):
-        raise SystemExit(f"candidate {spec!r}: the family must be random or dm, as in dm_paper:random@0,1")
+    if family not in ("subset", "dm"):
+        raise SystemExit(f"candidate {spec!r}: the family must be subset or dm, as in dm_paper:subset@0,1")
     path = PRESETS / f"{name}.toml" if (PRESETS / f"{name}.toml").exists() else Path(name)
     base = load_preset(path)
     base = dataclasses.replace(base, study=dataclasses.replace(base.study, out_dir=str(cache)))
     out = []
     for seed in [int(s) for s in seeds.split(",")] if seeds else [None]:
         preset = base
-        if seed is not None and family == "random":
+        if seed is not None and family == "subset":
             preset = dataclasses.replace(preset, training=dataclasses.replace(preset.training, seed=seed))
         elif seed is not None:
             preset = dataclasses.replace(preset, condense=dataclasses.replace(preset.condense, seed=seed))
@@ -84,12 +84,12 @@ def main() -> None:
             preset,
             data,
             archs,
-            families=("subset",) if family == "random" else ("dm",),
+            families=("subset",) if family == "subset" else ("dm",),
             ipcs=[ipc],
             dm_ipcs=[ipc],
             progress=not args.no_progress,
         )
-        scores[label] = scored[f"{family} ipc {ipc}"].scores  # base_scores' labels: "random ipc 10", "dm ipc 10"
+        scores[label] = scored[f"{family} ipc {ipc}"].scores  # base_scores' labels: "subset ipc 10", "dm ipc 10"
     frame = pd.DataFrame(scores).loc[truth.index]
 
     ranked = {**frame, "rank average of all candidates (pays for all)": frame.rank().mean(axis=1)}

@@ -179,14 +179,9 @@ def config_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
         raise NasProxyError(f"{where}.{exc.key} {exc.problem}") from None
 
 
-def keyed_settings(config: Any, *, skip: tuple[str, ...] = (), later: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The fields of ``config`` that name a cached file: all but ``skip``, and the ``later`` ones (options added
-    after such files were first written) only when they differ from their defaults, so those files keep their
-    names."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
-    return {
-        k: v for k, v in dataclasses.asdict(config).items() if k not in skip and not (k in later and v == defaults[k])
-    }
+def keyed_settings(config: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of ``config`` that name a cached file: all but ``skip``."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
 
 
 def positive(section: str, **values: int | float) -> None:

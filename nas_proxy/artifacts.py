@@ -78,7 +78,7 @@ SETTLE_SECONDS = 2.0  # longer than a storage write takes: two records racing ha
 
 
 def _condense_settings(config: CondenseConfig, data: Dataset) -> dict[str, Any]:
-    settings = keyed_settings(config, skip=("checkpoint_every", "deterministic"), later=("embed_space", "match"))
+    settings = keyed_settings(config, skip=("checkpoint_every", "deterministic"))
     device = data.train.x.device
     settings["compile"] = resolve_compile(config, device)
     settings["precision"] = resolve_precision(config, device, settings["compile"])
@@ -171,16 +171,8 @@ def reference_table_path(preset: Preset) -> Path:
     if imported.is_file():
         return imported
     data = preset.data
-    # "step-decay": tables from before the learning-rate drop was counted in steps are not reused. A resize
-    # enters only when set, so the keys of tables made before [data].image_size existed stay the same.
-    resized = (f"image_size={data.image_size}",) if data.image_size else ()
     key = settings_key(
-        data.dataset,
-        data.val_fraction,
-        data.split_seed,
-        preset.reference.training.key_settings(),
-        "step-decay",
-        *resized,
+        data.dataset, data.val_fraction, data.split_seed, data.image_size, preset.reference.training.key_settings()
     )
     return preset.study.output / "reference" / f"{data.file_stem}-{key}.csv"
 

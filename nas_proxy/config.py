@@ -40,12 +40,12 @@ from nas_proxy.method import READOUTS, CondenseConfig, TrainConfig
 from nas_proxy.method._config import EPOCHS_LIMIT, REFERENCE_DEFAULTS
 from nas_proxy.space import SearchSpace, load_search_space
 
-BASE_PROXIES = ("dm", "random", "early", "synflow", "naswot", "grad_norm", "params", "flops")
+BASE_PROXIES = ("dm", "subset", "short", "synflow", "naswot", "grad_norm", "params", "flops")
 # Fitted on the reference table (nas_proxy.scoring.Calibration): the factors alone, or with the [score].features scores.
 FITTED_PROXIES = ("calibrated", "factors")
 # Combined with no reference (nas_proxy.scoring.Anchor): the mean quantile of the [score].features scores.
 PROXIES = BASE_PROXIES + FITTED_PROXIES + ("ensemble",)
-TRAINED_PROXIES = ("dm", "random", "early")  # each trains the network; [score].readout turns the run into a score
+TRAINED_PROXIES = ("dm", "subset", "short")  # each trains the network; [score].readout turns the run into a score
 # The seeds a score or a reference is the mean over: each trains every network once more.
 _SEEDS = {"above": 0, "at_most": 100, "why": "100 already measure a mean to a tenth of one seed's spread"}
 # [study] waits, in seconds
@@ -60,11 +60,11 @@ class ScoreConfig:
 
     proxy: str = "dm"
     seeds: int = bounded(1, **_SEEDS)  # the score is the mean over seeds [training].seed, +1, ..., +seeds-1
-    # trained proxies (dm, random, early): how a training run becomes a score (nas_proxy.method.READOUTS)
+    # trained proxies (dm, subset, short): how a training run becomes a score (nas_proxy.method.READOUTS)
     readout: str = "val_acc"
-    # `early`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
-    # many passes' optimiser steps, nas_proxy.scoring._make.early_training)
-    early_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
+    # `short`: passes over the full training data, any positive number: 2.5 passes, or 0.3 of one (trained as that
+    # many passes' optimiser steps, nas_proxy.scoring._make.short_training)
+    short_epochs: float = bounded(1.0, above=0, at_most=EPOCHS_LIMIT, why="longer would run for weeks")
     # zero-cost proxies: training images in their one batch
     batch_size: int = batch_field(64)
     # `calibrated`: the proxies whose scores, with the architecture's factors, predict the reference rank;

@@ -89,7 +89,7 @@ LIMITS = [
     (CondenseConfig, {"batch_real": 10**9}, r"\[condense\].batch_real must be at most 65536"),
     (CondenseConfig, {"real_chunk": 10**9}, r"\[condense\].real_chunk must be at most 65536"),
     (ScoreConfig, {"seeds": 10**9}, r"\[score\].seeds must be at most 100 \(100 already measure a mean"),
-    (ScoreConfig, {"early_epochs": 1e9}, r"\[score\].early_epochs must be at most 100000"),
+    (ScoreConfig, {"short_epochs": 1e9}, r"\[score\].short_epochs must be at most 100000"),
     (ScoreConfig, {"batch_size": 10**9}, r"\[score\].batch_size must be at most 65536"),
     (ReferenceConfig, {"seeds": 10**9}, r"\[reference\].seeds must be at most 100"),
     (StudyConfig, {"n_trials": 10**9}, r"\[study\].n_trials must be at most 100000 \(more than Optuna's samplers"),

@@ -65,7 +65,7 @@ def test_score_keys_hold_the_precision_that_runs(tmp_path, digits, monkeypatch):
     bf16 = dataclasses.replace(auto, training=dataclasses.replace(auto.training, precision="bf16"))
 
     def path(preset):
-        proxy = make_proxy("random", preset, digits)
+        proxy = make_proxy("subset", preset, digits)
         return score_table_path(preset.study.output, proxy.name, proxy.measured_settings(), digits)
 
     _bf16(monkeypatch, False)

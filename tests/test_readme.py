@@ -58,7 +58,7 @@ TINY = {
     "fashion_mnist_noref": {
         "data": {"val_fraction": 0.002},
         "reference": {"steps": 50, "batch_size": 8},
-        "score": {"batch_size": 8, "early_epochs": 0.001, "anchor": 5},
+        "score": {"batch_size": 8, "short_epochs": 0.001, "anchor": 5},
     },
     # The shared data holds no CIFAR-10: the command is here for its database and its workers, on digits, eager (a
     # CPU compilation takes most of a minute; tests/method covers compiled training).
@@ -110,7 +110,7 @@ RUNS: dict[str, Run | Skip] = {
     "optuna-dashboard runs/quickstart/study.journal": _SERVER,
     "optuna-dashboard": _SERVER,
     # The issue 34 command: 5% of the shipped quickstart's 50-epoch reference (2.5 passes) stopped at "[score].
-    # early_epochs = 2.5 must be whole above 1"; here 2% and 5% of the tiny copy's steps
+    # short_epochs = 2.5 must be whole above 1"; here 2% and 5% of the tiny copy's steps
     "nas-proxy frontier": Run(
         append=("quickstart", "--families", "zero-cost,short", "--short", "0.02,0.05", *_NO_BOOT)
     ),
@@ -133,7 +133,7 @@ RUNS: dict[str, Run | Skip] = {
     "nas-proxy frontier fashion_mnist ...": Run(
         replace={"...": "--data-root DIR --families zero-cost --no-plot"}, needs="data"
     ),
-    "nas-proxy compare fashion_mnist --data-root DIR --proxies factors,calibrated,grad_norm,naswot,random": Run(
+    "nas-proxy compare fashion_mnist --data-root DIR --proxies factors,calibrated,grad_norm,naswot,subset": Run(
         append=_NO_BOOT, needs="data"
     ),
     "export NAS_PROXY_DATA=/path/to/data": Run(needs="data"),
@@ -142,7 +142,7 @@ RUNS: dict[str, Run | Skip] = {
     ),
     "nas-proxy train --dataset fashion_mnist --arch d3-w128-relu-instancenorm-avgpool --train runs/fm_ipc10.pt "
     "--epochs 300 --json": Run(append=("--arch", SMALL, "--epochs", "1", *_FM), needs="data"),
-    "nas-proxy train --dataset fashion_mnist --train random:10 --epochs 300": Run(
+    "nas-proxy train --dataset fashion_mnist --train subset:10 --epochs 300": Run(
         append=("--arch", SMALL, "--epochs", "1", *_FM), needs="data"
     ),
     "nas-proxy train --dataset fashion_mnist --train full --epochs 2": Run(

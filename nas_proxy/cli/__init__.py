@@ -186,7 +186,7 @@ COMMANDS: tuple[Command, ...] = (
             option(
                 "--train",
                 default="full",
-                help="what to train on: a condensed set file, random:IPC (class-balanced random real subset), or "
+                help="what to train on: a condensed set file, subset:IPC (class-balanced random real subset), or "
                 "full (default: full)",
             ),
             option(
@@ -194,7 +194,7 @@ COMMANDS: tuple[Command, ...] = (
                 type=int,
                 default=None,
                 help=f"training epochs (default: {default_epochs('full')} with --train full, the reference "
-                f"protocol's; else {default_epochs('random:10')}, the paper's)",
+                f"protocol's; else {default_epochs('subset:10')}, the paper's)",
             ),
             ConfigFlags(TrainConfig, _commands.TRAIN_OPTIONS, "training ([training] of a preset)"),
             option("--no-test", action="store_true", help="skip the test-set accuracy"),

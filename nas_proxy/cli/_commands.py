@@ -102,7 +102,7 @@ TRAIN_OPTIONS = {
     "batch_size": "batch size",
     "steps": "train exactly this many optimiser steps, whatever the set's size (0: --epochs passes)",
     "dsa_strategy": "per-image DSA during training: op families joined by '_', 'auto' or 'none'",
-    "seed": "seed of the weights, batches, augmentation and of random:IPC's subset",
+    "seed": "seed of the weights, batches, augmentation and of subset:IPC's subset",
     "precision": "training precision; auto: bf16 autocast where the device runs it natively, else fp32",
     "compile": "torch.compile the network: about 10 s per architecture on a CPU, paid back over long runs",
     "deterministic": "deterministic CUDA kernels and no cuDNN autotuning, for bit-repeatable scores on a GPU (a CPU "

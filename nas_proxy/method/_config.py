@@ -172,9 +172,7 @@ class TrainConfig:
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that change a result (not the seed or how it is executed): cache keys."""
-        return keyed_settings(
-            self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"), later=("steps",)
-        )
+        return keyed_settings(self, skip=("seed", "threads", "eval_batch_size", "compile", "deterministic", "jobs"))
 
 
 class ProtocolDefaults(TypedDict):

@@ -95,23 +95,23 @@ def accuracy(net: torch.nn.Module, split: Split, batch_size: int = 2048, precisi
 
 
 def training_set(train: str, data: Dataset, seed: int = 0) -> Split:
-    """The training split ``train`` names: ``full`` (``data.train``), ``random:IPC`` (a class-balanced random real
+    """The training split ``train`` names: ``full`` (``data.train``), ``subset:IPC`` (a class-balanced random real
     subset drawn with ``seed``) or the path of a condensed set (checked against ``data``).
 
     Example:
         >>> from nas_proxy import load_dataset
         >>> from nas_proxy.method import training_set
-        >>> len(training_set("random:3", load_dataset("digits")))
+        >>> len(training_set("subset:3", load_dataset("digits")))
         30
     """
     if train == "full":
         return data.train
-    if train.startswith("random:"):
+    if train.startswith("subset:"):
         try:
             ipc = int(train.split(":", 1)[1])
         except ValueError:
             raise ArgumentError(
-                "training_set", "train", f"{train!r}: expected random:<images per class>, e.g. random:10"
+                "training_set", "train", f"{train!r}: expected subset:<images per class>, e.g. subset:10"
             ) from None
         return data.sample_per_class(ipc, seed=seed)
     return CondensedSet.load(train, data).split(data.train.x.device)

@@ -125,7 +125,7 @@ def _parse(proxies: list[str]) -> list[list[str]]:
             )
         parsed.append(members)
     if not parsed:
-        raise ArgumentError("compare_proxies", "proxies", "is empty; pass e.g. dm,random,early,synflow,naswot,params")
+        raise ArgumentError("compare_proxies", "proxies", "is empty; pass e.g. dm,subset,short,synflow,naswot,params")
     return parsed
 
 

@@ -80,7 +80,7 @@ from nas_proxy.results._plots import frontier_plot
 from nas_proxy.results._render import frontier_markdown
 from nas_proxy.results._rows import Ranked
 from nas_proxy.scoring._calibration import MIN_FIT
-from nas_proxy.scoring._make import early_training
+from nas_proxy.scoring._make import short_training
 from nas_proxy.space import ArchSpec, SearchSpace
 
 FIT_SIZES = (10, 20, 30)  # reference architectures a calibration is fitted on (besides all of them)
@@ -173,11 +173,11 @@ def _check_short(short: Sequence[float], preset: Preset, data: Dataset) -> None:
                 f"holds {shown(fraction)}; each must be a fraction of the reference's optimiser steps, between 0 "
                 f"and 1 (both excluded)",
             )
-        # The budget as `early` trains it: a limit on its passes or steps is said as one on this fraction
+        # The budget as `short` trains it: a limit on its passes or steps is said as one on this fraction
         epochs = short_epochs(reference, fraction, images)
         try:
-            early_training(reference, epochs, images)  # refuses more than STEPS_LIMIT steps
-            too_long = epochs > EPOCHS_LIMIT  # [score].early_epochs' own limit
+            short_training(reference, epochs, images)  # refuses more than STEPS_LIMIT steps
+            too_long = epochs > EPOCHS_LIMIT  # [score].short_epochs' own limit
         except ConfigError:
             too_long = True
         if too_long:

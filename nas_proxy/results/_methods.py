@@ -141,7 +141,7 @@ class Subset(Trained):
 
     @property
     def label(self) -> str:
-        return f"random ipc {self.ipc}"
+        return f"subset ipc {self.ipc}"
 
     def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
         return subset_proxy(self.ipc, p.training, data)
@@ -225,9 +225,9 @@ class Warm(Trained):
 
     def proxy(self, p: Protocols, data: Dataset, progress: bool) -> TrainedProxy:
         syn = DM(self.ipc).proxy(p, data, progress)
-        early = Short(self.fraction).proxy(p, data, progress)
+        short = Short(self.fraction).proxy(p, data, progress)
         return dataclasses.replace(
-            early, name="warm", warm_on=syn.trains_on, warm_config=syn.config, warm_split=syn.training_set(0)
+            short, name="warm", warm_on=syn.trains_on, warm_config=syn.config, warm_split=syn.training_set(0)
         )
 
     def images(self, p: Protocols, data: Dataset) -> float:
@@ -288,7 +288,7 @@ def base_scores(
     readouts: Sequence[str] = (READOUT,),
 ) -> dict[str, Scored]:
     """Every base method the ``families`` need, scored (or read from the cache) on ``archs``, by label
-    (``grad_norm``, ``random ipc 10``, ``dm ipc 10``, ``short 5%``, ``sample 5%``; a trained one read out
+    (``grad_norm``, ``subset ipc 10``, ``dm ipc 10``, ``short 5%``, ``sample 5%``; a trained one read out
     otherwise than by its final accuracy: ``short 5% tse_e``). Every readout of a method reads the same runs."""
     protocols = Protocols.of(preset)
     costs = Costs(protocols, preset.space(), data, archs)

@@ -3,7 +3,7 @@
 A new rule is one :class:`Proxy` subclass (its contract is in its docstring); a new way of reading a trained
 network's run is one :class:`~nas_proxy.method.Readout`.
 
-:func:`make_proxy` builds one by name (``dm``, ``random``, ``early``, ``params``, ``flops``, the
+:func:`make_proxy` builds one by name (``dm``, ``subset``, ``short``, ``params``, ``flops``, the
 zero-cost ``synflow``, ``naswot``, ``grad_norm``, the fitted ``calibrated`` and ``factors``, and the
 reference-free ``ensemble``); :func:`score_archs` caches its scores. :class:`Calibration` maps factors and
 scores to the reference rank, with honest (nested, resampled) estimates; an :class:`Anchor` puts several

@@ -31,28 +31,23 @@ from nas_proxy.scoring._proxies import EnsembleProxy, FittedProxy, Proxy, SizePr
 from nas_proxy.space import ArchSpec, SearchSpace
 
 
-def early_training(reference: TrainConfig, early_epochs: float, images: int) -> TrainConfig:
-    """The ``[reference]`` protocol cut to ``early_epochs`` passes over a training set of ``images``: whole passes
-    as ``epochs`` (the protocol as it always trained, so their cached scores keep their names), any other budget as
-    ``round(early_epochs x batches per pass)`` optimiser steps, at least 1 (``steps``, which training follows
-    whatever ``epochs`` says).
+def short_training(reference: TrainConfig, short_epochs: float, images: int) -> TrainConfig:
+    """The ``[reference]`` protocol cut to ``short_epochs`` passes over a training set of ``images``:
+    ``round(short_epochs x batches per pass)`` optimiser steps, at least 1 (``steps``, which training follows
+    whatever ``epochs`` says; the schedule spans those steps).
 
     Example:
         >>> from nas_proxy.method import TrainConfig
         >>> reference = TrainConfig(epochs=50, batch_size=100)
-        >>> early_training(reference, 2.5, 1000).steps, early_training(reference, 0.3, 1000).steps
-        (25, 3)
-        >>> early_training(reference, 2.0, 1000).epochs, early_training(reference, 2.0, 1000).steps
-        (2, 0)
+        >>> [short_training(reference, passes, 1000).steps for passes in (2, 2.5, 0.3)]
+        [20, 25, 3]
     """
-    if early_epochs == int(early_epochs):
-        return dataclasses.replace(reference, epochs=int(early_epochs), steps=0)
-    steps = max(1, round(early_epochs * reference.batches(images)))
+    steps = max(1, round(short_epochs * reference.batches(images)))
     if steps > STEPS_LIMIT:  # [training].steps' limit against typos, said in the terms the user set
         raise ConfigError(
             "[score]",
-            "early_epochs",
-            f"= {shown(early_epochs)} passes over {images:,} training images are {steps:,} optimiser steps, more "
+            "short_epochs",
+            f"= {shown(short_epochs)} passes over {images:,} training images are {steps:,} optimiser steps, more "
             f"than {STEPS_LIMIT:,} (longer would run for weeks); use fewer",
         )
     return dataclasses.replace(reference, steps=steps)
@@ -88,10 +83,10 @@ def dm_proxy(
 def subset_proxy(
     ipc: int, training: TrainConfig, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
 ) -> TrainedProxy:
-    """``random``: each candidate trained with ``training`` on a class-balanced random subset of ``ipc`` real images
+    """``subset``: each candidate trained with ``training`` on a class-balanced random subset of ``ipc`` real images
     per class (drawn anew per seed)."""
     return TrainedProxy(
-        name="random",
+        name="subset",
         trains_on={"ipc": ipc},
         config=training,
         readout=readout,
@@ -103,12 +98,12 @@ def subset_proxy(
 def short_proxy(
     reference: TrainConfig, epochs: float, data: Dataset, *, readout: Readout = READOUTS["val_acc"]
 ) -> TrainedProxy:
-    """``early``: each candidate trained with the ``reference`` protocol cut to ``epochs`` passes over the full
-    training data (:func:`early_training`)."""
+    """``short``: each candidate trained with the ``reference`` protocol cut to ``epochs`` passes over the full
+    training data (:func:`short_training`)."""
     return TrainedProxy(
-        name="early",
+        name="short",
         trains_on={"full": len(data.train)},
-        config=early_training(reference, epochs, len(data.train)),
+        config=short_training(reference, epochs, len(data.train)),
         readout=readout,
         data=data,
         training_set=lambda seed: data.train,
@@ -158,10 +153,10 @@ def make_proxy(
             progress=progress,
             study=study,
         )
-    if name == "random":
+    if name == "subset":
         return subset_proxy(preset.condense.ipc, preset.training, data, readout=readout)
-    if name == "early":
-        return short_proxy(preset.reference.training, score_config.early_epochs, data, readout=readout)
+    if name == "short":
+        return short_proxy(preset.reference.training, score_config.short_epochs, data, readout=readout)
     if name in ("params", "flops"):
         return SizeProxy(name=name, data=data)
     if name in ("synflow", "naswot", "grad_norm"):
@@ -288,7 +283,7 @@ __all__ = [
     "calibrated_proxy",
     "dm_proxy",
     "ensemble_proxy",
-    "early_training",
+    "short_training",
     "make_proxy",
     "short_proxy",
     "subset_proxy",

@@ -6,8 +6,8 @@ compare`` measures them side by side against the reference table.
 
 - ``dm``: train on the condensed set with the ``[training]`` protocol; the run is read out by ``[score].readout``
   (the final validation accuracy by default, :data:`~nas_proxy.method.READOUTS`);
-- ``random``: the same on a class-balanced random real subset of the same size (new per seed);
-- ``early``: the ``[reference]`` protocol cut to ``[score].early_epochs`` passes over the full
+- ``subset``: the same on a class-balanced random real subset of the same size (new per seed);
+- ``short``: the ``[reference]`` protocol cut to ``[score].short_epochs`` passes over the full
   training data, any positive number (counted in optimiser steps: 2.5 passes, or 0.3 of one);
 - ``synflow``, ``naswot``, ``grad_norm``: zero-cost scores at initialisation
   (:mod:`nas_proxy.scoring._zero_cost`) on ``[score].batch_size`` training images;
@@ -177,7 +177,7 @@ class Proxy(ABC):
 @dataclass(frozen=True, kw_only=True)
 class TrainedProxy(Proxy):
     """Train the network on a training set with ``config`` and read the run out with ``readout`` (``dm``,
-    ``random``, ``early``). ``trains_on`` names the set (it keys the scores; ``training_set(seed)`` draws it).
+    ``subset``, ``short``). ``trains_on`` names the set (it keys the scores; ``training_set(seed)`` draws it).
     A warm start trains it first on ``warm_split`` (named by ``warm_on``) with ``warm_config``."""
 
     trains_on: dict[str, Any]

@@ -188,7 +188,7 @@ def _checked_target(preset: Preset, data: Dataset, n_trials: int | None) -> int:
     """The number of finished trials to reach (``n_trials``, by default ``[study].n_trials``), once it, the data and
     the output folder are checked: a mistake in them stops the search before minutes of condensing and training."""
     data.check(preset.data)
-    if {preset.score.proxy, *preset.score.features, *preset.score.refine} & {"dm", "random"}:
+    if {preset.score.proxy, *preset.score.features, *preset.score.refine} & {"dm", "subset"}:
         data.check_ipc(preset.condense.ipc)  # [condense].ipc images of each class: a condensed set or a subset
     target = n_trials if n_trials is not None else preset.study.n_trials
     dataclasses.replace(preset.study, n_trials=target)  # checks it as [study].n_trials

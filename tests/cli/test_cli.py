@@ -27,7 +27,7 @@ def test_condense_then_evaluate_on_condensed_random_and_full(tmp_path, capsys):
     assert main(["condense", "--iterations", "3", "--out", str(out), *SMALL]) == 0
     assert out.is_file() and out.with_suffix(".png").is_file()
     capsys.readouterr()
-    for train in (str(out), "random:2", "full"):
+    for train in (str(out), "subset:2", "full"):
         assert (
             main(
                 [
@@ -61,7 +61,7 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
     "args, message",
     [
         (["train", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
-        (["train", "--train", "random:ten"], "random:<images per class>"),
+        (["train", "--train", "subset:ten"], "subset:<images per class>"),
         (["train", "--train", "missing.pt"], "condensed set not found: missing.pt"),
         (["train", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
         (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),

@@ -274,15 +274,12 @@ def test_a_resumed_auto_run_keeps_the_decision_it_began_with(tmp_path, monkeypat
 
 
 def test_the_cache_key_holds_the_compile_decision_not_deterministic(digits, tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from nas_proxy.artifacts import condensed_set_path
 
     monkeypatch.setattr("nas_proxy._accel.can_compile", lambda device_type: True)
 
-    def path(**settings):  # condensed_set_path reads only these two parts of a preset
-        preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
-        return condensed_set_path(preset.condense, digits, preset.study.output)
+    def path(**settings):
+        return condensed_set_path(CondenseConfig(**settings), digits, tmp_path)
 
     assert path(iterations=20_000, compile="auto") == path(iterations=20_000, compile=True)
     assert path(iterations=100, compile="auto") == path(iterations=100, compile=False)
@@ -383,18 +380,14 @@ def test_a_checkpoint_without_a_setting_is_refused_in_one_line(digits, tmp_path,
         condense(digits, config, checkpoint=checkpoint, resume=True, progress=False)
 
 
-def test_new_options_name_a_set_only_when_set(digits, tmp_path):
-    from types import SimpleNamespace
-
-    from nas_proxy.artifacts import _condense_settings, condensed_set_path
+def test_every_setting_that_changes_a_set_names_it(digits, tmp_path):
+    from nas_proxy.artifacts import condensed_set_path
 
     def path(**settings):
-        preset = SimpleNamespace(condense=CondenseConfig(**settings), study=SimpleNamespace(output=tmp_path))
-        return condensed_set_path(preset.condense, digits, preset.study.output)
+        return condensed_set_path(CondenseConfig(**settings), digits, tmp_path)
 
-    assert not {"embed_space", "match"} & set(_condense_settings(CondenseConfig(), digits))  # old sets keep names
-    assert path(match="last", embed_space="") == path()
-    assert len({path(), path(match="blocks"), path(embed_space="small")}) == 3
+    assert len({path(), path(match="blocks"), path(embed_space="small"), path(iterations=7)}) == 4
+    assert path(checkpoint_every=3) == path(deterministic=True) == path()  # how it runs, not what it makes
 
 
 def test_embedding_space_settings_are_checked():

@@ -94,7 +94,7 @@ def test_a_budget_in_steps_trains_exactly_that_many_whatever_the_set_size(digits
     by_epochs = train_candidate(ARCH, train, digits, TrainConfig(epochs=4, batch_size=8))
     by_steps = train_candidate(ARCH, train, digits, TrainConfig(epochs=1, steps=12, batch_size=8))
     assert by_epochs.val_acc == by_steps.val_acc
-    assert "steps" not in TrainConfig().key_settings() and TrainConfig(steps=5).key_settings()["steps"] == 5
+    assert TrainConfig().key_settings()["steps"] == 0 and TrainConfig(steps=5).key_settings()["steps"] == 5
 
 
 def test_a_schedule_that_does_not_exist_is_named(digits):

@@ -135,7 +135,7 @@ def test_random_proxy_draws_a_new_subset_per_seed(tmp_path, digits, monkeypatch)
 
     monkeypatch.setattr(proxies_module, "train_candidates", spy)
     preset = load_preset(write_preset(tmp_path))
-    proxy = make_proxy("random", preset, digits)
+    proxy = make_proxy("subset", preset, digits)
     proxy.score(ARCH, 0), proxy.score(ARCH, 1)
     assert sizes == [2 * digits.num_classes] * 2 and subsets[0] != subsets[1]
 
@@ -155,8 +155,8 @@ def test_early_trains_its_passes_as_optimiser_steps(tmp_path, digits, monkeypatc
 
     monkeypatch.setattr(proxies_module, "train_candidates", spy)
     path = write_preset(tmp_path, reference="lr = 0.05")
-    path.write_text(path.read_text() + f"\n[score]\nearly_epochs = {passes}\n")
-    make_proxy("early", load_preset(path), digits).score(ARCH, 0)
+    path.write_text(path.read_text() + f"\n[score]\nshort_epochs = {passes}\n")
+    make_proxy("short", load_preset(path), digits).score(ARCH, 0)
     assert seen == [(len(digits.train), steps, 0.05)]  # the reference protocol (its lr) on all the training images
 
 
@@ -165,7 +165,7 @@ def test_early_trains_its_passes_as_optimiser_steps(tmp_path, digits, monkeypatc
     [
         ("proxy = 'magic'", r"\[score\].proxy = 'magic' is not a proxy"),
         ("seeds = 0", r"\[score\].seeds must be positive"),
-        ("early_epochs = 0", r"\[score\].early_epochs must be positive"),
+        ("short_epochs = 0", r"\[score\].short_epochs must be positive"),
         ("bogus = 1", r"\[score\]: unknown key 'bogus'"),
     ],
 )
@@ -260,15 +260,15 @@ def test_compare_reuses_cached_scores_and_resumes_after_a_crash(compared, digits
 
     monkeypatch.setattr(train_module, "_train", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
-        compare_proxies(compared, digits, ["random"], progress=False)
-    path = _score_path(compared, "random", digits)
+        compare_proxies(compared, digits, ["subset"], progress=False)
+    path = _score_path(compared, "subset", digits)
     kept = len(read_scores(path))
     assert kept == 2 if jobs == 1 else 1 <= kept <= 2  # the finished ones were kept
     before = len(calls)  # 3, or 4 when the other thread took the next network before the crash stopped it
-    first = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
+    first = compare_proxies(compared, digits, ["subset"], n_boot=0, progress=False)
     assert len(calls) - before == 6 - kept and len(read_scores(path)) == 6  # only the missing ones were scored
     monkeypatch.setattr(train_module, "_train", lambda *a, **k: pytest.fail("scored again"))
-    again = compare_proxies(compared, digits, ["random"], n_boot=0, progress=False)
+    again = compare_proxies(compared, digits, ["subset"], n_boot=0, progress=False)
     assert again.table["spearman"].iloc[0] == first.table["spearman"].iloc[0]
 
 

@@ -15,7 +15,7 @@ from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
 from nas_proxy.results._methods import short_epochs, short_label
 from nas_proxy.scoring import score_archs
-from nas_proxy.scoring._make import early_training
+from nas_proxy.scoring._make import short_training
 from nas_proxy.study import select_archs
 
 
@@ -60,7 +60,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     assert list(frontier.table["family"].unique()) == families
     assert {
         "naswot",
-        "random ipc 2",
+        "subset ipc 2",
         "dm ipc 2",
         "short 25%",
         "short 50%",
@@ -95,7 +95,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
     )
     fewer, every = (table.loc[f"factors + grad_norm + naswot, fitted on {k}", "cost"] for k in (10, "all"))
     assert 0 < fewer < every
-    assert table.loc["dm ipc 2", "cost"] > table.loc["random ipc 2", "cost"]  # condensation counts
+    assert table.loc["dm ipc 2", "cost"] > table.loc["subset ipc 2", "cost"]  # condensation counts
     # a warm start pays for both runs and the condensation, one evaluation pass
     warm = table.loc["dm ipc 2", "cost"] + table.loc["short 25%", "cost"] - val / (3 * n * reference.epochs)
     assert table.loc["dm ipc 2 + short 25%", "cost"] == pytest.approx(warm)
@@ -199,7 +199,7 @@ def test_a_dm_set_is_halving_s_first_rung_before_a_single_budget(frontier_preset
 
 
 def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_preset, digits, monkeypatch, capsys):
-    """5% of a 50-epoch reference is 2.5 passes (the README's frontier stopped there with "[score].early_epochs = 2.5
+    """5% of a 50-epoch reference is 2.5 passes (the README's frontier stopped there with "[score].short_epochs = 2.5
     must be whole above 1"): a budget trains its share of the reference's optimiser steps on the full training data,
     and whole passes keep the protocol, so their cached scores keep their names."""
     trained = []
@@ -218,11 +218,11 @@ def test_a_short_budget_of_any_fraction_trains_its_share_of_the_steps(frontier_p
     # the issue's budget: 5% of the quickstart's 50 epochs is 2.5 passes, 15 of the 300 steps on digits
     quickstart = load_preset("quickstart")
     passes = short_epochs(quickstart.reference.training, 0.05, len(digits.train))
-    assert passes == 2.5 and early_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
-    whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, early_epochs=1.0))
-    protocol = dataclasses.replace(frontier_preset.reference.training, epochs=1).key_settings()
-    assert make_proxy("early", whole, digits).measured_settings() == {
-        "proxy": "early",
+    assert passes == 2.5 and short_training(quickstart.reference.training, passes, len(digits.train)).steps == 15
+    whole = dataclasses.replace(frontier_preset, score=dataclasses.replace(frontier_preset.score, short_epochs=1.0))
+    protocol = dataclasses.replace(frontier_preset.reference.training, steps=per_pass).key_settings()
+    assert make_proxy("short", whole, digits).measured_settings() == {
+        "proxy": "short",
         "trains_on": {"full": len(digits.train)},
         "config": protocol,
     }
@@ -235,5 +235,5 @@ def test_a_short_budget_too_long_to_train_is_refused_before_any_work(tmp_path, d
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: --short holds 0.5, a budget too long to train")
     assert "is 5,000,000 steps" in err and "at most 10,000,000 steps and 100,000 passes" in err, err
-    assert "[score]" not in err and "early_epochs" not in err  # a key this command's user never set
+    assert "[score]" not in err and "short_epochs" not in err  # a key this command's user never set
     assert not (tmp_path / "out").exists()  # nothing scored, nothing written

@@ -12,7 +12,7 @@ from nas_proxy.errors import NasProxyError
 from nas_proxy.results import run_frontier
 from nas_proxy.scoring import Anchor, make_proxy
 
-ENSEMBLE = '[score]\nproxy = "ensemble"\nfeatures = ["naswot", "early"]\nreadout = "tse_e"\nearly_epochs = 0.5\n'
+ENSEMBLE = '[score]\nproxy = "ensemble"\nfeatures = ["naswot", "short"]\nreadout = "tse_e"\nshort_epochs = 0.5\n'
 
 
 def _anchor(n=20, seed=0):
@@ -51,11 +51,11 @@ def test_an_ensemble_study_scores_its_anchor_once_and_keeps_it(tmp_path, digits)
     preset = load_preset(write_preset(tmp_path, extra=ENSEMBLE + "anchor = 6\n", reference="sample = 0"))
     study = run_search(preset, digits, n_trials=3, progress=False, verbose=False)
     anchor = Anchor.from_dict(study.user_attrs["anchor"])
-    assert anchor.features == ("naswot", "early") and len(anchor.archs) == 6
+    assert anchor.features == ("naswot", "short") and len(anchor.archs) == 6
     assert set(anchor.archs) == {a.id for a in preset.space().spread(6, preset.reference.sample_seed)}
     # the anchor's architectures, paid for, are queued as the first trials (the study grows to hold them)
     assert sorted(t.user_attrs["arch"] for t in study.trials) == sorted(anchor.archs)
-    members = {f: make_proxy(f, preset, digits, progress=False) for f in ("naswot", "early")}
+    members = {f: make_proxy(f, preset, digits, progress=False) for f in ("naswot", "short")}
 
     def expected(trial):
         arch = ArchSpec.parse(trial.user_attrs["arch"])

@@ -101,25 +101,25 @@ def test_readouts_of_one_proxy_share_its_runs_and_never_its_scores(tmp_path, dig
     base = load_preset(path)
 
     def read_as(readout):
-        score = dataclasses.replace(base.score, proxy="early", readout=readout, early_epochs=2.0)
+        score = dataclasses.replace(base.score, proxy="short", readout=readout, short_epochs=2.0)
         return dataclasses.replace(base, score=score)
 
-    final = make_proxy("early", read_as("val_acc"), digits)
-    tse = make_proxy("early", read_as("tse_e"), digits)
-    area = make_proxy("early", read_as("val_auc"), digits)
+    final = make_proxy("short", read_as("val_acc"), digits)
+    tse = make_proxy("short", read_as("tse_e"), digits)
+    area = make_proxy("short", read_as("val_auc"), digits)
     assert final.settings != tse.settings and final.measured_settings() == tse.measured_settings()
     assert area.measured_settings() == {**final.measured_settings(), "val_points": [0.25, 0.5, 0.75]}
     first = score_archs(final, ARCHS, [0], digits, base.study.output, progress=False)
     monkeypatch.setattr(proxies_module, "train_candidates", lambda *a, **k: pytest.fail("trained again"))
     again = score_archs(tse, ARCHS, [0], digits, base.study.output, progress=False)
-    table = read_scores(score_table_path(base.study.output, "early", final.measured_settings(), digits))
+    table = read_scores(score_table_path(base.study.output, "short", final.measured_settings(), digits))
     curves = [LearningCurve.from_dict(json.loads(c)) for c in table["curve"]]
     assert first["score"].tolist() == [c.val_acc[1.0] for c in curves] == table["value"].tolist()
     assert again["score"].tolist() == pytest.approx([-np.mean(c.losses[-len(c.losses) // 4 :]) for c in curves])
 
 
 def test_a_study_keeps_each_trial_s_runs_and_scores_it_by_its_readout(tmp_path, digits):
-    preset = load_preset(write_preset(tmp_path, extra="[score]\nproxy = 'random'\nreadout = 'tse_e'\nseeds = 2"))
+    preset = load_preset(write_preset(tmp_path, extra="[score]\nproxy = 'subset'\nreadout = 'tse_e'\nseeds = 2"))
     study = run_search(preset, digits, n_trials=3, progress=False, verbose=False)
     trained = [t for t in study.trials if not t.user_attrs.get("cached")]
     assert len(trained) >= 2
