@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     preset = load_preset(args.preset)
     data = load_dataset(preset.data, args.data_root)
-    table = read_reference(reference_table_path(preset))
+    table = read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))
     truth = reference_accuracy(table, preset.reference.metric)
     fit_truth = fit_reference(table, preset.reference)[truth.index]
     space = preset.space()

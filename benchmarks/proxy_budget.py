@@ -36,7 +36,10 @@ def main() -> None:
     preset = load_preset(args.preset)
     budgets = [tuple(int(v) for v in budget.split(":")) for budget in args.budgets.split(",")]
     data = load_dataset(preset.data, args.data_root)
-    truth = reference_accuracy(read_reference(reference_table_path(preset)), preset.reference.metric).dropna()
+    truth = reference_accuracy(
+        read_reference(reference_table_path(preset.study.output, preset.data, preset.reference)),
+        preset.reference.metric,
+    ).dropna()
     archs = [arch for arch in preset.space().archs() if arch.id in truth.index]
     sample = {arch.id for arch in select_archs(preset.reference.sample, preset.space(), preset.reference)}
     parts = {"other": [a.id not in sample for a in archs], "sample": [a.id in sample for a in archs]}

@@ -67,8 +67,8 @@ from nas_proxy._config import keyed_settings, settings_key
 from nas_proxy._interrupt import interruptible
 from nas_proxy._io import file_lock, refused_writes
 from nas_proxy._records import record_once
-from nas_proxy.config import Preset
-from nas_proxy.data import Dataset
+from nas_proxy.config import ReferenceConfig
+from nas_proxy.data import DataConfig, Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import CondenseConfig, CondensedSet, condense
 from nas_proxy.method._checkpoint import checkpoint_path
@@ -155,9 +155,10 @@ def score_table_path(output: Path, name: str, settings: dict[str, Any], data: Da
 _IMPORTED = "-imported.csv"
 
 
-def imported_table_path(preset: Preset) -> Path:
-    """Where ``nas-proxy reference --import`` puts a table trained elsewhere (its protocol note beside it)."""
-    return preset.study.output / "reference" / f"{preset.data.file_stem}{_IMPORTED}"
+def imported_table_path(output: Path, data: DataConfig) -> Path:
+    """Where ``nas-proxy reference --import`` puts a table of ``data`` trained elsewhere (its protocol note beside
+    it), in the study folder ``output``."""
+    return output / "reference" / f"{data.file_stem}{_IMPORTED}"
 
 
 def is_imported_table(path: Path) -> bool:
@@ -165,16 +166,16 @@ def is_imported_table(path: Path) -> bool:
     return Path(path).name.endswith(_IMPORTED)
 
 
-def reference_table_path(preset: Preset) -> Path:
-    """The preset's reference table: an imported one if there is one, else the one its protocol computes."""
-    imported = imported_table_path(preset)
+def reference_table_path(output: Path, data: DataConfig, reference: ReferenceConfig) -> Path:
+    """The reference table of ``data`` in the study folder ``output``: an imported one if there is one, else the
+    one ``reference``'s protocol computes."""
+    imported = imported_table_path(output, data)
     if imported.is_file():
         return imported
-    data = preset.data
     key = settings_key(
-        data.dataset, data.val_fraction, data.split_seed, data.image_size, preset.reference.training.key_settings()
+        data.dataset, data.val_fraction, data.split_seed, data.image_size, reference.training.key_settings()
     )
-    return preset.study.output / "reference" / f"{data.file_stem}-{key}.csv"
+    return output / "reference" / f"{data.file_stem}-{key}.csv"
 
 
 def open_artifact_store(spec: str, output: Path) -> Any:

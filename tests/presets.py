@@ -45,7 +45,13 @@ epochs = 2
 def train_reference(preset, data, archs: str = "10"):
     """Train the preset's reference on ``archs`` (the ``--archs`` language) into the table the preset reads."""
     picked = select_archs(archs, preset.space(), preset.reference)
-    return run_reference(preset.reference, data, picked, reference_table_path(preset), progress=False)
+    return run_reference(
+        preset.reference,
+        data,
+        picked,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -126,7 +126,13 @@ def finished(tmp_path_factory):
     preset = load_preset(write_preset(folder))
     data = load_dataset(preset.data)
     archs = select_archs("5", preset.space(), preset.reference)
-    run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
+    run_reference(
+        preset.reference,
+        data,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
     assert main(["search", str(write_preset(folder)), "--n-trials", "1", "--no-progress"]) == 0
     return folder / "out"
 
@@ -203,7 +209,8 @@ def test_a_reference_row_onto_a_full_disk_keeps_the_rows_before(tmp_path, tmpfs,
     preset = write_preset(tmp_path)
     _fill(out, 1)  # the first row's table takes the last page: the second cannot be saved beside it
     assert main(["reference", str(preset), "--archs", "2", "--no-progress"]) == 2
-    table = reference_table_path(load_preset(preset))
+    loaded = load_preset(preset)
+    table = reference_table_path(loaded.study.output, loaded.data, loaded.reference)
     _one_line(capsys, rf"cannot write {re.escape(str(table))}: no space left on device")
     assert len(read_reference(table)) == 1 and not list(table.parent.glob(".*.tmp"))
 

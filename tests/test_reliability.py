@@ -437,7 +437,8 @@ def test_a_killed_worker_trial_is_failed_by_the_heartbeat_and_retried_on_postgre
 def test_reference_killed_keeps_every_finished_row_and_continues(tmp_path):
     path = write_preset(tmp_path)
     path.write_text(path.read_text().replace("[reference]\nepochs = 2", "[reference]\nepochs = 5"))
-    table = reference_table_path(load_preset(path))
+    preset = load_preset(path)
+    table = reference_table_path(preset.study.output, preset.data, preset.reference)
     process = subprocess.Popen(_cli("reference", str(path), "--archs", "12"))
     try:
         _wait_for(lambda: table.is_file() and len(read_reference(table)) >= 2, process=process)

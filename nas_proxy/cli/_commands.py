@@ -206,26 +206,24 @@ def cmd_reference(args: argparse.Namespace) -> int:
     data = _preset_data(preset, args)
     metric = preset.reference.metric
     if args.import_csv:
-        table = import_reference(
-            args.import_csv, imported_table_path(preset), data, preset.space(), metric=metric, protocol=args.protocol
-        )
+        path = imported_table_path(preset.study.output, preset.data)
+        table = import_reference(args.import_csv, path, data, preset.space(), metric=metric, protocol=args.protocol)
         print(
             f"imported {len(table)} rows ({table['arch'].nunique()} architectures, {table['seed'].nunique()} "
-            f"seed(s)) from {args.import_csv} into {reference_table_path(preset)}; report, compare and search use it"
+            f"seed(s)) from {args.import_csv} into {path}; report, compare and search use it"
         )
     else:
-        warning = protocol_warning(preset.reference, reference_table_path(preset))
+        path = reference_table_path(preset.study.output, preset.data, preset.reference)
+        warning = protocol_warning(preset.reference, path)
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         study = load_study(preset) if args.archs.startswith("top-") else None
         archs = select_archs(args.archs, preset.space(), preset.reference, study)
-        table = run_reference(
-            preset.reference, data, archs, reference_table_path(preset), progress=not args.no_progress
-        )
+        table = run_reference(preset.reference, data, archs, path, progress=not args.no_progress)
         chosen = table[table["arch"].isin({a.id for a in archs})]
         best = reference_accuracy(chosen, metric).sort_values(ascending=False)
         print(
-            f"reference table {reference_table_path(preset)}: {len(table)} rows; {chosen['arch'].nunique()} of the "
+            f"reference table {path}: {len(table)} rows; {chosen['arch'].nunique()} of the "
             f"{len(archs)} requested architectures done, best {best.index[0]} {metric} {best.iloc[0]:.4f}, "
             f"{chosen['seconds'].sum() / 60:.1f} min of training"
         )

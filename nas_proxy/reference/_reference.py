@@ -27,10 +27,11 @@ Example:
     >>> preset = load_preset("tiny.toml")
     >>> data = load_dataset(preset.data)
     >>> archs = select_archs("d1-w32-relu-none-avgpool", preset.space(), preset.reference)
-    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
+    >>> path = reference_table_path(preset.study.output, preset.data, preset.reference)
+    >>> table = run_reference(preset.reference, data, archs, path, progress=False)
     >>> table[["arch", "seed", "epochs", "train_size"]].values.tolist()
     [['d1-w32-relu-none-avgpool', 0, 1, 1293]]
-    >>> len(run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False))  # done
+    >>> len(run_reference(preset.reference, data, archs, path, progress=False))  # done
     1
 """
 
@@ -333,7 +334,7 @@ def fit_reference(table: pd.DataFrame, config: ReferenceConfig) -> pd.Series:
 def preset_reference(preset: Preset, data: Dataset) -> tuple[Path, pd.DataFrame]:
     """The preset's reference table and its path, refused when it is empty or was built on other data than
     ``data``."""
-    path = reference_table_path(preset)
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     table = read_reference(path)
     if table.empty:
         elsewhere = preset.study.elsewhere()  # a study run from another folder: said, not started again

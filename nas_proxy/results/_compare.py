@@ -25,7 +25,8 @@ Example:
     >>> data = load_dataset(preset.data)
     >>> ids = "d1-w32-relu-none-avgpool,d1-w64-relu-none-avgpool,d2-w32-relu-none-avgpool"
     >>> archs = select_archs(ids, preset.space(), preset.reference)
-    >>> table = run_reference(preset.reference, data, archs, reference_table_path(preset), progress=False)
+    >>> path = reference_table_path(preset.study.output, preset.data, preset.reference)
+    >>> table = run_reference(preset.reference, data, archs, path, progress=False)
     >>> comparison = compare_proxies(preset, data, ["naswot", "params", "naswot+params"], plot=False, progress=False)
     >>> comparison.table[["proxy", "n"]].values.tolist()
     [['naswot', 3], ['params', 3], ['naswot+params', 3]]

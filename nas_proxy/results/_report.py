@@ -219,7 +219,7 @@ def make_report(
     """
     study = load_study(preset)
     metric = preset.reference.metric
-    table_path = reference_table_path(preset)
+    table_path = reference_table_path(preset.study.output, preset.data, preset.reference)
     table = read_reference(table_path)
     out = output_folder(out_dir, preset.study.output / "report")
     scores = proxy_scores(study)

@@ -179,7 +179,7 @@ def _fitted(
     space, seed_values, output = preset.space(), preset.score_seed_values, preset.study.output
     if calibration is not None:
         return calibrated_proxy(name, members, calibration, space, data, seed_values, output)
-    path = reference_table_path(preset)
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     table = read_reference(path)
     check_same_data(table, data, path)
     reference = fit_reference(table, preset.reference)

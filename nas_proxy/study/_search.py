@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -51,7 +52,7 @@ from nas_proxy._interrupt import safe_interrupt
 from nas_proxy._io import check_writable
 from nas_proxy._records import as_stored, record_once
 from nas_proxy.artifacts import reference_table_path
-from nas_proxy.config import Preset, ScoreConfig, StudyConfig
+from nas_proxy.config import Preset, ReferenceConfig, ScoreConfig, StudyConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import NasProxyError
 from nas_proxy.method import TrainConfig
@@ -59,7 +60,7 @@ from nas_proxy.method._train import concurrent_jobs
 from nas_proxy.reference import run_reference
 from nas_proxy.scoring import Proxy, make_proxy
 from nas_proxy.scoring._proxies import fit_attr
-from nas_proxy.space import ArchSpec
+from nas_proxy.space import ArchSpec, SearchSpace
 from nas_proxy.study._correlation import ReferenceCorrelation
 from nas_proxy.study._database import hide_password
 from nas_proxy.study._objective import make_objective
@@ -153,8 +154,9 @@ def run_search(
     say = tqdm.write if verbose else (lambda message: None)
     say(f"study {preset.study.name!r} on {hide_password(preset.study.storage_url)}")
     # Ctrl-C: KeyboardInterrupt once the storage is consistent
+    table, metric = reference_table_path(preset.study.output, preset.data, preset.reference), preset.reference.metric
     with quiet_optuna(), safe_interrupt() as interrupt:
-        sample = _reference_sample(preset, data, progress)
+        sample = _reference_sample(preset.space(), preset.reference, data, table, progress)
         study = open_study(preset)
         _announce_fits(preset.score, study, say)
         proxy, refined = _search_proxies(preset, data, study, progress)
@@ -166,7 +168,6 @@ def run_search(
         if done >= target:
             return study
         batch = _batch_size(preset.training, data, proxy, target)
-        table, metric = reference_table_path(preset), preset.reference.metric
         on_database = journal_file(preset.study.storage_url) is None
         seed_values = preset.score_seed_values
         objective = make_objective(preset.space(), data, proxy, seed_values, (table, metric), on_database, refined)
@@ -196,13 +197,14 @@ def _checked_target(preset: Preset, data: Dataset, n_trials: int | None) -> int:
     return target
 
 
-def _reference_sample(preset: Preset, data: Dataset, progress: bool) -> list[ArchSpec]:
-    """The ``[reference].sample`` architectures (none without a sample), trained on the full data into the
-    reference table; they are scored first, and a calibrated proxy is fitted on them."""
-    space, reference = preset.space(), preset.reference
+def _reference_sample(
+    space: SearchSpace, reference: ReferenceConfig, data: Dataset, table: Path, progress: bool
+) -> list[ArchSpec]:
+    """The ``[reference].sample`` architectures of ``space`` (none without a sample), trained on the full data into
+    the reference ``table``; they are scored first, and a calibrated proxy is fitted on them."""
     sample = select_archs(reference.sample, space, reference) if reference.sample else []
     if sample:  # before the proxy: a calibrated one is fitted on the reference
-        run_reference(reference, data, sample, reference_table_path(preset), progress=progress)
+        run_reference(reference, data, sample, table, progress=progress)
     return sample
 
 

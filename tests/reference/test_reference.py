@@ -131,18 +131,34 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
 
     monkeypatch.setattr(train_module, "_train", crash_on_third)
     with pytest.raises(RuntimeError):
-        run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
-    path = reference_table_path(preset)
+        run_reference(
+            preset.reference,
+            digits,
+            archs,
+            reference_table_path(preset.study.output, preset.data, preset.reference),
+            progress=False,
+        )
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     table = read_reference(path)
     # finished rows kept; seed by seed, so an early stop leaves more architectures with one seed each
     assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[1].id, 0)]
     monkeypatch.setattr(train_module, "_train", real_train)
-    table = run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
+    table = run_reference(
+        preset.reference,
+        digits,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
     assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
     assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()
     before = path.read_bytes()
     run_reference(
-        preset.reference, digits, archs, reference_table_path(preset), progress=False
+        preset.reference,
+        digits,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
     )  # nothing left to do: nothing retrained
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
@@ -151,16 +167,22 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
 def test_reference_refuses_a_table_built_on_other_data(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
     archs = select_archs("1", preset.space(), preset.reference)
-    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
+    run_reference(
+        preset.reference,
+        digits,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
     other = load_dataset("digits", val_fraction=0.2)  # another split -> another fingerprint
-    path = reference_table_path(preset)
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     before = path.read_bytes()
     with pytest.raises(NasProxyError, match="built on other data"):
         run_reference(
             preset.reference,
             other,
             select_archs("2", preset.space(), preset.reference),
-            reference_table_path(preset),
+            reference_table_path(preset.study.output, preset.data, preset.reference),
             progress=False,
         )
     assert path.read_bytes() == before
@@ -170,8 +192,12 @@ def test_protocol_change_gives_another_table(tmp_path):
     a = load_preset(write_preset(tmp_path))
     b = load_preset(write_preset(tmp_path, name="b", reference="lr = 0.1"))
     c = load_preset(write_preset(tmp_path, name="c", reference="seeds = 3"))
-    assert reference_table_path(a) != reference_table_path(b)
-    assert reference_table_path(a) == reference_table_path(c)  # more seeds add rows to the same table
+    assert reference_table_path(a.study.output, a.data, a.reference) != reference_table_path(
+        b.study.output, b.data, b.reference
+    )
+    assert reference_table_path(a.study.output, a.data, a.reference) == reference_table_path(
+        c.study.output, c.data, c.reference
+    )  # more seeds add rows to the same table
 
 
 def test_corrupt_reference_table_is_a_clear_error(tmp_path):
@@ -257,7 +283,9 @@ def test_an_import_sizes_each_architecture_once_and_keeps_canonical_ids(tmp_path
     rows = [f"{arch.upper() if seed % 2 else arch},{seed},0.5,{seed / 10},6" for arch in archs for seed in range(40)]
     source = tmp_path / "elsewhere.csv"
     source.write_text("arch,seed,test_acc,seconds,epochs\n" + "\n".join(rows) + "\n")
-    table = import_reference(source, imported_table_path(preset), digits, preset.space(), metric="test_acc")
+    table = import_reference(
+        source, imported_table_path(preset.study.output, preset.data), digits, preset.space(), metric="test_acc"
+    )
     assert sorted(a.id for a in sized) == sorted(archs)
     assert len(table) == 120 and set(table["arch"]) == set(archs) and table["seed"].tolist() == list(range(40)) * 3
     assert table["epochs"].eq(6).all() and table["seconds"].iloc[1] == pytest.approx(0.1)
@@ -299,7 +327,13 @@ def test_rank_agreement_is_signed_and_handles_few_pairs():
 def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys):
     preset = load_preset(write_preset(tmp_path))
     archs = select_archs("5", preset.space(), preset.reference)
-    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
+    run_reference(
+        preset.reference,
+        digits,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
     enqueue_archs(open_study(preset), archs)
     study = run_search(preset, digits, n_trials=7, progress=True)
     scored = [t for t in study.trials if "reference_acc" in t.user_attrs]
@@ -356,7 +390,7 @@ def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
         "device": "cpu",
         "fingerprint": digits.fingerprint,
     }
-    path = reference_table_path(preset)
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     SharedTable(path, read_reference).append(row)
     SharedTable(path, read_reference).append({**row, "val_acc": 0.9})  # a second process finished the same network
     table = read_reference(path)
@@ -420,10 +454,10 @@ def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, 
             preset.reference,
             digits,
             select_archs("top-1", preset.space(), preset.reference, load_study(preset)),
-            reference_table_path(preset),
+            reference_table_path(preset.study.output, preset.data, preset.reference),
             progress=False,
         )
-    best = read_reference(reference_table_path(preset))["test_acc"].max()
+    best = read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))["test_acc"].max()
     assert f"{100 * best:.2f}%" in report.markdown()  # the best of the table, whatever was scored
 
 

@@ -38,7 +38,9 @@ def study(tmp_path_factory, digits):
         created.add_trial(optuna.trial.create_trial(value=score, user_attrs=attrs))
     source = tmp_path / "trained.csv"
     pd.DataFrame({"arch": list(accuracy), "seed": 0, "test_acc": list(accuracy.values())}).to_csv(source, index=False)
-    import_reference(source, imported_table_path(preset), digits, preset.space(), metric="test_acc")
+    import_reference(
+        source, imported_table_path(preset.study.output, preset.data), digits, preset.space(), metric="test_acc"
+    )
     return preset, archs
 
 
@@ -187,7 +189,7 @@ def test_the_cost_ratio_compares_the_same_architectures(tmp_path):
         study.add_trial(optuna.trial.create_trial(value=seconds / 100, user_attrs=attrs))
     rows = [(arch, seed, 5.0) for arch in (archs[0], archs[1], archs[4]) for seed in (0, 1)]
     table = pd.DataFrame(rows, columns=["arch", "seed", "seconds"]).assign(test_acc=0.5, val_acc=0.5)
-    path = reference_table_path(preset)
+    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.reindex(columns=REFERENCE_COLUMNS).to_csv(path, index=False)
     summary = make_report(preset, plot=False, n_boot=10).summary

@@ -38,7 +38,13 @@ def frontier_preset(tmp_path_factory, digits):
     tmp_path = tmp_path_factory.mktemp("frontier")
     preset = load_preset(write_preset(tmp_path, reference='schedule = "onecycle"\nlr = 0.05'))
     archs = preset.space().sample(16, 0)
-    run_reference(preset.reference, digits, archs, reference_table_path(preset), progress=False)
+    run_reference(
+        preset.reference,
+        digits,
+        archs,
+        reference_table_path(preset.study.output, preset.data, preset.reference),
+        progress=False,
+    )
     return preset
 
 
@@ -76,7 +82,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
         "factors + grad_norm + naswot, best 1/3 + short 25%",
     } <= set(table.index)
     # a method without a fit is its scores' agreement with the reference (scored once, from the cache)
-    truth = reference_accuracy(read_reference(reference_table_path(preset)))
+    truth = reference_accuracy(read_reference(reference_table_path(preset.study.output, preset.data, preset.reference)))
     naswot = score_archs(
         make_proxy("naswot", preset, digits, progress=False), [], [0], digits, preset.study.output, progress=False
     )

@@ -189,22 +189,49 @@ def _rows(n=10, seeds=(0, 1)):
 
 def _import(preset, data, source, protocol=""):
     return import_reference(
-        source, imported_table_path(preset), data, preset.space(), metric=preset.reference.metric, protocol=protocol
+        source,
+        imported_table_path(preset.study.output, preset.data),
+        data,
+        preset.space(),
+        metric=preset.reference.metric,
+        protocol=protocol,
     )
 
 
 def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
     table = _import(preset, digits, _csv(tmp_path, _rows()), "6 epochs on a GPU")
-    assert reference_table_path(preset) == imported_table_path(preset)
+    assert reference_table_path(preset.study.output, preset.data, preset.reference) == imported_table_path(
+        preset.study.output, preset.data
+    )
     assert len(table) == 20 and table["flops"].gt(0).all() and table["val_acc"].isna().all()
-    assert json.loads(imported_table_path(preset).with_suffix(".json").read_text())["protocol"] == "6 epochs on a GPU"
+    assert (
+        json.loads(imported_table_path(preset.study.output, preset.data).with_suffix(".json").read_text())["protocol"]
+        == "6 epochs on a GPU"
+    )
     # training rows into an imported truth would mix protocols: refused unless already there
     inside = [ArchSpec.parse(table["arch"].iloc[0])]
-    assert len(run_reference(preset.reference, digits, inside, reference_table_path(preset), progress=False)) == 20
+    assert (
+        len(
+            run_reference(
+                preset.reference,
+                digits,
+                inside,
+                reference_table_path(preset.study.output, preset.data, preset.reference),
+                progress=False,
+            )
+        )
+        == 20
+    )
     outside = [a for a in SMALL.archs() if a.id not in set(table["arch"])][:1]
     with pytest.raises(NasProxyError, match="is imported .* lacks"):
-        run_reference(preset.reference, digits, outside, reference_table_path(preset), progress=False)
+        run_reference(
+            preset.reference,
+            digits,
+            outside,
+            reference_table_path(preset.study.output, preset.data, preset.reference),
+            progress=False,
+        )
 
 
 @pytest.mark.parametrize(
@@ -224,7 +251,10 @@ def test_bad_rows_are_one_line_and_nothing_is_written(tmp_path, digits, rows, co
     preset = load_preset(write_preset(tmp_path))
     with pytest.raises(NasProxyError, match=message):
         _import(preset, digits, _csv(tmp_path, rows, columns))
-    assert not imported_table_path(preset).exists() and not imported_table_path(preset).parent.exists()
+    assert (
+        not imported_table_path(preset.study.output, preset.data).exists()
+        and not imported_table_path(preset.study.output, preset.data).parent.exists()
+    )
 
 
 def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
@@ -245,9 +275,11 @@ def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
 
 def test_a_short_reference_protocol_is_warned_about(tmp_path, capsys):
     preset = load_preset(write_preset(tmp_path))  # 2 epochs
-    assert "too short" in protocol_warning(preset.reference, reference_table_path(preset))
+    assert "too short" in protocol_warning(
+        preset.reference, reference_table_path(preset.study.output, preset.data, preset.reference)
+    )
     longer = dataclasses.replace(preset.reference, training=dataclasses.replace(preset.reference.training, epochs=8))
-    assert protocol_warning(longer, reference_table_path(preset)) is None
+    assert protocol_warning(longer, reference_table_path(preset.study.output, preset.data, preset.reference)) is None
     assert main(["reference", str(write_preset(tmp_path)), "--archs", "d1-w32-relu-none-avgpool", "--no-progress"]) == 0
     assert "warning: [reference] trains 2 epoch(s): too short" in capsys.readouterr().err
 
@@ -288,7 +320,11 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     assert list(bias.columns) == [label, "factors alone"] and "depth=1" in bias.index
     assert "Mean rank error per architecture choice" in text
     # what the report prints is the nested estimate against the mean over every reference seed
-    truth = read_reference(reference_table_path(preset)).groupby("arch")["test_acc"].mean()
+    truth = (
+        read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))
+        .groupby("arch")["test_acc"]
+        .mean()
+    )
     estimate = honest_estimate(calibration, reference=truth[list(calibration.archs)], n_boot=0)
     assert report.summary.calibrated.estimate.spearman == pytest.approx(estimate.spearman)
 
@@ -302,7 +338,7 @@ def test_a_calibrated_search_without_a_reference_says_what_to_do(tmp_path, digit
 
 def test_compare_scores_fitted_proxies_leave_one_out_and_counts_their_reference_runs(tmp_path, digits):
     preset = _calibrated_preset(tmp_path, digits)
-    table = read_reference(reference_table_path(preset))
+    table = read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))
     comparison = compare_proxies(
         preset, digits, ["factors", "calibrated", "naswot"], n_boot=0, plot=False, progress=False
     )

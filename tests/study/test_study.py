@@ -373,7 +373,9 @@ def test_an_ipc_larger_than_a_class_stops_the_search_before_any_training(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: cannot take 500 images per class: class '0' of digits has 128 training images")
     assert "Traceback" not in err
-    assert not reference_table_path(load_preset(path)).exists() and not list(tmp_path.glob("out/**/*.pt"))
+    preset = load_preset(path)
+    assert not reference_table_path(preset.study.output, preset.data, preset.reference).exists()
+    assert not list(tmp_path.glob("out/**/*.pt"))
 
 
 def test_trials_train_side_by_side_with_the_scores_each_gets_alone(tmp_path):
