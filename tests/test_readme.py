@@ -10,8 +10,10 @@ added to the README without an entry, or an entry whose command left the README,
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import re
@@ -314,3 +316,42 @@ def test_a_study_read_from_another_folder_says_where_it_looked(tmp_path, monkeyp
     with pytest.raises(NasProxyError, match=f"no study yet in {re.escape(str(looked))}: .* run from that folder"):
         load_study("quickstart")
     assert not (tmp_path / "runs").exists()  # reading creates nothing
+
+
+def _python_calls(text: str) -> list[tuple[str, ast.Call]]:
+    """Every call in the README's ```python blocks and in its inline code that reads as Python, with its source."""
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    inline = [code for code in re.findall(r"`([^`\n]+\(.*?\))`", text) if not code.startswith(("nas-proxy", "pip"))]
+    calls = []
+    for source in [*blocks, *inline]:
+        with contextlib.suppress(SyntaxError):
+            calls += [(ast.unparse(node), node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)]
+    return calls
+
+
+def test_readme_python_calls_match_the_api():
+    """Each package function the README calls takes the arguments it is shown with (a signature that changed and
+    a README that did not fail here); ``f(...)`` stands for any arguments."""
+    import nas_proxy
+    import nas_proxy.artifacts
+    import nas_proxy.method
+    import nas_proxy.study
+
+    api = {}
+    for module in (nas_proxy, nas_proxy.artifacts, nas_proxy.method, nas_proxy.study):
+        api |= {name: getattr(module, name) for name in dir(module) if callable(getattr(module, name))}
+    checked = []
+    for source, call in _python_calls(README.read_text()):
+        name = call.func.id if isinstance(call.func, ast.Name) else None
+        if (
+            name not in api
+            or name[0].isupper()
+            or any(isinstance(a, ast.Constant) and a.value is ... for a in call.args)
+        ):
+            continue
+        try:
+            inspect.signature(api[name]).bind(*call.args, **{k.arg: k.value for k in call.keywords if k.arg})
+        except TypeError as exc:
+            pytest.fail(f"README: {source}: {exc}")
+        checked.append(name)
+    assert {"reference_table_path", "run_reference", "run_search", "make_report"} <= set(checked)
