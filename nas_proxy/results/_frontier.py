@@ -54,7 +54,7 @@ import pandas as pd
 
 from nas_proxy._config import shown
 from nas_proxy._io import atomic_write, check_writable, output_folder
-from nas_proxy.config import Preset
+from nas_proxy.config import Preset, ReferenceConfig
 from nas_proxy.data import Dataset
 from nas_proxy.errors import ArgumentError, ConfigError, NasProxyError
 from nas_proxy.method import READOUTS
@@ -214,11 +214,11 @@ def run_frontier(
     """Measure every method of ``families`` on the preset's reference table; write ``frontier.csv``, ``.md``, ``.png``.
 
     ``ipcs`` are the subset and DM sizes (``dm_ipcs``, when given, the DM ones: each is a condensation), ``short``
-    the fractions of the reference's steps,
-    ``fit_sizes`` the numbers of reference architectures calibrations are fitted on (and all), ``samples`` the
-    fractions of the training data the ``sample`` family trains on, ``readouts`` how every trained method's runs
-    are read (:data:`~nas_proxy.method.READOUTS`; the halving and calibrated families use the first).
-    The calibration uses the reference seeds ``[reference].seeds`` names (its cost counts them);
+    the fractions of the reference's steps, ``fit_sizes`` the numbers of reference architectures calibrations are
+    fitted on (and all), ``samples`` the fractions of the training data the ``sample`` family trains on,
+    ``readouts`` how every trained method's runs are read (:data:`~nas_proxy.method.READOUTS`; the halving and
+    calibrated families use the first). The calibration uses the reference seeds ``[reference].seeds`` names (its
+    cost counts them);
     every ranking is scored against the mean over all the table's seeds.
     """
     _check_arguments(preset, families, ipcs, dm_ipcs, short, fit_sizes, data, samples, readouts)
@@ -227,15 +227,10 @@ def run_frontier(
     space = preset.space()
     check_writable(preset.study.output, "[study].out_dir")  # the scores' cache, and the DM sets
     out = output_folder(out_dir, preset.study.output / "frontier")
-    accuracy = reference_accuracy(table, preset.reference.metric)
-    accuracy = accuracy[[a in space for a in map(ArchSpec.parse, accuracy.index)]]
-    fit_accuracy = fit_reference(table, preset.reference)[accuracy.index]
-    reference = Reference(accuracy, fit_accuracy, fit_seeds(table, preset.reference), n_boot, seed)
-    archs = [ArchSpec.parse(a) for a in accuracy.index]
+    reference = _reference(table, preset.reference, space, n_boot, seed)
+    archs = [ArchSpec.parse(a) for a in reference.accuracy.index]
     costs = Costs(Protocols.of(preset), space, data, archs)
-    scored = list(
-        base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs, samples, readouts).values()
-    )
+    scored = [*base_scores(preset, data, archs, families, ipcs, short, progress, dm_ipcs, samples, readouts).values()]
     first = readouts[0] if readouts else READOUT
     rf = preset.score.reduction_factor
     zero = [s for name in zero_features(preset.score.features) for s in scored if s.method is None and s.label == name]
@@ -250,6 +245,15 @@ def run_frontier(
     if "calibrated" in families:
         rows += calibrated(scored, zero, first, fit_sizes, Fit(reference, costs, space, rf))
     return _write(preset, rows, reference, path, table, space, out, plot)
+
+
+def _reference(table: pd.DataFrame, config: ReferenceConfig, space: SearchSpace, n_boot: int, seed: int) -> Reference:
+    """The reference every method is scored against: the table's architectures of ``space``, the mean over all its
+    seeds, and what a calibration learns from (``config``'s seeds)."""
+    accuracy = reference_accuracy(table, config.metric)
+    accuracy = accuracy[[a in space for a in map(ArchSpec.parse, accuracy.index)]]
+    fit_accuracy = fit_reference(table, config)[accuracy.index]
+    return Reference(accuracy, fit_accuracy, fit_seeds(table, config), n_boot, seed)
 
 
 def _write(

@@ -141,6 +141,28 @@ def _ranking(scores: pd.DataFrame, reference: pd.Series, metric: str) -> pd.Data
     )
 
 
+def _cost_ratio(scores: pd.DataFrame, table: pd.DataFrame) -> tuple[float, int]:
+    """A proxy score's seconds over a full-data one's, on the architectures both scored, and how many those are."""
+    both = pd.concat(
+        [scores.set_index("arch")["seconds"], table.groupby("arch")["seconds"].sum(min_count=1)], axis=1, join="inner"
+    ).dropna()
+    if not len(both) or not both.iloc[:, 1].sum():
+        return math.nan, len(both)
+    return float(both.iloc[:, 0].sum() / both.iloc[:, 1].sum()), len(both)
+
+
+def _calibrated(study: optuna.Study, estimates: _Estimates) -> Calibrated:
+    """What the study's calibration was fitted on, and its honest estimates beside the factors alone."""
+    fitted = study.user_attrs["calibration"]
+    return Calibrated(
+        n=len(fitted["archs"]),
+        features=fitted["features"],
+        ranking=estimates.study.name,
+        estimate=estimates.study.agreement,
+        factors=estimates.factors.agreement,
+    )
+
+
 def _summary(
     preset: Preset,
     study: optuna.Study,
@@ -158,24 +180,9 @@ def _summary(
     top1_score = float(scored["proxy_score"].max()) if len(scored) else math.nan
     whole = reference.dropna()
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts()
-    both = pd.concat(
-        [scores.set_index("arch")["seconds"], table.groupby("arch")["seconds"].sum(min_count=1)], axis=1, join="inner"
-    ).dropna()
-    cost_ratio = (
-        float(both.iloc[:, 0].sum() / both.iloc[:, 1].sum()) if len(both) and both.iloc[:, 1].sum() else math.nan
-    )
+    cost_ratio, cost_ratio_archs = _cost_ratio(scores, table)
     # every architecture at the best score, in the ranking's order: the first is the one ranking.csv puts first
     study_best_archs = tuple(scores.loc[scores["score"] == scores["score"].max(), "arch"])
-    calibrated = None
-    if estimates is not None:
-        fitted = study.user_attrs["calibration"]
-        calibrated = Calibrated(
-            n=len(fitted["archs"]),
-            features=fitted["features"],
-            ranking=estimates.study.name,
-            estimate=estimates.study.agreement,
-            factors=estimates.factors.agreement,
-        )
     return Summary(
         agreement=agreement,
         proxy=study.user_attrs.get("proxy", {}).get("proxy", preset.score.proxy),
@@ -200,12 +207,10 @@ def _summary(
         proxy_seconds=float(scores["seconds"].sum()),
         reference_seconds=float(table["seconds"].sum(min_count=1)),
         proxy_seconds_mean=float(scores["seconds"].mean()) if len(scores) else math.nan,
-        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean())
-        if len(table)
-        else math.nan,
+        reference_seconds_mean=float(table.groupby("arch")["seconds"].sum(min_count=1).mean()),
         cost_ratio=cost_ratio,
-        cost_ratio_archs=len(both),
-        calibrated=calibrated,
+        cost_ratio_archs=cost_ratio_archs,
+        calibrated=None if estimates is None else _calibrated(study, estimates),
     )
 
 

@@ -134,11 +134,8 @@ def make_proxy(
     if name == "ensemble":
         members = {f: make_proxy(f, preset, data, progress=progress, study=study) for f in score_config.features}
         space = preset.space()
-        anchor = (
-            Anchor.from_dict(fitted)
-            if fitted
-            else space.spread(min(score_config.anchor, len(space)), preset.reference.sample_seed)
-        )
+        spread = min(score_config.anchor, len(space))
+        anchor = Anchor.from_dict(fitted) if fitted else space.spread(spread, preset.reference.sample_seed)
         return ensemble_proxy(members, anchor, data, preset.score_seed_values, preset.study.output, progress=progress)
     readout = READOUTS[score_config.readout]
     if name == "dm":
