@@ -334,8 +334,8 @@ def resampled_agreement(
     """:func:`~nas_proxy.reference.rank_agreement`'s figures for resampled predictions (one series per repetition): each
     figure of :data:`~nas_proxy.reference._agreement.ESTIMATED` the mean over repetitions. ``spearman_low``/``_high`` is
     a 95% forecast of the Spearman on a new draw of as many architectures: the bootstrap over architectures (pooled over
-    the repetitions) measures how far this estimate may be from the truth, and the new draw's own figure strays from the
-    truth as far again, independently, so the bootstrap's deviations widen by sqrt(2) on Fisher's z scale. (The
+    the repetitions) measures how far this estimate may be from the space-wide Spearman, and the new draw's own figure
+    strays from it as far again, independently, so the bootstrap's deviations widen by sqrt(2) on Fisher's z scale. (The
     bootstrap alone covered a new half of the shared table 81-87% of the time: benchmarks/optimism.py.) ``spread`` is
     the range of the middle 90% of repetitions (the uncertainty of the partition alone)."""
     each = [rank_agreement(p, reference, n_boot=0).row() for p in predictions]
