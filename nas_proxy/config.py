@@ -6,9 +6,9 @@ split; :func:`~nas_proxy.load_dataset`), :class:`CondenseConfig` (Distribution M
 :func:`~nas_proxy.train_candidates`). This module adds the tables of the stages above them:
 :class:`ScoreConfig` (which proxy scores a trial), :class:`ReferenceConfig` (the full-data reference;
 :func:`~nas_proxy.run_reference`) and :class:`StudyConfig` (the Optuna study). A :class:`Preset`
-(``studies/*.toml``, one table per stage) bundles them for the functions that join stages into a
-study: naming its files (:mod:`nas_proxy.artifacts`), making a proxy, running the search, the
-report and the comparison. It imports the ``data``, ``space`` and ``method`` stages (their configs
+(``studies/*.toml``, one table per stage) bundles them for the entry points that join stages into a
+study (making a proxy by name, the search, the report, the comparison and the frontier), which unpack it
+and hand each stage its own config. It imports the ``data``, ``space`` and ``method`` stages (their configs
 and vocabularies) and none above them, so ``reference`` and every stage after it can import it.
 Each config checks its own values, so one built in Python is checked like one read from TOML.
 
