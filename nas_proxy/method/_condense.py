@@ -189,15 +189,7 @@ def _condense(
         data, config, images, labels, optimizer, per_class, archs, generator, init_generator, compiled, precision
     )
 
-    start, losses, elapsed = 0, [], 0.0
-    if state is not None:
-        with torch.no_grad():
-            images.copy_(state["images"].to(device))
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        if "init_generator" in state and init_generator is not generator:
-            init_generator.set_state(state["init_generator"])
-        start, losses, elapsed = state["iteration"], list(state["losses"]), state["elapsed"]
+    start, losses, elapsed = _restore(state, images, optimizer, generator, init_generator)
 
     bar = tqdm(
         total=config.iterations,
@@ -250,7 +242,44 @@ def _condense(
     _check_finite(images, config.iterations, config, checkpoint, bar)
     bar.close()
     elapsed += time.perf_counter() - tic
-    meta = {
+    meta = _meta(data, config, step.dsa.strategy, precision, compiled, losses, elapsed)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return CondensedSet(images.detach().cpu(), labels.cpu(), meta)
+
+
+def _restore(
+    state: dict[str, Any] | None,
+    images: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    init_generator: torch.Generator,
+) -> tuple[int, list[float], float]:
+    """Put a checkpoint's images, optimiser and generators back; its iteration, losses so far and seconds (a new
+    run's, without one)."""
+    if state is None:
+        return 0, [], 0.0
+    with torch.no_grad():
+        images.copy_(state["images"].to(images.device))
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    if "init_generator" in state and init_generator is not generator:
+        init_generator.set_state(state["init_generator"])
+    return state["iteration"], list(state["losses"]), state["elapsed"]
+
+
+def _meta(
+    data: Dataset,
+    config: CondenseConfig,
+    dsa_strategy: str,
+    precision: str,
+    compiled: bool,
+    losses: list[float],
+    elapsed: float,
+) -> dict[str, Any]:
+    """What a condensed set records of how it was made: the data, the settings, the losses and the cost."""
+    device = data.train.x.device
+    return {
         "dataset": data.name,
         "fingerprint": data.fingerprint,
         "num_classes": data.num_classes,
@@ -261,7 +290,7 @@ def _condense(
         "ipc": config.ipc,
         "iterations": config.iterations,
         "seed": config.seed,
-        "dsa_strategy": step.dsa.strategy,
+        "dsa_strategy": dsa_strategy,
         "precision": precision,
         "compile": compiled,
         "deterministic": config.deterministic,
@@ -273,9 +302,6 @@ def _condense(
         "versions": _versions(),
         "command": " ".join(sys.argv),
     }
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
-    return CondensedSet(images.detach().cpu(), labels.cpu(), meta)
 
 
 def _diverged(iteration: int, config: CondenseConfig, checkpoint: Path | None, what: str) -> NasProxyError:
