@@ -22,11 +22,13 @@ Example:
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -114,6 +116,10 @@ def training_set(train: str, data: Dataset, seed: int = 0) -> Split:
                 "training_set", "train", f"{train!r}: expected subset:<images per class>, e.g. subset:10"
             ) from None
         return data.sample_per_class(ipc, seed=seed)
+    if re.fullmatch(r"\w+:[^/\\]*", train) and not Path(train).exists():  # KIND:N, no file: an unknown kind
+        raise ArgumentError(
+            "training_set", "train", f"{train!r}: expected full, subset:<images per class> or a condensed set file"
+        )
     return CondensedSet.load(train, data).split(data.train.x.device)
 
 

@@ -62,6 +62,7 @@ def test_condense_refuses_to_overwrite_without_force(tmp_path, capsys):
     [
         (["train", "--arch", "d3-w128-relu-bogus-avgpool"], "unknown norm 'bogus'"),
         (["train", "--train", "subset:ten"], "subset:<images per class>"),
+        (["train", "--train", "random:10"], "expected full, subset:<images per class> or a condensed set file"),
         (["train", "--train", "missing.pt"], "condensed set not found: missing.pt"),
         (["train", "--dataset", "fashion_mnist", "--data-root", "/nonexistent/root"], "/nonexistent/root"),
         (["condense", "--ipc", "0", "--out", "x.pt"], "error: --ipc must be positive, got 0"),
