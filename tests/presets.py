@@ -42,16 +42,15 @@ epochs = 2
     return path
 
 
+def reference_path(preset):
+    """The reference table the preset reads (an imported one if there is one)."""
+    return reference_table_path(preset.study.output, preset.data, preset.reference)
+
+
 def train_reference(preset, data, archs: str = "10"):
     """Train the preset's reference on ``archs`` (the ``--archs`` language) into the table the preset reads."""
     picked = select_archs(archs, preset.space(), preset.reference)
-    return run_reference(
-        preset.reference,
-        data,
-        picked,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    return run_reference(preset.reference, data, picked, reference_path(preset), progress=False)
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -21,11 +21,10 @@ import pytest
 import torch
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
-from presets import write_preset
+from presets import reference_path, write_preset
 
 from nas_proxy import load_dataset, load_preset
 from nas_proxy._io import atomic_torch_save, atomic_write
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.errors import NasProxyError
 from nas_proxy.reference import read_reference, run_reference
@@ -126,13 +125,7 @@ def finished(tmp_path_factory):
     preset = load_preset(write_preset(folder))
     data = load_dataset(preset.data)
     archs = select_archs("5", preset.space(), preset.reference)
-    run_reference(
-        preset.reference,
-        data,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    run_reference(preset.reference, data, archs, reference_path(preset), progress=False)
     assert main(["search", str(write_preset(folder)), "--n-trials", "1", "--no-progress"]) == 0
     return folder / "out"
 
@@ -210,7 +203,7 @@ def test_a_reference_row_onto_a_full_disk_keeps_the_rows_before(tmp_path, tmpfs,
     _fill(out, 1)  # the first row's table takes the last page: the second cannot be saved beside it
     assert main(["reference", str(preset), "--archs", "2", "--no-progress"]) == 2
     loaded = load_preset(preset)
-    table = reference_table_path(loaded.study.output, loaded.data, loaded.reference)
+    table = reference_path(loaded)
     _one_line(capsys, rf"cannot write {re.escape(str(table))}: no space left on device")
     assert len(read_reference(table)) == 1 and not list(table.parent.glob(".*.tmp"))
 

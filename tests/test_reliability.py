@@ -17,11 +17,10 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from presets import write_mnist, write_preset
+from presets import reference_path, write_mnist, write_preset
 
 from nas_proxy import ArchSpec, condense, load_preset, load_study, train_candidate
 from nas_proxy._io import atomic_write
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.method import CondenseConfig, CondensedSet, TrainConfig
 from nas_proxy.reference import read_reference
@@ -438,7 +437,7 @@ def test_reference_killed_keeps_every_finished_row_and_continues(tmp_path):
     path = write_preset(tmp_path)
     path.write_text(path.read_text().replace("[reference]\nepochs = 2", "[reference]\nepochs = 5"))
     preset = load_preset(path)
-    table = reference_table_path(preset.study.output, preset.data, preset.reference)
+    table = reference_path(preset)
     process = subprocess.Popen(_cli("reference", str(path), "--archs", "12"))
     try:
         _wait_for(lambda: table.is_file() and len(read_reference(table)) >= 2, process=process)

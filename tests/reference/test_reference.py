@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from presets import write_preset
+from presets import reference_path, write_preset
 from scipy import stats
 
 import nas_proxy.method._train as train_module
@@ -24,7 +24,6 @@ from nas_proxy import (
     run_search,
 )
 from nas_proxy._io import SharedTable, read_table
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import ReferenceConfig
 from nas_proxy.reference import Agreement, read_reference
@@ -130,36 +129,18 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
         return real_train(arch, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "_train", crash_on_third)
+    path = reference_path(preset)
     with pytest.raises(RuntimeError):
-        run_reference(
-            preset.reference,
-            digits,
-            archs,
-            reference_table_path(preset.study.output, preset.data, preset.reference),
-            progress=False,
-        )
-    path = reference_table_path(preset.study.output, preset.data, preset.reference)
+        run_reference(preset.reference, digits, archs, path, progress=False)
     table = read_reference(path)
     # finished rows kept; seed by seed, so an early stop leaves more architectures with one seed each
     assert list(zip(table["arch"], table["seed"])) == [(archs[0].id, 0), (archs[1].id, 0)]
     monkeypatch.setattr(train_module, "_train", real_train)
-    table = run_reference(
-        preset.reference,
-        digits,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    table = run_reference(preset.reference, digits, archs, path, progress=False)
     assert len(table) == 6 and table.groupby("arch").size().eq(2).all()
     assert table["test_acc"].between(0, 1).all() and (table["train_size"] == len(digits.train)).all()
     before = path.read_bytes()
-    run_reference(
-        preset.reference,
-        digits,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )  # nothing left to do: nothing retrained
+    run_reference(preset.reference, digits, archs, path, progress=False)  # nothing left to do: nothing retrained
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
 
@@ -167,22 +148,16 @@ def test_reference_appends_rows_skips_done_and_survives_a_crash(tmp_path, digits
 def test_reference_refuses_a_table_built_on_other_data(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
     archs = select_archs("1", preset.space(), preset.reference)
-    run_reference(
-        preset.reference,
-        digits,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    path = reference_path(preset)
+    run_reference(preset.reference, digits, archs, path, progress=False)
     other = load_dataset("digits", val_fraction=0.2)  # another split -> another fingerprint
-    path = reference_table_path(preset.study.output, preset.data, preset.reference)
     before = path.read_bytes()
     with pytest.raises(NasProxyError, match="built on other data"):
         run_reference(
             preset.reference,
             other,
             select_archs("2", preset.space(), preset.reference),
-            reference_table_path(preset.study.output, preset.data, preset.reference),
+            path,
             progress=False,
         )
     assert path.read_bytes() == before
@@ -192,12 +167,8 @@ def test_protocol_change_gives_another_table(tmp_path):
     a = load_preset(write_preset(tmp_path))
     b = load_preset(write_preset(tmp_path, name="b", reference="lr = 0.1"))
     c = load_preset(write_preset(tmp_path, name="c", reference="seeds = 3"))
-    assert reference_table_path(a.study.output, a.data, a.reference) != reference_table_path(
-        b.study.output, b.data, b.reference
-    )
-    assert reference_table_path(a.study.output, a.data, a.reference) == reference_table_path(
-        c.study.output, c.data, c.reference
-    )  # more seeds add rows to the same table
+    assert reference_path(a) != reference_path(b)
+    assert reference_path(a) == reference_path(c)  # more seeds add rows to the same table
 
 
 def test_corrupt_reference_table_is_a_clear_error(tmp_path):
@@ -327,13 +298,7 @@ def test_rank_agreement_is_signed_and_handles_few_pairs():
 def test_search_logs_correlation_against_the_reference(tmp_path, digits, capsys):
     preset = load_preset(write_preset(tmp_path))
     archs = select_archs("5", preset.space(), preset.reference)
-    run_reference(
-        preset.reference,
-        digits,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    run_reference(preset.reference, digits, archs, reference_path(preset), progress=False)
     enqueue_archs(open_study(preset), archs)
     study = run_search(preset, digits, n_trials=7, progress=True)
     scored = [t for t in study.trials if "reference_acc" in t.user_attrs]
@@ -390,7 +355,7 @@ def test_two_runs_sharing_a_table_never_write_a_row_twice(tmp_path, digits):
         "device": "cpu",
         "fingerprint": digits.fingerprint,
     }
-    path = reference_table_path(preset.study.output, preset.data, preset.reference)
+    path = reference_path(preset)
     SharedTable(path, read_reference).append(row)
     SharedTable(path, read_reference).append({**row, "val_acc": 0.9})  # a second process finished the same network
     table = read_reference(path)
@@ -454,10 +419,10 @@ def test_report_prints_no_nan_with_an_empty_or_tiny_reference(tmp_path, digits, 
             preset.reference,
             digits,
             select_archs("top-1", preset.space(), preset.reference, load_study(preset)),
-            reference_table_path(preset.study.output, preset.data, preset.reference),
+            reference_path(preset),
             progress=False,
         )
-    best = read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))["test_acc"].max()
+    best = read_reference(reference_path(preset))["test_acc"].max()
     assert f"{100 * best:.2f}%" in report.markdown()  # the best of the table, whatever was scored
 
 

@@ -9,10 +9,10 @@ import optuna
 import pandas as pd
 import pytest
 from matplotlib.text import Text
-from presets import write_preset
+from presets import reference_path, write_preset
 
 from nas_proxy import import_reference, load_preset, make_report, open_study
-from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.artifacts import imported_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference._reference import COLUMNS as REFERENCE_COLUMNS
 from nas_proxy.results._format import best
@@ -189,7 +189,7 @@ def test_the_cost_ratio_compares_the_same_architectures(tmp_path):
         study.add_trial(optuna.trial.create_trial(value=seconds / 100, user_attrs=attrs))
     rows = [(arch, seed, 5.0) for arch in (archs[0], archs[1], archs[4]) for seed in (0, 1)]
     table = pd.DataFrame(rows, columns=["arch", "seed", "seconds"]).assign(test_acc=0.5, val_acc=0.5)
-    path = reference_table_path(preset.study.output, preset.data, preset.reference)
+    path = reference_path(preset)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.reindex(columns=REFERENCE_COLUMNS).to_csv(path, index=False)
     summary = make_report(preset, plot=False, n_boot=10).summary

@@ -6,7 +6,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from presets import train_reference, write_preset
+from presets import reference_path, train_reference, write_preset
 from scipy import stats
 
 import nas_proxy.method._train as train_module
@@ -20,7 +20,7 @@ from nas_proxy import (
     run_search,
     train_candidate,
 )
-from nas_proxy.artifacts import reference_table_path, score_table_path
+from nas_proxy.artifacts import score_table_path
 from nas_proxy.cli import main
 from nas_proxy.config import BASE_PROXIES
 from nas_proxy.method import TrainConfig, build_convnet, count_params
@@ -241,9 +241,7 @@ def test_compare_reports_signed_correlations_of_every_proxy(compared, digits, tm
 def test_ceiling_is_the_reference_seed_to_seed_agreement(compared, digits):
     from nas_proxy.reference import read_reference
 
-    ref = read_reference(reference_table_path(compared.study.output, compared.data, compared.reference)).pivot_table(
-        index="arch", columns="seed", values="test_acc"
-    )
+    ref = read_reference(reference_path(compared)).pivot_table(index="arch", columns="seed", values="test_acc")
     row = compare_proxies(compared, digits, ["params"], n_boot=0, progress=False).table.set_index("proxy").loc[CEILING]
     assert row["spearman"] == pytest.approx(stats.spearmanr(ref[0], ref[1]).statistic)
 
@@ -298,9 +296,8 @@ def test_compare_command_errors_are_one_line(tmp_path, capsys):
 
 
 def test_compare_refuses_a_reference_built_on_other_data(compared, digits):
-    from nas_proxy.artifacts import reference_table_path
 
-    path = reference_table_path(compared.study.output, compared.data, compared.reference)
+    path = reference_path(compared)
     path.write_text(path.read_text().replace(digits.fingerprint, "0123456789abcdef"))
     with pytest.raises(NasProxyError, match="built on other data"):
         compare_proxies(compared, digits, ["params"], progress=False)

@@ -6,11 +6,10 @@ import math
 
 import pandas as pd
 import pytest
-from presets import write_preset
+from presets import reference_path, write_preset
 
 import nas_proxy.scoring._proxies as proxies_module
 from nas_proxy import load_preset, load_search_space, make_proxy, rank_agreement, run_frontier, run_reference
-from nas_proxy.artifacts import reference_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference import read_reference, reference_accuracy
 from nas_proxy.results._methods import short_epochs, short_label
@@ -38,13 +37,7 @@ def frontier_preset(tmp_path_factory, digits):
     tmp_path = tmp_path_factory.mktemp("frontier")
     preset = load_preset(write_preset(tmp_path, reference='schedule = "onecycle"\nlr = 0.05'))
     archs = preset.space().sample(16, 0)
-    run_reference(
-        preset.reference,
-        digits,
-        archs,
-        reference_table_path(preset.study.output, preset.data, preset.reference),
-        progress=False,
-    )
+    run_reference(preset.reference, digits, archs, reference_path(preset), progress=False)
     return preset
 
 
@@ -82,7 +75,7 @@ def test_every_family_is_measured_honestly_with_its_cost(frontier_preset, digits
         "factors + grad_norm + naswot, best 1/3 + short 25%",
     } <= set(table.index)
     # a method without a fit is its scores' agreement with the reference (scored once, from the cache)
-    truth = reference_accuracy(read_reference(reference_table_path(preset.study.output, preset.data, preset.reference)))
+    truth = reference_accuracy(read_reference(reference_path(preset)))
     naswot = score_archs(
         make_proxy("naswot", preset, digits, progress=False), [], [0], digits, preset.study.output, progress=False
     )

@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from presets import train_reference, write_preset
+from presets import reference_path, train_reference, write_preset
 from scipy import stats
 
 from nas_proxy import (
@@ -23,7 +23,7 @@ from nas_proxy import (
     run_reference,
     run_search,
 )
-from nas_proxy.artifacts import imported_table_path, reference_table_path
+from nas_proxy.artifacts import imported_table_path
 from nas_proxy.cli import main
 from nas_proxy.reference import read_reference
 from nas_proxy.reference._reference import protocol_warning
@@ -201,9 +201,7 @@ def _import(preset, data, source, protocol=""):
 def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits):
     preset = load_preset(write_preset(tmp_path))
     table = _import(preset, digits, _csv(tmp_path, _rows()), "6 epochs on a GPU")
-    assert reference_table_path(preset.study.output, preset.data, preset.reference) == imported_table_path(
-        preset.study.output, preset.data
-    )
+    assert reference_path(preset) == imported_table_path(preset.study.output, preset.data)
     assert len(table) == 20 and table["flops"].gt(0).all() and table["val_acc"].isna().all()
     assert (
         json.loads(imported_table_path(preset.study.output, preset.data).with_suffix(".json").read_text())["protocol"]
@@ -211,27 +209,10 @@ def test_import_makes_the_table_the_reference_with_its_protocol(tmp_path, digits
     )
     # training rows into an imported truth would mix protocols: refused unless already there
     inside = [ArchSpec.parse(table["arch"].iloc[0])]
-    assert (
-        len(
-            run_reference(
-                preset.reference,
-                digits,
-                inside,
-                reference_table_path(preset.study.output, preset.data, preset.reference),
-                progress=False,
-            )
-        )
-        == 20
-    )
+    assert len(run_reference(preset.reference, digits, inside, reference_path(preset), progress=False)) == 20
     outside = [a for a in SMALL.archs() if a.id not in set(table["arch"])][:1]
     with pytest.raises(NasProxyError, match="is imported .* lacks"):
-        run_reference(
-            preset.reference,
-            digits,
-            outside,
-            reference_table_path(preset.study.output, preset.data, preset.reference),
-            progress=False,
-        )
+        run_reference(preset.reference, digits, outside, reference_path(preset), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -275,11 +256,9 @@ def test_reference_import_command_reports_the_ceiling(tmp_path, capsys):
 
 def test_a_short_reference_protocol_is_warned_about(tmp_path, capsys):
     preset = load_preset(write_preset(tmp_path))  # 2 epochs
-    assert "too short" in protocol_warning(
-        preset.reference, reference_table_path(preset.study.output, preset.data, preset.reference)
-    )
+    assert "too short" in protocol_warning(preset.reference, reference_path(preset))
     longer = dataclasses.replace(preset.reference, training=dataclasses.replace(preset.reference.training, epochs=8))
-    assert protocol_warning(longer, reference_table_path(preset.study.output, preset.data, preset.reference)) is None
+    assert protocol_warning(longer, reference_path(preset)) is None
     assert main(["reference", str(write_preset(tmp_path)), "--archs", "d1-w32-relu-none-avgpool", "--no-progress"]) == 0
     assert "warning: [reference] trains 2 epoch(s): too short" in capsys.readouterr().err
 
@@ -320,11 +299,7 @@ def test_a_calibrated_study_scores_by_the_fit_and_keeps_it(tmp_path, digits):
     assert list(bias.columns) == [label, "factors alone"] and "depth=1" in bias.index
     assert "Mean rank error per architecture choice" in text
     # what the report prints is the nested estimate against the mean over every reference seed
-    truth = (
-        read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))
-        .groupby("arch")["test_acc"]
-        .mean()
-    )
+    truth = read_reference(reference_path(preset)).groupby("arch")["test_acc"].mean()
     estimate = honest_estimate(calibration, reference=truth[list(calibration.archs)], n_boot=0)
     assert report.summary.calibrated.estimate.spearman == pytest.approx(estimate.spearman)
 
@@ -338,7 +313,7 @@ def test_a_calibrated_search_without_a_reference_says_what_to_do(tmp_path, digit
 
 def test_compare_scores_fitted_proxies_leave_one_out_and_counts_their_reference_runs(tmp_path, digits):
     preset = _calibrated_preset(tmp_path, digits)
-    table = read_reference(reference_table_path(preset.study.output, preset.data, preset.reference))
+    table = read_reference(reference_path(preset))
     comparison = compare_proxies(
         preset, digits, ["factors", "calibrated", "naswot"], n_boot=0, plot=False, progress=False
     )

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from presets import write_preset
+from presets import reference_path, write_preset
 
 import nas_proxy
 from nas_proxy import ArgumentError, NasProxyError, load_dataset, load_preset, load_study, open_study, run_search
-from nas_proxy.artifacts import condensed_set_path, reference_table_path
+from nas_proxy.artifacts import condensed_set_path
 from nas_proxy.cli import main
 from nas_proxy.study import select_archs
 from nas_proxy.study._stale import worker_id
@@ -374,7 +374,7 @@ def test_an_ipc_larger_than_a_class_stops_the_search_before_any_training(tmp_pat
     assert err.startswith("error: cannot take 500 images per class: class '0' of digits has 128 training images")
     assert "Traceback" not in err
     preset = load_preset(path)
-    assert not reference_table_path(preset.study.output, preset.data, preset.reference).exists()
+    assert not reference_path(preset).exists()
     assert not list(tmp_path.glob("out/**/*.pt"))
 
 
